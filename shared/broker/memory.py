@@ -1,0 +1,109 @@
+"""The in-memory twin of the RabbitMQ adapter: same semantics (topic routing, competing consumers on a
+named queue, reject → redelivery up to the delivery limit → dead letters), no broker."""
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from shared.broker.bus import DEFAULT_DELIVERY_LIMIT, Handler, PublishError, topic_matches
+from shared.events import CloudEvent
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class _Queue:
+    name: str
+    patterns: list[str]
+    items: "asyncio.Queue[tuple[CloudEvent, int]]" = field(default_factory=asyncio.Queue)
+    consumers: list["asyncio.Task[None]"] = field(default_factory=list)
+    in_flight: int = 0
+
+
+class InMemoryBus:
+    """A bus in one process. `dead_letters` holds what exceeded the delivery limit."""
+
+    def __init__(self, *, delivery_limit: int = DEFAULT_DELIVERY_LIMIT) -> None:
+        self.delivery_limit = delivery_limit
+        self.dead_letters: list[tuple[str, CloudEvent]] = []
+        self.published: list[CloudEvent] = []
+        self._queues: dict[str, _Queue] = {}
+        self._closed = False
+
+    async def start(self) -> None:
+        """Nothing to connect."""
+        self._closed = False
+
+    async def close(self) -> None:
+        """Cancel the consumers."""
+        self._closed = True
+        for queue in self._queues.values():
+            for task in queue.consumers:
+                task.cancel()
+            for task in queue.consumers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            queue.consumers.clear()
+
+    async def publish(self, event: CloudEvent) -> None:
+        """Route to every bound queue; an event no queue takes is returned, as `mandatory` would."""
+        if self._closed:
+            raise PublishError("bus is closed")
+        targets = [q for q in self._queues.values() if any(topic_matches(p, event.routing_key) for p in q.patterns)]
+        if not targets:
+            raise PublishError(f"unroutable: no queue is bound to {event.routing_key}")
+        self.published.append(event)
+        for queue in targets:
+            queue.items.put_nowait((event, 0))
+
+    async def subscribe(
+        self, queue: str, routing_keys: Sequence[str], handler: Handler, *, prefetch: int = 32
+    ) -> None:
+        """Declare (or join) a queue and start `min(prefetch, 8)` competing consumer tasks."""
+        q = self._queues.get(queue)
+        if q is None:
+            q = self._queues[queue] = _Queue(queue, list(routing_keys))
+        else:
+            q.patterns.extend(k for k in routing_keys if k not in q.patterns)
+        for _ in range(max(1, min(prefetch, 8))):
+            q.consumers.append(asyncio.create_task(self._consume(q, handler), name=f"consume:{queue}"))
+
+    def declare(self, queue: str, routing_keys: Sequence[str]) -> None:
+        """Declare a bound queue without a consumer (so publishes to it are routable and kept)."""
+        self._queues.setdefault(queue, _Queue(queue, list(routing_keys)))
+
+    def pending(self, queue: str) -> list[CloudEvent]:
+        """Events waiting in a queue, for tests of queues without consumers."""
+        q = self._queues[queue]
+        return [event for event, _ in list(q.items._queue)]  # type: ignore[attr-defined]
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait until every queue is empty and no handler is running (settles a whole pipeline)."""
+        async with asyncio.timeout(timeout):
+            idle_rounds = 0
+            while idle_rounds < 3:
+                busy = any(
+                    q.consumers and (q.items.qsize() or q.in_flight) for q in self._queues.values()
+                )
+                idle_rounds = 0 if busy else idle_rounds + 1
+                await asyncio.sleep(0.01)
+
+    async def _consume(self, q: _Queue, handler: Handler) -> None:
+        while True:
+            event, attempts = await q.items.get()
+            q.in_flight += 1
+            try:
+                await handler(event)
+            except Exception as exc:  # a failed attempt: reject, as the real adapter does
+                attempts += 1
+                if attempts >= self.delivery_limit:
+                    log.error("event_dead_lettered", queue=q.name, event_id=event.id, error=repr(exc))
+                    self.dead_letters.append((q.name, event))
+                else:
+                    log.warning("event_rejected", queue=q.name, event_id=event.id, attempt=attempts, error=repr(exc))
+                    q.items.put_nowait((event, attempts))
+            finally:
+                q.in_flight -= 1

@@ -1,0 +1,37 @@
+"""The `certmon.yaml` schema, its loading with path-precise errors, and the resolution rules (which server,
+certificate rule, owner and policy apply to a target or certificate)."""
+
+from shared.config.loader import ConfigError, ConfigProblem, load_config, parse_config
+from shared.config.resolve import CertificateFacts, Policy, resolve_owners, resolve_policy, server_for
+from shared.config.schema import (
+    CertificateRule,
+    CertmonConfig,
+    EmailChannel,
+    Owner,
+    ServerEntry,
+    SnmpReceiver,
+    TargetEntry,
+    Thresholds,
+    parse_duration,
+)
+
+__all__ = [
+    "CertificateFacts",
+    "CertificateRule",
+    "CertmonConfig",
+    "ConfigError",
+    "ConfigProblem",
+    "EmailChannel",
+    "Owner",
+    "Policy",
+    "ServerEntry",
+    "SnmpReceiver",
+    "TargetEntry",
+    "Thresholds",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+    "resolve_owners",
+    "resolve_policy",
+    "server_for",
+]

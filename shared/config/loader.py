@@ -1,0 +1,113 @@
+"""Loading `certmon.yaml`: YAML → schema → cross-references, every problem reported with its path.
+
+Errors: `ConfigError` carries a list of `ConfigProblem(path, message)`; nothing here raises anything else
+for bad input.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from shared.config.schema import CertmonConfig
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem: where (`targets[1].port`) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration was refused; `problems` lists every reason."""
+
+    def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _cross_references(config: CertmonConfig) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+
+    def owner(path: str, name: str | None) -> None:
+        if name is not None and name not in config.owners:
+            problems.append(ConfigProblem(path, f"owner {name!r} is not defined under owners"))
+
+    owner("defaults.owner", config.defaults.owner)
+    for name, srv in config.servers.items():
+        owner(f"servers.{name}.owner", srv.owner)
+    for i, target in enumerate(config.targets):
+        owner(f"targets[{i}].owner", target.owner)
+        if target.server is not None and target.server not in config.servers:
+            problems.append(ConfigProblem(f"targets[{i}].server", f"server {target.server!r} is not defined"))
+    for i, rule in enumerate(config.certificates):
+        owner(f"certificates[{i}].owner", rule.owner)
+    for name, own in config.owners.items():
+        for j, receiver in enumerate(own.snmp):
+            if receiver not in config.channels.snmp:
+                problems.append(
+                    ConfigProblem(f"owners.{name}.snmp[{j}]", f"SNMP receiver {receiver!r} is not in channels.snmp")
+                )
+        if own.email and config.channels.email is None:
+            problems.append(ConfigProblem(f"owners.{name}.email", "email addresses given but channels.email is not set"))
+    seen: dict[str, int] = {}
+    for i, target in enumerate(config.targets):
+        key = target.to_target(config.defaults).key
+        if key in seen:
+            problems.append(ConfigProblem(f"targets[{i}]", f"duplicates targets[{seen[key]}] ({key})"))
+        seen.setdefault(key, i)
+    for i, path in enumerate(config.trust.ca_files):
+        if not path.is_file():
+            problems.append(ConfigProblem(f"trust.ca_files[{i}]", f"{path} does not exist or is not a file"))
+    return problems
+
+
+def parse_config(data: Any, source: str = "certmon.yaml") -> CertmonConfig:
+    """Validate an already-parsed document; raises ConfigError with every problem found."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, [ConfigProblem("(top level)", "the file must be a mapping of sections")])
+    try:
+        config = CertmonConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [ConfigProblem(_location(err["loc"]), err["msg"]) for err in exc.errors()]
+        raise ConfigError(source, problems) from None
+    problems = _cross_references(config)
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def load_config(path: Path) -> CertmonConfig:
+    """Read and validate `certmon.yaml`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [ConfigProblem("(file)", exc.strerror or str(exc))]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise ConfigError(str(path), [ConfigProblem(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    return parse_config(data, str(path))

@@ -1,0 +1,164 @@
+"""Which server, certificate rules, owners and policy apply to a target or certificate.
+
+Pure functions over a loaded `CertmonConfig` (schema semantics, no levels or findings): the evaluator uses
+`resolve_policy`, the alarmer `resolve_owners`.
+"""
+
+import fnmatch
+from dataclasses import dataclass, field
+from ipaddress import ip_address, ip_network
+
+from shared.config.schema import CertificateRule, CertmonConfig, Thresholds
+from shared.events.alarm import OwnerRef
+from shared.events.target import Target
+
+
+@dataclass(frozen=True)
+class CertificateFacts:
+    """What certificate rules can match on."""
+
+    fingerprint_sha256: str | None = None
+    subject: str | None = None
+    san: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Thresholds and severity overrides in force for one certificate on one target."""
+
+    info_days: int = 90
+    warning_days: int = 30
+    critical_days: int = 7
+    severities: dict[str, str] = field(default_factory=dict)
+    unreachable_critical_after: int = 3
+    critical_certificate: bool = False
+    sources: tuple[str, ...] = ("defaults",)
+
+
+def server_for(config: CertmonConfig, target: Target, address: str | None) -> str | None:
+    """The server a target names, or else the one whose `addresses` include the address it resolved to."""
+    if target.server is not None:
+        return target.server
+    if address is None:
+        return None
+    try:
+        addr = ip_address(address)
+    except ValueError:
+        return None
+    for name, server in config.servers.items():
+        if any(addr in ip_network(a, strict=False) for a in server.addresses):
+            return name
+    return None
+
+
+def _fingerprint_matches(pattern: str, fingerprint: str) -> bool:
+    if "..." in pattern:  # an abbreviated fingerprint as people paste it: prefix...suffix
+        head, tail = pattern.split("...", 1)
+        return fingerprint.startswith(head) and fingerprint.endswith(tail)
+    return fingerprint == pattern
+
+
+def _san_matches(pattern: str, names: tuple[str, ...]) -> bool:
+    pattern = pattern.lower()
+    return any(name.lower() == pattern or fnmatch.fnmatchcase(name.lower(), pattern) for name in names)
+
+
+def rule_matches(rule: CertificateRule, cert: CertificateFacts) -> bool:
+    """Every field the rule's `match` gives must match the certificate."""
+    m = rule.match
+    if m.fingerprint_sha256 is not None and not (
+        cert.fingerprint_sha256 and _fingerprint_matches(m.fingerprint_sha256, cert.fingerprint_sha256.lower())
+    ):
+        return False
+    if m.san is not None and not _san_matches(m.san, cert.san):
+        return False
+    if m.subject is not None and not (cert.subject and fnmatch.fnmatchcase(cert.subject, m.subject)):
+        return False
+    return not (m.tag is not None and m.tag not in cert.tags)
+
+
+def matching_rules(config: CertmonConfig, cert: CertificateFacts) -> list[tuple[int, CertificateRule]]:
+    """The certificate rules that match, in file order (the first wins for ownership)."""
+    return [(i, rule) for i, rule in enumerate(config.certificates) if rule_matches(rule, cert)]
+
+
+def _describe(index: int, rule: CertificateRule) -> str:
+    parts = [f"{k}={v}" for k, v in rule.match.model_dump(exclude_none=True).items()]
+    return f"certificates[{index}] " + " ".join(parts)
+
+
+def _owner_ref(config: CertmonConfig, name: str, rule: str) -> OwnerRef:
+    owner = config.owners.get(name)
+    if owner is None:
+        return OwnerRef(name=name, rule=rule)
+    return OwnerRef(name=name, email=owner.email, delivery=owner.delivery, snmp=owner.snmp, rule=rule)
+
+
+def resolve_owners(
+    config: CertmonConfig, target: Target, cert: CertificateFacts, *, address: str | None = None
+) -> list[OwnerRef]:
+    """Owners to notify: certificate rule > target/server > default; a critical certificate gets both."""
+    rules = [(i, r) for i, r in matching_rules(config, cert) if r.owner is not None]
+    critical = any(r.critical for _, r in matching_rules(config, cert))
+    server = server_for(config, target, address)
+    infra: tuple[str, str] | None = None
+    if target.owner is not None:
+        infra = (target.owner, f"target {target.key}")
+    elif server is not None and server in config.servers and config.servers[server].owner is not None:
+        infra = (config.servers[server].owner or "", f"server {server}")
+    owners: list[OwnerRef] = []
+    if rules:
+        index, rule = rules[0]
+        owners.append(_owner_ref(config, rule.owner or "", _describe(index, rule)))
+        if critical and infra is not None and infra[0] != rule.owner:
+            owners.append(_owner_ref(config, infra[0], infra[1] + " (critical certificate)"))
+    elif infra is not None:
+        owners.append(_owner_ref(config, *infra))
+    elif config.defaults.owner is not None:
+        owners.append(_owner_ref(config, config.defaults.owner, "default"))
+    return owners
+
+
+def _apply(policy: dict[str, object], thresholds: Thresholds | None, severities: dict[str, str]) -> None:
+    if thresholds is not None:
+        for name in ("info_days", "warning_days", "critical_days"):
+            value = getattr(thresholds, name)
+            if value is not None:
+                policy[name] = value
+    merged = dict(policy["severities"])  # type: ignore[call-overload]
+    merged.update(severities)
+    policy["severities"] = merged
+
+
+def resolve_policy(
+    config: CertmonConfig, target: Target, cert: CertificateFacts, *, address: str | None = None
+) -> Policy:
+    """Defaults, then the server's overrides, then each matching certificate rule's, later ones winning."""
+    d = config.defaults
+    values: dict[str, object] = {
+        "info_days": d.thresholds.info_days if d.thresholds.info_days is not None else 90,
+        "warning_days": d.thresholds.warning_days if d.thresholds.warning_days is not None else 30,
+        "critical_days": d.thresholds.critical_days if d.thresholds.critical_days is not None else 7,
+        "severities": dict(d.severities),
+    }
+    sources = ["defaults"]
+    server = server_for(config, target, address)
+    if server is not None and server in config.servers:
+        srv = config.servers[server]
+        _apply(values, srv.thresholds, dict(srv.severities))
+        sources.append(f"server {server}")
+    critical = False
+    for index, rule in matching_rules(config, cert):
+        _apply(values, rule.thresholds, dict(rule.severities))
+        critical = critical or rule.critical
+        sources.append(_describe(index, rule))
+    return Policy(
+        info_days=int(values["info_days"]),  # type: ignore[call-overload]
+        warning_days=int(values["warning_days"]),  # type: ignore[call-overload]
+        critical_days=int(values["critical_days"]),  # type: ignore[call-overload]
+        severities=dict(values["severities"]),  # type: ignore[call-overload]
+        unreachable_critical_after=d.unreachable_critical_after,
+        critical_certificate=critical,
+        sources=tuple(sources),
+    )

@@ -1,0 +1,227 @@
+"""The `certmon.yaml` schema. Its keys are a contract: extend, never rename.
+
+Secrets are never inline: `*_env` names an environment variable and `*_file` a file.
+"""
+
+import re
+from ipaddress import ip_network
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from shared.events.target import Profile, Protocol, Target
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+#: Ports whose service speaks STARTTLS first; a target on one of them implies its protocol.
+WELL_KNOWN_STARTTLS_PORTS: dict[int, Protocol] = {
+    25: "smtp", 587: "smtp", 143: "imap", 110: "pop3", 21: "ftp", 389: "ldap", 5222: "xmpp", 5432: "postgres",
+}
+
+SEVERITIES = ("critical", "warning", "info", "notice", "off")
+
+
+def parse_duration(value: object) -> int:
+    """`15m`, `1h`, `1d`, `30s`, `2w` or a number of seconds → seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a string like 15m, 1h or 1d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 15m, 1h, 1d)")
+        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return int(seconds)
+
+
+Duration = Annotated[int, BeforeValidator(parse_duration)]
+
+
+class Strict(BaseModel):
+    """Config sections reject unknown keys, so a typo is an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Thresholds(Strict):
+    """Days before expiry at which each level starts (critical ≤ warning ≤ info)."""
+
+    info_days: int | None = Field(default=None, ge=0)
+    warning_days: int | None = Field(default=None, ge=0)
+    critical_days: int | None = Field(default=None, ge=0)
+
+
+class Trust(Strict):
+    """Trust store: the Mozilla bundle plus `ca_files`, or only them with `replace_default`."""
+
+    ca_files: list[Path] = Field(default_factory=list)
+    replace_default: bool = False
+
+
+class Defaults(Strict):
+    """What applies where nothing more specific says otherwise."""
+
+    owner: str | None = None
+    interval: Duration = 3600
+    profile: Profile = "expiry"
+    thresholds: Thresholds = Thresholds(info_days=90, warning_days=30, critical_days=7)
+    severities: dict[str, Literal["critical", "warning", "info", "notice", "off"]] = Field(default_factory=dict)
+    unreachable_critical_after: int = Field(default=3, ge=1)
+
+
+class EmailChannel(Strict):
+    """The SMTP relay."""
+
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    use_tls: bool = False
+    from_: str = Field(alias="from")
+    username: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    timeout: Duration = 30
+
+
+class SnmpReceiver(Strict):
+    """An SNMP trap receiver."""
+
+    host: str
+    port: int = Field(default=162, ge=1, le=65535)
+    version: Literal["v2c", "v3"] = "v2c"
+    community_env: str | None = None
+    community_file: Path | None = None
+    user: str | None = None
+    auth_key_env: str | None = None
+    priv_key_env: str | None = None
+
+
+class Channels(Strict):
+    """Delivery channels."""
+
+    email: EmailChannel | None = None
+    snmp: dict[str, SnmpReceiver] = Field(default_factory=dict)
+
+
+class Owner(Strict):
+    """A team or person and how they are reached."""
+
+    email: list[str] = Field(default_factory=list)
+    delivery: Literal["group", "individual"] = "group"
+    snmp: list[str] = Field(default_factory=list)
+
+    @field_validator("email")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if "@" not in address or any(c in address for c in "\r\n ,;<>"):
+                raise ValueError(f"{address!r} is not an email address")
+        return value
+
+
+class ServerEntry(Strict):
+    """A server: the addresses it answers on and who owns it."""
+
+    addresses: list[str] = Field(default_factory=list)
+    owner: str | None = None
+    thresholds: Thresholds | None = None
+    severities: dict[str, Literal["critical", "warning", "info", "notice", "off"]] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            ip_network(address, strict=False)
+        return value
+
+
+class TargetEntry(Strict):
+    """An endpoint (`host`) or a certificate file (`file`) to watch."""
+
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    sni: str | None = None
+    protocol: Protocol | None = None
+    server: str | None = None
+    owner: str | None = None
+    file: Path | None = None
+    interval: Duration | None = None
+    profile: Profile | None = None
+    tags: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _host_or_file(self) -> "TargetEntry":
+        if (self.host is None) == (self.file is None):
+            raise ValueError("a target has exactly one of `host` or `file`")
+        return self
+
+    def to_target(self, defaults: Defaults) -> Target:
+        """The scan target, with defaults applied and well-known ports implying their protocol."""
+        if self.file is not None:
+            return Target(
+                file=str(self.file), owner=self.owner, server=self.server,
+                interval_seconds=self.interval or defaults.interval, profile="expiry",
+            )
+        port = self.port or 443
+        protocol = self.protocol or WELL_KNOWN_STARTTLS_PORTS.get(port, "tls")
+        return Target(
+            host=self.host, port=port, sni=self.sni, protocol=protocol, server=self.server, owner=self.owner,
+            interval_seconds=self.interval or defaults.interval, profile=self.profile or defaults.profile,
+        )
+
+
+class CertificateMatch(Strict):
+    """How a certificate rule recognises a certificate; every given field must match."""
+
+    san: str | None = None
+    subject: str | None = None
+    fingerprint_sha256: str | None = None
+    tag: str | None = None
+
+    @field_validator("fingerprint_sha256")
+    @classmethod
+    def _fingerprint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        normal = value.replace(":", "").lower()
+        if not re.fullmatch(r"[0-9a-f]{64}|[0-9a-f]{1,63}\.\.\.[0-9a-f]{1,63}", normal):
+            raise ValueError("a SHA-256 fingerprint is 64 hex digits (colons allowed)")
+        return normal
+
+    @model_validator(mode="after")
+    def _something(self) -> "CertificateMatch":
+        if not any((self.san, self.subject, self.fingerprint_sha256, self.tag)):
+            raise ValueError("match needs at least one of san, subject, fingerprint_sha256, tag")
+        return self
+
+
+class CertificateRule(Strict):
+    """Certificate-based ownership and policy."""
+
+    match: CertificateMatch
+    owner: str | None = None
+    critical: bool = False
+    thresholds: Thresholds | None = None
+    severities: dict[str, Literal["critical", "warning", "info", "notice", "off"]] = Field(default_factory=dict)
+
+
+class CertmonConfig(Strict):
+    """The whole `certmon.yaml`."""
+
+    trust: Trust = Trust()
+    defaults: Defaults = Defaults()
+    channels: Channels = Channels()
+    owners: dict[str, Owner] = Field(default_factory=dict)
+    servers: dict[str, ServerEntry] = Field(default_factory=dict)
+    targets: list[TargetEntry] = Field(default_factory=list)
+    certificates: list[CertificateRule] = Field(default_factory=list)
+
+    def scan_targets(self) -> list[Target]:
+        """Every configured target as a scan target."""
+        return [entry.to_target(self.defaults) for entry in self.targets]

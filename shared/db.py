@@ -1,0 +1,87 @@
+"""PostgreSQL plumbing: one asyncpg pool per process and per-service schema migrations.
+
+Each service owns a schema named after it and ships numbered SQL files (`NNN_name.sql`) in its
+`adapters/migrations/` folder; `migrate` applies the missing ones under an advisory lock, so several
+replicas starting at once apply each file exactly once.
+"""
+
+import hashlib
+import json
+from importlib import resources
+from typing import Any
+
+import asyncpg
+
+
+class DatabaseError(Exception):
+    """The database could not be reached or a migration failed."""
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections encode and decode json/jsonb as Python objects."""
+    try:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseError(f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from exc
+    assert pool is not None
+    return pool
+
+
+def load_migrations(package: str) -> list[tuple[str, str]]:
+    """The `(name, sql)` pairs of a migrations package, in file-name order."""
+    files = [f for f in resources.files(package).iterdir() if f.name.endswith(".sql")]
+    return [(f.name, f.read_text(encoding="utf-8")) for f in sorted(files, key=lambda f: f.name)]
+
+
+async def migrate(pool: asyncpg.Pool, schema: str, migrations: list[tuple[str, str]]) -> list[str]:
+    """Create `schema` and apply the migrations it has not seen; returns the names applied."""
+    lock_id = int.from_bytes(hashlib.sha256(f"certmon:{schema}".encode()).digest()[:8], "big", signed=True)
+    applied: list[str] = []
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_id)
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(
+            f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations '
+            "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"] for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')}
+        for name, sql in migrations:
+            if name in done:
+                continue
+            await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+            await conn.execute(sql)
+            await conn.execute(f'INSERT INTO "{schema}".schema_migrations(name) VALUES ($1)', name)
+            applied.append(name)
+    return applied
+
+
+async def claim_event(conn: asyncpg.Connection, schema: str, event_id: str, consumer: str) -> bool:
+    """Record that `consumer` handled `event_id`, inside the caller's transaction.
+
+    Returns False when it was already recorded: the event is a redelivery and must have no effect.
+    Needs the table `processed_events(consumer, event_id)` in the service's schema (see
+    `PROCESSED_EVENTS_SQL`).
+    """
+    row: Any = await conn.fetchval(
+        f'INSERT INTO "{schema}".processed_events(consumer, event_id) VALUES ($1, $2) '
+        "ON CONFLICT DO NOTHING RETURNING 1",
+        consumer,
+        event_id,
+    )
+    return row is not None
+
+
+#: Put this in a service's first migration to use `claim_event`.
+PROCESSED_EVENTS_SQL = """
+CREATE TABLE IF NOT EXISTS processed_events (
+    consumer text NOT NULL,
+    event_id text NOT NULL,
+    processed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer, event_id)
+);
+"""

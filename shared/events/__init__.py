@@ -1,0 +1,54 @@
+"""Event contracts: the CloudEvents envelope and the versioned payload of every routing key."""
+
+from shared.events.alarm import AlarmEvent, AlarmKey, AlarmTransition, OwnerRef
+from shared.events.envelope import ROUTING_KEYS, CloudEvent, derived_id, make_event, payload_model
+from shared.events.evaluation import (
+    AlarmSummary,
+    CertificateInfo,
+    ChainInfo,
+    Evaluation,
+    ExpiryInfo,
+    Finding,
+    KeyInfo,
+    PresentedCertificate,
+    SecurityCap,
+    SecurityInfo,
+    TlsSummary,
+)
+from shared.events.notification import NotificationResult
+from shared.events.observation import NegotiatedTls, Observation, ObservationError, TlsFacts
+from shared.events.report import ReportPublished
+from shared.events.scan import ScanRequested
+from shared.events.target import Target, TargetRef
+
+__all__ = [
+    "ROUTING_KEYS",
+    "AlarmEvent",
+    "AlarmKey",
+    "AlarmSummary",
+    "AlarmTransition",
+    "CertificateInfo",
+    "ChainInfo",
+    "CloudEvent",
+    "Evaluation",
+    "ExpiryInfo",
+    "Finding",
+    "KeyInfo",
+    "NegotiatedTls",
+    "NotificationResult",
+    "Observation",
+    "ObservationError",
+    "OwnerRef",
+    "PresentedCertificate",
+    "ReportPublished",
+    "ScanRequested",
+    "SecurityCap",
+    "SecurityInfo",
+    "Target",
+    "TargetRef",
+    "TlsFacts",
+    "TlsSummary",
+    "derived_id",
+    "make_event",
+    "payload_model",
+]

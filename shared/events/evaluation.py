@@ -1,0 +1,138 @@
+"""`certificate.evaluated.v1`: the evaluation object (also what `certmon check --json` prints).
+
+Field names here are the published contract: add fields, never rename or drop one.
+"""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from shared.events.base import Frozen
+from shared.events.observation import NegotiatedTls, ObservationError
+from shared.events.target import TargetRef
+
+Severity = Literal["critical", "warning", "info", "notice"]
+Level = Literal["critical", "warning", "info", "ok"]
+Trigger = Literal["expiry", "security", "chain", "validity", "reachability"]
+Grade = Literal["A+", "A", "A-", "B", "C", "D", "E", "F"]
+
+#: Order used to pick "the worst" of several levels (and the `certmon check` exit code).
+LEVEL_ORDER: dict[str, int] = {"ok": 0, "info": 1, "warning": 2, "critical": 3}
+SEVERITY_ORDER: dict[str, int] = {"notice": 0, "info": 1, "warning": 2, "critical": 3}
+
+
+class KeyInfo(Frozen):
+    """The leaf's public key."""
+
+    type: Literal["RSA", "EC", "Ed25519", "Ed448", "DSA", "unknown"]
+    bits: int | None = None
+    curve: str | None = None
+
+
+class CertificateInfo(Frozen):
+    """The leaf certificate."""
+
+    fingerprint_sha256: str
+    subject: str
+    issuer: str
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    san: list[str] = Field(default_factory=list)
+    key: KeyInfo
+    signature_algorithm: str
+
+
+class PresentedCertificate(Frozen):
+    """One certificate of the chain as presented."""
+
+    fingerprint_sha256: str
+    subject: str
+    issuer: str
+    not_after: datetime
+
+
+class ChainInfo(Frozen):
+    """Chain facts: what was presented and what path was verified to which anchor."""
+
+    presented: list[PresentedCertificate] = Field(default_factory=list)
+    complete: bool = False
+    trusted: bool = False
+    ordered: bool = True
+    contains_root: bool = False
+    cross_signed: bool = False
+    verified_path: list[str] = Field(default_factory=list)
+
+
+class TlsSummary(Frozen):
+    """Protocol facts as judged."""
+
+    versions: list[str] = Field(default_factory=list)
+    cipher_suites: dict[str, list[str]] = Field(default_factory=dict)
+    forward_secrecy: bool | None = None
+    negotiated: NegotiatedTls | None = None
+
+
+class ExpiryInfo(Frozen):
+    """Days remaining (fractional) and what they mean."""
+
+    days_remaining: float
+    status: Literal["valid", "expiring_soon", "expired", "not_yet_valid"]
+    renewal_window: Literal["plan", "initiate", "urgent", "critical", "expired"]
+
+
+class SecurityCap(Frozen):
+    """One cap or warning on the grade, with the reason a user reads."""
+
+    grade: str
+    reason: str
+
+
+class SecurityInfo(Frozen):
+    """The SSL Labs-style rating; `basis` says what data it rests on."""
+
+    grade: Grade
+    grade_ignoring_trust: Grade
+    score: int
+    protocol_score: int | None = None
+    key_exchange_score: int | None = None
+    cipher_score: int | None = None
+    caps: list[SecurityCap] = Field(default_factory=list)
+    basis: str = "certificate"
+
+
+class Finding(Frozen):
+    """A fact worth telling, with its code from the design's table and its severity after policy."""
+
+    code: str
+    severity: Severity
+    message: str
+    trigger: Trigger | None = None
+
+
+class AlarmSummary(Frozen):
+    """The alarm level of the evaluation: the most severe finding above notice, and its triggers."""
+
+    level: Level
+    triggers: list[Trigger] = Field(default_factory=list)
+
+
+class Evaluation(Frozen):
+    """The evaluation object of one target at one time."""
+
+    target: TargetRef
+    target_key: str
+    observed_at: datetime
+    evaluated_at: datetime
+    reachable: bool
+    error: ObservationError | None = None
+    certificate: CertificateInfo | None = None
+    chain: ChainInfo = Field(default_factory=ChainInfo)
+    tls: TlsSummary = Field(default_factory=TlsSummary)
+    expiry: ExpiryInfo | None = None
+    security: SecurityInfo | None = None
+    findings: list[Finding] = Field(default_factory=list)
+    alarm: AlarmSummary
+    owner: str | None = None
+    critical: bool = False

@@ -1,0 +1,40 @@
+"""Process settings from the environment (`CERTMON_*`, `__` for nesting, a secrets directory for Kubernetes).
+
+What is watched and who is told lives in `certmon.yaml` (see `shared.config`); this holds where things run.
+"""
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Deployment settings; every secret is a SecretStr so it never prints."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CERTMON_",
+        env_nested_delimiter="__",
+        secrets_dir="/run/secrets/certmon",
+        secrets_dir_missing="ok",
+        extra="ignore",
+    )
+
+    amqp_url: SecretStr | None = None
+    database_url: SecretStr | None = None
+    config: Path | None = Field(default=None, description="path of certmon.yaml")
+    reports_url: str = "./reports"
+    s3_endpoint_url: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    api_tokens: list[SecretStr] = Field(default_factory=list)
+    log_level: str = "info"
+    log_format: str = "auto"  # auto | json | console
+    data_dir: Path = Path("./.certmon")
+    scheduler_tick_seconds: float = 5.0
+    scan_concurrency: int = 64
+    connect_timeout: float = 5.0
+    handshake_timeout: float = 10.0
+    daily_report_hour_utc: int = 6
+    delivery_limit: int = 5
