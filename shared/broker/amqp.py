@@ -1,0 +1,165 @@
+"""The RabbitMQ adapter on aio-pika.
+
+Reliability as the design asks: a robust (self-reconnecting) connection; a publisher channel with confirms
+and `mandatory` publishes whose returns raise; durable quorum queues with a delivery limit and the dead-letter
+exchange; manual acks after the handler returned; a failed attempt is rejected with requeue so the quorum
+queue's delivery count advances, and a message that is not a valid CloudEvent is rejected without requeue
+(straight to the dead letters: retrying cannot fix it).
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+import aio_pika
+import aiormq
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from pydantic import ValidationError
+
+from shared.broker.bus import DEAD_LETTER_EXCHANGE, DEFAULT_DELIVERY_LIMIT, EXCHANGE, BusError, Handler, PublishError
+from shared.events import CloudEvent
+from shared.logging import redact_text
+
+log = structlog.get_logger(__name__)
+
+CONTENT_TYPE = "application/cloudevents+json"
+DEAD_LETTER_QUEUE = "certmon.dead-letters"
+
+
+class AmqpBus:
+    """A `Bus` on RabbitMQ. `exchange` and queue names can be prefixed for test isolation."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        exchange: str = EXCHANGE,
+        dead_letter_exchange: str = DEAD_LETTER_EXCHANGE,
+        dead_letter_queue: str = DEAD_LETTER_QUEUE,
+        delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
+        publish_timeout: float = 30.0,
+    ) -> None:
+        self._url = url
+        self._exchange_name = exchange
+        self._dlx_name = dead_letter_exchange
+        self._dlq_name = dead_letter_queue
+        self.delivery_limit = delivery_limit
+        self._publish_timeout = publish_timeout
+        self._connection: AbstractRobustConnection | None = None
+        self._publisher: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Connect and declare the events exchange, the dead-letter exchange and its queue."""
+        try:
+            self._connection = await aio_pika.connect_robust(self._url, reconnect_interval=2)
+            self._publisher = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+            self._exchange = await self._publisher.declare_exchange(
+                self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+            dlx = await self._publisher.declare_exchange(self._dlx_name, aio_pika.ExchangeType.TOPIC, durable=True)
+            dlq = await self._publisher.declare_queue(
+                self._dlq_name, durable=True, arguments={"x-queue-type": "quorum"}
+            )
+            await dlq.bind(dlx, "#")
+        except (OSError, aiormq.exceptions.AMQPError) as exc:
+            raise BusError(f"cannot connect to RabbitMQ at {redact_text(self._url)}: {exc}") from exc
+
+    async def close(self) -> None:
+        """Cancel consumers, wait for in-flight handlers (so their acks go out), then disconnect."""
+        for queue, tag in self._consumers:
+            with contextlib.suppress(Exception):  # the channel may already be gone; closing anyway
+                await queue.cancel(tag)
+        self._consumers.clear()
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=30)
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def publish(self, event: CloudEvent) -> None:
+        """Publish persistently and wait for the broker's confirm; unroutable or nacked raises PublishError."""
+        if self._exchange is None:
+            raise PublishError("bus not started")
+        message = aio_pika.Message(
+            body=event.model_dump_json().encode(),
+            content_type=CONTENT_TYPE,
+            message_id=event.id,
+            type=event.type,
+            timestamp=event.time,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        try:
+            confirmation = await self._exchange.publish(
+                message, event.routing_key, mandatory=True, timeout=self._publish_timeout
+            )
+        except aio_pika.exceptions.DeliveryError as exc:
+            raise PublishError(f"{event.routing_key} {event.id} returned by the broker: unroutable") from exc
+        except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
+            raise PublishError(f"{event.routing_key} {event.id} not confirmed: {exc!r}") from exc
+        if not isinstance(confirmation, aiormq.spec.Basic.Ack):
+            raise PublishError(f"{event.routing_key} {event.id} not confirmed: {confirmation!r}")
+
+    async def subscribe(
+        self, queue: str, routing_keys: Sequence[str], handler: Handler, *, prefetch: int = 32
+    ) -> None:
+        """Declare a quorum queue with the delivery limit and dead-lettering, bind it, and consume."""
+        if self._connection is None or self._exchange is None:
+            raise BusError("bus not started")
+        channel = await self._connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=prefetch)
+        declared = await channel.declare_queue(
+            queue,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": self.delivery_limit,
+                "x-dead-letter-exchange": self._dlx_name,
+            },
+        )
+        for key in routing_keys:
+            await declared.bind(self._exchange_name, key)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._in_flight.add(task)
+            try:
+                await self._deliver(queue, message, handler)
+            finally:
+                if task is not None:
+                    self._in_flight.discard(task)
+
+        tag = await declared.consume(on_message, no_ack=False)
+        self._consumers.append((declared, tag))
+
+    async def _deliver(self, queue: str, message: AbstractIncomingMessage, handler: Handler) -> None:
+        try:
+            event = CloudEvent.model_validate_json(message.body)
+        except ValidationError as exc:
+            log.error("event_malformed", queue=queue, message_id=message.message_id, error=str(exc)[:500])
+            await message.reject(requeue=False)
+            return
+        try:
+            await handler(event)
+        except Exception as exc:  # any handler failure is one failed attempt; the delivery limit bounds it
+            log.warning(
+                "event_rejected",
+                queue=queue,
+                event_id=event.id,
+                routing_key=event.routing_key,
+                attempt=(message.headers or {}).get("x-delivery-count", 0),
+                error=repr(exc)[:500],
+            )
+            await message.reject(requeue=True)
+            return
+        await message.ack()

@@ -1,0 +1,209 @@
+"""One contract, two adapters: the in-memory twin and the RabbitMQ adapter must behave alike."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aio_pika
+import pytest
+
+from shared.broker import Bus, InMemoryBus, PublishError
+from shared.broker.amqp import AmqpBus
+from shared.events import CloudEvent, ScanRequested, Target, make_event
+
+
+@dataclass
+class BusUnderTest:
+    """A started bus and a way to read what it dead-lettered."""
+
+    bus: Bus
+    dead_letter_ids: Callable[[], Awaitable[list[str]]]
+    prefix: str
+
+
+def scan_event(host: str = "a.example") -> CloudEvent:
+    """A small valid event."""
+    return make_event(
+        "scan.requested.v1", ScanRequested(target=Target(host=host), due_at=datetime.now(UTC)), source="test"
+    )
+
+
+@pytest.fixture(params=["memory", "rabbitmq"])
+async def under_test(request: pytest.FixtureRequest, amqp_url: str) -> AsyncIterator[BusUnderTest]:
+    """Each contract test runs once per adapter; RabbitMQ names are unique per test and deleted after."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    if request.param == "memory":
+        memory = InMemoryBus(delivery_limit=3)
+        await memory.start()
+
+        async def memory_dead() -> list[str]:
+            return [e.id for _, e in memory.dead_letters]
+
+        yield BusUnderTest(memory, memory_dead, prefix)
+        await memory.close()
+        return
+    names = {"exchange": f"{prefix}.events", "dead_letter_exchange": f"{prefix}.dlx", "dead_letter_queue": f"{prefix}.dlq"}
+    amqp = AmqpBus(amqp_url, delivery_limit=3, **names)
+    await amqp.start()
+    admin = await aio_pika.connect(amqp_url)
+    channel = await admin.channel()
+
+    async def amqp_dead() -> list[str]:
+        queue = await channel.get_queue(names["dead_letter_queue"])
+        ids = []
+        while (message := await queue.get(fail=False, no_ack=True)) is not None:
+            ids.append(message.message_id or "")
+        return ids
+
+    try:
+        yield BusUnderTest(amqp, amqp_dead, prefix)
+    finally:
+        await amqp.close()
+        for queue in (names["dead_letter_queue"], f"{prefix}.work", f"{prefix}.other"):
+            await channel.queue_delete(queue)
+        for exchange in (names["exchange"], names["dead_letter_exchange"]):
+            await channel.exchange_delete(exchange)
+        await admin.close()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll until `predicate` holds or fail."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+class TestBusContract:
+    """The behaviour every Bus adapter promises."""
+
+    async def test_published_event_reaches_subscriber_unchanged(self, under_test: BusUnderTest) -> None:
+        """A subscriber receives the published envelope with the same id, type and data."""
+        got: list[CloudEvent] = []
+
+        async def handler(event: CloudEvent) -> None:
+            got.append(event)
+
+        await under_test.bus.subscribe(f"{under_test.prefix}.work", ["scan.requested.v1"], handler)
+        sent = scan_event()
+        await under_test.bus.publish(sent)
+        await wait_for(lambda: len(got) == 1)
+        assert got[0].id == sent.id
+        assert got[0].type == "io.certmon.scan.requested.v1"
+        assert got[0].payload() == sent.payload()
+
+    async def test_topic_routing_delivers_only_matching_keys(self, under_test: BusUnderTest) -> None:
+        """A queue bound to `alarm.*.v1` gets alarm events but not scan requests."""
+        alarms: list[str] = []
+        scans: list[str] = []
+
+        async def on_alarm(event: CloudEvent) -> None:
+            alarms.append(event.routing_key)
+
+        async def on_scan(event: CloudEvent) -> None:
+            scans.append(event.routing_key)
+
+        await under_test.bus.subscribe(f"{under_test.prefix}.work", ["alarm.*.v1"], on_alarm)
+        await under_test.bus.subscribe(f"{under_test.prefix}.other", ["scan.#"], on_scan)
+        await under_test.bus.publish(scan_event())
+        await wait_for(lambda: len(scans) == 1)
+        await asyncio.sleep(0.2)
+        assert alarms == []
+
+    async def test_competing_consumers_get_each_event_once(self, under_test: BusUnderTest) -> None:
+        """Two consumers on one queue share the work: every event is handled exactly once."""
+        seen: list[str] = []
+
+        async def handler(event: CloudEvent) -> None:
+            seen.append(event.id)
+
+        queue = f"{under_test.prefix}.work"
+        await under_test.bus.subscribe(queue, ["scan.requested.v1"], handler, prefetch=2)
+        await under_test.bus.subscribe(queue, ["scan.requested.v1"], handler, prefetch=2)
+        sent = [scan_event(f"h{i}.example") for i in range(20)]
+        for event in sent:
+            await under_test.bus.publish(event)
+        await wait_for(lambda: len(seen) == 20)
+        await asyncio.sleep(0.2)
+        assert sorted(seen) == sorted(e.id for e in sent)
+
+    async def test_failing_handler_is_retried_then_dead_lettered(self, under_test: BusUnderTest) -> None:
+        """A handler that always fails sees the event `delivery_limit` times, then it is dead-lettered."""
+        attempts: list[str] = []
+
+        async def failing(event: CloudEvent) -> None:
+            attempts.append(event.id)
+            raise RuntimeError("boom")
+
+        await under_test.bus.subscribe(f"{under_test.prefix}.work", ["scan.requested.v1"], failing, prefetch=1)
+        sent = scan_event()
+        await under_test.bus.publish(sent)
+        dead: list[str] = []
+
+        async def collect() -> None:
+            while sent.id not in dead:
+                dead.extend(await under_test.dead_letter_ids())
+                await asyncio.sleep(0.05)
+
+        async with asyncio.timeout(15):
+            await collect()
+        assert len(attempts) in (3, 4)  # RabbitMQ counts the limit as "more than N redeliveries"
+        assert set(attempts) == {sent.id}
+
+    async def test_handler_that_recovers_gets_a_redelivery(self, under_test: BusUnderTest) -> None:
+        """A transient failure is retried and then succeeds, with nothing dead-lettered."""
+        attempts: list[str] = []
+        done: list[str] = []
+
+        async def flaky(event: CloudEvent) -> None:
+            attempts.append(event.id)
+            if len(attempts) == 1:
+                raise RuntimeError("transient")
+            done.append(event.id)
+
+        await under_test.bus.subscribe(f"{under_test.prefix}.work", ["scan.requested.v1"], flaky, prefetch=1)
+        await under_test.bus.publish(scan_event())
+        await wait_for(lambda: len(done) == 1)
+        assert len(attempts) == 2
+        assert await under_test.dead_letter_ids() == []
+
+    async def test_unroutable_publish_raises(self, under_test: BusUnderTest) -> None:
+        """Publishing a routing key no queue is bound to is an error, not a silent loss."""
+        with pytest.raises(PublishError):
+            await under_test.bus.publish(scan_event())
+
+
+async def test_malformed_message_goes_straight_to_dead_letters(amqp_url: str) -> None:
+    """A body that is not a CloudEvent is rejected without requeue and never reaches the handler."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    names = {"exchange": f"{prefix}.events", "dead_letter_exchange": f"{prefix}.dlx", "dead_letter_queue": f"{prefix}.dlq"}
+    bus = AmqpBus(amqp_url, **names)
+    await bus.start()
+    handled: list[CloudEvent] = []
+
+    async def handler(event: CloudEvent) -> None:
+        handled.append(event)
+
+    admin = await aio_pika.connect(amqp_url)
+    try:
+        await bus.subscribe(f"{prefix}.work", ["scan.requested.v1"], handler)
+        channel = await admin.channel()
+        exchange = await channel.get_exchange(names["exchange"])
+        await exchange.publish(aio_pika.Message(b"{not json", message_id="junk"), "scan.requested.v1")
+        dlq = await channel.get_queue(names["dead_letter_queue"])
+        message = None
+        async with asyncio.timeout(10):
+            while message is None:
+                message = await dlq.get(fail=False, no_ack=True)
+                await asyncio.sleep(0.05)
+        assert message.message_id == "junk"
+        assert handled == []
+    finally:
+        await bus.close()
+        channel = await admin.channel()
+        for queue in (f"{prefix}.work", names["dead_letter_queue"]):
+            await channel.queue_delete(queue)
+        for exchange_name in (names["exchange"], names["dead_letter_exchange"]):
+            await channel.exchange_delete(exchange_name)
+        await admin.close()
