@@ -1,0 +1,91 @@
+"""Building the infrastructure a process runs on, from Settings: the bus and the database pool.
+
+With `CERTMON_AMQP_URL` / `CERTMON_DATABASE_URL` set they are used; otherwise `certmon run` falls back to the
+in-memory bus and an embedded PostgreSQL (the `pgserver` package) under `CERTMON_DATA_DIR`.
+"""
+
+import asyncio
+import contextlib
+import warnings
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+
+from shared.broker import Bus, InMemoryBus
+from shared.broker.amqp import AmqpBus
+from shared.config import CertmonConfig, load_config
+from shared.db import DatabaseError, create_pool
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class RuntimeConfigError(Exception):
+    """The process cannot start with these settings (the message says what to set)."""
+
+
+@dataclass
+class Infrastructure:
+    """What the services of one process share."""
+
+    bus: Bus
+    pool: asyncpg.Pool
+    embedded_bus: bool
+    embedded_database: bool
+
+
+def load_app_config(settings: Settings, path: Path | None = None) -> CertmonConfig:
+    """`certmon.yaml` from `path`, else `CERTMON_CONFIG`, else an empty configuration."""
+    chosen = path or settings.config
+    return load_config(chosen) if chosen is not None else CertmonConfig()
+
+
+def _start_embedded_postgres(data_dir: Path) -> Any:
+    import pgserver  # imported here: only the embedded mode needs it
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR; harmless here
+        return pgserver.get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+
+
+@contextlib.asynccontextmanager
+async def infrastructure(settings: Settings, *, allow_embedded: bool = True) -> AsyncIterator[Infrastructure]:
+    """Open the bus and the pool for the life of the block, and close them after."""
+    server: Any = None
+    if settings.database_url is not None:
+        dsn = settings.database_url.get_secret_value()
+    elif allow_embedded:
+        log.info("embedded_postgres_starting", data_dir=str(settings.data_dir))
+        try:
+            server = await asyncio.to_thread(_start_embedded_postgres, settings.data_dir)
+        except Exception as exc:  # pgserver raises bare exceptions of several kinds on a failed initdb/start
+            raise RuntimeConfigError(f"embedded PostgreSQL could not start in {settings.data_dir}: {exc}") from exc
+        dsn = server.get_uri()
+    else:
+        raise RuntimeConfigError("CERTMON_DATABASE_URL must be set to run a single service")
+    if settings.amqp_url is not None:
+        bus: Bus = AmqpBus(settings.amqp_url.get_secret_value(), delivery_limit=settings.delivery_limit)
+    elif allow_embedded:
+        bus = InMemoryBus(delivery_limit=settings.delivery_limit)
+    else:
+        raise RuntimeConfigError("CERTMON_AMQP_URL must be set to run a single service")
+    pool: asyncpg.Pool | None = None
+    try:
+        pool = await create_pool(dsn)
+        await bus.start()
+        yield Infrastructure(
+            bus=bus, pool=pool, embedded_bus=settings.amqp_url is None, embedded_database=server is not None
+        )
+    except DatabaseError as exc:
+        raise RuntimeConfigError(str(exc)) from exc
+    finally:
+        await bus.close()
+        if pool is not None:
+            await pool.close()
+        if server is not None:
+            await asyncio.to_thread(server.cleanup)
