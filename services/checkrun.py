@@ -1,0 +1,78 @@
+"""`certmon check`: observe each target and evaluate it once, in-process, with no broker or database.
+
+It calls the same functions the scanner and evaluator handlers call (observe, then evaluate under the
+policy resolved from `certmon.yaml`); there is no queue between them because a one-shot check has nothing
+to distribute or retry, and skipping the bus keeps process start and bulk checks fast.
+"""
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from services.evaluator import evaluate_observation
+from services.evaluator.adapters.trust import load_trust_store
+from services.scanner import ProbeLimits, observe
+from shared.clock import Clock, utc_now
+from shared.config import CertmonConfig
+from shared.config.schema import WELL_KNOWN_STARTTLS_PORTS
+from shared.events import Evaluation, Target
+from shared.events.target import Protocol
+
+
+class TargetSyntaxError(ValueError):
+    """A HOST[:PORT] argument that cannot be read."""
+
+
+def parse_endpoint(text: str, *, protocol: Protocol | None = None, sni: str | None = None) -> Target:
+    """`host`, `host:port`, `[v6]:port` or `v6` → a Target; well-known STARTTLS ports imply their protocol."""
+    text = text.strip()
+    if not text:
+        raise TargetSyntaxError("empty target")
+    host, port = text, 443
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise TargetSyntaxError(f"{text!r}: unclosed '[' in an IPv6 address")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise TargetSyntaxError(f"{text!r}: expected ':PORT' after ']'")
+            port = _port(text, rest[1:])
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+        port = _port(text, port_text)
+    if not host:
+        raise TargetSyntaxError(f"{text!r}: no host")
+    return Target(
+        host=host, port=port, sni=sni, protocol=protocol or WELL_KNOWN_STARTTLS_PORTS.get(port, "tls"), profile="expiry"
+    )
+
+
+def _port(text: str, value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise TargetSyntaxError(f"{text!r}: port must be a number from 1 to 65535")
+    return int(value)
+
+
+async def check_targets(
+    targets: Sequence[Target],
+    *,
+    config: CertmonConfig,
+    extra_ca_files: Sequence[Path] = (),
+    concurrency: int = 64,
+    limits: ProbeLimits | None = None,
+    clock: Clock = utc_now,
+) -> list[Evaluation]:
+    """Observe and evaluate every target concurrently (bounded), in the order given."""
+    trust = load_trust_store(
+        [*config.trust.ca_files, *extra_ca_files], replace_default=config.trust.replace_default
+    )
+    gate = asyncio.Semaphore(concurrency)
+    probe_limits = limits or ProbeLimits()
+
+    async def one(target: Target) -> Evaluation:
+        async with gate:
+            observation = await observe(target, now=clock(), limits=probe_limits)
+        return evaluate_observation(observation, config=config, trust=trust, now=clock())
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
