@@ -71,7 +71,9 @@ def render_table(evaluations: Sequence[Evaluation], console: Console, *, explain
             for f in sorted(ev.findings, key=lambda f: -_SEVERITY_RANK[f.severity]):
                 console.print(f"  [{_LEVEL_STYLE.get(f.severity, 'dim')}]{f.severity:8}[/] {f.code}: {f.message}")
             if ev.security is not None:
-                console.print(f"  grade {ev.security.grade} (ignoring trust {ev.security.grade_ignoring_trust}), "
-                              f"based on {ev.security.basis}")
+                console.print(
+                    f"  grade {ev.security.grade} (ignoring trust {ev.security.grade_ignoring_trust}), "
+                    f"based on {ev.security.basis}"
+                )
                 for cap in ev.security.caps:
                     console.print(f"    capped at {cap.grade}: {cap.reason}")

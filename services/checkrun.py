@@ -64,9 +64,7 @@ async def check_targets(
     clock: Clock = utc_now,
 ) -> list[Evaluation]:
     """Observe and evaluate every target concurrently (bounded), in the order given."""
-    trust = load_trust_store(
-        [*config.trust.ca_files, *extra_ca_files], replace_default=config.trust.replace_default
-    )
+    trust = load_trust_store([*config.trust.ca_files, *extra_ca_files], replace_default=config.trust.replace_default)
     gate = asyncio.Semaphore(concurrency)
     probe_limits = limits or ProbeLimits()
 

@@ -155,8 +155,11 @@ async def _run(
 
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="certmon-demo-")))
             config, ports = await stack.enter_async_context(
-                demo_estate(scratch / "endpoints", now=utc_now(), base=config.model_dump(mode="json", by_alias=True,
-                                                                                          exclude_defaults=True))
+                demo_estate(
+                    scratch / "endpoints",
+                    now=utc_now(),
+                    base=config.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+                )
             )
             if settings.database_url is None:  # a fresh embedded database, so old demo runs leave nothing behind
                 settings = settings.model_copy(update={"data_dir": scratch / "data"})

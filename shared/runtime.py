@@ -50,7 +50,7 @@ def _start_embedded_postgres(data_dir: Path) -> Any:
     data_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR; harmless here
-        return pgserver.get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+        return pgserver.get_server(data_dir.resolve() / "pg", cleanup_mode="stop")  # type: ignore[attr-defined]
 
 
 @contextlib.asynccontextmanager

@@ -3,10 +3,15 @@
 What is watched and who is told lives in `certmon.yaml` (see `shared.config`); this holds where things run.
 """
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Where Kubernetes mounts secrets as files (one file per setting, e.g. `amqp_url`). Only used when it exists:
+#: pydantic-settings warns about a missing directory, and most machines have none.
+SECRETS_DIR = Path(os.environ.get("CERTMON_SECRETS_DIR", "/run/secrets/certmon"))
 
 
 class Settings(BaseSettings):
@@ -15,8 +20,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CERTMON_",
         env_nested_delimiter="__",
-        secrets_dir="/run/secrets/certmon",
-        secrets_dir_missing="ok",
+        secrets_dir=SECRETS_DIR if SECRETS_DIR.is_dir() else None,
         extra="ignore",
     )
 

@@ -49,7 +49,9 @@ class Issued:
 
 
 def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "certmon tests")])
+    return x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "certmon tests")]
+    )
 
 
 def make_ca(
@@ -67,24 +69,31 @@ def make_ca(
         x509.CertificateBuilder()
         .subject_name(_name(cn))
         .issuer_name(issuer.cert.subject if issuer else _name(cn))
-        .public_key(key.public_key())  # type: ignore[arg-type]
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before or NOW - dt.timedelta(days=30))
         .not_valid_after(not_after or NOW + dt.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)  # type: ignore[arg-type]
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
     signer = issuer.key if issuer else key
     if issuer is not None:
         builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False  # type: ignore[arg-type]
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False
         )
     return Issued(builder.sign(signer, hashes.SHA256()), key)
 
@@ -100,7 +109,7 @@ def make_leaf(
     eku: list[x509.ObjectIdentifier] | None = None,
     ca: bool = False,
     san: bool = True,
-    hash_algorithm: hashes.HashAlgorithm | None = None,
+    hash_algorithm: hashes.SHA256 | hashes.SHA384 | hashes.SHA512 | None = None,
 ) -> Issued:
     """A TLS server certificate for `names` (DNS names or IP addresses); self-signed when `issuer` is None."""
     key = key or ec_key()
@@ -109,7 +118,7 @@ def make_leaf(
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer.cert.subject if issuer else subject)
-        .public_key(key.public_key())  # type: ignore[arg-type]
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before or NOW - dt.timedelta(days=1))
         .not_valid_after(not_after or NOW + dt.timedelta(days=200))
@@ -128,7 +137,7 @@ def make_leaf(
         builder = builder.add_extension(x509.SubjectAlternativeName(general), critical=False)
     if issuer is not None:
         builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False  # type: ignore[arg-type]
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False
         )
     return Issued(builder.sign(issuer.key if issuer else key, hash_algorithm or hashes.SHA256()), key)
 

@@ -109,9 +109,7 @@ class AmqpBus:
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):
             raise PublishError(f"{event.routing_key} {event.id} not confirmed: {confirmation!r}")
 
-    async def subscribe(
-        self, queue: str, routing_keys: Sequence[str], handler: Handler, *, prefetch: int = 32
-    ) -> None:
+    async def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler, *, prefetch: int = 32) -> None:
         """Declare a quorum queue with the delivery limit and dead-lettering, bind it, and consume."""
         if self._connection is None or self._exchange is None:
             raise BusError("bus not started")

@@ -40,9 +40,7 @@ class Bus(Protocol):
     async def publish(self, event: CloudEvent) -> None:
         """Publish with the event's routing key; returns once the broker confirmed it."""
 
-    async def subscribe(
-        self, queue: str, routing_keys: Sequence[str], handler: Handler, *, prefetch: int = 32
-    ) -> None:
+    async def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler, *, prefetch: int = 32) -> None:
         """Declare `queue` bound to `routing_keys` on the events exchange and start consuming."""
 
 

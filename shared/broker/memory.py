@@ -59,9 +59,7 @@ class InMemoryBus:
         for queue in targets:
             queue.items.put_nowait((event, 0))
 
-    async def subscribe(
-        self, queue: str, routing_keys: Sequence[str], handler: Handler, *, prefetch: int = 32
-    ) -> None:
+    async def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler, *, prefetch: int = 32) -> None:
         """Declare (or join) a queue and start `min(prefetch, 8)` competing consumer tasks."""
         q = self._queues.get(queue)
         if q is None:
@@ -80,14 +78,12 @@ class InMemoryBus:
         q = self._queues[queue]
         return [event for event, _ in list(q.items._queue)]  # type: ignore[attr-defined]
 
-    async def drain(self, timeout: float = 30.0) -> None:
+    async def drain(self, within: float = 30.0) -> None:
         """Wait until every queue is empty and no handler is running (settles a whole pipeline)."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             idle_rounds = 0
             while idle_rounds < 3:
-                busy = any(
-                    q.consumers and (q.items.qsize() or q.in_flight) for q in self._queues.values()
-                )
+                busy = any(q.consumers and (q.items.qsize() or q.in_flight) for q in self._queues.values())
                 idle_rounds = 0 if busy else idle_rounds + 1
                 await asyncio.sleep(0.01)
 

@@ -68,7 +68,9 @@ def _cross_references(config: CertmonConfig) -> list[ConfigProblem]:
                     ConfigProblem(f"owners.{name}.snmp[{j}]", f"SNMP receiver {receiver!r} is not in channels.snmp")
                 )
         if own.email and config.channels.email is None:
-            problems.append(ConfigProblem(f"owners.{name}.email", "email addresses given but channels.email is not set"))
+            problems.append(
+                ConfigProblem(f"owners.{name}.email", "email addresses given but channels.email is not set")
+            )
     seen: dict[str, int] = {}
     for i, target in enumerate(config.targets):
         key = target.to_target(config.defaults).key
@@ -109,5 +111,7 @@ def load_config(path: Path) -> CertmonConfig:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise ConfigError(str(path), [ConfigProblem(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+        raise ConfigError(
+            str(path), [ConfigProblem(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]
+        ) from None
     return parse_config(data, str(path))

@@ -17,7 +17,14 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 
 #: Ports whose service speaks STARTTLS first; a target on one of them implies its protocol.
 WELL_KNOWN_STARTTLS_PORTS: dict[int, Protocol] = {
-    25: "smtp", 587: "smtp", 143: "imap", 110: "pop3", 21: "ftp", 389: "ldap", 5222: "xmpp", 5432: "postgres",
+    25: "smtp",
+    587: "smtp",
+    143: "imap",
+    110: "pop3",
+    21: "ftp",
+    389: "ldap",
+    5222: "xmpp",
+    5432: "postgres",
 }
 
 SEVERITIES = ("critical", "warning", "info", "notice", "off")
@@ -165,14 +172,23 @@ class TargetEntry(Strict):
         """The scan target, with defaults applied and well-known ports implying their protocol."""
         if self.file is not None:
             return Target(
-                file=str(self.file), owner=self.owner, server=self.server,
-                interval_seconds=self.interval or defaults.interval, profile="expiry",
+                file=str(self.file),
+                owner=self.owner,
+                server=self.server,
+                interval_seconds=self.interval or defaults.interval,
+                profile="expiry",
             )
         port = self.port or 443
         protocol = self.protocol or WELL_KNOWN_STARTTLS_PORTS.get(port, "tls")
         return Target(
-            host=self.host, port=port, sni=self.sni, protocol=protocol, server=self.server, owner=self.owner,
-            interval_seconds=self.interval or defaults.interval, profile=self.profile or defaults.profile,
+            host=self.host,
+            port=port,
+            sni=self.sni,
+            protocol=protocol,
+            server=self.server,
+            owner=self.owner,
+            interval_seconds=self.interval or defaults.interval,
+            profile=self.profile or defaults.profile,
         )
 
 

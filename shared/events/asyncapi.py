@@ -43,7 +43,8 @@ def asyncapi_document() -> dict[str, Any]:
         messages[cid] = {
             "name": TYPE_PREFIX + key,
             "contentType": "application/cloudevents+json",
-            "summary": f"A CloudEvents 1.0 envelope whose `data` is {model.__name__}; produced by the {PRODUCERS[key]}.",
+            "summary": f"A CloudEvents 1.0 envelope whose `data` is {model.__name__}; "
+            f"produced by the {PRODUCERS[key]}.",
             "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
         }
         channels[cid] = {

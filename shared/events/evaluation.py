@@ -123,6 +123,7 @@ class Evaluation(Frozen):
 
     target: TargetRef
     target_key: str
+    address: str | None = None  # the address the target resolved to and was scanned at
     observed_at: datetime
     evaluated_at: datetime
     reachable: bool

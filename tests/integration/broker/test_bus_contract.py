@@ -44,7 +44,11 @@ async def under_test(request: pytest.FixtureRequest, amqp_url: str) -> AsyncIter
         yield BusUnderTest(memory, memory_dead, prefix)
         await memory.close()
         return
-    names = {"exchange": f"{prefix}.events", "dead_letter_exchange": f"{prefix}.dlx", "dead_letter_queue": f"{prefix}.dlq"}
+    names = {
+        "exchange": f"{prefix}.events",
+        "dead_letter_exchange": f"{prefix}.dlx",
+        "dead_letter_queue": f"{prefix}.dlq",
+    }
     amqp = AmqpBus(amqp_url, delivery_limit=3, **names)
     await amqp.start()
     admin = await aio_pika.connect(amqp_url)
@@ -177,7 +181,11 @@ class TestBusContract:
 async def test_malformed_message_goes_straight_to_dead_letters(amqp_url: str) -> None:
     """A body that is not a CloudEvent is rejected without requeue and never reaches the handler."""
     prefix = f"t{uuid.uuid4().hex[:8]}"
-    names = {"exchange": f"{prefix}.events", "dead_letter_exchange": f"{prefix}.dlx", "dead_letter_queue": f"{prefix}.dlq"}
+    names = {
+        "exchange": f"{prefix}.events",
+        "dead_letter_exchange": f"{prefix}.dlx",
+        "dead_letter_queue": f"{prefix}.dlq",
+    }
     bus = AmqpBus(amqp_url, **names)
     await bus.start()
     handled: list[CloudEvent] = []

@@ -22,5 +22,17 @@ def test_every_routing_key_has_a_channel_and_a_schema() -> None:
         name = message["payload"]["$ref"].rsplit("/", 1)[1]
         assert name in doc["components"]["schemas"]
     evaluation = doc["components"]["schemas"]["Evaluation"]["properties"]
-    assert {"target", "observed_at", "evaluated_at", "reachable", "error", "certificate", "chain", "tls", "expiry",
-            "security", "findings", "alarm"} <= set(evaluation)
+    assert {
+        "target",
+        "observed_at",
+        "evaluated_at",
+        "reachable",
+        "error",
+        "certificate",
+        "chain",
+        "tls",
+        "expiry",
+        "security",
+        "findings",
+        "alarm",
+    } <= set(evaluation)

@@ -4,7 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import CertificateFacts, ConfigError, load_config, parse_config, parse_duration, resolve_owners, resolve_policy
+from shared.config import (
+    CertificateFacts,
+    ConfigError,
+    load_config,
+    parse_config,
+    parse_duration,
+    resolve_owners,
+    resolve_policy,
+)
 from shared.events import Target
 
 DESIGN_EXAMPLE = """

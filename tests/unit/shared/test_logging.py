@@ -1,7 +1,9 @@
 """Secrets never reach a log line."""
 
 import json
+from collections.abc import Iterator
 
+import pytest
 import structlog
 
 from shared.logging import configure_logging, redact_text
@@ -13,7 +15,14 @@ def test_url_passwords_are_redacted() -> None:
     assert redact_text("no secret here") == "no secret here"
 
 
-def test_secret_named_fields_and_urls_are_redacted_in_output(capsys) -> None:
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    """Each test here configures logging; put structlog back afterwards."""
+    yield
+    structlog.reset_defaults()
+
+
+def test_secret_named_fields_and_urls_are_redacted_in_output(capsys: pytest.CaptureFixture[str]) -> None:
     """A password field, a token and a DSN in a message are all masked in the JSON line."""
     configure_logging("info", "json")
     structlog.get_logger("t").info(
