@@ -1,0 +1,1 @@
+"""The alarmer's adapters: its PostgreSQL schema and repository."""

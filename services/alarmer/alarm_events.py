@@ -1,0 +1,69 @@
+"""From a decision to the `alarm.*.v1` event that announces it (pure)."""
+
+from datetime import datetime
+
+from services.alarmer.domain import Decision
+from services.alarmer.ownership import owners_for
+from shared.config import CertmonConfig
+from shared.events import AlarmEvent, CloudEvent, Evaluation, Target, derived_id, make_event
+
+SOURCE = "certmon/alarmer"
+
+
+def new_alarm_id(evaluation_event_id: str, decision: Decision) -> str:
+    """The id of the alarm a raise opens, derived so that a retried evaluation opens the same alarm."""
+    key = decision.key
+    return derived_id(evaluation_event_id, key.target_key, key.fingerprint_sha256, key.trigger)
+
+
+def alarm_event(
+    decision: Decision,
+    *,
+    alarm_id: str,
+    evaluation: Evaluation,
+    evaluation_event_id: str,
+    previous: AlarmEvent | None,
+    config: CertmonConfig,
+    target: Target,
+    now: datetime,
+) -> AlarmEvent:
+    """The payload announcing `decision`; `previous` is the alarm's last event (None for a raise).
+
+    Certificate facts come from the evaluation when the alarm is about the certificate now served, and
+    from the alarm's last event when it is about one that was replaced.
+    """
+    served = evaluation.certificate
+    is_current = served is not None and decision.key.fingerprint_sha256 == served.fingerprint_sha256
+    if is_current:
+        certificate = served
+    elif previous is not None and decision.key.fingerprint_sha256:
+        certificate = previous.certificate
+    else:
+        certificate = None
+    return AlarmEvent(
+        alarm_id=alarm_id,
+        key=decision.key,
+        transition=decision.transition,
+        level=decision.level,
+        previous_level=decision.previous_level,
+        triggers=[decision.key.trigger],
+        findings=list(decision.findings),
+        owners=owners_for(config, target, certificate),
+        target=evaluation.target,
+        certificate=certificate,
+        days_remaining=evaluation.expiry.days_remaining if is_current and evaluation.expiry else None,
+        grade=evaluation.security.grade if is_current and evaluation.security else None,
+        occurred_at=now,
+        evaluation_id=evaluation_event_id,
+    )
+
+
+def envelope(payload: AlarmEvent, evaluation_event_id: str) -> CloudEvent:
+    """The CloudEvent for an alarm event, its id derived from the evaluation it answers."""
+    return make_event(
+        f"alarm.{payload.transition}.v1",
+        payload,
+        source=SOURCE,
+        subject=payload.alarm_id,
+        event_id=derived_id(evaluation_event_id, payload.alarm_id, payload.transition),
+    )

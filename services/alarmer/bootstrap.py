@@ -1,0 +1,76 @@
+"""Wiring: the alarmer service from settings, config, a bus and a pool (the composition root calls this)."""
+
+import asyncio
+import signal
+
+import asyncpg
+import structlog
+
+from services.alarmer.adapters import repository
+from services.alarmer.handlers import EvaluationHandler, Subscription, subscriptions
+from shared.broker import Bus
+from shared.clock import Clock, utc_now
+from shared.config import CertmonConfig
+from shared.logging import configure_logging
+from shared.outbox import OutboxRelay
+from shared.runtime import infrastructure, load_app_config
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class AlarmerService:
+    """The alarmer: consumes evaluations, keeps alarms and their history, publishes alarm events (outbox)."""
+
+    name = "alarmer"
+
+    def __init__(self, *, bus: Bus, pool: asyncpg.Pool, outbox: OutboxRelay, routes: list[Subscription]) -> None:
+        self.bus, self.pool, self.outbox, self.routes = bus, pool, outbox, routes
+
+    async def start(self) -> None:
+        """Migrate the `alarmer` schema, start the outbox relay, then consume."""
+        applied = await repository.migrate_schema(self.pool)
+        log.info("alarmer_migrated", applied=applied)
+        await self.outbox.start()
+        for route in self.routes:
+            await self.bus.subscribe(route.queue, route.routing_keys, route.handler)
+        log.info("alarmer_started", queues=[route.queue for route in self.routes])
+
+    async def stop(self) -> None:
+        """Stop the outbox relay after publishing what is pending (the bus and pool belong to the caller)."""
+        await self.outbox.stop()
+        log.info("alarmer_stopped")
+
+
+def bootstrap(
+    settings: Settings,
+    config: CertmonConfig,
+    *,
+    bus: Bus,
+    pool: asyncpg.Pool | None,
+    clock: Clock = utc_now,
+    outbox_poll_seconds: float = 1.0,
+) -> AlarmerService:
+    """Build the alarmer; it keeps alarm state in PostgreSQL, so `pool` is required."""
+    if pool is None:
+        raise ValueError("the alarmer keeps alarm state in PostgreSQL: pass a pool")
+    outbox = OutboxRelay(pool, repository.SCHEMA, bus, poll_seconds=outbox_poll_seconds)
+    evaluations = EvaluationHandler(pool=pool, config=config, outbox=outbox, clock=clock)
+    return AlarmerService(bus=bus, pool=pool, outbox=outbox, routes=subscriptions(evaluations))
+
+
+async def run_standalone() -> None:
+    """Run the alarmer alone on RabbitMQ and PostgreSQL from `CERTMON_*` settings until SIGINT or SIGTERM."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    config = load_app_config(settings)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    async with infrastructure(settings, allow_embedded=False) as infra:
+        service = bootstrap(settings, config, bus=infra.bus, pool=infra.pool)
+        await service.start()
+        await stopping.wait()
+        # Rows a handler commits after the relay's last flush stay in the outbox for the next start.
+        await service.stop()
