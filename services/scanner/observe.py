@@ -1,0 +1,16 @@
+"""One observation of one target, endpoint or file: what `certmon check` and the scan handler both call."""
+
+import asyncio
+from datetime import datetime
+
+from services.scanner.adapters.file_source import observe_file
+from services.scanner.adapters.tls_probe import observe_endpoint
+from services.scanner.domain import DEFAULT_LIMITS, ProbeLimits
+from shared.events import Observation, Target
+
+
+async def observe(target: Target, *, now: datetime, limits: ProbeLimits = DEFAULT_LIMITS) -> Observation:
+    """Observe a file target (read off the event loop) or an endpoint; never raises for bad peers or files."""
+    if target.file is not None:
+        return await asyncio.to_thread(observe_file, target, now=now, limits=limits)
+    return await observe_endpoint(target, now=now, limits=limits)

@@ -1,0 +1,123 @@
+"""`observe_file`: PEM bundles (leaf first) and DER files are read; anything else is a `file` error."""
+
+import base64
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from services.scanner.adapters.file_source import observe_file
+from services.scanner.domain import DEFAULT_LIMITS, ProbeLimits
+from shared.events import Target
+from tests.support.pki import Issued, make_ca, make_leaf
+
+WHEN = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+
+def _b64(issued: Issued) -> str:
+    return base64.b64encode(issued.der).decode("ascii")
+
+
+@pytest.fixture(scope="module")
+def chain() -> tuple[Issued, Issued]:
+    """A leaf and its issuing CA."""
+    ca = make_ca()
+    return make_leaf(ca), ca
+
+
+def _observe(path: Path, limits: ProbeLimits = DEFAULT_LIMITS) -> tuple[list[str], str | None, str | None]:
+    obs = observe_file(Target(file=str(path)), now=WHEN, limits=limits)
+    assert obs.observed_at == WHEN
+    assert obs.address is None
+    return obs.chain, obs.error.kind if obs.error else None, obs.error.message if obs.error else None
+
+
+def test_single_pem_certificate(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
+    """One PEM certificate becomes a one-element chain with its exact DER."""
+    path = tmp_path / "leaf.pem"
+    path.write_bytes(chain[0].pem)
+    assert _observe(path) == ([_b64(chain[0])], None, None)
+
+
+def test_pem_bundle_keeps_file_order_and_ignores_keys(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
+    """A bundle with a private key and comments yields the certificates in file order, leaf first."""
+    leaf, ca = chain
+    path = tmp_path / "bundle.pem"
+    path.write_bytes(b"# served by web-01\n" + leaf.pem + leaf.key_pem + b"\r\n" + ca.pem.replace(b"\n", b"\r\n"))
+    assert _observe(path) == ([_b64(leaf), _b64(ca)], None, None)
+
+
+def test_der_certificate(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
+    """A binary DER certificate is read as-is."""
+    path = tmp_path / "leaf.der"
+    path.write_bytes(chain[0].der)
+    assert _observe(path) == ([_b64(chain[0])], None, None)
+
+
+def test_truncated_der_is_a_file_error(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
+    """A DER file cut short does not match its declared length."""
+    path = tmp_path / "cut.der"
+    path.write_bytes(chain[0].der[:-10])
+    assert _observe(path) == ([], "file", f"{path} is neither a PEM nor a DER certificate")
+
+
+def test_garbage_is_a_file_error(tmp_path: Path) -> None:
+    """Text that is neither PEM nor DER is a `file` error."""
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"this is not a certificate\n")
+    assert _observe(path) == ([], "file", f"{path} is neither a PEM nor a DER certificate")
+
+
+def test_empty_file_is_a_file_error(tmp_path: Path) -> None:
+    """An empty file holds no certificate."""
+    path = tmp_path / "empty.pem"
+    path.write_bytes(b"")
+    assert _observe(path)[1:] == ("file", f"{path} is neither a PEM nor a DER certificate")
+
+
+def test_pem_with_only_a_key_is_a_file_error(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
+    """PEM blocks without a CERTIFICATE block are a `file` error."""
+    path = tmp_path / "key.pem"
+    path.write_bytes(chain[0].key_pem)
+    assert _observe(path) == ([], "file", f"{path} holds PEM blocks but no certificate")
+
+
+def test_pem_with_broken_base64_is_a_file_error(tmp_path: Path) -> None:
+    """A CERTIFICATE block whose body is not base64 is a `file` error naming the block."""
+    path = tmp_path / "broken.pem"
+    path.write_bytes(b"-----BEGIN CERTIFICATE-----\nnot*base64!\n-----END CERTIFICATE-----\n")
+    assert _observe(path) == ([], "file", f"{path}: PEM certificate #1 is not valid base64")
+
+
+def test_malformed_certificate_in_valid_pem_is_passed_on(tmp_path: Path) -> None:
+    """Well-formed PEM around a malformed certificate is observed; the evaluator makes it a finding."""
+    body = base64.b64encode(b"\x30\x03\x02\x01\x01").decode()
+    path = tmp_path / "odd.pem"
+    path.write_text(f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")
+    assert _observe(path) == ([body], None, None)
+
+
+def test_missing_file_is_a_file_error(tmp_path: Path) -> None:
+    """A path that does not exist is a `file` error saying why."""
+    path = tmp_path / "gone.pem"
+    assert _observe(path) == ([], "file", f"cannot read {path}: No such file or directory")
+
+
+def test_directory_is_a_file_error(tmp_path: Path) -> None:
+    """A directory cannot be read as a certificate file."""
+    assert _observe(tmp_path) == ([], "file", f"cannot read {tmp_path}: Is a directory")
+
+
+def test_oversized_file_is_a_file_error(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
+    """A file over `max_file_bytes` is refused without being parsed."""
+    path = tmp_path / "big.pem"
+    path.write_bytes(chain[0].pem)
+    assert _observe(path, ProbeLimits(max_file_bytes=100)) == ([], "file", f"{path} is larger than 100 bytes")
+
+
+def test_bundle_longer_than_max_chain_keeps_its_head(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
+    """A bundle longer than `max_chain` keeps the first certificates and is not an error."""
+    leaf, ca = chain
+    path = tmp_path / "many.pem"
+    path.write_bytes(leaf.pem + ca.pem * 5)
+    assert _observe(path, ProbeLimits(max_chain=2)) == ([_b64(leaf), _b64(ca)], None, None)
