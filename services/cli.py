@@ -19,10 +19,12 @@ from rich.console import Console
 
 from services.check_output import EXIT_UNKNOWN, render_table, to_json, worst_exit_code
 from services.checkrun import TargetSyntaxError, check_targets, parse_endpoint
-from services.composition import START_ORDER, build_services, start_all, stop_all, wait_for_shutdown_signal
+from services.composition import START_ORDER, build_services
+from services.scanner import ProbeLimits
 from shared.clock import utc_now
 from shared.config import CertmonConfig, ConfigError, load_config
 from shared.events import Target
+from shared.lifecycle import start_all, stop_all, wait_for_shutdown_signal
 from shared.logging import configure_logging
 from shared.runtime import RuntimeConfigError, infrastructure, load_app_config
 from shared.settings import Settings
@@ -126,9 +128,7 @@ async def _check(args: argparse.Namespace, settings: Settings) -> int:
     if not targets:
         console.print("[red]nothing to check:[/red] give HOST[:PORT] arguments or --file")
         return EXIT_UNKNOWN
-    from services.scanner import ProbeLimits
-
-    limits = ProbeLimits(target_timeout=args.timeout) if args.timeout else None
+    limits = ProbeLimits(target_seconds=args.timeout) if args.timeout else None
     evaluations = await check_targets(
         targets, config=config, extra_ca_files=args.ca_file, concurrency=settings.scan_concurrency, limits=limits
     )
@@ -175,12 +175,7 @@ async def _run(
                 f"{len(config.targets)} targets"
                 + (f"; dashboard http://{settings.http_host}:{settings.http_port}/" if "reporter" in names else "")
             )
-            if exit_after is not None:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(exit_after):
-                        await wait_for_shutdown_signal()
-            else:
-                await wait_for_shutdown_signal()
+            await wait_for_shutdown_signal(exit_after)
         finally:
             await stop_all(services)
 

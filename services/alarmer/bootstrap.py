@@ -1,8 +1,5 @@
 """Wiring: the alarmer service from settings, config, a bus and a pool (the composition root calls this)."""
 
-import asyncio
-import signal
-
 import asyncpg
 import structlog
 
@@ -11,9 +8,8 @@ from services.alarmer.handlers import EvaluationHandler, Subscription, subscript
 from shared.broker import Bus
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
-from shared.logging import configure_logging
+from shared.lifecycle import serve_one
 from shared.outbox import OutboxRelay
-from shared.runtime import infrastructure, load_app_config
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -61,16 +57,4 @@ def bootstrap(
 
 async def run_standalone() -> None:
     """Run the alarmer alone on RabbitMQ and PostgreSQL from `CERTMON_*` settings until SIGINT or SIGTERM."""
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
-    config = load_app_config(settings)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
-    async with infrastructure(settings, allow_embedded=False) as infra:
-        service = bootstrap(settings, config, bus=infra.bus, pool=infra.pool)
-        await service.start()
-        await stopping.wait()
-        # Rows a handler commits after the relay's last flush stay in the outbox for the next start.
-        await service.stop()
+    await serve_one(bootstrap)

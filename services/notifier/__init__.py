@@ -1,0 +1,1 @@
+"""The notifier: tells owners about alarms by email (and later SNMP and webhooks), with a delivery log."""

@@ -13,6 +13,7 @@ from services.scanner.scheduler import Scheduler
 from shared.broker import Bus
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
+from shared.lifecycle import serve_one
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 
@@ -105,6 +106,4 @@ def bootstrap(
 
 async def run_standalone() -> None:
     """Run the scanner alone with the real broker and database from Settings (`python -m services.scanner`)."""
-    raise NotImplementedError(
-        "standalone wiring needs the RabbitMQ bus adapter and shared.runtime helpers, which the lead supplies"
-    )
+    await serve_one(bootstrap)

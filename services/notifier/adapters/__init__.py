@@ -1,0 +1,1 @@
+"""The notifier's outside world: SMTP, the console, and the delivery log in PostgreSQL."""

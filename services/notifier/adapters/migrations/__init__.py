@@ -1,0 +1,1 @@
+"""SQL migrations of the `notifier` schema, applied in file-name order by `shared.db.migrate`."""

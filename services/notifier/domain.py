@@ -1,0 +1,87 @@
+"""How owners are told about an alarm event: which deliveries to make, their idempotency keys, and how
+often a failed one is retried. Pure: no I/O, no clock."""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+from shared.events import AlarmEvent, OwnerRef
+
+UNOWNED = "unowned"
+
+
+class ChannelKind(StrEnum):
+    """The channels a delivery can go over; SNMP and webhooks join here when their senders exist."""
+
+    EMAIL = "email"
+    CONSOLE = "console"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message to one recipient (an address, a group of addresses, or the console) over one channel."""
+
+    channel: ChannelKind
+    recipients: tuple[str, ...]
+    owner: str
+    rule: str
+    idempotency_key: str
+
+    @property
+    def recipient(self) -> str:
+        """The recipient as the delivery log and `notification.*.v1` name it."""
+        return ",".join(self.recipients)
+
+
+def idempotency_key(alarm_event_id: str, channel: ChannelKind, recipient: str) -> str:
+    """The key under which a delivery is recorded, so a redelivered alarm event never sends twice."""
+    return f"{alarm_event_id}|{channel.value}|{recipient}"
+
+
+def plan_deliveries(alarm: AlarmEvent, alarm_event_id: str, *, channels: Iterable[ChannelKind]) -> list[Delivery]:
+    """The deliveries an alarm event calls for, given the channels that are configured.
+
+    Email goes to each owner's addresses, all in one message (`group`) or one message per address
+    (`individual`). An owner who cannot be reached by any configured channel, and an alarm without any
+    owner, is printed to the console so that nothing is silently dropped. A recipient reached through two
+    owners gets one message.
+    """
+    available = set(channels)
+    owners = alarm.owners or [OwnerRef(name=UNOWNED, rule="no owner matched")]
+    planned: dict[str, Delivery] = {}
+    for owner in owners:
+        for delivery in _owner_deliveries(owner, alarm_event_id, available):
+            planned.setdefault(delivery.idempotency_key, delivery)
+    return list(planned.values())
+
+
+def _owner_deliveries(owner: OwnerRef, alarm_event_id: str, available: set[ChannelKind]) -> Iterator[Delivery]:
+    def make(channel: ChannelKind, recipients: tuple[str, ...]) -> Delivery:
+        key = idempotency_key(alarm_event_id, channel, ",".join(recipients))
+        return Delivery(channel, recipients, owner.name, owner.rule, key)
+
+    addresses = tuple(dict.fromkeys(owner.email))  # keep order, drop repeats
+    if ChannelKind.EMAIL in available and addresses:
+        if owner.delivery == "individual":
+            yield from (make(ChannelKind.EMAIL, (address,)) for address in addresses)
+        else:
+            yield make(ChannelKind.EMAIL, addresses)
+    else:
+        yield make(ChannelKind.CONSOLE, (owner.name,))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times a transiently failing delivery is tried, and the exponential backoff between tries."""
+
+    attempts: int = 3
+    base_delay: float = 2.0
+    max_delay: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.base_delay < 0 or self.max_delay < 0:
+            raise ValueError("a retry policy needs attempts ≥ 1 and non-negative delays")
+
+    def delay_after(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based) before the next one."""
+        return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))

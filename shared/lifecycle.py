@@ -1,0 +1,93 @@
+"""Running services: start in order, stop in reverse, and live until SIGINT/SIGTERM.
+
+Used by `certmon run` (all five on one bus), `certmon <service>` and each service's `python -m` entry point,
+so every way of starting certmon shuts down the same way.
+"""
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Sequence
+
+import asyncpg
+import structlog
+
+from shared.broker import Bus
+from shared.clock import Clock, utc_now
+from shared.config import CertmonConfig
+from shared.logging import configure_logging
+from shared.runtime import infrastructure, load_app_config
+from shared.service import Service
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+ServiceBuilder = Callable[..., Service]
+
+
+async def start_all(services: Sequence[Service]) -> None:
+    """Start each service in order; if one fails, stop those already started and re-raise."""
+    started: list[Service] = []
+    try:
+        for service in services:
+            await service.start()
+            started.append(service)
+            log.info("service_started", service=service.name)
+    except BaseException:
+        await stop_all(started)
+        raise
+
+
+async def stop_all(services: Sequence[Service]) -> None:
+    """Stop services in reverse order; one failing to stop does not keep the others running."""
+    for service in reversed(services):
+        try:
+            await service.stop()
+        except Exception as exc:  # shutting down regardless: report and go on to the next
+            log.error("service_stop_failed", service=service.name, error=repr(exc))
+        else:
+            log.info("service_stopped", service=service.name)
+
+
+async def wait_for_shutdown_signal(exit_after: float | None = None) -> None:
+    """Return on SIGINT or SIGTERM (Kubernetes stops pods with SIGTERM), or after `exit_after` seconds."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(exit_after):
+                await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(sig)
+
+
+def build(
+    builders: Sequence[ServiceBuilder],
+    settings: Settings,
+    config: CertmonConfig,
+    *,
+    bus: Bus,
+    pool: asyncpg.Pool,
+    clock: Clock = utc_now,
+) -> list[Service]:
+    """Call each service's `bootstrap` with the same infrastructure."""
+    return [builder(settings, config, bus=bus, pool=pool, clock=clock) for builder in builders]
+
+
+async def serve_one(builder: ServiceBuilder) -> None:
+    """The `python -m services.<name>` entry point: one service on the configured broker and database."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    config = load_app_config(settings)
+    async with infrastructure(settings, allow_embedded=False) as infra:
+        services = build([builder], settings, config, bus=infra.bus, pool=infra.pool)
+        await start_all(services)
+        try:
+            await wait_for_shutdown_signal()
+        finally:
+            await stop_all(services)

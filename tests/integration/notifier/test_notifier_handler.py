@@ -1,0 +1,229 @@
+"""The notifier end to end on real PostgreSQL and SMTP with the in-memory bus: alarm events in, emails out,
+one delivery-log row and one `notification.*.v1` per delivery, nothing sent twice."""
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.notifier.bootstrap import NotifierService, bootstrap
+from services.notifier.domain import RetryPolicy
+from shared.broker import InMemoryBus
+from shared.config import CertmonConfig
+from shared.events import CloudEvent, OwnerRef, make_event
+from shared.settings import Settings
+
+RESULTS = "test.notifications"
+FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
+
+
+def email_config(port: int, **email: Any) -> dict[str, Any]:
+    """A certmon.yaml with an email channel to the test server (plaintext on loopback unless overridden)."""
+    channel = {"host": "127.0.0.1", "port": port, "starttls": False, "from": "certmon@example.com", "timeout": "5s"}
+    return {"channels": {"email": channel | email}}
+
+
+@dataclass
+class Harness:
+    """A started notifier, its bus, its console and its database."""
+
+    bus: InMemoryBus
+    service: NotifierService
+    console: io.StringIO
+    pool: asyncpg.Pool
+
+    async def deliver(self, event: CloudEvent) -> None:
+        """Publish an event and wait until it is handled and every result event is relayed."""
+        await self.bus.publish(event)
+        await self.bus.drain(30)
+        async with asyncio.timeout(10):
+            while await self.pool.fetchval("SELECT count(*) FROM notifier.outbox WHERE published_at IS NULL"):
+                await asyncio.sleep(0.02)
+
+    def results(self) -> list[tuple[str, str, int, str | None]]:
+        """(routing key, recipient, attempt, error) of every published notification event, sorted."""
+        return sorted(
+            (e.routing_key, e.data["recipient"], e.data["attempt"], e.data["error"]) for e in self.bus.pending(RESULTS)
+        )
+
+    async def log_rows(self) -> list[tuple[str, str, int]]:
+        """(recipient, status, attempts) of every delivery-log row, sorted."""
+        rows = await self.pool.fetch("SELECT recipient, status, attempts FROM notifier.deliveries ORDER BY 1")
+        return [(r["recipient"], r["status"], r["attempts"]) for r in rows]
+
+
+StartNotifier = Callable[..., Awaitable[Harness]]
+
+
+@pytest.fixture
+async def start_notifier(pg_pool: asyncpg.Pool) -> AsyncIterator[StartNotifier]:
+    """Bootstrap and start the notifier on a fresh database: `await start_notifier(config_dict)`."""
+    started: list[Harness] = []
+
+    async def start(config: dict[str, Any], **overrides: Any) -> Harness:
+        bus = InMemoryBus()
+        bus.declare(RESULTS, ["notification.#"])
+        console = io.StringIO()
+        service = bootstrap(
+            Settings.model_construct(public_url="https://certmon.example.com"),
+            CertmonConfig.model_validate(config),
+            bus=bus,
+            pool=pg_pool,
+            console_stream=console,
+            retry=FAST_RETRY,
+            relay_poll_seconds=0.05,
+            **overrides,
+        )
+        await service.start()
+        harness = Harness(bus, service, console, pg_pool)
+        started.append(harness)
+        return harness
+
+    yield start
+    for harness in started:
+        await harness.service.stop()
+        await harness.bus.close()
+
+
+def alarm_event(alarm: Any, routing_key: str = "alarm.raised.v1") -> CloudEvent:
+    """The alarm as the alarmer would publish it."""
+    return make_event(routing_key, alarm, source="certmon/alarmer", subject=alarm.alarm_id)
+
+
+async def test_individual_delivery_sends_one_email_per_address(smtp_server, start_notifier, make_alarm):
+    """Each address of an individual owner gets its own email and its own notification.sent.v1."""
+    event = alarm_event(make_alarm())
+    with smtp_server() as server:
+        notifier = await start_notifier(email_config(server.port))
+        await notifier.deliver(event)
+    assert sorted(got.rcpt_tos for got in server.received) == [["alice@example.com"], ["bob@example.com"]]
+    assert notifier.results() == [
+        ("notification.sent.v1", "alice@example.com", 1, None),
+        ("notification.sent.v1", "bob@example.com", 1, None),
+    ]
+    sent = notifier.bus.pending(RESULTS)[0]
+    assert sent.source == "certmon/notifier"
+    assert sent.data["alarm_id"] == "alarm-1" and sent.data["alarm_event_id"] == event.id
+    assert sent.data["channel"] == "email"
+    assert await notifier.log_rows() == [("alice@example.com", "sent", 1), ("bob@example.com", "sent", 1)]
+    assert notifier.bus.dead_letters == []
+
+
+async def test_redelivered_alarm_event_sends_nothing_new(smtp_server, start_notifier, make_alarm):
+    """The same alarm event delivered again sends no email and publishes no new event."""
+    event = alarm_event(make_alarm())
+    with smtp_server() as server:
+        notifier = await start_notifier(email_config(server.port))
+        await notifier.deliver(event)
+        await notifier.deliver(event)
+    assert len(server.received) == 2
+    assert len(notifier.results()) == 2
+
+
+async def test_redelivery_after_a_crash_sends_only_what_was_not_sent(smtp_server, start_notifier, make_alarm):
+    """If the notifier died before acking, the redelivered event skips the deliveries already sent."""
+    event = alarm_event(make_alarm())
+    with smtp_server(refuse={"bob@example.com": "451 4.3.0 mailbox busy"}) as server:
+        notifier = await start_notifier(email_config(server.port))
+        await notifier.deliver(event)
+        # As if the process died after recording the deliveries but before marking the event processed.
+        await notifier.pool.execute("DELETE FROM notifier.processed_events")
+        server.recorder.refuse.clear()
+        await notifier.deliver(event)
+    assert sorted(got.rcpt_tos for got in server.received) == [["alice@example.com"], ["bob@example.com"]]
+    assert await notifier.log_rows() == [("alice@example.com", "sent", 1), ("bob@example.com", "sent", 4)]
+
+
+async def test_recipient_rejected_with_550_fails_alone(smtp_server, start_notifier, make_alarm):
+    """A 550 for one address yields notification.failed.v1 for it at once and sent for the others."""
+    owner = OwnerRef(
+        name="shop-team",
+        email=["alice@example.com", "mallory@example.com", "bob@example.com"],
+        delivery="individual",
+        rule="default",
+    )
+    with smtp_server(refuse={"mallory@example.com": "550 5.1.1 no such user"}) as server:
+        notifier = await start_notifier(email_config(server.port))
+        await notifier.deliver(alarm_event(make_alarm(owners=[owner])))
+    results = notifier.results()
+    assert [r[:3] for r in results] == [
+        ("notification.failed.v1", "mallory@example.com", 1),
+        ("notification.sent.v1", "alice@example.com", 1),
+        ("notification.sent.v1", "bob@example.com", 1),
+    ]
+    assert "550" in (results[0][3] or "")
+    assert sorted(got.rcpt_tos for got in server.received) == [["alice@example.com"], ["bob@example.com"]]
+    assert notifier.bus.dead_letters == []
+
+
+async def test_transient_failure_is_retried_then_recorded_failed(smtp_server, start_notifier, make_alarm):
+    """A 4xx is retried up to the policy's attempts, then failed; the event is acked, not redelivered."""
+    with smtp_server(refuse={"bob@example.com": "451 4.3.0 mailbox busy"}) as server:
+        notifier = await start_notifier(email_config(server.port))
+        await notifier.deliver(alarm_event(make_alarm()))
+    assert [r[:3] for r in notifier.results()] == [
+        ("notification.failed.v1", "bob@example.com", 3),
+        ("notification.sent.v1", "alice@example.com", 1),
+    ]
+    assert [got.rcpt_tos for got in server.received] == [["alice@example.com"]]
+    assert await notifier.log_rows() == [("alice@example.com", "sent", 1), ("bob@example.com", "failed", 3)]
+    assert notifier.bus.dead_letters == []
+
+
+async def test_without_email_channel_the_notification_is_printed(start_notifier, make_alarm):
+    """With no email channel configured, the console gets the notification and it is logged as sent."""
+    notifier = await start_notifier({})
+    await notifier.deliver(alarm_event(make_alarm()))
+    printed = notifier.console.getvalue()
+    assert "[certmon] CRITICAL raised: shop.example.com:443 expires in 5 days" in printed
+    assert "For: shop-team" in printed
+    assert notifier.results() == [("notification.sent.v1", "shop-team", 1, None)]
+    assert notifier.bus.pending(RESULTS)[0].data["channel"] == "console"
+
+
+async def test_changed_and_resolved_alarms_are_notified(smtp_server, start_notifier, make_alarm):
+    """Level changes and resolutions reach the owners too, with subjects that say so."""
+    owner = OwnerRef(name="platform-team", email=["platform@example.com"], rule="server web-01")
+    changed = make_alarm(owners=[owner], transition="changed", level="warning", previous_level="info")
+    resolved = make_alarm(owners=[owner], transition="resolved", level="ok", previous_level="warning")
+    with smtp_server() as server:
+        notifier = await start_notifier(email_config(server.port))
+        await notifier.deliver(alarm_event(changed, "alarm.changed.v1"))
+        await notifier.deliver(alarm_event(resolved, "alarm.resolved.v1"))
+    # The stdlib folds a long Subject onto a continuation line and its parser keeps the fold's space.
+    assert [got.message["Subject"].strip() for got in server.received] == [
+        "[certmon] WARNING changed from INFO: shop.example.com:443 expires in 5 days",
+        "[certmon] OK resolved: shop.example.com:443 (was WARNING)",
+    ]
+
+
+async def test_starttls_relay_trusted_through_the_configured_ca_files(
+    smtp_server, smtp_pki, start_notifier, make_alarm
+):
+    """Bootstrap verifies the relay with `trust.ca_files`, so an internal CA's relay works with STARTTLS."""
+    with smtp_server(tls_context=smtp_pki.server_context, require_starttls=True) as server:
+        config = email_config(server.port, starttls=True) | {"trust": {"ca_files": [str(smtp_pki.cert_path)]}}
+        notifier = await start_notifier(config)
+        await notifier.deliver(alarm_event(make_alarm()))
+    assert len(server.received) == 2
+    assert [r[0] for r in notifier.results()] == ["notification.sent.v1"] * 2
+
+
+async def test_malformed_alarm_event_is_rejected_not_swallowed(start_notifier):
+    """An alarm event whose data does not validate is rejected until it is dead-lettered."""
+    notifier = await start_notifier({})
+    bad = CloudEvent(source="certmon/alarmer", type="io.certmon.alarm.raised.v1", data={"alarm_id": 1})
+    await notifier.bus.publish(bad)
+    await notifier.bus.drain(30)
+    assert [(queue, event.id) for queue, event in notifier.bus.dead_letters] == [("certmon.notifier.alarms", bad.id)]
+    assert notifier.results() == []
+
+
+def test_bootstrap_requires_a_pool():
+    """The delivery log lives in PostgreSQL, so a notifier without a pool is refused at wiring time."""
+    with pytest.raises(ValueError, match="pool"):
+        bootstrap(Settings.model_construct(), CertmonConfig(), bus=InMemoryBus(), pool=None)
