@@ -164,7 +164,10 @@ async def _run(
             if settings.database_url is None:  # a fresh embedded database, so old demo runs leave nothing behind
                 settings = settings.model_copy(update={"data_dir": scratch / "data"})
             console.print(f"[bold]demo endpoints[/bold] on 127.0.0.1: {ports}")
-        infra = await stack.enter_async_context(infrastructure(settings, allow_embedded=embedded))
+        stateless = set(names) == {"evaluator"}  # the evaluator alone keeps no state
+        infra = await stack.enter_async_context(
+            infrastructure(settings, allow_embedded=embedded, needs_database=not stateless)
+        )
         services = build_services(names, settings, config, bus=infra.bus, pool=infra.pool)
         await start_all(services)
         try:

@@ -35,7 +35,7 @@ def build_services(
     config: CertmonConfig,
     *,
     bus: Bus,
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool | None,
     clock: Clock = utc_now,
 ) -> list[Service]:
     """Bootstrap the named services, in start order."""

@@ -72,19 +72,19 @@ def build(
     config: CertmonConfig,
     *,
     bus: Bus,
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool | None,
     clock: Clock = utc_now,
 ) -> list[Service]:
     """Call each service's `bootstrap` with the same infrastructure."""
     return [builder(settings, config, bus=bus, pool=pool, clock=clock) for builder in builders]
 
 
-async def serve_one(builder: ServiceBuilder) -> None:
+async def serve_one(builder: ServiceBuilder, *, needs_database: bool = True) -> None:
     """The `python -m services.<name>` entry point: one service on the configured broker and database."""
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
     config = load_app_config(settings)
-    async with infrastructure(settings, allow_embedded=False) as infra:
+    async with infrastructure(settings, allow_embedded=False, needs_database=needs_database) as infra:
         services = build([builder], settings, config, bus=infra.bus, pool=infra.pool)
         await start_all(services)
         try:

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from shared.broker import Bus, InMemoryBus
+from shared.broker import Bus, BusError, InMemoryBus
 from shared.broker.amqp import AmqpBus
 from shared.config import CertmonConfig, load_config
 from shared.db import DatabaseError, create_pool
@@ -33,7 +33,7 @@ class Infrastructure:
     """What the services of one process share."""
 
     bus: Bus
-    pool: asyncpg.Pool
+    pool: asyncpg.Pool | None
     embedded_bus: bool
     embedded_database: bool
 
@@ -54,19 +54,22 @@ def _start_embedded_postgres(data_dir: Path) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def infrastructure(settings: Settings, *, allow_embedded: bool = True) -> AsyncIterator[Infrastructure]:
-    """Open the bus and the pool for the life of the block, and close them after."""
+async def infrastructure(
+    settings: Settings, *, allow_embedded: bool = True, needs_database: bool = True
+) -> AsyncIterator[Infrastructure]:
+    """Open the bus and the pool (unless `needs_database` is False) for the life of the block, then close them."""
     server: Any = None
-    if settings.database_url is not None:
+    dsn: str | None = None
+    if needs_database and settings.database_url is not None:
         dsn = settings.database_url.get_secret_value()
-    elif allow_embedded:
+    elif needs_database and allow_embedded:
         log.info("embedded_postgres_starting", data_dir=str(settings.data_dir))
         try:
             server = await asyncio.to_thread(_start_embedded_postgres, settings.data_dir)
         except Exception as exc:  # pgserver raises bare exceptions of several kinds on a failed initdb/start
             raise RuntimeConfigError(f"embedded PostgreSQL could not start in {settings.data_dir}: {exc}") from exc
         dsn = server.get_uri()
-    else:
+    elif needs_database:
         raise RuntimeConfigError("CERTMON_DATABASE_URL must be set to run a single service")
     if settings.amqp_url is not None:
         bus: Bus = AmqpBus(settings.amqp_url.get_secret_value(), delivery_limit=settings.delivery_limit)
@@ -76,13 +79,15 @@ async def infrastructure(settings: Settings, *, allow_embedded: bool = True) -> 
         raise RuntimeConfigError("CERTMON_AMQP_URL must be set to run a single service")
     pool: asyncpg.Pool | None = None
     try:
-        pool = await create_pool(dsn)
-        await bus.start()
+        try:
+            if dsn is not None:
+                pool = await create_pool(dsn)
+            await bus.start()
+        except (DatabaseError, BusError) as exc:
+            raise RuntimeConfigError(str(exc)) from exc
         yield Infrastructure(
             bus=bus, pool=pool, embedded_bus=settings.amqp_url is None, embedded_database=server is not None
         )
-    except DatabaseError as exc:
-        raise RuntimeConfigError(str(exc)) from exc
     finally:
         await bus.close()
         if pool is not None:

@@ -34,7 +34,7 @@ DEAD_LETTER_QUEUE = "certmon.dead-letters"
 
 
 class AmqpBus:
-    """A `Bus` on RabbitMQ. `exchange` and queue names can be prefixed for test isolation."""
+    """A `Bus` on RabbitMQ. Exchange names and a queue-name prefix can be set to share one broker (tests)."""
 
     def __init__(
         self,
@@ -45,6 +45,7 @@ class AmqpBus:
         dead_letter_queue: str = DEAD_LETTER_QUEUE,
         delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
         publish_timeout: float = 30.0,
+        queue_prefix: str = "",
     ) -> None:
         self._url = url
         self._exchange_name = exchange
@@ -52,6 +53,8 @@ class AmqpBus:
         self._dlq_name = dead_letter_queue
         self.delivery_limit = delivery_limit
         self._publish_timeout = publish_timeout
+        self._queue_prefix = queue_prefix
+        self.declared_queues: list[str] = []
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
@@ -113,6 +116,7 @@ class AmqpBus:
         """Declare a quorum queue with the delivery limit and dead-lettering, bind it, and consume."""
         if self._connection is None or self._exchange is None:
             raise BusError("bus not started")
+        queue = self._queue_prefix + queue
         channel = await self._connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=prefetch)
         declared = await channel.declare_queue(
@@ -137,6 +141,7 @@ class AmqpBus:
                 if task is not None:
                     self._in_flight.discard(task)
 
+        self.declared_queues.append(queue)
         tag = await declared.consume(on_message, no_ack=False)
         self._consumers.append((declared, tag))
 

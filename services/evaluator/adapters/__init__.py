@@ -1,0 +1,1 @@
+"""The evaluator's adapters to the outside world (files for the trust store)."""

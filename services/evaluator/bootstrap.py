@@ -1,0 +1,54 @@
+"""Wiring: the evaluator service from settings, config and a bus (the composition root calls `bootstrap`)."""
+
+import asyncpg
+import structlog
+
+from services.evaluator.adapters.trust import load_trust_store
+from services.evaluator.domain import TrustStore
+from services.evaluator.handlers import ObservationHandler, Subscription, subscriptions
+from shared.broker import Bus
+from shared.clock import Clock, utc_now
+from shared.config import CertmonConfig
+from shared.lifecycle import serve_one
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class EvaluatorService:
+    """The evaluator: consumes observations and publishes evaluations; it keeps no state."""
+
+    name = "evaluator"
+
+    def __init__(self, *, bus: Bus, routes: list[Subscription]) -> None:
+        self.bus, self.routes = bus, routes
+
+    async def start(self) -> None:
+        """Subscribe the handler to its queue."""
+        for route in self.routes:
+            await self.bus.subscribe(route.queue, route.routing_keys, route.handler)
+        log.info("evaluator_started", queues=[route.queue for route in self.routes])
+
+    async def stop(self) -> None:
+        """Nothing of its own to stop: the bus, which owns the consumers, belongs to the caller."""
+        log.info("evaluator_stopped")
+
+
+def bootstrap(
+    settings: Settings,
+    config: CertmonConfig,
+    *,
+    bus: Bus,
+    pool: asyncpg.Pool | None,
+    clock: Clock = utc_now,
+    trust: TrustStore | None = None,
+) -> EvaluatorService:
+    """Build the evaluator; `pool` is unused (it is stateless), `trust` defaults to the configured store."""
+    store = trust or load_trust_store(config.trust.ca_files, config.trust.replace_default)
+    handler = ObservationHandler(bus=bus, config=config, trust=store, clock=clock)
+    return EvaluatorService(bus=bus, routes=subscriptions(handler))
+
+
+async def run_standalone() -> None:
+    """Run the evaluator alone on RabbitMQ from `CERTMON_*` settings until SIGINT or SIGTERM (no database)."""
+    await serve_one(bootstrap, needs_database=False)

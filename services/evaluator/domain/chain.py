@@ -1,0 +1,289 @@
+"""Chain validation: trust through `cryptography.x509.verification`, plus what the path builder does not tell.
+
+The verifier answers one question: is there a valid path from the leaf to an anchor? It is asked with a
+subject taken from the leaf's own SAN and at a time inside the leaf's validity, because hostname, expiry and
+the leaf's fitness for server use are judged (and reported) by their own rules; here only the path matters.
+
+What the verifier does not say is found by walking the chain as presented: which link is broken
+(`signature.invalid`), whether the leaf is self-signed (`chain.self_signed`), whether the issuer of some
+certificate was neither sent nor known (`chain.incomplete`), or the walk ends at a root we do not trust
+(`chain.untrusted_root`); and the presentation faults: order, extra or duplicate certificates, a root sent,
+an intermediate expiring before the leaf, a cross-signed path.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from ipaddress import ip_address
+from typing import Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    ServerVerifier,
+    VerificationError,
+)
+
+from services.evaluator.domain.codes import finding
+from services.evaluator.domain.parse import ParsedCert, fingerprint_of
+from services.evaluator.domain.signature import signature_verifies
+from services.evaluator.domain.trust import TrustStore
+from shared.events.evaluation import ChainInfo, Finding, PresentedCertificate
+
+#: Longest presented path we walk; real chains have 2 to 4 certificates.
+MAX_PATH = 16
+
+#: The leaf's extensions are judged by `usage.py`; the verifier only has to insist on a SAN, which it needs.
+_EE_POLICY = ExtensionPolicy.permit_all().require_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    """The chain section of the evaluation and the chain findings."""
+
+    info: ChainInfo
+    findings: list[Finding]
+
+
+#: How the walk ended: at a self-issued certificate, at an issuer found in the store, or at an unknown issuer.
+WalkEnd = Literal["root", "store", "missing"]
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """The chain as presented, followed from the leaf by issuer name and key."""
+
+    path: list[ParsedCert]
+    broken_links: list[tuple[ParsedCert, str]]
+    end: WalkEnd
+    anchored: bool
+
+
+def _describe(cert: ParsedCert) -> str:
+    return "the leaf" if cert.position == 0 else f"certificate #{cert.position} ({cert.subject})"
+
+
+def _pick_issuer(child: ParsedCert, candidates: list[ParsedCert]) -> ParsedCert | None:
+    """The candidate whose key verifies the child, else the first one that merely has the right name."""
+    for candidate in candidates:
+        if signature_verifies(child.cert, candidate.public_key) is True:
+            return candidate
+    return candidates[0] if candidates else None
+
+
+def _anchor_for(child: ParsedCert, trust: TrustStore) -> tuple[x509.Certificate | None, bool | None]:
+    """An anchor named as the child's issuer, and whether its key verifies the child."""
+    anchors = trust.issuers_named(child.cert.issuer)
+    for anchor in anchors:
+        if signature_verifies(child.cert, anchor.public_key()) is True:
+            return anchor, True
+    if anchors:
+        return anchors[0], signature_verifies(child.cert, anchors[0].public_key())
+    return None, None
+
+
+def _is_anchor(cert: ParsedCert, trust: TrustStore) -> bool:
+    """This certificate, or one with its subject and key, is in the store."""
+    if trust.contains(cert.fingerprint):
+        return True
+    return cert.public_key is not None and any(
+        anchor.public_key() == cert.public_key for anchor in trust.issuers_named(cert.cert.subject)
+    )
+
+
+def _walk(unique: list[ParsedCert], trust: TrustStore) -> _Walk:
+    leaf = unique[0]
+    path = [leaf]
+    broken: list[tuple[ParsedCert, str]] = []
+    anchored = _is_anchor(leaf, trust)
+    current = leaf
+    end: WalkEnd = "missing"
+    if leaf.self_issued and signature_verifies(leaf.cert, leaf.public_key) is False:
+        broken.append((leaf, "its self-signature does not verify with its own key"))
+    while len(path) <= MAX_PATH:
+        if current.self_issued:
+            end = "root"
+            break
+        chosen = _pick_issuer(current, [c for c in unique if c not in path and c.cert.subject == current.cert.issuer])
+        if chosen is None:
+            anchor, verifies = _anchor_for(current, trust)
+            if anchor is not None:
+                end, anchored = "store", True
+                if verifies is False:
+                    anchor_name = anchor.subject.rfc4514_string()
+                    broken.append((current, f"its signature does not verify with the key of the anchor {anchor_name}"))
+            break
+        if signature_verifies(current.cert, chosen.public_key) is False:
+            broken.append((current, f"its signature does not verify with the key of {_describe(chosen)}"))
+        path.append(chosen)
+        anchored = anchored or _is_anchor(chosen, trust)
+        current = chosen
+    return _Walk(path=path, broken_links=broken, end=end, anchored=anchored)
+
+
+def _clamp(now: datetime, leaf: ParsedCert) -> datetime:
+    """A validation time inside the leaf's validity: its own dates are the expiry rule's business."""
+    return min(max(now, leaf.not_before), leaf.not_after)
+
+
+def _subjects(leaf: ParsedCert) -> list[x509.DNSName | x509.IPAddress]:
+    """Names the leaf itself carries, usable as the verifier's subject (a wildcard gets a concrete label)."""
+    subjects: list[x509.DNSName | x509.IPAddress] = []
+    for name in leaf.dns_names():
+        concrete = "certmon-probe" + name[1:] if name.startswith("*.") else name
+        if concrete.isascii():  # a U-label in a SAN is itself a fault; the hostname rule reports mismatches
+            subjects.append(x509.DNSName(concrete))
+    subjects.extend(x509.IPAddress(ip_address(ip)) for ip in leaf.ip_addresses())
+    return subjects
+
+
+def _server_verifier(builder: PolicyBuilder, subject: x509.DNSName | x509.IPAddress) -> ServerVerifier | None:
+    try:
+        return builder.build_server_verifier(subject)
+    except ValueError:  # a SAN entry the verifier cannot take as a subject; try the next one
+        return None
+
+
+def verify_path(
+    leaf: ParsedCert, intermediates: list[x509.Certificate], *, now: datetime, trust: TrustStore
+) -> tuple[list[x509.Certificate] | None, str | None]:
+    """The verified path (leaf → anchor) or None, and the verifier's reason when there is none."""
+    if trust.store is None:
+        return None, "the trust store is empty"
+    builder = PolicyBuilder().store(trust.store).time(_clamp(now, leaf))
+    error: str | None = None
+    server = builder.extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=_EE_POLICY)
+    for subject in _subjects(leaf):
+        verifier = _server_verifier(server, subject)
+        if verifier is None:
+            continue
+        try:
+            return verifier.verify(leaf.cert, intermediates), None
+        except VerificationError as exc:
+            error = str(exc)
+            if "subjectAltName" not in error:
+                return None, error
+    # No SAN the verifier can use as a subject: check the path alone, with no leaf policy at all.
+    client = builder.extension_policies(
+        ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ExtensionPolicy.permit_all()
+    )
+    try:
+        return client.build_client_verifier().verify(leaf.cert, intermediates).chain, None
+    except VerificationError as exc:
+        return None, error or str(exc)
+
+
+def _trust_findings(walk: _Walk, trusted: bool, error: str | None, trust: TrustStore) -> list[Finding]:
+    findings = [finding("signature.invalid", f"{_describe(cert)}: {why}") for cert, why in walk.broken_links]
+    if trusted:
+        return findings
+    last = walk.path[-1]
+    if len(walk.path) == 1 and last.self_issued:
+        findings.append(
+            finding("chain.self_signed", f"the leaf is self-signed and not in the trust store ({trust.description})")
+        )
+    elif walk.end == "missing" and not walk.anchored:
+        findings.append(
+            finding(
+                "chain.incomplete",
+                f"the issuer of {_describe(last)}, {last.issuer}, was not presented and is not in the trust store "
+                f"({trust.description}): an intermediate is missing",
+            )
+        )
+    elif walk.end == "root" and not walk.anchored:
+        findings.append(
+            finding(
+                "chain.untrusted_root",
+                f"the chain ends at the root {last.subject}, which is not in the trust store ({trust.description})",
+            )
+        )
+    elif not walk.broken_links:
+        findings.append(finding("chain.invalid", f"the path to a trusted anchor does not verify: {error}"))
+    return findings
+
+
+def _presentation_findings(
+    certs: list[ParsedCert], unique: list[ParsedCert], walk: _Walk
+) -> tuple[list[Finding], bool, bool]:
+    """Order, extra and duplicate certificates, a root sent, intermediates expiring before the leaf."""
+    findings: list[Finding] = []
+    on_path = [c for c in unique if c in walk.path]
+    ordered = on_path == walk.path
+    if not ordered:
+        order = ", ".join(f"#{c.position}" for c in walk.path)
+        findings.append(
+            finding(
+                "chain.wrong_order",
+                f"the certificates are not sent leaf first then each issuer in turn (path: {order})",
+            )
+        )
+    duplicates = [c for c in certs if c not in unique]
+    unrelated = [c for c in unique if c not in walk.path]
+    if duplicates or unrelated:
+        parts = [f"{_describe(c)} is sent twice" for c in duplicates]
+        parts += [f"{_describe(c)} is not on the path" for c in unrelated]
+        findings.append(finding("chain.extra_certificates", "; ".join(parts)))
+    roots = [c for c in unique[1:] if c.self_issued]
+    if roots:
+        findings.append(
+            finding(
+                "chain.contains_root", f"the server sends the root {roots[0].subject}; clients must already have it"
+            )
+        )
+    leaf = walk.path[0]
+    for cert in walk.path[1:]:
+        if not cert.self_issued and cert.not_after < leaf.not_after:
+            findings.append(
+                finding(
+                    "chain.intermediate_expiring",
+                    f"{_describe(cert)} expires {cert.not_after.isoformat()}, "
+                    f"before the leaf ({leaf.not_after.isoformat()})",
+                )
+            )
+    return findings, ordered, bool(roots)
+
+
+def _dedupe(certs: list[ParsedCert]) -> list[ParsedCert]:
+    seen: set[str] = set()
+    unique: list[ParsedCert] = []
+    for cert in certs:
+        if cert.fingerprint not in seen:
+            seen.add(cert.fingerprint)
+            unique.append(cert)
+    return unique
+
+
+def analyse_chain(certs: list[ParsedCert], *, now: datetime, trust: TrustStore) -> ChainResult:
+    """Judge the presented chain (`certs[0]` is the leaf) against the trust store at `now`."""
+    unique = _dedupe(certs)
+    walk = _walk(unique, trust)
+    verified, error = verify_path(unique[0], [c.cert for c in unique[1:]], now=now, trust=trust)
+    findings = _trust_findings(walk, verified is not None, error, trust)
+    presentation, ordered, contains_root = _presentation_findings(certs, unique, walk)
+    findings += presentation
+    cross_signed = verified is not None and verified[-1].subject != walk.path[-1].cert.issuer
+    if cross_signed and verified is not None:
+        findings.append(
+            finding(
+                "chain.cross_signed",
+                f"the trusted path ends at {verified[-1].subject.rfc4514_string()}, while the server's chain leads "
+                f"to {walk.path[-1].issuer}: a cross-signed path",
+            )
+        )
+    info = ChainInfo(
+        presented=[
+            PresentedCertificate(
+                fingerprint_sha256=c.fingerprint, subject=c.subject, issuer=c.issuer, not_after=c.not_after
+            )
+            for c in certs
+        ],
+        complete=walk.end != "missing" or walk.anchored,
+        trusted=verified is not None,
+        ordered=ordered,
+        contains_root=contains_root,
+        cross_signed=cross_signed,
+        verified_path=[fingerprint_of(c.public_bytes(Encoding.DER)) for c in verified or []],
+    )
+    return ChainResult(info=info, findings=findings)

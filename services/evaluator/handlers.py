@@ -1,0 +1,73 @@
+"""The evaluator's one handler: `certificate.observed.v1` in, `certificate.evaluated.v1` out.
+
+Stateless, so idempotency needs no database: the output's id is derived from the input's, and a redelivered
+observation yields an evaluation with the same id, which consumers downstream drop as a duplicate.
+"""
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+
+from services.evaluator.application import evaluate_observation
+from services.evaluator.domain import TrustStore
+from shared.broker import Bus, Handler
+from shared.clock import Clock
+from shared.config import CertmonConfig
+from shared.events import CloudEvent, Observation, derived_id, make_event
+
+log = structlog.get_logger(__name__)
+
+QUEUE = "certmon.evaluator.observations"
+CONSUMES = "certificate.observed.v1"
+PUBLISHES = "certificate.evaluated.v1"
+SOURCE = "certmon/evaluator"
+
+
+class UnexpectedEvent(ValueError):
+    """The queue delivered an event of a type this handler does not consume."""
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One queue, the routing keys bound to it, and its handler."""
+
+    queue: str
+    routing_keys: tuple[str, ...]
+    handler: Handler
+
+
+class ObservationHandler:
+    """Evaluates each observation and publishes the evaluation."""
+
+    def __init__(self, *, bus: Bus, config: CertmonConfig, trust: TrustStore, clock: Clock) -> None:
+        self._bus, self._config, self._trust, self._clock = bus, config, trust, clock
+
+    async def __call__(self, event: CloudEvent) -> None:
+        """Parse, evaluate (off the event loop: signature checks are CPU work), publish; raise on failure."""
+        if event.routing_key != CONSUMES:
+            raise UnexpectedEvent(f"{QUEUE} consumes {CONSUMES}, not {event.routing_key}")
+        observation = Observation.model_validate(event.data)
+        with structlog.contextvars.bound_contextvars(event_id=event.id, target=observation.target.key):
+            evaluation = await asyncio.to_thread(
+                evaluate_observation, observation, config=self._config, trust=self._trust, now=self._clock()
+            )
+            out = make_event(
+                PUBLISHES,
+                evaluation,
+                source=SOURCE,
+                subject=observation.target.key,
+                event_id=derived_id(event.id, "evaluated"),
+            )
+            await self._bus.publish(out)
+            log.info(
+                "certificate_evaluated",
+                level=evaluation.alarm.level,
+                grade=evaluation.security.grade if evaluation.security else None,
+                findings=[f.code for f in evaluation.findings],
+            )
+
+
+def subscriptions(handler: ObservationHandler) -> list[Subscription]:
+    """The explicit routing of the evaluator: one queue, one routing key, one handler."""
+    return [Subscription(queue=QUEUE, routing_keys=(CONSUMES,), handler=handler)]
