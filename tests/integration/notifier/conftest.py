@@ -1,80 +1,21 @@
 """A real SMTP server (aiosmtpd on 127.0.0.1) that records what it accepts, and alarm-event builders."""
 
-import email
-import email.policy
-import socket
 import ssl
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP as SMTPServer
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from shared.events import AlarmEvent, AlarmKey, CertificateInfo, Finding, KeyInfo, OwnerRef, TargetRef
 from tests.support.pki import make_ca, make_leaf, write_chain
+from tests.support.smtp import SmtpServer, start_smtp_server
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 FINGERPRINT = "3b" * 32
-
-
-@dataclass
-class Received:
-    """One accepted message: the envelope and the parsed message."""
-
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-
-
-@dataclass
-class Recorder:
-    """An aiosmtpd handler that keeps every message and refuses the recipients it is told to."""
-
-    refuse: dict[str, str] = field(default_factory=dict)  # address → SMTP reply, e.g. "550 5.1.1 no such user"
-    received: list[Received] = field(default_factory=list)
-
-    async def handle_RCPT(
-        self, server: SMTPServer, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
-    ) -> str:
-        """Accept a recipient unless it is in `refuse`."""
-        if address in self.refuse:
-            return self.refuse[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
-        """Keep the message."""
-        assert isinstance(envelope.content, bytes)
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), parsed))
-        return "250 Message accepted"
-
-
-@dataclass
-class SmtpServer:
-    """A running test SMTP server."""
-
-    port: int
-    recorder: Recorder
-
-    @property
-    def received(self) -> list[Received]:
-        """Messages accepted so far."""
-        return self.recorder.received
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 SmtpFactory = Callable[..., AbstractContextManager[SmtpServer]]
@@ -83,23 +24,7 @@ SmtpFactory = Callable[..., AbstractContextManager[SmtpServer]]
 @pytest.fixture
 def smtp_server() -> SmtpFactory:
     """Start an SMTP server on 127.0.0.1: `with smtp_server(refuse=, credentials=, **aiosmtpd options) as s:`."""
-
-    @contextmanager
-    def start(
-        *, refuse: dict[str, str] | None = None, credentials: tuple[str, str] | None = None, **options: Any
-    ) -> Iterator[SmtpServer]:
-        recorder = Recorder(refuse=dict(refuse or {}))
-        port = _free_port()
-        if credentials is not None:
-            options["authenticator"] = _password_checker(*credentials)
-        controller = Controller(recorder, hostname="127.0.0.1", port=port, **options)
-        controller.start()
-        try:
-            yield SmtpServer(port, recorder)
-        finally:
-            controller.stop()
-
-    return start
+    return start_smtp_server
 
 
 @dataclass(frozen=True)
@@ -123,18 +48,6 @@ def smtp_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert_path, key_path)
     return Pki(root_path, server, ssl.create_default_context(cafile=str(root_path)))
-
-
-def _password_checker(username: str, password: str) -> Callable[..., AuthResult]:
-    """An aiosmtpd authenticator accepting exactly one login."""
-
-    def authenticate(
-        server: SMTPServer, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
-    ) -> AuthResult:
-        ok = isinstance(auth_data, LoginPassword) and auth_data == (username.encode(), password.encode())
-        return AuthResult(success=ok, handled=False)
-
-    return authenticate
 
 
 def build_alarm(**overrides: Any) -> AlarmEvent:

@@ -1,0 +1,1 @@
+"""The reporter's adapters: history in PostgreSQL, the report bucket, the HTTP server."""

@@ -1,0 +1,156 @@
+"""Where reports are written: an S3-compatible bucket (aiobotocore) or a local folder, one `Bucket` port.
+
+`settings.reports_url` chooses: `s3://bucket/prefix` goes to S3 (endpoint from `settings.s3_endpoint_url`,
+credentials from the standard AWS environment variables), anything else is a folder. Callers name objects
+relative to the prefix (`daily/2026-11-27/status.json`); `put` and `list` answer with object keys, the names
+in the storage itself (`prefix/daily/2026-11-27/status.json`), and `location/object_key` addresses an object.
+
+Errors: `BucketError` wraps whatever the storage raised (S3 client errors, connection failures, OS errors).
+"""
+
+import asyncio
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from aiobotocore.session import get_session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.settings import Settings
+
+_S3_CONFIG = Config(
+    signature_version="s3v4",
+    s3={"addressing_style": "path"},  # MinIO and moto serve buckets by path, not virtual host
+    connect_timeout=10,
+    read_timeout=30,
+    retries={"max_attempts": 3, "mode": "standard"},
+)
+
+
+class BucketError(Exception):
+    """The storage refused or failed a write or a listing."""
+
+
+class Bucket(Protocol):
+    """Object storage for reports."""
+
+    @property
+    def location(self) -> str:
+        """The storage that object keys are relative to (`s3://bucket` or an absolute folder path)."""
+
+    async def put(self, key: str, data: bytes, content_type: str) -> str:
+        """Write (or overwrite) the object named `key` under the prefix; returns its object key."""
+
+    async def list(self, prefix: str = "") -> list[str]:
+        """Object keys of the objects whose name under the prefix starts with `prefix`, sorted."""
+
+
+def _checked_key(key: str) -> str:
+    parts = PurePosixPath(key).parts
+    if not key or key.startswith("/") or any(p in ("..", ".") for p in parts) or "\\" in key:
+        raise BucketError(f"invalid object key {key!r}")
+    return key
+
+
+class LocalFolderBucket:
+    """Reports as files under a folder; each write is atomic (a temporary file renamed into place)."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root.resolve()
+
+    @property
+    def location(self) -> str:
+        """The folder's absolute path."""
+        return str(self._root)
+
+    async def put(self, key: str, data: bytes, content_type: str) -> str:
+        """Write the file, creating folders as needed; the object key is its path relative to the folder."""
+        path = self._root / _checked_key(key)
+        try:
+            await asyncio.to_thread(_write_atomically, path, data)
+        except OSError as exc:
+            raise BucketError(f"cannot write {path}: {exc}") from exc
+        return key
+
+    async def list(self, prefix: str = "") -> list[str]:
+        """Relative paths of the files whose key starts with `prefix`."""
+        try:
+            return await asyncio.to_thread(_list_files, self._root, prefix)
+        except OSError as exc:
+            raise BucketError(f"cannot list {self._root}: {exc}") from exc
+
+
+def _list_files(root: Path, prefix: str) -> list[str]:
+    if not root.exists():
+        return []
+    keys = (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    return sorted(k for k in keys if k.startswith(prefix) and not k.endswith(".tmp"))
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A unique temporary name, so concurrent writers of the same key never rename each other's file.
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as tmp_file:
+            tmp_file.write(data)
+        tmp.chmod(0o644)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class S3Bucket:
+    """Reports as objects in an S3-compatible bucket; one short-lived client per call (reports are rare)."""
+
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None) -> None:
+        self._bucket = bucket
+        self._prefix = prefix.strip("/")
+        self._endpoint_url = endpoint_url
+        self._session = get_session()
+
+    @property
+    def location(self) -> str:
+        """`s3://bucket`."""
+        return f"s3://{self._bucket}"
+
+    def _object_key(self, key: str) -> str:
+        return f"{self._prefix}/{key}" if self._prefix else key
+
+    async def put(self, key: str, data: bytes, content_type: str) -> str:
+        """PUT the object as `prefix/key`; returns that object key."""
+        object_key = self._object_key(_checked_key(key))
+        try:
+            async with self._session.create_client("s3", endpoint_url=self._endpoint_url, config=_S3_CONFIG) as s3:
+                await s3.put_object(Bucket=self._bucket, Key=object_key, Body=data, ContentType=content_type)
+        except (BotoCoreError, ClientError, OSError) as exc:
+            raise BucketError(f"cannot put s3://{self._bucket}/{object_key}: {exc}") from exc
+        return object_key
+
+    async def list(self, prefix: str = "") -> list[str]:
+        """Object keys (prefix included) of the objects under `prefix/...`."""
+        full_prefix = self._object_key(prefix)
+        keys: list[str] = []
+        try:
+            async with self._session.create_client("s3", endpoint_url=self._endpoint_url, config=_S3_CONFIG) as s3:
+                paginator = s3.get_paginator("list_objects_v2")
+                async for page in paginator.paginate(Bucket=self._bucket, Prefix=full_prefix):
+                    keys.extend(item["Key"] for item in page.get("Contents", []))
+        except (BotoCoreError, ClientError, OSError) as exc:
+            raise BucketError(f"cannot list s3://{self._bucket}/{full_prefix}: {exc}") from exc
+        return sorted(keys)
+
+
+def bucket_from_settings(settings: Settings) -> Bucket:
+    """The bucket `settings.reports_url` names: `s3://bucket/prefix` or a local folder."""
+    url = urlsplit(settings.reports_url)
+    if url.scheme == "s3":
+        if not url.netloc:
+            raise BucketError(f"{settings.reports_url!r} names no bucket (use s3://bucket/prefix)")
+        return S3Bucket(url.netloc, url.path, endpoint_url=settings.s3_endpoint_url)
+    return LocalFolderBucket(Path(settings.reports_url))

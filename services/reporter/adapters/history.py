@@ -1,0 +1,219 @@
+"""The reporter's history in PostgreSQL (schema `reporter`): evaluations, alarms, deliveries, reports.
+
+Every write records the consumed event id in the same transaction (`shared.db.claim_event`), so a redelivered
+event changes nothing. The pool must come from `shared.db.create_pool`, whose connections map jsonb to Python.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from services.reporter.views import NotificationRecord
+from shared.db import claim_event, load_migrations, migrate
+from shared.events import AlarmEvent, CloudEvent, Evaluation, NotificationResult, ReportPublished
+from shared.outbox import enqueue
+
+SCHEMA = "reporter"
+CONSUMER = "reporter"
+_S = f'"{SCHEMA}"'
+
+
+@dataclass(frozen=True)
+class CertificateFilter:
+    """Which latest evaluations to list (None: any); `q` matches target, subject, issuer, SAN, fingerprint."""
+
+    level: str | None = None
+    grade: str | None = None
+    owner: str | None = None
+    server: str | None = None
+    q: str | None = None
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class History:
+    """Reads and writes the reporter schema through an asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def migrate(self) -> list[str]:
+        """Apply the reporter's migrations; returns the names applied."""
+        return await migrate(self._pool, SCHEMA, load_migrations("services.reporter.adapters.migrations"))
+
+    async def ping(self) -> None:
+        """Raise unless the database answers."""
+        async with self._pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def record_evaluation(self, event_id: str, evaluation: Evaluation) -> bool:
+        """Store an evaluation, the target's latest unless a newer one is there; False on redelivery."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await claim_event(conn, SCHEMA, event_id, CONSUMER):
+                return False
+            await conn.execute(
+                f"INSERT INTO {_S}.evaluations(event_id, target_key, fingerprint, evaluated_at, level, "
+                "grade, days_remaining, evaluation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                "ON CONFLICT (event_id) DO NOTHING",
+                event_id,
+                evaluation.target_key,
+                evaluation.certificate.fingerprint_sha256 if evaluation.certificate else None,
+                evaluation.evaluated_at,
+                evaluation.alarm.level,
+                evaluation.security.grade if evaluation.security else None,
+                evaluation.expiry.days_remaining if evaluation.expiry else None,
+                evaluation.model_dump(mode="json"),
+            )
+            await conn.execute(
+                f"INSERT INTO {_S}.latest(target_key, event_id, evaluated_at) VALUES ($1, $2, $3) "
+                "ON CONFLICT (target_key) DO UPDATE SET event_id = excluded.event_id, "
+                "evaluated_at = excluded.evaluated_at WHERE latest.evaluated_at <= excluded.evaluated_at",
+                evaluation.target_key,
+                event_id,
+                evaluation.evaluated_at,
+            )
+            return True
+
+    async def record_alarm(self, event_id: str, alarm: AlarmEvent) -> bool:
+        """Store one alarm transition; False on redelivery."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await claim_event(conn, SCHEMA, event_id, CONSUMER):
+                return False
+            await conn.execute(
+                f"INSERT INTO {_S}.alarm_events(event_id, alarm_id, transition, level, fingerprint, at, "
+                "event) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+                event_id,
+                alarm.alarm_id,
+                alarm.transition,
+                alarm.level,
+                alarm.key.fingerprint_sha256,
+                alarm.occurred_at,
+                alarm.model_dump(mode="json"),
+            )
+            return True
+
+    async def record_notification(self, event_id: str, result: NotificationResult, *, ok: bool) -> bool:
+        """Store one delivery outcome; False on redelivery."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await claim_event(conn, SCHEMA, event_id, CONSUMER):
+                return False
+            await conn.execute(
+                f"INSERT INTO {_S}.notifications(event_id, alarm_id, channel, recipient, ok, at, event) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+                event_id,
+                result.alarm_id,
+                result.channel,
+                result.recipient,
+                ok,
+                result.at,
+                result.model_dump(mode="json"),
+            )
+            return True
+
+    async def latest(
+        self, where: CertificateFilter | None = None, *, after: str | None = None, limit: int | None = None
+    ) -> list[Evaluation]:
+        """The latest evaluation of every target matching `where`, by target key, after the key `after`."""
+        f = where or CertificateFilter()
+        rows = await self._pool.fetch(
+            f"SELECT e.evaluation FROM {_S}.latest l JOIN {_S}.evaluations e ON e.event_id = l.event_id "
+            "WHERE ($1::text IS NULL OR e.level = $1) AND ($2::text IS NULL OR e.grade = $2) "
+            "AND ($3::text IS NULL OR e.evaluation->>'owner' = $3) "
+            "AND ($4::text IS NULL OR e.evaluation#>>'{target,server}' = $4) "
+            "AND ($5::text IS NULL OR concat_ws(' ', e.target_key, e.fingerprint, "
+            "e.evaluation#>>'{certificate,subject}', e.evaluation#>>'{certificate,issuer}', "
+            "e.evaluation#>>'{certificate,san}') ILIKE $5) "
+            "AND ($6::text IS NULL OR l.target_key > $6) "
+            "ORDER BY l.target_key LIMIT $7",
+            f.level,
+            f.grade,
+            f.owner,
+            f.server,
+            _like_pattern(f.q) if f.q else None,
+            after,
+            limit,
+        )
+        return [Evaluation.model_validate(r["evaluation"]) for r in rows]
+
+    async def evaluations_of(self, fingerprint: str, *, limit: int = 100) -> list[Evaluation]:
+        """Evaluations of one certificate (canonical fingerprint), newest first."""
+        rows = await self._pool.fetch(
+            f"SELECT evaluation FROM {_S}.evaluations WHERE fingerprint = $1 ORDER BY evaluated_at DESC LIMIT $2",
+            fingerprint,
+            limit,
+        )
+        return [Evaluation.model_validate(r["evaluation"]) for r in rows]
+
+    async def alarm_events(
+        self, *, fingerprint: str | None = None, since: datetime | None = None
+    ) -> list[tuple[str, AlarmEvent]]:
+        """`(event_id, alarm event)` pairs in the order they happened, maybe of one certificate or recent."""
+        rows = await self._pool.fetch(
+            f"SELECT event_id, event FROM {_S}.alarm_events "
+            "WHERE ($1::text IS NULL OR fingerprint = $1) AND ($2::timestamptz IS NULL OR at >= $2) "
+            "ORDER BY at, event_id",
+            fingerprint,
+            since,
+        )
+        return [(r["event_id"], AlarmEvent.model_validate(r["event"])) for r in rows]
+
+    async def notifications(self, alarm_ids: list[str] | None = None) -> list[NotificationRecord]:
+        """Delivery outcomes, oldest first, optionally of some alarms only."""
+        rows = await self._pool.fetch(
+            f"SELECT ok, event FROM {_S}.notifications "
+            "WHERE ($1::text[] IS NULL OR alarm_id = ANY($1)) ORDER BY at, event_id",
+            alarm_ids,
+        )
+        return [_notification(r["ok"], r["event"]) for r in rows]
+
+    async def reports(self, *, limit: int = 100) -> list[ReportPublished]:
+        """Published reports, newest period first."""
+        rows = await self._pool.fetch(f"SELECT event FROM {_S}.reports ORDER BY period_start DESC, key LIMIT $1", limit)
+        return [ReportPublished.model_validate(r["event"]) for r in rows]
+
+    async def report_for(self, kind: str, start: datetime, end: datetime) -> ReportPublished | None:
+        """The report of one kind and period, if it was published."""
+        row = await self._pool.fetchrow(
+            f"SELECT event FROM {_S}.reports WHERE kind = $1 AND period_start = $2 AND period_end = $3",
+            kind,
+            start,
+            end,
+        )
+        return ReportPublished.model_validate(row["event"]) if row else None
+
+    async def record_report(self, key: str, report: ReportPublished, announcement: CloudEvent) -> bool:
+        """Claim the report's (kind, period) and enqueue its announcement atomically; False if taken."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                f"INSERT INTO {_S}.reports(key, kind, period_start, period_end, location, event) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1",
+                key,
+                report.kind,
+                report.period_start,
+                report.period_end,
+                report.location,
+                report.model_dump(mode="json"),
+            )
+            if inserted is None:
+                return False
+            await enqueue(conn, SCHEMA, announcement)
+            return True
+
+
+def _notification(ok: bool, event: dict[str, Any]) -> NotificationRecord:
+    result = NotificationResult.model_validate(event)
+    return NotificationRecord(
+        alarm_id=result.alarm_id,
+        alarm_event_id=result.alarm_event_id,
+        channel=result.channel,
+        recipient=result.recipient,
+        ok=ok,
+        attempt=result.attempt,
+        error=result.error,
+        at=result.at,
+    )

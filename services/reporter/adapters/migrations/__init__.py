@@ -1,0 +1,1 @@
+"""SQL migrations of the `reporter` schema, applied in file-name order by `shared.db.migrate`."""

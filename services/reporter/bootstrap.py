@@ -1,0 +1,119 @@
+"""Wiring of the reporter: history, bucket, renderer, handlers, outbox relay, schedule, HTTP server."""
+
+from datetime import datetime
+
+import asyncpg
+import structlog
+from fastapi import FastAPI
+
+from services.reporter.adapters.bucket import Bucket, bucket_from_settings
+from services.reporter.adapters.history import SCHEMA, History
+from services.reporter.adapters.http import create_app
+from services.reporter.adapters.server import HttpServer
+from services.reporter.handlers import QUEUE, ROUTING_KEYS, ReporterHandlers
+from services.reporter.publishing import ReportPublisher
+from services.reporter.render import ReportRenderer
+from services.reporter.scheduling import DailyReportScheduler
+from shared.broker import Bus
+from shared.clock import Clock, utc_now
+from shared.config import CertmonConfig
+from shared.events import ReportPublished
+from shared.lifecycle import serve_one
+from shared.outbox import OutboxRelay
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class ReporterService:
+    """Consumes evaluations, alarms and deliveries; serves dashboard and API; publishes reports."""
+
+    name = "reporter"
+
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        history: History,
+        publisher: ReportPublisher,
+        relay: OutboxRelay,
+        scheduler: DailyReportScheduler | None,
+        app: FastAPI,
+        http: HttpServer | None,
+    ) -> None:
+        self._bus, self.history, self._publisher, self._relay = bus, history, publisher, relay
+        self._scheduler, self.app, self._http = scheduler, app, http
+
+    @property
+    def http_port(self) -> int:
+        """The port the dashboard and API listen on (the real one when settings asked for port 0)."""
+        if self._http is None:
+            raise RuntimeError("this reporter was built without an HTTP server")
+        return self._http.port
+
+    async def start(self) -> None:
+        """Migrate, bind the HTTP server, subscribe, start the outbox relay and the daily schedule.
+
+        If a step fails, what already started is stopped again before the error propagates.
+        """
+        await self.history.migrate()
+        try:
+            if self._http is not None:
+                await self._http.start()
+            await self._bus.subscribe(QUEUE, ROUTING_KEYS, ReporterHandlers(self.history).handle)
+            await self._relay.start()
+            if self._scheduler is not None:
+                await self._scheduler.start()
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("reporter_started", http_port=self._http.port if self._http is not None else None)
+
+    async def stop(self) -> None:
+        """Stop serving, scheduling and relaying (the relay publishes what is pending once more)."""
+        if self._http is not None:
+            await self._http.stop()
+        if self._scheduler is not None:
+            await self._scheduler.stop()
+        await self._relay.stop()
+
+    async def publish_daily(self, now: datetime) -> ReportPublished:
+        """Publish the daily report of `now`'s UTC day (once per day, whoever calls) and announce it."""
+        return await self._publisher.publish_daily(now)
+
+
+def bootstrap(
+    settings: Settings,
+    config: CertmonConfig,
+    *,
+    bus: Bus,
+    pool: asyncpg.Pool | None,
+    clock: Clock = utc_now,
+    bucket: Bucket | None = None,
+    serve_http: bool = True,
+    report_tick_seconds: float = 60.0,
+) -> ReporterService:
+    """Build the reporter; it needs PostgreSQL. `bucket` overrides the one `settings.reports_url` names."""
+    if pool is None:
+        raise ValueError("the reporter needs PostgreSQL: pass a pool (CERTMON_DATABASE_URL)")
+    history = History(pool)
+    renderer = ReportRenderer()
+    relay = OutboxRelay(pool, SCHEMA, bus)
+    publisher = ReportPublisher(history, bucket or bucket_from_settings(settings), renderer, announced=relay.kick)
+    scheduler = (
+        None  # reports on demand only (an external cron calls publish_daily, or the API later)
+        if settings.daily_report_hour_utc is None
+        else DailyReportScheduler(
+            publisher, clock=clock, hour_utc=settings.daily_report_hour_utc, tick_seconds=report_tick_seconds
+        )
+    )
+    app = create_app(history, settings, renderer=renderer, clock=clock)
+    http = HttpServer(app, settings.http_host, settings.http_port) if serve_http else None
+    return ReporterService(
+        bus=bus, history=history, publisher=publisher, relay=relay, scheduler=scheduler, app=app, http=http
+    )
+
+
+async def run_standalone() -> None:
+    """Run the reporter alone on RabbitMQ and PostgreSQL from `CERTMON_*` settings until SIGINT or SIGTERM."""
+    await serve_one(bootstrap)

@@ -1,0 +1,240 @@
+"""The reporter's pure rules: the status report of the estate at a moment, and the order of certificates.
+
+Nothing here reads a clock or does I/O; `now` is always an argument and every datetime is timezone-aware UTC.
+"""
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, time, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.events import AlarmEvent, Evaluation
+from shared.events.evaluation import LEVEL_ORDER, SEVERITY_ORDER
+
+LEVELS: tuple[str, ...] = ("critical", "warning", "info", "ok")
+GRADES: tuple[str, ...] = ("A+", "A", "A-", "B", "C", "D", "E", "F")
+EXPIRY_WINDOWS_DAYS: tuple[int, ...] = (7, 30, 90)
+ALARM_LOOKBACK = timedelta(hours=24)
+TOP_FINDINGS = 3
+_SECONDS_PER_DAY = 86400.0
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ReportModel(BaseModel):
+    """Report parts are immutable values, so a report renders the same way every time."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class FindingLine(ReportModel):
+    """One finding as a report shows it."""
+
+    code: str
+    severity: str
+    message: str
+
+
+class CertificateRow(ReportModel):
+    """One target and the certificate it serves, as of the report's moment."""
+
+    target: str
+    level: str
+    grade: str | None = None
+    reachable: bool
+    fingerprint_sha256: str | None = None
+    subject: str | None = None
+    issuer: str | None = None
+    not_after: datetime | None = None
+    days_remaining: float | None = None
+    owner: str | None = None
+    evaluated_at: datetime
+    top_findings: list[FindingLine] = Field(default_factory=list)
+
+
+class Totals(ReportModel):
+    """How many targets and how they spread over levels and grades (every level and grade, maybe 0)."""
+
+    targets: int
+    certificates: int
+    by_level: dict[str, int]
+    by_grade: dict[str, int]
+
+
+class ExpiryWindow(ReportModel):
+    """Certificates not yet expired that expire within `days` days of the report's moment."""
+
+    days: int
+    count: int
+    targets: list[str]
+
+
+class UnreachableTarget(ReportModel):
+    """A target the last scan could not observe, and why."""
+
+    target: str
+    kind: str | None = None
+    message: str | None = None
+    evaluated_at: datetime
+
+
+class AlarmLine(ReportModel):
+    """One alarm as of its latest transition."""
+
+    alarm_id: str
+    target: str
+    trigger: str
+    level: str
+    transition: str
+    at: datetime
+
+
+class StatusReport(ReportModel):
+    """The status of the whole estate at `generated_at` (the daily report, and what the dashboard shows)."""
+
+    kind: Literal["daily", "weekly", "monthly", "custom"] = "daily"
+    generated_at: datetime
+    period_start: datetime
+    period_end: datetime
+    totals: Totals
+    certificates: list[CertificateRow]
+    expired: list[str]
+    expiring: list[ExpiryWindow]
+    unreachable: list[UnreachableTarget]
+    open_alarms: list[AlarmLine]
+    alarms_raised: list[AlarmLine]
+    alarms_resolved: list[AlarmLine]
+
+
+def normalize_fingerprint(text: str) -> str | None:
+    """A fingerprint as typed (colons, spaces, either case) in canonical form, or None if it is not one."""
+    canonical = re.sub(r"[:\s]", "", text).lower()
+    return canonical if _HEX64.match(canonical) else None
+
+
+def daily_period(now: datetime) -> tuple[datetime, datetime]:
+    """The UTC calendar day that contains `now`, as [start, end)."""
+    start = datetime.combine(now.astimezone(UTC).date(), time(0), tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def daily_report_due(now: datetime, *, hour_utc: int, published: bool) -> bool:
+    """Whether today's daily report should be published now: the hour has come and it is not yet out."""
+    return not published and now.astimezone(UTC).hour >= hour_utc
+
+
+def days_remaining(evaluation: Evaluation, now: datetime) -> float | None:
+    """Days from `now` to notAfter (negative once expired); the evaluated figure without a certificate."""
+    if evaluation.certificate is not None:
+        return (evaluation.certificate.not_after - now).total_seconds() / _SECONDS_PER_DAY
+    return evaluation.expiry.days_remaining if evaluation.expiry is not None else None
+
+
+def certificate_row(evaluation: Evaluation, now: datetime) -> CertificateRow:
+    """The report row of one evaluation at `now`."""
+    cert = evaluation.certificate
+    findings = sorted(evaluation.findings, key=lambda f: -SEVERITY_ORDER.get(f.severity, 0))[:TOP_FINDINGS]
+    return CertificateRow(
+        target=evaluation.target_key,
+        level=evaluation.alarm.level,
+        grade=evaluation.security.grade if evaluation.security is not None else None,
+        reachable=evaluation.reachable,
+        fingerprint_sha256=cert.fingerprint_sha256 if cert else None,
+        subject=cert.subject if cert else None,
+        issuer=cert.issuer if cert else None,
+        not_after=cert.not_after if cert else None,
+        days_remaining=days_remaining(evaluation, now),
+        owner=evaluation.owner,
+        evaluated_at=evaluation.evaluated_at,
+        top_findings=[FindingLine(code=f.code, severity=f.severity, message=f.message) for f in findings],
+    )
+
+
+def by_days_remaining(row: CertificateRow) -> tuple[bool, float, str]:
+    """Sort key: soonest expiry first, rows without a certificate last, then by target."""
+    return (row.days_remaining is None, row.days_remaining or 0.0, row.target)
+
+
+def by_urgency(row: CertificateRow) -> tuple[int, bool, float, str]:
+    """Sort key: most severe level first, then soonest expiry, then by target."""
+    return (-LEVEL_ORDER.get(row.level, 0), *by_days_remaining(row))
+
+
+def open_alarms(alarm_events: Iterable[AlarmEvent]) -> list[AlarmEvent]:
+    """The latest event of every alarm whose latest transition is not `resolved`."""
+    latest: dict[str, AlarmEvent] = {}
+    for event in sorted(alarm_events, key=lambda e: e.occurred_at):
+        latest[event.alarm_id] = event
+    return [e for e in latest.values() if e.transition != "resolved"]
+
+
+def _alarm_line(event: AlarmEvent) -> AlarmLine:
+    return AlarmLine(
+        alarm_id=event.alarm_id,
+        target=event.key.target_key,
+        trigger=event.key.trigger,
+        level=event.level,
+        transition=event.transition,
+        at=event.occurred_at,
+    )
+
+
+def _alarm_order(line: AlarmLine) -> tuple[int, datetime]:
+    return (-LEVEL_ORDER.get(line.level, 0), line.at)
+
+
+def build_status_report(
+    evaluations: Sequence[Evaluation],
+    alarm_events: Sequence[AlarmEvent],
+    *,
+    now: datetime,
+    kind: Literal["daily", "weekly", "monthly", "custom"] = "daily",
+    period: tuple[datetime, datetime] | None = None,
+) -> StatusReport:
+    """The status report at `now` from the latest evaluation per target and the alarm history.
+
+    `period` defaults to the UTC day of `now`; alarms raised or resolved count when they happened in the 24 h
+    before `now`.
+    """
+    period_start, period_end = period or daily_period(now)
+    rows = sorted((certificate_row(e, now) for e in evaluations), key=by_days_remaining)
+    with_cert = [r for r in rows if r.not_after is not None]
+    levels = Counter(r.level for r in rows)
+    grades = Counter(r.grade for r in rows if r.grade is not None)
+    since = now - ALARM_LOOKBACK
+    recent = [_alarm_line(e) for e in alarm_events if since <= e.occurred_at <= now]
+    return StatusReport(
+        kind=kind,
+        generated_at=now,
+        period_start=period_start,
+        period_end=period_end,
+        totals=Totals(
+            targets=len(rows),
+            certificates=len({r.fingerprint_sha256 for r in with_cert}),
+            by_level={level: levels.get(level, 0) for level in LEVELS},
+            by_grade={grade: grades.get(grade, 0) for grade in GRADES},
+        ),
+        certificates=rows,
+        expired=[r.target for r in with_cert if (r.days_remaining or 0.0) < 0],
+        expiring=[_window(with_cert, days) for days in EXPIRY_WINDOWS_DAYS],
+        unreachable=[
+            UnreachableTarget(
+                target=e.target_key,
+                kind=e.error.kind if e.error else None,
+                message=e.error.message if e.error else None,
+                evaluated_at=e.evaluated_at,
+            )
+            for e in sorted(evaluations, key=lambda e: e.target_key)
+            if not e.reachable
+        ],
+        open_alarms=sorted((_alarm_line(e) for e in open_alarms(alarm_events)), key=_alarm_order),
+        alarms_raised=sorted((a for a in recent if a.transition == "raised"), key=_alarm_order),
+        alarms_resolved=sorted((a for a in recent if a.transition == "resolved"), key=lambda a: a.at),
+    )
+
+
+def _window(rows: Sequence[CertificateRow], days: int) -> ExpiryWindow:
+    inside = [r.target for r in rows if r.days_remaining is not None and 0 <= r.days_remaining <= days]
+    return ExpiryWindow(days=days, count=len(inside), targets=inside)

@@ -1,0 +1,48 @@
+"""Render a status report as JSON and as self-contained HTML (inline CSS, no external assets).
+
+HTML comes from the Jinja2 templates in `services/reporter/templates/`, rendered in a sandboxed environment
+with autoescaping on: certificate subjects, findings and target names come from servers we do not trust.
+"""
+
+from datetime import UTC, datetime
+
+from jinja2 import PackageLoader, StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from services.reporter.domain import StatusReport, by_urgency
+
+DASHBOARD_REFRESH_SECONDS = 60
+
+
+class ReportRenderer:
+    """Turns a `StatusReport` into the bytes of each published format and into the dashboard page."""
+
+    def __init__(self) -> None:
+        self._env = ImmutableSandboxedEnvironment(
+            loader=PackageLoader("services.reporter", "templates"),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._env.filters["utc"] = _utc
+
+    def to_json(self, report: StatusReport) -> bytes:
+        """The report as indented JSON (the pydantic model dump, so it validates back into a StatusReport)."""
+        return report.model_dump_json(indent=2).encode()
+
+    def to_html(self, report: StatusReport) -> str:
+        """The daily report page: totals, expiry windows, certificates by days left, unreachable, alarms."""
+        return self._env.get_template("daily.html.j2").render(report=report)
+
+    def dashboard(self, report: StatusReport, *, refresh_seconds: int = DASHBOARD_REFRESH_SECONDS) -> str:
+        """The live dashboard page: every certificate, most urgent first, reloading itself."""
+        rows = sorted(report.certificates, key=by_urgency)
+        return self._env.get_template("dashboard.html.j2").render(
+            report=report, rows=rows, refresh_seconds=refresh_seconds
+        )
+
+
+def _utc(moment: datetime) -> str:
+    """A moment as `2026-11-27 06:30 UTC`, whatever zone it came in."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,120 @@
+"""Read models of the HTTP API and how they are assembled from history (pure, no I/O)."""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.events import AlarmEvent, CertificateInfo, Evaluation, OwnerRef, ReportPublished
+
+AlarmState = Literal["open", "resolved"]
+
+
+class View(BaseModel):
+    """API views are immutable values."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class NotificationRecord(View):
+    """One delivery attempt of an alarm event, as the notifier reported it."""
+
+    alarm_id: str
+    alarm_event_id: str
+    channel: str
+    recipient: str
+    ok: bool
+    attempt: int
+    error: str | None = None
+    at: datetime
+
+
+class AlarmTransitionView(View):
+    """One step of an alarm's history."""
+
+    event_id: str
+    transition: str
+    level: str
+    previous_level: str | None = None
+    at: datetime
+
+
+class AlarmView(View):
+    """An alarm as of its latest transition, with its history and the notifications it caused."""
+
+    alarm_id: str
+    state: AlarmState
+    level: str
+    target_key: str
+    fingerprint_sha256: str
+    trigger: str
+    owners: list[OwnerRef] = Field(default_factory=list)
+    raised_at: datetime
+    updated_at: datetime
+    history: list[AlarmTransitionView]
+    notifications: list[NotificationRecord]
+
+
+class CertificatePage(View):
+    """A page of latest evaluations; pass `next_cursor` back as `cursor` for the next page."""
+
+    items: list[Evaluation]
+    next_cursor: str | None = None
+
+
+class CertificateDetail(View):
+    """One certificate: where it is served now, its evaluations over time (newest first), its alarms."""
+
+    fingerprint_sha256: str
+    certificate: CertificateInfo | None
+    served_at: list[str]
+    evaluations: list[Evaluation]
+    alarms: list[AlarmView]
+
+
+class ReportList(View):
+    """Published reports, newest period first."""
+
+    items: list[ReportPublished]
+
+
+def alarm_views(
+    events: Sequence[tuple[str, AlarmEvent]], notifications: Sequence[NotificationRecord]
+) -> list[AlarmView]:
+    """Group `(event_id, alarm event)` pairs by alarm, newest activity first, each with its notifications."""
+    by_alarm: dict[str, list[tuple[str, AlarmEvent]]] = defaultdict(list)
+    for event_id, event in sorted(events, key=lambda pair: pair[1].occurred_at):
+        by_alarm[event.alarm_id].append((event_id, event))
+    sent: dict[str, list[NotificationRecord]] = defaultdict(list)
+    for record in sorted(notifications, key=lambda n: n.at):
+        sent[record.alarm_id].append(record)
+    views = [_alarm_view(history, sent[alarm_id]) for alarm_id, history in by_alarm.items()]
+    return sorted(views, key=lambda v: v.updated_at, reverse=True)
+
+
+def _alarm_view(history: list[tuple[str, AlarmEvent]], notifications: list[NotificationRecord]) -> AlarmView:
+    last = history[-1][1]
+    return AlarmView(
+        alarm_id=last.alarm_id,
+        state="resolved" if last.transition == "resolved" else "open",
+        level=last.level,
+        target_key=last.key.target_key,
+        fingerprint_sha256=last.key.fingerprint_sha256,
+        trigger=last.key.trigger,
+        owners=last.owners,
+        raised_at=history[0][1].occurred_at,
+        updated_at=last.occurred_at,
+        history=[
+            AlarmTransitionView(
+                event_id=event_id,
+                transition=e.transition,
+                level=e.level,
+                previous_level=e.previous_level,
+                at=e.occurred_at,
+            )
+            for event_id, e in history
+        ],
+        notifications=notifications,
+    )

@@ -1,0 +1,47 @@
+"""Pure helpers behind `/metrics` labels and the alarms API view."""
+
+from datetime import timedelta
+
+from services.reporter.adapters.metrics import EstateMetrics, common_name, dnsnames_label
+from services.reporter.views import NotificationRecord, alarm_views
+from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation
+
+
+def test_common_name_reads_rfc4514_and_tolerates_junk() -> None:
+    """The CN comes out of an RFC 4514 name, escaped commas included; a name without CN gives ""."""
+    assert common_name("CN=shop.example.com,O=certmon tests") == "shop.example.com"
+    assert common_name(r"O=Acme,CN=Acme\, Inc. CA") == "Acme, Inc. CA"
+    assert common_name("O=no common name") == ""
+    assert common_name("not a distinguished name") == ""
+
+
+def test_dnsnames_label_matches_ssl_exporter() -> None:
+    """DNS names are joined with commas and framed by commas; IP addresses are left out; none gives ""."""
+    assert dnsnames_label(["a.example", "b.example", "192.0.2.1", "2001:db8::1"]) == ",a.example,b.example,"
+    assert dnsnames_label([]) == ""
+
+
+def test_metrics_drop_series_of_targets_that_went_away() -> None:
+    """Each scrape reflects only the evaluations it was given."""
+    metrics = EstateMetrics()
+    first = metrics.exposition([evaluation("a.example", days=3), evaluation("b.example", days=9)]).decode()
+    assert 'target="b.example:443"' in first
+    second = metrics.exposition([evaluation("a.example", days=3)]).decode()
+    assert 'target="b.example:443"' not in second
+    assert 'certmon_certificates{level="ok"} 1.0' in second
+
+
+def test_alarm_view_follows_the_latest_transition() -> None:
+    """An alarm raised then resolved is resolved, keeps both steps, and lists its notifications in time order."""
+    events = [
+        ("e2", alarm("a1", "resolved", "ok", NOW)),
+        ("e1", alarm("a1", "raised", "critical", NOW - timedelta(hours=3))),
+    ]
+    sent = NotificationRecord(
+        alarm_id="a1", alarm_event_id="e1", channel="email", recipient="x@example.com", ok=True, attempt=1, at=NOW
+    )
+    [view] = alarm_views(events, [sent])
+    assert (view.state, view.level) == ("resolved", "ok")
+    assert [h.event_id for h in view.history] == ["e1", "e2"]
+    assert view.raised_at == NOW - timedelta(hours=3)
+    assert view.notifications == [sent]
