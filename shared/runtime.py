@@ -45,12 +45,18 @@ def load_app_config(settings: Settings, path: Path | None = None) -> CertmonConf
 
 
 def _start_embedded_postgres(data_dir: Path) -> Any:
-    import pgserver  # imported here: only the embedded mode needs it
-
     data_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR; harmless here
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on import; harmless here
+        import pgserver  # imported here: only the embedded mode needs it
+
         return pgserver.get_server(data_dir.resolve() / "pg", cleanup_mode="stop")  # type: ignore[attr-defined]
+
+
+def _stop_embedded_postgres(server: Any) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # as above
+        server.cleanup()
 
 
 @contextlib.asynccontextmanager
@@ -93,4 +99,4 @@ async def infrastructure(
         if pool is not None:
             await pool.close()
         if server is not None:
-            await asyncio.to_thread(server.cleanup)
+            await asyncio.to_thread(_stop_embedded_postgres, server)

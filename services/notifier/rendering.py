@@ -102,7 +102,7 @@ def message_context(alarm: AlarmEvent, delivery: Delivery, *, alarm_event_id: st
         "target": target_label(alarm.target, alarm.key.target_key),
         "target_key": alarm.key.target_key,
         "server": alarm.target.server,
-        "days_remaining": None if alarm.days_remaining is None else math.floor(alarm.days_remaining),
+        "days_remaining": None if alarm.days_remaining is None else f"{math.floor(alarm.days_remaining * 10) / 10:.1f}",
         "days_phrase": days_phrase(alarm.days_remaining),
         "grade": alarm.grade,
         "occurred_at": alarm.occurred_at.isoformat(),

@@ -24,7 +24,7 @@ from aio_pika.abc import (
 from pydantic import ValidationError
 
 from shared.broker.bus import DEAD_LETTER_EXCHANGE, DEFAULT_DELIVERY_LIMIT, EXCHANGE, BusError, Handler, PublishError
-from shared.events import CloudEvent
+from shared.events import BROADCAST_KEYS, CloudEvent
 from shared.logging import redact_text
 
 log = structlog.get_logger(__name__)
@@ -90,7 +90,10 @@ class AmqpBus:
             self._connection = None
 
     async def publish(self, event: CloudEvent) -> None:
-        """Publish persistently and wait for the broker's confirm; unroutable or nacked raises PublishError."""
+        """Publish persistently and wait for the broker's confirm; unroutable or nacked raises PublishError.
+
+        Broadcast events (`BROADCAST_KEYS`) are published without `mandatory`: no subscriber is not an error.
+        """
         if self._exchange is None:
             raise PublishError("bus not started")
         message = aio_pika.Message(
@@ -103,7 +106,10 @@ class AmqpBus:
         )
         try:
             confirmation = await self._exchange.publish(
-                message, event.routing_key, mandatory=True, timeout=self._publish_timeout
+                message,
+                event.routing_key,
+                mandatory=event.routing_key not in BROADCAST_KEYS,
+                timeout=self._publish_timeout,
             )
         except aio_pika.exceptions.DeliveryError as exc:
             raise PublishError(f"{event.routing_key} {event.id} returned by the broker: unroutable") from exc

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from shared.broker.bus import DEFAULT_DELIVERY_LIMIT, Handler, PublishError, topic_matches
-from shared.events import CloudEvent
+from shared.events import BROADCAST_KEYS, CloudEvent
 
 log = structlog.get_logger(__name__)
 
@@ -49,11 +49,11 @@ class InMemoryBus:
             queue.consumers.clear()
 
     async def publish(self, event: CloudEvent) -> None:
-        """Route to every bound queue; an event no queue takes is returned, as `mandatory` would."""
+        """Route to every bound queue; an event no queue takes is returned, as `mandatory` would (except broadcasts)."""
         if self._closed:
             raise PublishError("bus is closed")
         targets = [q for q in self._queues.values() if any(topic_matches(p, event.routing_key) for p in q.patterns)]
-        if not targets:
+        if not targets and event.routing_key not in BROADCAST_KEYS:
             raise PublishError(f"unroutable: no queue is bound to {event.routing_key}")
         self.published.append(event)
         for queue in targets:

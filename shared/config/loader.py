@@ -45,32 +45,54 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def _cross_references(config: CertmonConfig) -> list[ConfigProblem]:
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _listing(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _name_references(data: dict[str, Any]) -> list[ConfigProblem]:
+    """Owners, servers and SNMP receivers named but not defined; works on the raw document, so these are
+    reported together with schema errors rather than only once the schema is satisfied."""
     problems: list[ConfigProblem] = []
+    owners = _mapping(data.get("owners"))
+    servers = _mapping(data.get("servers"))
+    channels = _mapping(data.get("channels"))
+    receivers = _mapping(channels.get("snmp"))
 
-    def owner(path: str, name: str | None) -> None:
-        if name is not None and name not in config.owners:
-            problems.append(ConfigProblem(path, f"owner {name!r} is not defined under owners"))
+    def owner(path: str, entry: Any) -> None:
+        name = _mapping(entry).get("owner")
+        if isinstance(name, str) and name not in owners:
+            problems.append(ConfigProblem(path + ".owner", f"owner {name!r} is not defined under owners"))
 
-    owner("defaults.owner", config.defaults.owner)
-    for name, srv in config.servers.items():
-        owner(f"servers.{name}.owner", srv.owner)
-    for i, target in enumerate(config.targets):
-        owner(f"targets[{i}].owner", target.owner)
-        if target.server is not None and target.server not in config.servers:
-            problems.append(ConfigProblem(f"targets[{i}].server", f"server {target.server!r} is not defined"))
-    for i, rule in enumerate(config.certificates):
-        owner(f"certificates[{i}].owner", rule.owner)
-    for name, own in config.owners.items():
-        for j, receiver in enumerate(own.snmp):
-            if receiver not in config.channels.snmp:
+    owner("defaults", data.get("defaults"))
+    for name, server in servers.items():
+        owner(f"servers.{name}", server)
+    for i, target in enumerate(_listing(data.get("targets"))):
+        owner(f"targets[{i}]", target)
+        server_name = _mapping(target).get("server")
+        if isinstance(server_name, str) and server_name not in servers:
+            problems.append(ConfigProblem(f"targets[{i}].server", f"server {server_name!r} is not defined"))
+    for i, rule in enumerate(_listing(data.get("certificates"))):
+        owner(f"certificates[{i}]", rule)
+    for name, entry in owners.items():
+        for j, receiver in enumerate(_listing(_mapping(entry).get("snmp"))):
+            if receiver not in receivers:
                 problems.append(
                     ConfigProblem(f"owners.{name}.snmp[{j}]", f"SNMP receiver {receiver!r} is not in channels.snmp")
                 )
-        if own.email and config.channels.email is None:
+        if _mapping(entry).get("email") and channels.get("email") is None:
             problems.append(
                 ConfigProblem(f"owners.{name}.email", "email addresses given but channels.email is not set")
             )
+    return problems
+
+
+def _model_checks(config: CertmonConfig) -> list[ConfigProblem]:
+    """What needs the validated model: duplicate targets and CA files that do not exist."""
+    problems: list[ConfigProblem] = []
     seen: dict[str, int] = {}
     for i, target in enumerate(config.targets):
         key = target.to_target(config.defaults).key
@@ -89,12 +111,13 @@ def parse_config(data: Any, source: str = "certmon.yaml") -> CertmonConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(source, [ConfigProblem("(top level)", "the file must be a mapping of sections")])
+    references = _name_references(data)
     try:
         config = CertmonConfig.model_validate(data)
     except ValidationError as exc:
         problems = [ConfigProblem(_location(err["loc"]), err["msg"]) for err in exc.errors()]
-        raise ConfigError(source, problems) from None
-    problems = _cross_references(config)
+        raise ConfigError(source, problems + references) from None
+    problems = references + _model_checks(config)
     if problems:
         raise ConfigError(source, problems)
     return config

@@ -1,7 +1,7 @@
 """Event contracts: the CloudEvents envelope and the versioned payload of every routing key."""
 
 from shared.events.alarm import AlarmEvent, AlarmKey, AlarmTransition, OwnerRef
-from shared.events.envelope import ROUTING_KEYS, CloudEvent, derived_id, make_event, payload_model
+from shared.events.envelope import BROADCAST_KEYS, ROUTING_KEYS, CloudEvent, derived_id, make_event, payload_model
 from shared.events.evaluation import (
     AlarmSummary,
     CertificateInfo,
@@ -22,6 +22,7 @@ from shared.events.scan import ScanRequested
 from shared.events.target import Target, TargetRef
 
 __all__ = [
+    "BROADCAST_KEYS",
     "ROUTING_KEYS",
     "AlarmEvent",
     "AlarmKey",

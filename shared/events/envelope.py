@@ -28,6 +28,10 @@ ROUTING_KEYS: dict[str, type[BaseModel]] = {
     "report.published.v1": ReportPublished,
 }
 
+#: Announcements for whoever cares, with no consumer inside certmon: published without `mandatory`, so having
+#: no subscriber is normal rather than an unroutable-message error. Pipeline events stay mandatory.
+BROADCAST_KEYS: frozenset[str] = frozenset({"report.published.v1"})
+
 
 class UnknownEventType(ValueError):
     """The event's type names no routing key this version knows."""

@@ -1,5 +1,6 @@
 """Expiry: fractional days remaining, status, renewal window, and the one expiry finding that applies."""
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -45,7 +46,7 @@ def _finding(leaf: ParsedCert, days: float, now: datetime, policy: Policy) -> Fi
     if days < 0:
         return finding(
             "expiry.expired",
-            f"the certificate expired {-days:.1f} days ago ({leaf.not_after.isoformat()})",
+            f"the certificate expired {_tenths(-days)} days ago ({leaf.not_after.isoformat()})",
         )
     for code, limit, name in (
         ("expiry.within_7_days", policy.critical_days, "critical"),
@@ -55,7 +56,7 @@ def _finding(leaf: ParsedCert, days: float, now: datetime, policy: Policy) -> Fi
         if days <= limit:
             return finding(
                 code,
-                f"the certificate expires in {days:.1f} days ({leaf.not_after.isoformat()}); "
+                f"the certificate expires in {_tenths(days)} days ({leaf.not_after.isoformat()}); "
                 f"{name} threshold {limit} days",
             )
     return None
@@ -75,3 +76,8 @@ def evaluate_expiry(leaf: ParsedCert, *, now: datetime, policy: Policy) -> Expir
         status = "valid"
     info = ExpiryInfo(days_remaining=round(days, 6), status=status, renewal_window=_window(days, policy))
     return ExpiryResult(info=info, finding=_finding(leaf, days, now, policy))
+
+
+def _tenths(days: float) -> str:
+    """Days truncated (not rounded) to tenths, so 6.97 days reads 6.9 and never crosses a threshold in words."""
+    return f"{math.floor(days * 10) / 10:.1f}"

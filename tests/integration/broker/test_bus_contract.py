@@ -11,7 +11,7 @@ import pytest
 
 from shared.broker import Bus, InMemoryBus, PublishError
 from shared.broker.amqp import AmqpBus
-from shared.events import CloudEvent, ScanRequested, Target, make_event
+from shared.events import CloudEvent, ReportPublished, ScanRequested, Target, make_event
 
 
 @dataclass
@@ -176,6 +176,12 @@ class TestBusContract:
         """Publishing a routing key no queue is bound to is an error, not a silent loss."""
         with pytest.raises(PublishError):
             await under_test.bus.publish(scan_event())
+
+    async def test_broadcast_without_subscribers_is_not_an_error(self, under_test: BusUnderTest) -> None:
+        """An announcement for 'anyone' (report.published.v1) may have no subscriber at all."""
+        now = datetime.now(UTC)
+        report = ReportPublished(kind="daily", period_start=now, period_end=now, keys=["k"], location="/tmp")
+        await under_test.bus.publish(make_event("report.published.v1", report, source="test"))
 
 
 async def test_malformed_message_goes_straight_to_dead_letters(amqp_url: str) -> None:

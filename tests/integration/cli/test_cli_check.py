@@ -1,0 +1,197 @@
+"""`certmon check`, `certmon config validate` and `certmon run --demo`, run as a user runs them: the console script."""
+
+import asyncio
+import datetime as dt
+import json
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.pki import make_ca, make_leaf, write_chain
+from tests.support.tls_server import server_context, tls_server
+
+CERTMON = [sys.executable, "-m", "services.cli"]
+DAY = dt.timedelta(days=1)
+
+
+async def certmon(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, str, str]:
+    """Run the certmon command; returns (exit code, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        *CERTMON,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "CERTMON_LOG_LEVEL": "warning", **(env or {})},
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            out, err = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+async def endpoints(tmp_path: Path) -> AsyncIterator[tuple[Path, dict[str, int]]]:
+    """TLS servers: healthy (trusted via the root file), expiring in 20 days, expiring in 3 days, self-signed."""
+    now = dt.datetime.now(dt.UTC)
+    root = make_ca("cli Root")
+    issuing = make_ca("cli Issuing", issuer=root)
+    leaves = {
+        "healthy": (make_leaf(issuing, ["127.0.0.1"], not_after=now + 200 * DAY), (issuing,)),
+        "warning": (make_leaf(issuing, ["127.0.0.1"], not_after=now + 20 * DAY), (issuing,)),
+        "critical": (make_leaf(issuing, ["127.0.0.1"], not_after=now + 3 * DAY), (issuing,)),
+        "self-signed": (make_leaf(None, ["127.0.0.1"], not_after=now + 200 * DAY), ()),
+    }
+    (tmp_path / "root.pem").write_bytes(root.pem)
+    ports: dict[str, int] = {}
+    servers = []
+    for name, (leaf, chain) in leaves.items():
+        cert, key = write_chain(tmp_path, name, leaf, *chain)
+        server = tls_server(server_context(cert, key))
+        ports[name] = await server.__aenter__()
+        servers.append(server)
+    try:
+        yield tmp_path / "root.pem", ports
+    finally:
+        for server in servers:
+            await server.__aexit__(None, None, None)
+
+
+@pytest.mark.parametrize(("case", "code"), [("healthy", 0), ("warning", 1), ("critical", 2), ("self-signed", 2)])
+async def test_check_exit_code_follows_nagios(endpoints: tuple[Path, dict[str, int]], case: str, code: int) -> None:
+    """Exit 0 ok, 1 warning, 2 critical, whatever the cause of the level."""
+    root, ports = endpoints
+    rc, out, _ = await certmon("check", f"127.0.0.1:{ports[case]}", "--ca-file", str(root))
+    assert rc == code
+    assert f"127.0.0.1:{ports[case]}" in out
+
+
+async def test_check_json_is_the_evaluation_object(endpoints: tuple[Path, dict[str, int]]) -> None:
+    """One target prints one evaluation object with the contract's fields."""
+    root, ports = endpoints
+    rc, out, _ = await certmon("check", f"127.0.0.1:{ports['warning']}", "--ca-file", str(root), "--json")
+    doc = json.loads(out)
+    assert rc == 1
+    assert doc["target"]["port"] == ports["warning"]
+    assert doc["alarm"] == {"level": "warning", "triggers": ["expiry"]}
+    assert doc["expiry"]["renewal_window"] == "urgent" and 19 < doc["expiry"]["days_remaining"] < 20
+    assert doc["chain"]["trusted"] is True and len(doc["chain"]["verified_path"]) == 3
+    assert [f["code"] for f in doc["findings"]] == ["expiry.within_30_days"]
+
+
+async def test_several_targets_give_an_array_and_the_worst_exit_code(endpoints: tuple[Path, dict[str, int]]) -> None:
+    """Several targets print a JSON array in argument order; the exit code is the worst (critical)."""
+    root, ports = endpoints
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    dead_port = closed.getsockname()[1]
+    closed.close()
+    rc, out, _ = await certmon(
+        "check",
+        f"127.0.0.1:{ports['healthy']}",
+        f"127.0.0.1:{ports['critical']}",
+        f"127.0.0.1:{dead_port}",
+        "--ca-file",
+        str(root),
+        "--json",
+    )
+    docs = json.loads(out)
+    assert rc == 2
+    assert [d["alarm"]["level"] for d in docs] == ["ok", "critical", "warning"]
+    assert docs[2]["reachable"] is False and docs[2]["error"]["kind"] == "refused"
+
+
+async def test_unreachable_alone_is_unknown() -> None:
+    """A target that cannot be observed at all exits 3 (unknown)."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    rc, out, _ = await certmon("check", f"127.0.0.1:{port}")
+    assert rc == 3
+    assert "refused" in out
+
+
+async def test_check_file_and_explain(endpoints: tuple[Path, dict[str, int]]) -> None:
+    """A certificate file is checked like an endpoint; --explain lists every finding in words."""
+    root, _ = endpoints
+    rc, out, _ = await certmon(
+        "check", "--file", str(root.parent / "critical.pem"), "--ca-file", str(root), "--explain"
+    )
+    assert rc == 2
+    assert "expiry.within_7_days" in out and "critical threshold 7 days" in out.replace("\n", " ")
+
+
+async def test_bad_arguments_are_unknown_not_critical() -> None:
+    """A malformed target exits 3 with a message, never 2."""
+    rc, _, err = await certmon("check", "host:notaport")
+    assert rc == 3
+    assert "port" in err
+
+
+async def test_config_validate_points_at_each_error(tmp_path: Path) -> None:
+    """`certmon config validate` names the path of every problem and exits 1; a good file exits 0."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("defaults: {owner: ghost}\ntargets:\n  - {host: a.example, port: 99999}\n")
+    rc, out, _ = await certmon("config", "validate", str(bad))
+    assert rc == 1
+    assert "defaults.owner" in out and "targets[0].port" in out
+    good = tmp_path / "good.yaml"
+    good.write_text("owners: {ops: {}}\ndefaults: {owner: ops}\ntargets:\n  - {host: a.example}\n")
+    rc, out, _ = await certmon("config", "validate", str(good))
+    assert rc == 0 and "valid" in out
+
+
+async def test_run_refuses_a_broken_config(tmp_path: Path) -> None:
+    """`certmon run` with a broken certmon.yaml stops at once with the path of the problem."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("targets:\n  - {host: a.example, profile: turbo}\n")
+    rc, _, err = await certmon("run", "--config", str(bad))
+    assert rc == 1
+    assert "targets[0].profile" in err
+
+
+async def test_demo_shows_alarms_notifications_and_dashboard(tmp_path: Path) -> None:
+    """`certmon run --demo` (the README's first command) raises the demo's alarms, prints them, serves the dashboard."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        *CERTMON,
+        "run",
+        "--demo",
+        "--exit-after",
+        "40",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "CERTMON_HTTP_PORT": str(port), "CERTMON_LOG_LEVEL": "warning"},
+    )
+    levels: dict[str, str] = {}
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client, asyncio.timeout(30):
+            while len(levels) < 4:
+                await asyncio.sleep(0.3)
+                try:
+                    response = await client.get("/api/v1/certificates")
+                except httpx.TransportError:
+                    continue
+                levels = {i["target_key"]: i["alarm"]["level"] for i in response.json()["items"]}
+            page = (await client.get("/")).text
+    finally:
+        process.terminate()
+        out, _ = await process.communicate()
+    assert sorted(levels.values()) == ["critical", "critical", "critical", "ok"]
+    assert all(key in page for key in levels)
+    printed = out.decode()
+    assert printed.count("[certmon] CRITICAL raised") >= 3
+    assert process.returncode == 0
