@@ -12,6 +12,8 @@ from typing import Any
 
 import asyncpg
 
+from shared.outbox_sql import OUTBOX_SQL
+
 
 class DatabaseError(Exception):
     """The database could not be reached or a migration failed."""
@@ -39,7 +41,8 @@ def load_migrations(package: str) -> list[tuple[str, str]]:
 
 
 async def migrate(pool: asyncpg.Pool, schema: str, migrations: list[tuple[str, str]]) -> list[str]:
-    """Create `schema` and apply the migrations it has not seen; returns the names applied."""
+    """Create `schema` with the tables every service has (`processed_events`, `outbox`), then apply the
+    service's migrations it has not seen; returns the names applied."""
     lock_id = int.from_bytes(hashlib.sha256(f"certmon:{schema}".encode()).digest()[:8], "big", signed=True)
     applied: list[str] = []
     async with pool.acquire() as conn, conn.transaction():
@@ -50,7 +53,7 @@ async def migrate(pool: asyncpg.Pool, schema: str, migrations: list[tuple[str, s
             "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {r["name"] for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')}
-        for name, sql in migrations:
+        for name, sql in [COMMON_MIGRATION, *migrations]:
             if name in done:
                 continue
             await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
@@ -76,7 +79,6 @@ async def claim_event(conn: asyncpg.Connection, schema: str, event_id: str, cons
     return row is not None
 
 
-#: Put this in a service's first migration to use `claim_event`.
 PROCESSED_EVENTS_SQL = """
 CREATE TABLE IF NOT EXISTS processed_events (
     consumer text NOT NULL,
@@ -85,3 +87,6 @@ CREATE TABLE IF NOT EXISTS processed_events (
     PRIMARY KEY (consumer, event_id)
 );
 """
+
+#: Applied first in every service schema: the idempotency record of `claim_event` and the transactional outbox.
+COMMON_MIGRATION = ("000_common.sql", PROCESSED_EVENTS_SQL + OUTBOX_SQL)

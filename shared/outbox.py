@@ -1,7 +1,7 @@
 """The transactional outbox: a database write and the events it causes commit together, and a relay
 publishes them afterwards, at least once, in order.
 
-Each service that uses it puts `OUTBOX_SQL` in a migration of its own schema.
+`shared.db.migrate` creates its table in every service schema.
 """
 
 import asyncio
@@ -14,17 +14,6 @@ from shared.broker.bus import Bus, BusError
 from shared.events import CloudEvent
 
 log = structlog.get_logger(__name__)
-
-OUTBOX_SQL = """
-CREATE TABLE IF NOT EXISTS outbox (
-    seq bigserial PRIMARY KEY,
-    event_id text NOT NULL UNIQUE,
-    event jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    published_at timestamptz
-);
-CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
-"""
 
 
 async def enqueue(conn: asyncpg.Connection, schema: str, event: CloudEvent) -> None:

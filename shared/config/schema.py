@@ -148,6 +148,47 @@ class ServerEntry(Strict):
         return value
 
 
+class Scanning(Strict):
+    """How hard the scanner may push, and where it may connect (checked on the resolved address it connects to)."""
+
+    deny: list[str] = Field(
+        default_factory=lambda: ["169.254.0.0/16", "fe80::/10", "100.100.100.200/32", "fd00:ec2::254/128"],
+        description="CIDRs never connected to (link-local and cloud metadata by default)",
+    )
+    allow: list[str] = Field(default_factory=list, description="CIDRs allowed even inside `deny`; empty: no exception")
+    per_host_concurrency: int = Field(default=4, ge=1)
+    concurrency: int = Field(default=64, ge=1)
+    connect_timeout: Duration = 5
+    handshake_timeout: Duration = 10
+    target_timeout: Duration = 60
+
+    @field_validator("deny", "allow")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ip_network(cidr, strict=False)
+        return value
+
+
+class DiscoverySweep(Strict):
+    """Every address of some CIDR ranges on some ports, swept on a schedule; every TLS endpoint found becomes a target."""
+
+    name: str
+    cidrs: list[str]
+    ports: list[int] = Field(default_factory=lambda: [443])
+    interval: Duration = 86400
+    owner: str | None = None
+    server: str | None = None
+    profile: Profile | None = None
+
+    @field_validator("cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ip_network(cidr, strict=False)
+        return value
+
+
 class TargetEntry(Strict):
     """An endpoint (`host`) or a certificate file (`file`) to watch."""
 
@@ -161,6 +202,7 @@ class TargetEntry(Strict):
     interval: Duration | None = None
     profile: Profile | None = None
     tags: list[str] = Field(default_factory=list)
+    also_without_sni: bool = False
 
     @model_validator(mode="after")
     def _host_or_file(self) -> "TargetEntry":
@@ -189,6 +231,7 @@ class TargetEntry(Strict):
             owner=self.owner,
             interval_seconds=self.interval or defaults.interval,
             profile=self.profile or defaults.profile,
+            also_without_sni=self.also_without_sni,
         )
 
 
@@ -237,6 +280,8 @@ class CertmonConfig(Strict):
     servers: dict[str, ServerEntry] = Field(default_factory=dict)
     targets: list[TargetEntry] = Field(default_factory=list)
     certificates: list[CertificateRule] = Field(default_factory=list)
+    scanning: Scanning = Scanning()
+    discovery: list[DiscoverySweep] = Field(default_factory=list)
 
     def scan_targets(self) -> list[Target]:
         """Every configured target as a scan target."""

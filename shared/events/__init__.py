@@ -11,12 +11,14 @@ from shared.events.evaluation import (
     Finding,
     KeyInfo,
     PresentedCertificate,
+    RevocationInfo,
     SecurityCap,
     SecurityInfo,
     TlsSummary,
+    TransparencyInfo,
 )
 from shared.events.notification import NotificationResult
-from shared.events.observation import NegotiatedTls, Observation, ObservationError, TlsFacts
+from shared.events.observation import CipherSuiteFacts, NegotiatedTls, Observation, ObservationError, TlsFacts
 from shared.events.report import ReportPublished
 from shared.events.scan import ScanRequested
 from shared.events.target import Target, TargetRef
@@ -30,6 +32,7 @@ __all__ = [
     "AlarmTransition",
     "CertificateInfo",
     "ChainInfo",
+    "CipherSuiteFacts",
     "CloudEvent",
     "Evaluation",
     "ExpiryInfo",
@@ -42,6 +45,7 @@ __all__ = [
     "OwnerRef",
     "PresentedCertificate",
     "ReportPublished",
+    "RevocationInfo",
     "ScanRequested",
     "SecurityCap",
     "SecurityInfo",
@@ -49,6 +53,7 @@ __all__ = [
     "TargetRef",
     "TlsFacts",
     "TlsSummary",
+    "TransparencyInfo",
     "derived_id",
     "make_event",
     "payload_model",

@@ -111,6 +111,23 @@ class Finding(Frozen):
     trigger: Trigger | None = None
 
 
+class RevocationInfo(Frozen):
+    """What a stapled OCSP response says (`status` none when nothing was stapled)."""
+
+    ocsp_stapled: bool = False
+    status: Literal["good", "revoked", "unknown", "stale", "invalid", "none"] = "none"
+    produced_at: datetime | None = None
+    next_update: datetime | None = None
+    revoked_at: datetime | None = None
+    reason: str | None = None
+
+
+class TransparencyInfo(Frozen):
+    """Certificate Transparency facts of the leaf."""
+
+    sct_count: int = 0
+
+
 class AlarmSummary(Frozen):
     """The alarm level of the evaluation: the most severe finding above notice, and its triggers."""
 
@@ -135,5 +152,7 @@ class Evaluation(Frozen):
     security: SecurityInfo | None = None
     findings: list[Finding] = Field(default_factory=list)
     alarm: AlarmSummary
+    revocation: RevocationInfo | None = None
+    transparency: TransparencyInfo | None = None
     owner: str | None = None
     critical: bool = False

@@ -33,6 +33,8 @@ class Target(Frozen):
     owner: str | None = None
     profile: Profile = "expiry"
     interval_seconds: int = Field(default=3600, ge=1)
+    also_without_sni: bool = False
+    discovered_by: str | None = None  # the discovery sweep that registered it, if any
 
     @property
     def key(self) -> str:

@@ -13,7 +13,6 @@ from services.alarmer.adapters import repository
 from services.alarmer.bootstrap import AlarmerService, bootstrap
 from shared.broker import InMemoryBus
 from shared.config import parse_config
-from shared.db import PROCESSED_EVENTS_SQL, load_migrations
 from shared.events import (
     AlarmEvent,
     AlarmSummary,
@@ -28,7 +27,6 @@ from shared.events import (
 )
 from shared.events.evaluation import Severity, Trigger
 from shared.events.observation import ObservationError
-from shared.outbox import OUTBOX_SQL
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -304,11 +302,3 @@ async def test_event_that_is_not_an_evaluation_is_dead_lettered(alarmer: Alarmer
     bad = CloudEvent(source="certmon/evaluator", type="io.certmon.certificate.evaluated.v1", data={"target": 1})
     assert await alarmer.feed(bad) == []
     assert [event.id for _, event in alarmer.bus.dead_letters] == [bad.id]
-
-
-def test_first_migration_carries_the_shared_tables() -> None:
-    """The schema's first migration holds the shared processed-events and outbox tables verbatim."""
-    [(name, sql), *_] = load_migrations("services.alarmer.adapters.migrations")
-    assert name == "001_init.sql"
-    assert PROCESSED_EVENTS_SQL.strip() in sql
-    assert OUTBOX_SQL.strip() in sql

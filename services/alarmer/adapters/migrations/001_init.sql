@@ -34,19 +34,3 @@ CREATE TABLE target_health (
     consecutive_failures integer NOT NULL DEFAULT 0 CHECK (consecutive_failures >= 0),
     last_observed_at timestamptz
 );
-
-CREATE TABLE IF NOT EXISTS processed_events (
-    consumer text NOT NULL,
-    event_id text NOT NULL,
-    processed_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (consumer, event_id)
-);
-
-CREATE TABLE IF NOT EXISTS outbox (
-    seq bigserial PRIMARY KEY,
-    event_id text NOT NULL UNIQUE,
-    event jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    published_at timestamptz
-);
-CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;

@@ -12,21 +12,3 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_at timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_alarm ON deliveries (alarm_id, updated_at);
-
--- shared.db.PROCESSED_EVENTS_SQL
-CREATE TABLE IF NOT EXISTS processed_events (
-    consumer text NOT NULL,
-    event_id text NOT NULL,
-    processed_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (consumer, event_id)
-);
-
--- shared.outbox.OUTBOX_SQL
-CREATE TABLE IF NOT EXISTS outbox (
-    seq bigserial PRIMARY KEY,
-    event_id text NOT NULL UNIQUE,
-    event jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    published_at timestamptz
-);
-CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;

@@ -1,22 +1,6 @@
 -- The reporter's history: every evaluation, alarm transition and delivery it has seen, the latest
 -- evaluation per target, and the reports it published.
 
-CREATE TABLE IF NOT EXISTS processed_events (
-    consumer text NOT NULL,
-    event_id text NOT NULL,
-    processed_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (consumer, event_id)
-);
-
-CREATE TABLE IF NOT EXISTS outbox (
-    seq bigserial PRIMARY KEY,
-    event_id text NOT NULL UNIQUE,
-    event jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    published_at timestamptz
-);
-CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
-
 CREATE TABLE evaluations (
     event_id text PRIMARY KEY,
     target_key text NOT NULL,

@@ -1,0 +1,86 @@
+"""Database plumbing against the real PostgreSQL: migrations, event claims and the transactional outbox."""
+
+import asyncio
+from datetime import UTC, datetime
+
+import asyncpg
+
+from shared.broker import InMemoryBus
+from shared.db import claim_event, migrate
+from shared.events import CloudEvent, ScanRequested, Target, make_event
+from shared.outbox import OutboxRelay, enqueue
+
+MIGRATIONS = [("001_things.sql", "CREATE TABLE things (id int PRIMARY KEY);")]
+
+
+def scan_event(host: str) -> CloudEvent:
+    """A small valid event."""
+    return make_event(
+        "scan.requested.v1", ScanRequested(target=Target(host=host), due_at=datetime.now(UTC)), source="t"
+    )
+
+
+async def test_migrate_applies_common_and_service_tables_once(pg_pool: asyncpg.Pool) -> None:
+    """The first run applies the common tables and the service's own; a second run applies nothing."""
+    assert await migrate(pg_pool, "svc", MIGRATIONS) == ["000_common.sql", "001_things.sql"]
+    assert await migrate(pg_pool, "svc", MIGRATIONS) == []
+    tables = {
+        r["table_name"]
+        for r in await pg_pool.fetch("SELECT table_name FROM information_schema.tables WHERE table_schema = 'svc'")
+    }
+    assert {"processed_events", "outbox", "things", "schema_migrations"} <= tables
+
+
+async def test_concurrent_migrations_apply_each_file_once(pg_pool: asyncpg.Pool) -> None:
+    """Replicas starting together do not race: exactly one of them applies the migrations."""
+    results = await asyncio.gather(*(migrate(pg_pool, "race", MIGRATIONS) for _ in range(4)))
+    assert sorted(len(r) for r in results) == [0, 0, 0, 2]
+
+
+async def test_claim_event_is_true_once_per_consumer(pg_pool: asyncpg.Pool) -> None:
+    """An event id is claimed once per consumer; a redelivery is recognised."""
+    await migrate(pg_pool, "svc", [])
+    async with pg_pool.acquire() as conn:
+        assert await claim_event(conn, "svc", "e1", "handler") is True
+        assert await claim_event(conn, "svc", "e1", "handler") is False
+        assert await claim_event(conn, "svc", "e1", "other-handler") is True
+
+
+async def test_outbox_publishes_committed_events_in_order_and_not_rolled_back_ones(pg_pool: asyncpg.Pool) -> None:
+    """Events enqueued in a committed transaction are published in order; a rolled-back one never is."""
+    await migrate(pg_pool, "svc", [])
+    bus = InMemoryBus()
+    bus.declare("q", ["scan.requested.v1"])
+    sent = [scan_event(f"h{i}.example") for i in range(3)]
+    async with pg_pool.acquire() as conn:
+        async with conn.transaction():
+            for event in sent:
+                await enqueue(conn, "svc", event)
+            await enqueue(conn, "svc", sent[0])  # a duplicate id is ignored
+        try:
+            async with conn.transaction():
+                await enqueue(conn, "svc", scan_event("rolled-back.example"))
+                raise RuntimeError("abort")
+        except RuntimeError:
+            pass
+    relay = OutboxRelay(pg_pool, "svc", bus)
+    assert await relay.flush() == 3
+    assert [e.id for e in bus.pending("q")] == [e.id for e in sent]
+    assert await relay.flush() == 0
+
+
+async def test_outbox_keeps_events_while_the_bus_refuses_them(pg_pool: asyncpg.Pool) -> None:
+    """An unroutable publish leaves the row pending; it goes out once a queue exists."""
+    await migrate(pg_pool, "svc", [])
+    bus = InMemoryBus()
+    async with pg_pool.acquire() as conn:
+        await enqueue(conn, "svc", scan_event("later.example"))
+    relay = OutboxRelay(pg_pool, "svc", bus, poll_seconds=0.05)
+    await relay.start()
+    await asyncio.sleep(0.2)
+    bus.declare("q", ["scan.requested.v1"])
+    async with asyncio.timeout(5):
+        while not bus.pending("q"):
+            await asyncio.sleep(0.05)
+    await relay.stop()
+    assert await pg_pool.fetchval("SELECT count(*) FROM svc.outbox WHERE published_at IS NULL") == 0
