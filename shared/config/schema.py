@@ -171,7 +171,7 @@ class Scanning(Strict):
 
 
 class DiscoverySweep(Strict):
-    """Every address of some CIDR ranges on some ports, swept on a schedule; every TLS endpoint found becomes a target."""
+    """CIDR ranges swept on a list of ports on a schedule; every TLS endpoint found becomes a target."""
 
     name: str
     cidrs: list[str]
