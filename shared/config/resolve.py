@@ -134,7 +134,10 @@ def _apply(policy: dict[str, object], thresholds: Thresholds | None, severities:
 def resolve_policy(
     config: CertmonConfig, target: Target, cert: CertificateFacts, *, address: str | None = None
 ) -> Policy:
-    """Defaults, then the server's overrides, then each matching certificate rule's, later ones winning."""
+    """Defaults, then the owner's policy, then the server's, then each matching certificate rule's (later wins).
+
+    The owner is the first one `resolve_owners` names, so policy follows the same ownership rules as alarms.
+    """
     d = config.defaults
     values: dict[str, object] = {
         "info_days": d.thresholds.info_days if d.thresholds.info_days is not None else 90,
@@ -143,6 +146,11 @@ def resolve_policy(
         "severities": dict(d.severities),
     }
     sources = ["defaults"]
+    owners = resolve_owners(config, target, cert, address=address)
+    if owners and owners[0].name in config.owners:
+        own = config.owners[owners[0].name]
+        _apply(values, own.thresholds, dict(own.severities))
+        sources.append(f"owner {owners[0].name}")
     server = server_for(config, target, address)
     if server is not None and server in config.servers:
         srv = config.servers[server]

@@ -116,11 +116,13 @@ class Channels(Strict):
 
 
 class Owner(Strict):
-    """A team or person and how they are reached."""
+    """A team or person, how they are reached, and the policy they want for what they own."""
 
     email: list[str] = Field(default_factory=list)
     delivery: Literal["group", "individual"] = "group"
     snmp: list[str] = Field(default_factory=list)
+    thresholds: Thresholds | None = None
+    severities: dict[str, Literal["critical", "warning", "info", "notice", "off"]] = Field(default_factory=dict)
 
     @field_validator("email")
     @classmethod

@@ -167,3 +167,20 @@ def test_policy_layers_defaults_server_and_certificate_rules(design_config) -> N
     assert policy.critical_certificate is True
     plain = resolve_policy(design_config, target, CertificateFacts(san=("www.example.org",)))
     assert plain.warning_days == 30 and plain.critical_certificate is False
+
+
+def test_owner_policy_sits_between_defaults_and_server() -> None:
+    """An owner's thresholds and severities apply to what it owns, and a certificate rule still wins."""
+    config = parse_config(
+        {
+            "defaults": {"owner": "ops"},
+            "owners": {"ops": {"thresholds": {"warning_days": 40}, "severities": {"tls.no_tls13": "off"}}, "shop": {}},
+            "certificates": [{"match": {"san": "shop.example"}, "owner": "shop", "thresholds": {"warning_days": 50}}],
+        }
+    )
+    target = Target(host="a.example")
+    owned = resolve_policy(config, target, CertificateFacts(san=("a.example",)))
+    assert owned.warning_days == 40 and owned.severities == {"tls.no_tls13": "off"}
+    assert owned.sources == ("defaults", "owner ops")
+    ruled = resolve_policy(config, target, CertificateFacts(san=("shop.example",)))
+    assert ruled.warning_days == 50 and ruled.sources[1] == "owner shop"
