@@ -8,8 +8,7 @@ from services.notifier.adapters.console import ConsoleSender
 from services.notifier.domain import ChannelKind, plan_deliveries
 from services.notifier.rendering import Renderer, RenderError, days_phrase, subject_line
 from shared.events import TargetRef
-
-FINGERPRINT = "3b" * 32  # what the make_alarm fixture puts in the key and the certificate
+from tests.support.alarms import FINGERPRINT
 
 HOSTILE = "CN=<script>alert('x')</script>"
 
