@@ -16,14 +16,16 @@ from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
 from shared.config.schema import WELL_KNOWN_STARTTLS_PORTS
 from shared.events import Evaluation, Target
-from shared.events.target import Protocol
+from shared.events.target import Profile, Protocol
 
 
 class TargetSyntaxError(ValueError):
     """A HOST[:PORT] argument that cannot be read."""
 
 
-def parse_endpoint(text: str, *, protocol: Protocol | None = None, sni: str | None = None) -> Target:
+def parse_endpoint(
+    text: str, *, protocol: Protocol | None = None, sni: str | None = None, profile: Profile = "expiry"
+) -> Target:
     """`host`, `host:port`, `[v6]:port` or `v6` → a Target; well-known STARTTLS ports imply their protocol."""
     text = text.strip()
     if not text:
@@ -44,7 +46,7 @@ def parse_endpoint(text: str, *, protocol: Protocol | None = None, sni: str | No
     if not host:
         raise TargetSyntaxError(f"{text!r}: no host")
     return Target(
-        host=host, port=port, sni=sni, protocol=protocol or WELL_KNOWN_STARTTLS_PORTS.get(port, "tls"), profile="expiry"
+        host=host, port=port, sni=sni, protocol=protocol or WELL_KNOWN_STARTTLS_PORTS.get(port, "tls"), profile=profile
     )
 
 

@@ -24,6 +24,7 @@ from services.scanner import ProbeLimits
 from shared.clock import utc_now
 from shared.config import CertmonConfig, ConfigError, load_config
 from shared.events import Target
+from shared.events.target import Profile
 from shared.lifecycle import start_all, stop_all, wait_for_shutdown_signal
 from shared.logging import configure_logging
 from shared.runtime import RuntimeConfigError, infrastructure, load_app_config
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--sni", help="server name to send (default: the host)")
     check.add_argument("--protocol", choices=["tls", "smtp", "imap", "pop3", "ftp", "ldap", "xmpp", "postgres"])
     check.add_argument("--timeout", type=float, default=None, help="seconds per target (default 20)")
+    check.add_argument("--full", action="store_true", help="also enumerate protocol versions and cipher suites")
 
     run = sub.add_parser("run", help="run all five services in one process")
     run.add_argument("--config", type=Path, help="certmon.yaml (default: $CERTMON_CONFIG)")
@@ -117,7 +119,8 @@ async def _check(args: argparse.Namespace, settings: Settings) -> int:
     console = Console(stderr=True)
     try:
         config = load_app_config(settings, args.config)
-        targets = [parse_endpoint(t, protocol=args.protocol, sni=args.sni) for t in args.targets]
+        profile: Profile = "full" if args.full else "expiry"
+        targets = [parse_endpoint(t, protocol=args.protocol, sni=args.sni, profile=profile) for t in args.targets]
     except ConfigError as exc:
         console.print(f"[red]configuration refused[/red] {exc}")
         return EXIT_UNKNOWN
