@@ -1,7 +1,5 @@
 """The daily report schedule: once per UTC day from `daily_report_hour_utc` on (catching up after downtime)."""
 
-import asyncio
-import contextlib
 from datetime import datetime
 
 import asyncpg
@@ -11,6 +9,7 @@ from services.reporter.adapters.bucket import BucketError
 from services.reporter.domain import daily_period, daily_report_due
 from services.reporter.publishing import ReportPublisher
 from shared.clock import Clock
+from shared.periodic import PeriodicTask
 
 log = structlog.get_logger(__name__)
 
@@ -19,21 +18,22 @@ class DailyReportScheduler:
     """Every `tick_seconds`, publishes today's report if it is due; a failure is retried next tick."""
 
     def __init__(self, publisher: ReportPublisher, *, clock: Clock, hour_utc: int, tick_seconds: float = 60.0) -> None:
-        self._publisher, self._clock, self._hour, self._tick = publisher, clock, hour_utc, tick_seconds
+        self._publisher, self._clock, self._hour = publisher, clock, hour_utc
         self._published_period: datetime | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicTask(
+            "reporter:daily-schedule",
+            self.tick,
+            interval=tick_seconds,
+            transient=(BucketError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError),
+        )
 
     async def start(self) -> None:
         """Start the schedule loop."""
-        self._task = asyncio.create_task(self._run(), name="reporter:daily-schedule")
+        await self._loop.start()
 
     async def stop(self) -> None:
         """Stop the loop (a publish in progress is cancelled; the next start completes it)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     async def tick(self) -> None:
         """Publish today's report if it is due and this process has not seen it published."""
@@ -42,11 +42,3 @@ class DailyReportScheduler:
         if daily_report_due(now, hour_utc=self._hour, published=self._published_period == period_start):
             await self._publisher.publish_daily(now)
             self._published_period = period_start
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except (BucketError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("daily_report_failed", error=str(exc), retry_in_seconds=self._tick)
-            await asyncio.sleep(self._tick)

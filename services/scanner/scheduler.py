@@ -3,15 +3,13 @@
 Several replicas may run it at once; `TargetsRepository.claim_due` guarantees each due target is claimed once.
 """
 
-import asyncio
-import contextlib
-
 import asyncpg
 import structlog
 
 from services.scanner.adapters.targets_repo import TargetsRepository
 from shared.clock import Clock
 from shared.outbox import OutboxRelay
+from shared.periodic import PeriodicTask
 
 log = structlog.get_logger(__name__)
 
@@ -22,8 +20,14 @@ class Scheduler:
     """Claims due targets every `tick_seconds` until stopped."""
 
     def __init__(self, repo: TargetsRepository, relay: OutboxRelay, *, clock: Clock, tick_seconds: float) -> None:
-        self._repo, self._relay, self._clock, self._tick = repo, relay, clock, tick_seconds
-        self._task: asyncio.Task[None] | None = None
+        self._repo, self._relay, self._clock = repo, relay, clock
+        # The database may be away; the next tick retries, and a failed tick claimed nothing.
+        self._loop = PeriodicTask(
+            "scanner:scheduler",
+            self.tick,
+            interval=tick_seconds,
+            transient=(OSError, asyncpg.PostgresError, asyncpg.InterfaceError),
+        )
 
     async def tick(self) -> int:
         """Claim every target due now, in batches; returns how many scan requests were enqueued."""
@@ -46,21 +50,8 @@ class Scheduler:
 
     async def start(self) -> None:
         """Start ticking in the background."""
-        self._task = asyncio.create_task(self._run(), name="scanner:scheduler")
+        await self._loop.start()
 
     async def stop(self) -> None:
         """Stop ticking (a tick in progress is cancelled; its transaction rolls back)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                # The database is away; the next tick retries, and nothing was claimed by this one.
-                log.warning("schedule_tick_failed", error=str(exc))
-            await asyncio.sleep(self._tick)
+        await self._loop.stop()
