@@ -25,7 +25,7 @@ from shared.clock import utc_now
 from shared.config import CertmonConfig, ConfigError, load_config
 from shared.events import Target
 from shared.events.target import Profile
-from shared.lifecycle import start_all, stop_all, wait_for_shutdown_signal
+from shared.lifecycle import ShutdownSignal, start_all, stop_all
 from shared.logging import configure_logging
 from shared.runtime import RuntimeConfigError, infrastructure, load_app_config
 from shared.settings import Settings
@@ -153,6 +153,7 @@ async def _run(
 ) -> None:
     console = Console(stderr=True)
     async with contextlib.AsyncExitStack() as stack:
+        shutdown = stack.enter_context(ShutdownSignal())
         if demo:
             from services.demo.estate import demo_estate
 
@@ -181,7 +182,7 @@ async def _run(
                 f"{len(config.targets)} targets"
                 + (f"; dashboard http://{settings.http_host}:{settings.http_port}/" if "reporter" in names else "")
             )
-            await wait_for_shutdown_signal(exit_after)
+            await shutdown.wait(exit_after)
         finally:
             await stop_all(services)
 

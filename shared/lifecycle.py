@@ -49,21 +49,36 @@ async def stop_all(services: Sequence[Service]) -> None:
             log.info("service_stopped", service=service.name)
 
 
-async def wait_for_shutdown_signal(exit_after: float | None = None) -> None:
-    """Return on SIGINT or SIGTERM (Kubernetes stops pods with SIGTERM), or after `exit_after` seconds."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
+class ShutdownSignal:
+    """SIGINT/SIGTERM (Kubernetes stops pods with SIGTERM) set an event instead of killing the process.
+
+    Enter it before starting anything, so a signal that arrives during start-up is not lost: `wait` then
+    returns at once and the services stop cleanly.
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self._installed: list[signal.Signals] = []
+
+    def __enter__(self) -> "ShutdownSignal":
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):  # platforms without loop signal handlers
+                loop.add_signal_handler(sig, self._event.set)
+                self._installed.append(sig)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
+        self._installed.clear()
+
+    async def wait(self, exit_after: float | None = None) -> None:
+        """Return once a signal came, or after `exit_after` seconds."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(exit_after):
-                await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.remove_signal_handler(sig)
+                await self._event.wait()
 
 
 def build(
@@ -84,10 +99,11 @@ async def serve_one(builder: ServiceBuilder, *, needs_database: bool = True) -> 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
     config = load_app_config(settings)
-    async with infrastructure(settings, allow_embedded=False, needs_database=needs_database) as infra:
-        services = build([builder], settings, config, bus=infra.bus, pool=infra.pool)
-        await start_all(services)
-        try:
-            await wait_for_shutdown_signal()
-        finally:
-            await stop_all(services)
+    with ShutdownSignal() as shutdown:
+        async with infrastructure(settings, allow_embedded=False, needs_database=needs_database) as infra:
+            services = build([builder], settings, config, bus=infra.bus, pool=infra.pool)
+            await start_all(services)
+            try:
+                await shutdown.wait()
+            finally:
+                await stop_all(services)

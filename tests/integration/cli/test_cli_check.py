@@ -195,3 +195,44 @@ async def test_demo_shows_alarms_notifications_and_dashboard(tmp_path: Path) -> 
     printed = out.decode()
     assert printed.count("[certmon] CRITICAL raised") >= 3
     assert process.returncode == 0
+
+
+async def test_one_service_needs_broker_and_database() -> None:
+    """`certmon scanner` alone refuses to start on embedded defaults and says what to set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
+    process = await asyncio.create_subprocess_exec(
+        *CERTMON, "scanner", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
+    )
+    async with asyncio.timeout(30):
+        _, err = await process.communicate()
+    assert process.returncode == 1
+    assert "CERTMON_DATABASE_URL" in err.decode()
+
+
+async def test_one_service_runs_on_rabbitmq_and_stops_on_sigterm(amqp_url: str, database_url: str) -> None:
+    """`certmon alarmer` with a broker and database migrates, consumes, and exits 0 on SIGTERM."""
+    process = await asyncio.create_subprocess_exec(
+        *CERTMON,
+        "alarmer",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={
+            **os.environ,
+            "CERTMON_AMQP_URL": amqp_url,
+            "CERTMON_DATABASE_URL": database_url,
+            "CERTMON_LOG_FORMAT": "json",
+        },
+    )
+    assert process.stderr is not None
+    try:
+        async with asyncio.timeout(30):
+            while b"service_started" not in (line := await process.stderr.readline()):
+                assert line, "the alarmer exited before starting"
+    finally:
+        process.terminate()
+        async with asyncio.timeout(30):
+            rest = await process.stderr.read()
+            await process.wait()
+    assert process.returncode == 0
+    assert b"service_stopped" in rest
+    assert b"guest:guest" not in rest  # the broker password never reaches a log line
