@@ -7,30 +7,18 @@ infrastructure cannot start.
 
 import argparse
 import asyncio
-import contextlib
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-import structlog
 from rich.console import Console
 
-from services.check_output import EXIT_UNKNOWN, render_table, to_json, worst_exit_code
-from services.checkrun import TargetSyntaxError, check_targets, parse_endpoint
-from services.composition import START_ORDER, build_services
-from services.scanner import ProbeLimits
-from shared.clock import utc_now
-from shared.config import CertmonConfig, ConfigError, load_config
-from shared.events import Target
-from shared.events.target import Profile
-from shared.lifecycle import ShutdownSignal, start_all, stop_all
+from services.check_output import EXIT_UNKNOWN
+from services.names import START_ORDER
+from shared.config import ConfigError, load_app_config
 from shared.logging import configure_logging
-from shared.runtime import RuntimeConfigError, infrastructure, load_app_config
 from shared.settings import Settings
-
-log = structlog.get_logger(__name__)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,113 +66,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
+    # `certmon check` runs in monitoring loops: each command's modules are imported only when it runs.
+    if args.command == "check":
+        from services.commands.check import check
+
+        return asyncio.run(check(args, settings))
+    if args.command == "config":
+        from services.commands.validate import validate
+
+        return validate(args.file)
+    from services.commands.run import run
+    from shared.runtime import RuntimeConfigError
+
     try:
-        if args.command == "check":
-            return asyncio.run(_check(args, settings))
-        if args.command == "config":
-            return _validate(args.file)
         config = load_app_config(settings, args.config)
         if args.command == "run":
-            asyncio.run(_run(settings, config, START_ORDER, demo=args.demo, exit_after=args.exit_after))
+            asyncio.run(run(settings, config, START_ORDER, demo=args.demo, exit_after=args.exit_after))
         else:
-            asyncio.run(_run(settings, config, (args.command,), demo=False, exit_after=None, embedded=False))
+            asyncio.run(run(settings, config, (args.command,), demo=False, exit_after=None, embedded=False))
     except ConfigError as exc:
         Console(stderr=True).print(f"[red]configuration refused[/red] {exc}")
-        return 1 if args.command != "check" else EXIT_UNKNOWN
+        return 1
     except RuntimeConfigError as exc:
         Console(stderr=True).print(f"[red]cannot start:[/red] {exc}")
         return 1
     except KeyboardInterrupt:
         return 0
     return 0
-
-
-def _validate(path: Path) -> int:
-    console = Console()
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        console.print(f"[red]{exc.source}: {len(exc.problems)} problem(s)[/red]")
-        for problem in exc.problems:
-            console.print(f"  [bold]{problem.path}[/bold]: {problem.message}")
-        return 1
-    console.print(
-        f"[green]{path}: valid[/green] — {len(config.targets)} targets, {len(config.servers)} servers, "
-        f"{len(config.owners)} owners, {len(config.certificates)} certificate rules"
-    )
-    return 0
-
-
-async def _check(args: argparse.Namespace, settings: Settings) -> int:
-    console = Console(stderr=True)
-    try:
-        config = load_app_config(settings, args.config)
-        profile: Profile = "full" if args.full else "expiry"
-        targets = [parse_endpoint(t, protocol=args.protocol, sni=args.sni, profile=profile) for t in args.targets]
-    except ConfigError as exc:
-        console.print(f"[red]configuration refused[/red] {exc}")
-        return EXIT_UNKNOWN
-    except TargetSyntaxError as exc:
-        console.print(f"[red]bad target:[/red] {exc}")
-        return EXIT_UNKNOWN
-    targets += [Target(file=str(path)) for path in args.file]
-    if not targets:
-        console.print("[red]nothing to check:[/red] give HOST[:PORT] arguments or --file")
-        return EXIT_UNKNOWN
-    limits = ProbeLimits(target_seconds=args.timeout) if args.timeout else None
-    evaluations = await check_targets(
-        targets, config=config, extra_ca_files=args.ca_file, concurrency=settings.scan_concurrency, limits=limits
-    )
-    if args.json:
-        print(to_json(evaluations))
-    else:
-        render_table(evaluations, Console(), explain=args.explain)
-    return worst_exit_code(evaluations)
-
-
-async def _run(
-    settings: Settings,
-    config: CertmonConfig,
-    names: Sequence[str],
-    *,
-    demo: bool,
-    exit_after: float | None,
-    embedded: bool = True,
-) -> None:
-    console = Console(stderr=True)
-    async with contextlib.AsyncExitStack() as stack:
-        shutdown = stack.enter_context(ShutdownSignal())
-        if demo:
-            from services.demo.estate import demo_estate
-
-            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="certmon-demo-")))
-            config, ports = await stack.enter_async_context(
-                demo_estate(
-                    scratch / "endpoints",
-                    now=utc_now(),
-                    base=config.model_dump(mode="json", by_alias=True, exclude_defaults=True),
-                )
-            )
-            if settings.database_url is None:  # a fresh embedded database, so old demo runs leave nothing behind
-                settings = settings.model_copy(update={"data_dir": scratch / "data"})
-            console.print(f"[bold]demo endpoints[/bold] on 127.0.0.1: {ports}")
-        stateless = set(names) == {"evaluator"}  # the evaluator alone keeps no state
-        infra = await stack.enter_async_context(
-            infrastructure(settings, allow_embedded=embedded, needs_database=not stateless)
-        )
-        services = build_services(names, settings, config, bus=infra.bus, pool=infra.pool)
-        await start_all(services)
-        try:
-            mode = "in-memory bus" if infra.embedded_bus else "RabbitMQ"
-            db = "embedded PostgreSQL" if infra.embedded_database else "PostgreSQL"
-            console.print(
-                f"[green]certmon running[/green] {', '.join(s.name for s in services)} on {mode} and {db}; "
-                f"{len(config.targets)} targets"
-                + (f"; dashboard http://{settings.http_host}:{settings.http_port}/" if "reporter" in names else "")
-            )
-            await shutdown.wait(exit_after)
-        finally:
-            await stop_all(services)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import asyncpg
 
 from services.alarmer.bootstrap import bootstrap as alarmer_bootstrap
 from services.evaluator.bootstrap import bootstrap as evaluator_bootstrap
+from services.names import START_ORDER
 from services.notifier.bootstrap import bootstrap as notifier_bootstrap
 from services.reporter.bootstrap import bootstrap as reporter_bootstrap
 from services.scanner.bootstrap import bootstrap as scanner_bootstrap
@@ -16,9 +17,6 @@ from shared.config import CertmonConfig
 from shared.lifecycle import ServiceBuilder, build
 from shared.service import Service
 from shared.settings import Settings
-
-#: Downstream first, so every queue exists before anything publishes to it.
-START_ORDER = ("reporter", "notifier", "alarmer", "evaluator", "scanner")
 
 BUILDERS: dict[str, ServiceBuilder] = {
     "scanner": scanner_bootstrap,

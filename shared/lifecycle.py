@@ -14,9 +14,9 @@ import structlog
 
 from shared.broker import Bus
 from shared.clock import Clock, utc_now
-from shared.config import CertmonConfig
+from shared.config import CertmonConfig, load_app_config
 from shared.logging import configure_logging
-from shared.runtime import infrastructure, load_app_config
+from shared.runtime import infrastructure
 from shared.service import Service
 from shared.settings import Settings
 

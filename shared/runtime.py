@@ -17,7 +17,6 @@ import structlog
 
 from shared.broker import Bus, BusError, InMemoryBus
 from shared.broker.amqp import AmqpBus
-from shared.config import CertmonConfig, load_config
 from shared.db import DatabaseError, create_pool
 from shared.settings import Settings
 
@@ -36,12 +35,6 @@ class Infrastructure:
     pool: asyncpg.Pool | None
     embedded_bus: bool
     embedded_database: bool
-
-
-def load_app_config(settings: Settings, path: Path | None = None) -> CertmonConfig:
-    """`certmon.yaml` from `path`, else `CERTMON_CONFIG`, else an empty configuration."""
-    chosen = path or settings.config
-    return load_config(chosen) if chosen is not None else CertmonConfig()
 
 
 def _start_embedded_postgres(data_dir: Path) -> Any:

@@ -1,7 +1,7 @@
 """The `certmon.yaml` schema, its loading with path-precise errors, and the resolution rules (which server,
 certificate rule, owner and policy apply to a target or certificate)."""
 
-from shared.config.loader import ConfigError, ConfigProblem, load_config, parse_config
+from shared.config.loader import ConfigError, ConfigProblem, load_app_config, load_config, parse_config
 from shared.config.resolve import CertificateFacts, Policy, resolve_owners, resolve_policy, server_for
 from shared.config.schema import (
     CertificateRule,
@@ -28,6 +28,7 @@ __all__ = [
     "SnmpReceiver",
     "TargetEntry",
     "Thresholds",
+    "load_app_config",
     "load_config",
     "parse_config",
     "parse_duration",

@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from shared.config.schema import CertmonConfig
+from shared.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -138,3 +139,9 @@ def load_config(path: Path) -> CertmonConfig:
             str(path), [ConfigProblem(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]
         ) from None
     return parse_config(data, str(path))
+
+
+def load_app_config(settings: Settings, path: Path | None = None) -> CertmonConfig:
+    """`certmon.yaml` from `path`, else `CERTMON_CONFIG`, else an empty configuration."""
+    chosen = path or settings.config
+    return load_config(chosen) if chosen is not None else CertmonConfig()

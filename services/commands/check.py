@@ -1,0 +1,41 @@
+"""`certmon check`: observe and evaluate targets once, print a table or JSON, exit with the Nagios code."""
+
+import argparse
+
+from rich.console import Console
+
+from services.check_output import EXIT_UNKNOWN, render_table, to_json, worst_exit_code
+from services.checkrun import TargetSyntaxError, check_targets, parse_endpoint
+from services.scanner import ProbeLimits
+from shared.config import ConfigError, load_app_config
+from shared.events import Target
+from shared.events.target import Profile
+from shared.settings import Settings
+
+
+async def check(args: argparse.Namespace, settings: Settings) -> int:
+    """Run `certmon check` with parsed arguments; returns the exit code."""
+    console = Console(stderr=True)
+    try:
+        config = load_app_config(settings, args.config)
+        profile: Profile = "full" if args.full else "expiry"
+        targets = [parse_endpoint(t, protocol=args.protocol, sni=args.sni, profile=profile) for t in args.targets]
+    except ConfigError as exc:
+        console.print(f"[red]configuration refused[/red] {exc}")
+        return EXIT_UNKNOWN
+    except TargetSyntaxError as exc:
+        console.print(f"[red]bad target:[/red] {exc}")
+        return EXIT_UNKNOWN
+    targets += [Target(file=str(path)) for path in args.file]
+    if not targets:
+        console.print("[red]nothing to check:[/red] give HOST[:PORT] arguments or --file")
+        return EXIT_UNKNOWN
+    limits = ProbeLimits(target_seconds=args.timeout) if args.timeout else None
+    evaluations = await check_targets(
+        targets, config=config, extra_ca_files=args.ca_file, concurrency=settings.scan_concurrency, limits=limits
+    )
+    if args.json:
+        print(to_json(evaluations))
+    else:
+        render_table(evaluations, Console(), explain=args.explain)
+    return worst_exit_code(evaluations)

@@ -1,0 +1,24 @@
+"""`certmon config validate FILE`: every problem of a certmon.yaml, with its path."""
+
+from pathlib import Path
+
+from rich.console import Console
+
+from shared.config import ConfigError, load_config
+
+
+def validate(path: Path) -> int:
+    """Print whether the file is valid (exit 0) or each problem at its path (exit 1)."""
+    console = Console()
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        console.print(f"[red]{exc.source}: {len(exc.problems)} problem(s)[/red]")
+        for problem in exc.problems:
+            console.print(f"  [bold]{problem.path}[/bold]: {problem.message}")
+        return 1
+    console.print(
+        f"[green]{path}: valid[/green] — {len(config.targets)} targets, {len(config.servers)} servers, "
+        f"{len(config.owners)} owners, {len(config.certificates)} certificate rules"
+    )
+    return 0
