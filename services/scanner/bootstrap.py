@@ -1,39 +1,62 @@
 """Wiring of the scanner: targets repository, outbox relay, scheduler and the scan-request consumer."""
 
+import asyncio
 from dataclasses import dataclass
 
 import asyncpg
 import structlog
 
+from services.scanner.adapters.discovery_repo import DiscoveryRepository
+from services.scanner.adapters.file_source import expand_file_targets
+from services.scanner.adapters.sweeper import Sweeper
 from services.scanner.adapters.targets_repo import SCHEMA, TargetsRepository
 from services.scanner.concurrency import ScanLimiter
-from services.scanner.domain import DEFAULT_LIMITS, ProbeLimits
+from services.scanner.domain import ProbeLimits, networks
 from services.scanner.handlers import QUEUE, ScanRequestHandler
 from services.scanner.scheduler import Scheduler
 from shared.broker import Bus
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
+from shared.events import Target
 from shared.lifecycle import serve_one
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-#: Concurrent scans of one host, whatever the global cap; a server is never flooded by its own monitor.
-PER_HOST_CONCURRENCY = 4
-
 
 class ScannerUnavailable(RuntimeError):
     """The scanner was started without PostgreSQL, which scheduling needs (use `observe` for one-off scans)."""
 
 
-def limits_from_settings(settings: Settings) -> ProbeLimits:
-    """Probe limits with the timeouts from Settings; the whole-target budget covers both phases."""
+def limits_from(settings: Settings, config: CertmonConfig) -> ProbeLimits:
+    """Probe limits from `certmon.yaml`'s `scanning:` section (address policy, timeouts, per-host cap).
+
+    A timeout set in the environment (`CERTMON_CONNECT_TIMEOUT`, `CERTMON_HANDSHAKE_TIMEOUT`) overrides the file's.
+    The whole-target budget always covers both phases.
+    """
+    scanning = config.scanning
+    explicit = settings.model_fields_set
+    connect = settings.connect_timeout if "connect_timeout" in explicit else float(scanning.connect_timeout)
+    handshake = settings.handshake_timeout if "handshake_timeout" in explicit else float(scanning.handshake_timeout)
     return ProbeLimits(
-        connect_seconds=settings.connect_timeout,
-        handshake_seconds=settings.handshake_timeout,
-        target_seconds=max(DEFAULT_LIMITS.target_seconds, settings.connect_timeout + settings.handshake_timeout),
+        connect_seconds=connect,
+        handshake_seconds=handshake,
+        target_seconds=max(float(scanning.target_timeout), connect + handshake),
+        deny_networks=networks(scanning.deny),
+        allow_networks=networks(scanning.allow),
+        per_host_concurrency=scanning.per_host_concurrency,
     )
+
+
+def scan_concurrency(settings: Settings, config: CertmonConfig) -> int:
+    """Scans at once in one worker: `CERTMON_SCAN_CONCURRENCY` if set, else `scanning.concurrency`."""
+    return settings.scan_concurrency if "scan_concurrency" in settings.model_fields_set else config.scanning.concurrency
+
+
+def configured_targets(config: CertmonConfig) -> list[Target]:
+    """The targets to schedule: every configured target, directories expanded into their certificate files."""
+    return [expanded for target in config.scan_targets() for expanded in expand_file_targets(target)]
 
 
 @dataclass
@@ -42,6 +65,7 @@ class _Parts:
     relay: OutboxRelay
     scheduler: Scheduler
     handler: ScanRequestHandler
+    sweeper: Sweeper
 
 
 class ScannerService:
@@ -61,15 +85,19 @@ class ScannerService:
         """Migrate, sync the configured targets, subscribe the consumer, start the relay and scheduler."""
         parts = self._require()
         applied = await parts.repo.migrate()
-        summary = await parts.repo.sync(self._config.scan_targets(), now=self._clock())
+        targets = await asyncio.to_thread(configured_targets, self._config)  # directory listings touch the disk
+        summary = await parts.repo.sync(targets, now=self._clock())
         log.info("scanner_started", migrations=applied, targets=summary.configured, disabled=summary.disabled)
-        await self._bus.subscribe(QUEUE, ["scan.requested.v1"], parts.handler, prefetch=self._settings.scan_concurrency)
+        prefetch = scan_concurrency(self._settings, self._config)
+        await self._bus.subscribe(QUEUE, ["scan.requested.v1"], parts.handler, prefetch=prefetch)
         await parts.relay.start()
         await parts.scheduler.start()
+        await parts.sweeper.start()
 
     async def stop(self) -> None:
         """Stop scheduling and flush the outbox once more (consumers stop when the bus closes)."""
         if self._parts is not None:
+            await self._parts.sweeper.stop()
             await self._parts.scheduler.stop()
             await self._parts.relay.stop()
 
@@ -92,15 +120,24 @@ def bootstrap(
     if pool is not None:
         repo = TargetsRepository(pool)
         relay = OutboxRelay(pool, SCHEMA, bus)
+        probe_limits = limits or limits_from(settings, config)
         handler = ScanRequestHandler(
             repo,
-            limiter=ScanLimiter(total=settings.scan_concurrency, per_host=PER_HOST_CONCURRENCY),
-            limits=limits or limits_from_settings(settings),
+            limiter=ScanLimiter(total=scan_concurrency(settings, config), per_host=probe_limits.per_host_concurrency),
+            limits=probe_limits,
             clock=clock,
             on_enqueued=relay.kick,
         )
         scheduler = Scheduler(repo, relay, clock=clock, tick_seconds=settings.scheduler_tick_seconds)
-        parts = _Parts(repo, relay, scheduler, handler)
+        sweeper = Sweeper(
+            DiscoveryRepository(pool),
+            repo,
+            config,
+            limits=probe_limits,
+            clock=clock,
+            tick_seconds=settings.scheduler_tick_seconds,
+        )
+        parts = _Parts(repo, relay, scheduler, handler, sweeper)
     return ScannerService(settings, config, bus, parts, clock)
 
 

@@ -6,7 +6,7 @@ No I/O and no clock here: every time is an argument.
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from ipaddress import IPv4Network, IPv6Network, ip_address
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 from services.scanner.cipher_suites import iana_cipher_name
 
@@ -17,6 +17,7 @@ __all__ = [
     "iana_cipher_name",
     "is_ip_literal",
     "jitter",
+    "networks",
     "next_due",
     "tls_version_name",
 ]
@@ -32,6 +33,9 @@ class ProbeLimits:
     """Every bound a probe of a hostile server is held to (seconds, counts, bytes).
 
     `allow_networks` overrides `deny_networks`; both are checked on the address actually connected to.
+    `max_handshake_bytes` caps what one TLS handshake may read (a chain of `max_chain` large certificates and
+    a stapled OCSP response fit well inside the default); `per_host_concurrency` caps simultaneous scans of
+    one host.
     """
 
     connect_seconds: float = 5.0
@@ -39,7 +43,9 @@ class ProbeLimits:
     target_seconds: float = 20.0
     max_chain: int = 20
     max_banner_bytes: int = 65536
+    max_handshake_bytes: int = 262_144
     max_file_bytes: int = 1_048_576
+    per_host_concurrency: int = 4
     deny_networks: tuple[IPv4Network | IPv6Network, ...] = ()
     allow_networks: tuple[IPv4Network | IPv6Network, ...] = ()
 
@@ -71,6 +77,11 @@ def is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def networks(cidrs: list[str]) -> tuple[IPv4Network | IPv6Network, ...]:
+    """CIDR strings (host bits allowed, as `10.0.0.5/8`) as networks; raises ValueError for a malformed one."""
+    return tuple(ip_network(cidr, strict=False) for cidr in cidrs)
 
 
 def address_allowed(address: str, limits: ProbeLimits) -> bool:

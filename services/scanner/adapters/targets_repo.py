@@ -40,7 +40,8 @@ class TargetsRepository:
     async def sync(self, targets: list[Target], *, now: datetime) -> SyncSummary:
         """Upsert the configured targets (new ones due at `now`) and disable, never delete, the others.
 
-        A target whose interval shrank is due no later than one new interval from `now`.
+        A target whose interval shrank is due no later than one new interval from `now`. Targets a discovery
+        sweep registered are not configured, so they are left alone rather than disabled.
         """
         rows = [(t.key, t.model_dump(mode="json"), now, next_due(t.key, t.interval_seconds, now)) for t in targets]
         async with self._pool.acquire() as conn, conn.transaction():
@@ -52,10 +53,21 @@ class TargetsRepository:
             )
             disabled = await conn.fetch(
                 "UPDATE scanner.targets SET enabled = false, updated_at = now() "
-                "WHERE enabled AND key <> ALL($1::text[]) RETURNING key",
+                "WHERE enabled AND key <> ALL($1::text[]) AND target->>'discovered_by' IS NULL RETURNING key",
                 [t.key for t in targets],
             )
         return SyncSummary(configured=len(rows), disabled=len(disabled))
+
+    async def register_discovered(self, targets: list[Target], *, now: datetime) -> None:
+        """Upsert targets a discovery sweep found (new ones due at `now`), enabled; a configured target with
+        the same key wins and is left as it is, unless the config dropped it (then discovery takes it over)."""
+        rows = [(t.key, t.model_dump(mode="json"), now, next_due(t.key, t.interval_seconds, now)) for t in targets]
+        await self._pool.executemany(
+            "INSERT INTO scanner.targets AS t (key, target, next_due, enabled) VALUES ($1, $2, $3, true) "
+            "ON CONFLICT (key) DO UPDATE SET target = EXCLUDED.target, enabled = true, updated_at = now(), "
+            "next_due = LEAST(t.next_due, $4) WHERE t.target->>'discovered_by' IS NOT NULL OR NOT t.enabled",
+            rows,
+        )
 
     async def claim_due(self, now: datetime, limit: int) -> list[Target]:
         """Claim up to `limit` enabled targets due at `now`: reschedule them and enqueue their scan requests."""

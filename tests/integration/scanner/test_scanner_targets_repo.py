@@ -17,7 +17,7 @@ NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)
 async def repo(pg_pool: asyncpg.Pool) -> TargetsRepository:
     """A migrated repository on a fresh database."""
     repository = TargetsRepository(pg_pool)
-    assert await repository.migrate() == ["000_common.sql", "001_init.sql"]
+    assert (await repository.migrate())[:2] == ["000_common.sql", "001_init.sql"]
     return repository
 
 

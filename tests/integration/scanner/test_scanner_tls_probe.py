@@ -274,14 +274,6 @@ async def test_denied_network_is_a_policy_error_before_connecting() -> None:
     assert accepted == []
 
 
-async def test_unimplemented_starttls_protocol_says_so() -> None:
-    """STARTTLS protocols without a dialogue yet are a `protocol` error naming the protocol."""
-    obs = await observe_endpoint(Target(host="127.0.0.1", port=5432, protocol="postgres"), now=WHEN, limits=FAST)
-    assert obs.error is not None
-    assert obs.error.kind == "protocol"
-    assert obs.error.message == "STARTTLS for postgres is not implemented yet"
-
-
 @contextlib.asynccontextmanager
 async def plaintext_then_tls(
     script: list[tuple[str | None, bytes]], ctx: ssl.SSLContext | None

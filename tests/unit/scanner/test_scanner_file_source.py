@@ -104,8 +104,8 @@ def test_missing_file_is_a_file_error(tmp_path: Path) -> None:
 
 
 def test_directory_is_a_file_error(tmp_path: Path) -> None:
-    """A directory cannot be read as a certificate file."""
-    assert _observe(tmp_path) == ([], "file", f"cannot read {tmp_path}: Is a directory")
+    """A directory reaching `observe_file` unexpanded is a `file` error saying what it holds."""
+    assert _observe(tmp_path) == ([], "file", f"{tmp_path} is a directory with no .pem/.crt/.cer/.der/.p12/.pfx files")
 
 
 def test_oversized_file_is_a_file_error(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
