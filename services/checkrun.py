@@ -12,6 +12,8 @@ from pathlib import Path
 from services.evaluator import evaluate_observation
 from services.evaluator.adapters.trust import load_trust_store
 from services.scanner import ProbeLimits, observe
+from services.scanner.adapters.file_source import expand_file_targets
+from services.scanner.concurrency import ScanLimiter
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
 from shared.config.schema import WELL_KNOWN_STARTTLS_PORTS
@@ -60,19 +62,20 @@ async def check_targets(
     targets: Sequence[Target],
     *,
     config: CertmonConfig,
+    limits: ProbeLimits,
+    concurrency: int,
     extra_ca_files: Sequence[Path] = (),
-    concurrency: int = 64,
-    limits: ProbeLimits | None = None,
     clock: Clock = utc_now,
 ) -> list[Evaluation]:
-    """Observe and evaluate every target concurrently (bounded), in the order given."""
+    """Observe and evaluate every target, concurrently but within the workers' total and per-host caps; directory
+    targets are expanded into one target per certificate file. Results come in the order given."""
     trust = load_trust_store([*config.trust.ca_files, *extra_ca_files], replace_default=config.trust.replace_default)
-    gate = asyncio.Semaphore(concurrency)
-    probe_limits = limits or ProbeLimits()
+    limiter = ScanLimiter(total=concurrency, per_host=limits.per_host_concurrency)
 
     async def one(target: Target) -> Evaluation:
-        async with gate:
-            observation = await observe(target, now=clock(), limits=probe_limits)
+        async with limiter.slot(target.host or target.file or ""):
+            observation = await observe(target, now=clock(), limits=limits)
         return evaluate_observation(observation, config=config, trust=trust, now=clock())
 
-    return list(await asyncio.gather(*(one(t) for t in targets)))
+    expanded = [each for target in targets for each in expand_file_targets(target)]
+    return list(await asyncio.gather(*(one(t) for t in expanded)))

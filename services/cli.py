@@ -65,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `certmon` console script."""
     args = _parser().parse_args(argv)
     settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
+    # A one-shot check prints its verdict; progress logs would only clutter a monitoring plugin's output.
+    quiet = args.command in ("check", "config") and "log_level" not in settings.model_fields_set
+    configure_logging("warning" if quiet else settings.log_level, settings.log_format)
     # `certmon check` runs in monitoring loops: each command's modules are imported only when it runs.
     if args.command == "check":
         from services.commands.check import check

@@ -1,12 +1,13 @@
 """`certmon check`: observe and evaluate targets once, print a table or JSON, exit with the Nagios code."""
 
 import argparse
+import dataclasses
 
 from rich.console import Console
 
 from services.check_output import EXIT_UNKNOWN, render_table, to_json, worst_exit_code
 from services.checkrun import TargetSyntaxError, check_targets, parse_endpoint
-from services.scanner import ProbeLimits
+from services.scanner.bootstrap import limits_from, scan_concurrency
 from shared.config import ConfigError, load_app_config
 from shared.events import Target
 from shared.events.target import Profile
@@ -30,9 +31,15 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
     if not targets:
         console.print("[red]nothing to check:[/red] give HOST[:PORT] arguments or --file")
         return EXIT_UNKNOWN
-    limits = ProbeLimits(target_seconds=args.timeout) if args.timeout else None
+    limits = limits_from(settings, config)
+    if args.timeout:
+        limits = dataclasses.replace(limits, target_seconds=args.timeout)
     evaluations = await check_targets(
-        targets, config=config, extra_ca_files=args.ca_file, concurrency=settings.scan_concurrency, limits=limits
+        targets,
+        config=config,
+        limits=limits,
+        concurrency=scan_concurrency(settings, config),
+        extra_ca_files=args.ca_file,
     )
     if args.json:
         print(to_json(evaluations))

@@ -5,6 +5,7 @@ The handler uses this for every consumed observation, and `certmon check` calls 
 
 from datetime import datetime
 
+from services.evaluator.completion import IntermediateFinder
 from services.evaluator.domain import TrustStore, evaluate, parse_chain
 from shared.config import CertificateFacts, CertmonConfig, resolve_policy, server_for
 from shared.events.evaluation import Evaluation
@@ -32,10 +33,17 @@ def certificate_facts(observation: Observation, config: CertmonConfig) -> Certif
 
 
 def evaluate_observation(
-    observation: Observation, *, config: CertmonConfig, trust: TrustStore, now: datetime
+    observation: Observation,
+    *,
+    config: CertmonConfig,
+    trust: TrustStore,
+    now: datetime,
+    finder: IntermediateFinder | None = None,
 ) -> Evaluation:
-    """Resolve the policy (defaults, server, certificate rules) for this observation and evaluate it at `now`."""
+    """Resolve the policy (defaults, owner, server, certificate rules) for this observation and evaluate it at
+    `now`; with a `finder`, intermediates the server did not send are looked up first (cache, then AIA)."""
     facts = certificate_facts(observation, config)
     policy = resolve_policy(config, observation.target, facts, address=observation.address)
     server = server_for(config, observation.target, observation.address)
-    return evaluate(observation, now=now, policy=policy, trust=trust, server=server)
+    extra = finder.candidates(observation.chain, trust) if finder is not None else ()
+    return evaluate(observation, now=now, policy=policy, trust=trust, server=server, extra_intermediates=extra)

@@ -3,7 +3,9 @@
 import asyncpg
 import structlog
 
+from services.evaluator.adapters.aia import AddressPolicy, AiaFetcher
 from services.evaluator.adapters.trust import load_trust_store
+from services.evaluator.completion import IntermediateFinder
 from services.evaluator.domain import TrustStore
 from services.evaluator.handlers import ObservationHandler, Subscription, subscriptions
 from shared.broker import Bus
@@ -42,10 +44,14 @@ def bootstrap(
     pool: asyncpg.Pool | None,
     clock: Clock = utc_now,
     trust: TrustStore | None = None,
+    aia: AiaFetcher | None = None,
 ) -> EvaluatorService:
-    """Build the evaluator; `pool` is unused (it is stateless), `trust` defaults to the configured store."""
+    """Build the evaluator; `pool` is unused (it keeps only in-memory caches), `trust` defaults to the configured
+    store, `aia` to a fetcher under the `scanning:` address policy (tests pass one that allows 127.0.0.1)."""
     store = trust or load_trust_store(config.trust.ca_files, config.trust.replace_default)
-    handler = ObservationHandler(bus=bus, config=config, trust=store, clock=clock)
+    fetcher = aia or AiaFetcher(policy=AddressPolicy.from_scanning(config.scanning))
+    finder = IntermediateFinder(aia=fetcher)
+    handler = ObservationHandler(bus=bus, config=config, trust=store, clock=clock, finder=finder)
     return EvaluatorService(bus=bus, routes=subscriptions(handler))
 
 

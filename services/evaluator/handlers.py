@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import structlog
 
 from services.evaluator.application import evaluate_observation
+from services.evaluator.completion import IntermediateFinder
 from services.evaluator.domain import TrustStore
 from shared.broker import Bus, Handler
 from shared.clock import Clock
@@ -40,17 +41,32 @@ class Subscription:
 class ObservationHandler:
     """Evaluates each observation and publishes the evaluation."""
 
-    def __init__(self, *, bus: Bus, config: CertmonConfig, trust: TrustStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        config: CertmonConfig,
+        trust: TrustStore,
+        clock: Clock,
+        finder: IntermediateFinder | None = None,
+    ) -> None:
         self._bus, self._config, self._trust, self._clock = bus, config, trust, clock
+        self._finder = finder
 
     async def __call__(self, event: CloudEvent) -> None:
-        """Parse, evaluate (off the event loop: signature checks are CPU work), publish; raise on failure."""
+        """Parse, evaluate (off the event loop: signature checks are CPU work, and completing a chain may fetch an
+        intermediate by AIA), publish; raise on failure."""
         if event.routing_key != CONSUMES:
             raise UnexpectedEvent(f"{QUEUE} consumes {CONSUMES}, not {event.routing_key}")
         observation = Observation.model_validate(event.data)
         with structlog.contextvars.bound_contextvars(event_id=event.id, target=observation.target.key):
             evaluation = await asyncio.to_thread(
-                evaluate_observation, observation, config=self._config, trust=self._trust, now=self._clock()
+                evaluate_observation,
+                observation,
+                config=self._config,
+                trust=self._trust,
+                now=self._clock(),
+                finder=self._finder,
             )
             out = make_event(
                 PUBLISHES,

@@ -1,4 +1,8 @@
-"""One observation of one target, endpoint or file: what `certmon check` and the scan handler both call."""
+"""One observation of one target, endpoint or file: what `certmon check` and the scan handler both call.
+
+`expiry` is one handshake (the chain and the negotiated parameters). `full` is that handshake plus the
+enumeration of versions, cipher suites, server preference and key-exchange groups (`probes`).
+"""
 
 import asyncio
 from datetime import datetime
@@ -6,6 +10,7 @@ from datetime import datetime
 from services.scanner.adapters.file_source import observe_file
 from services.scanner.adapters.tls_probe import observe_endpoint
 from services.scanner.domain import DEFAULT_LIMITS, ProbeLimits
+from services.scanner.probes import complete_full
 from shared.events import Observation, Target
 
 
@@ -13,4 +18,7 @@ async def observe(target: Target, *, now: datetime, limits: ProbeLimits = DEFAUL
     """Observe a file target (read off the event loop) or an endpoint; never raises for bad peers or files."""
     if target.file is not None:
         return await asyncio.to_thread(observe_file, target, now=now, limits=limits)
-    return await observe_endpoint(target, now=now, limits=limits)
+    observation = await observe_endpoint(target, now=now, limits=limits)
+    if target.profile == "full":
+        return await complete_full(observation, limits=limits)
+    return observation

@@ -1,11 +1,13 @@
 """The evaluator's pure rules: an observation, a policy, a trust store and `now` in; the evaluation object out.
 
 No I/O and no clock here. One module per concern: `parse`, `expiry`, `hostname`, `keys`, `signature`, `usage`,
-`chain`, `ciphers`/`protocol`, `grade`, `level`; `evaluate` composes them.
+`chain` (with `completion` for intermediates found elsewhere), `revocation` (the stapled OCSP response),
+`transparency`, `ciphers`/`protocol`, `grade`, `level`; `evaluate` composes them.
 """
 
+from services.evaluator.domain.completion import CandidateIntermediate
 from services.evaluator.domain.evaluate import certificate_info, evaluate
 from services.evaluator.domain.parse import ParsedCert, parse_chain
 from services.evaluator.domain.trust import TrustStore
 
-__all__ = ["ParsedCert", "TrustStore", "certificate_info", "evaluate", "parse_chain"]
+__all__ = ["CandidateIntermediate", "ParsedCert", "TrustStore", "certificate_info", "evaluate", "parse_chain"]

@@ -11,6 +11,7 @@ certificate was neither sent nor known (`chain.incomplete`), or the walk ends at
 an intermediate expiring before the leaf, a cross-signed path.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import ip_address
@@ -27,8 +28,9 @@ from cryptography.x509.verification import (
 )
 
 from services.evaluator.domain.codes import finding
+from services.evaluator.domain.completion import CandidateIntermediate, complete_path
 from services.evaluator.domain.parse import ParsedCert, fingerprint_of
-from services.evaluator.domain.signature import signature_verifies
+from services.evaluator.domain.signature import signature_verifies, unsupported_algorithm, weak_hash
 from services.evaluator.domain.trust import TrustStore
 from shared.events.evaluation import ChainInfo, Finding, PresentedCertificate
 
@@ -175,6 +177,25 @@ def verify_path(
         return None, error or str(exc)
 
 
+def _explained_by_algorithm(walk: _Walk) -> bool:
+    """A certificate on the path is signed with a weak or unknown algorithm: the verifier rejects the path for
+    that, and `signature.weak_hash` / `signature.unsupported` already say so in words."""
+    return any(
+        weak_hash(c.cert) is not None or unsupported_algorithm(c.cert)
+        for c in walk.path
+        if c.position == 0 or not c.self_issued
+    )
+
+
+def _completed_finding(last: ParsedCert, added: list[CandidateIntermediate]) -> Finding:
+    found = "; ".join(f"{c.cert.subject.rfc4514_string()} found in {c.source}" for c in added)
+    return finding(
+        "chain.incomplete",
+        f"the server does not send the issuer of {_describe(last)}, {last.issuer}: certmon completed the chain "
+        f"with {found}; clients that cannot do the same reject the chain, so the server must send it",
+    )
+
+
 def _trust_findings(walk: _Walk, trusted: bool, error: str | None, trust: TrustStore) -> list[Finding]:
     findings = [finding("signature.invalid", f"{_describe(cert)}: {why}") for cert, why in walk.broken_links]
     if trusted:
@@ -189,7 +210,7 @@ def _trust_findings(walk: _Walk, trusted: bool, error: str | None, trust: TrustS
             finding(
                 "chain.incomplete",
                 f"the issuer of {_describe(last)}, {last.issuer}, was not presented and is not in the trust store "
-                f"({trust.description}): an intermediate is missing",
+                f"({trust.description}) nor among the known intermediates: an intermediate is missing",
             )
         )
     elif walk.end == "root" and not walk.anchored:
@@ -199,7 +220,7 @@ def _trust_findings(walk: _Walk, trusted: bool, error: str | None, trust: TrustS
                 f"the chain ends at the root {last.subject}, which is not in the trust store ({trust.description})",
             )
         )
-    elif not walk.broken_links:
+    elif not walk.broken_links and not _explained_by_algorithm(walk):
         findings.append(finding("chain.invalid", f"the path to a trusted anchor does not verify: {error}"))
     return findings
 
@@ -255,21 +276,45 @@ def _dedupe(certs: list[ParsedCert]) -> list[ParsedCert]:
     return unique
 
 
-def analyse_chain(certs: list[ParsedCert], *, now: datetime, trust: TrustStore) -> ChainResult:
-    """Judge the presented chain (`certs[0]` is the leaf) against the trust store at `now`."""
+def _try_completion(
+    unique: list[ParsedCert], walk: _Walk, extra: Sequence[CandidateIntermediate], *, now: datetime, trust: TrustStore
+) -> tuple[list[x509.Certificate], list[CandidateIntermediate]] | None:
+    """The verified path through the extra intermediates and the ones used, when they complete the chain."""
+    if walk.end != "missing" or walk.anchored or not extra:
+        return None
+    added = complete_path(walk.path[-1].cert, extra, trust)
+    if not added:
+        return None
+    pool = [c.cert for c in unique[1:]] + [c.cert for c in added]
+    verified, _ = verify_path(unique[0], pool, now=now, trust=trust)
+    return (verified, added) if verified is not None else None
+
+
+def analyse_chain(
+    certs: list[ParsedCert], *, now: datetime, trust: TrustStore, extra: Sequence[CandidateIntermediate] = ()
+) -> ChainResult:
+    """Judge the presented chain (`certs[0]` is the leaf) against the trust store at `now`; `extra` holds
+    intermediates found elsewhere, used only to complete a chain the server sent without its intermediate."""
     unique = _dedupe(certs)
     walk = _walk(unique, trust)
     verified, error = verify_path(unique[0], [c.cert for c in unique[1:]], now=now, trust=trust)
-    findings = _trust_findings(walk, verified is not None, error, trust)
+    completion = _try_completion(unique, walk, extra, now=now, trust=trust) if verified is None else None
+    if completion is None:
+        findings = _trust_findings(walk, verified is not None, error, trust)
+        top = walk.path[-1].cert
+    else:
+        verified, added = completion
+        findings = [_completed_finding(walk.path[-1], added)]
+        top = added[-1].cert
     presentation, ordered, contains_root = _presentation_findings(certs, unique, walk)
     findings += presentation
-    cross_signed = verified is not None and verified[-1].subject != walk.path[-1].cert.issuer
+    cross_signed = verified is not None and verified[-1].subject != top.issuer
     if cross_signed and verified is not None:
         findings.append(
             finding(
                 "chain.cross_signed",
                 f"the trusted path ends at {verified[-1].subject.rfc4514_string()}, while the server's chain leads "
-                f"to {walk.path[-1].issuer}: a cross-signed path",
+                f"to {top.issuer.rfc4514_string()}: a cross-signed path",
             )
         )
     info = ChainInfo(
@@ -279,7 +324,7 @@ def analyse_chain(certs: list[ParsedCert], *, now: datetime, trust: TrustStore) 
             )
             for c in certs
         ],
-        complete=walk.end != "missing" or walk.anchored,
+        complete=completion is None and (walk.end != "missing" or walk.anchored),
         trusted=verified is not None,
         ordered=ordered,
         contains_root=contains_root,

@@ -53,6 +53,11 @@ CODES: dict[str, CodeSpec] = {
     "certificate.missing": CodeSpec("critical", "validity"),  # reachable, but no certificate was presented
     "chain.invalid": CodeSpec("critical", "chain"),  # a path to a known anchor exists but does not verify
     "hostname.cn_only": CodeSpec("warning", "validity"),  # matched only through the subject CN (no SAN)
+    "signature.unsupported": CodeSpec("critical", "chain"),  # signed with an algorithm nobody can check
+    "key.unsupported": CodeSpec("warning", "security"),  # the leaf's key algorithm is not one we can judge
+    "chain.too_long": CodeSpec("warning", "chain"),  # more certificates than any real chain; the rest are ignored
+    "revocation.stale_ocsp": CodeSpec("warning", "validity"),  # the stapled OCSP response is out of date
+    "revocation.invalid_ocsp": CodeSpec("warning", "validity"),  # the stapled OCSP response cannot be relied on
 }
 
 #: Findings that make the grade F (SSL Labs' "T" and "M"); `grade_ignoring_trust` is computed without them.
@@ -65,6 +70,7 @@ TRUST_CODES: frozenset[str] = frozenset(
         "chain.invalid",
         "signature.invalid",
         "signature.weak_hash",
+        "signature.unsupported",
         "eku.no_server_auth",
         "key_usage.invalid",
         "basic_constraints.ca_leaf",

@@ -1,18 +1,30 @@
 """`evaluate`: one observation → the evaluation object, under a policy and a trust store, at a given time."""
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+
+from cryptography import x509
 
 from services.evaluator.domain.chain import analyse_chain
 from services.evaluator.domain.codes import TRUST_CODES, finding
+from services.evaluator.domain.completion import CandidateIntermediate, public_key_of
 from services.evaluator.domain.expiry import evaluate_expiry
 from services.evaluator.domain.grade import GradeInputs, grade
 from services.evaluator.domain.hostname import check_hostname
-from services.evaluator.domain.keys import check_key, key_info, rsa_exponent
+from services.evaluator.domain.keys import check_key, check_key_algorithm, key_info, rsa_exponent
 from services.evaluator.domain.level import alarm_summary, apply_policy
 from services.evaluator.domain.parse import Malformed, ParsedCert, parse_chain
 from services.evaluator.domain.protocol import TlsView, check_protocols, tls_summary, tls_view
-from services.evaluator.domain.signature import algorithm_name, check_signature_hashes, weak_hash
+from services.evaluator.domain.revocation import check_revocation
+from services.evaluator.domain.signature import (
+    algorithm_name,
+    check_signature_algorithms,
+    check_signature_hashes,
+    signature_verifies,
+    weak_hash,
+)
+from services.evaluator.domain.transparency import transparency_info
 from services.evaluator.domain.trust import TrustStore
 from services.evaluator.domain.usage import check_usage
 from shared.config import Policy
@@ -22,9 +34,18 @@ from shared.events.evaluation import (
     Evaluation,
     ExpiryInfo,
     Finding,
+    RevocationInfo,
     SecurityInfo,
+    TransparencyInfo,
 )
 from shared.events.observation import Observation
+
+#: At most this many presented certificates are evaluated; real chains have 2 to 4, a few cross-signed ones 6.
+MAX_PRESENTED = 10
+#: A certificate larger than this is refused unparsed (real ones are 1 to 3 KiB; TLS would allow 16 MiB).
+MAX_CERTIFICATE_BYTES = 64 * 1024
+#: Its length in base64, as observations carry certificates.
+_MAX_BASE64 = (MAX_CERTIFICATE_BYTES + 2) // 3 * 4
 
 
 @dataclass
@@ -33,6 +54,8 @@ class _LeafJudgement:
     chain: ChainInfo
     expiry: ExpiryInfo
     security: SecurityInfo
+    revocation: RevocationInfo | None
+    transparency: TransparencyInfo
     findings: list[Finding] = field(default_factory=list)
 
 
@@ -59,41 +82,92 @@ def _judge_leaf(
     now: datetime,
     policy: Policy,
     trust: TrustStore,
+    extra: Sequence[CandidateIntermediate],
 ) -> _LeafJudgement:
     leaf = certs[0]
     info = certificate_info(leaf)
     expiry = evaluate_expiry(leaf, now=now, policy=policy)
-    chain = analyse_chain(certs, now=now, trust=trust)
-    findings = [f for f in (expiry.finding, check_key(info.key, rsa_exponent(leaf))) if f is not None]
+    chain = analyse_chain(certs, now=now, trust=trust, extra=extra)
+    key_findings = (expiry.finding, check_key_algorithm(leaf), check_key(info.key, rsa_exponent(leaf)))
+    findings = [f for f in key_findings if f is not None]
     target = observation.target
     if target.file is None and target.server_name:
         mismatch = check_hostname(leaf, target.server_name)
         if mismatch is not None:
             findings.append(mismatch)
-    findings += check_signature_hashes(certs) + check_usage(leaf) + chain.findings
+    findings += check_signature_hashes(certs) + check_signature_algorithms(certs) + check_usage(leaf) + chain.findings
+    issuer = _issuer_of(leaf, certs, extra, trust) if observation.tls.ocsp_response is not None else None
+    revocation = check_revocation(observation.tls, leaf.cert, issuer, now=now)
+    findings += revocation.findings
     signers = [c for c in certs if c.position == 0 or not c.self_issued]
+    incomplete = any(f.code == "chain.incomplete" for f in findings)
+    trust_problems = [f.message for f in findings if f.code in TRUST_CODES]
+    if incomplete and not chain.info.trusted:  # completed from elsewhere it is B; not even completable, untrusted
+        trust_problems.append("the chain is incomplete and could not be completed to a trusted anchor")
     security = grade(
         GradeInputs(
             view=view,
             key=info.key,
             md5_signed=any(weak_hash(c.cert) in ("MD5", "MD2") for c in signers),
-            incomplete_chain=any(f.code == "chain.incomplete" for f in findings),
-            trust_problems=[f.message for f in findings if f.code in TRUST_CODES],
+            incomplete_chain=incomplete,
+            trust_problems=trust_problems,
         )
     )
-    return _LeafJudgement(info, chain.info, expiry.info, security, findings)
+    return _LeafJudgement(info, chain.info, expiry.info, security, revocation.info, transparency_info(leaf), findings)
+
+
+def _issuer_of(
+    leaf: ParsedCert, certs: list[ParsedCert], extra: Sequence[CandidateIntermediate], trust: TrustStore
+) -> x509.Certificate | None:
+    """The certificate that signed the leaf, among those presented, found elsewhere, or anchors."""
+    pool = [c.cert for c in certs[1:]] + [c.cert for c in extra] + list(trust.issuers_named(leaf.cert.issuer))
+    return next(
+        (c for c in pool if c.subject == leaf.cert.issuer and signature_verifies(leaf.cert, public_key_of(c)) is True),
+        None,
+    )
+
+
+def _what(position: int) -> str:
+    return "the leaf" if position == 0 else f"certificate #{position}"
+
+
+def _parse_presented(chain: list[str]) -> tuple[list[ParsedCert], list[Finding]]:
+    """Parse the presented certificates, refusing any over the size limit unparsed; positions are kept."""
+    if all(len(text) <= _MAX_BASE64 for text in chain):
+        certs, malformed = parse_chain(chain)
+        return certs, [_malformed(item) for item in malformed]
+    certs, findings = [], []
+    for position, text in enumerate(chain):
+        if len(text) > _MAX_BASE64:
+            size = len(text) * 3 // 4
+            message = (
+                f"{_what(position)} is about {size} bytes, over the {MAX_CERTIFICATE_BYTES // 1024} KiB "
+                "certmon accepts for one certificate: it was not evaluated"
+            )
+            findings.append(finding("certificate.malformed", message))
+            continue
+        parsed, malformed = parse_chain([text])
+        certs += [replace(c, position=position) for c in parsed]
+        findings += [_malformed(replace(item, position=position)) for item in malformed]
+    return certs, findings
 
 
 def _malformed(item: Malformed) -> Finding:
-    what = "the leaf" if item.position == 0 else f"certificate #{item.position}"
-    return finding("certificate.malformed", f"{what} is not a valid X.509 certificate: {item.reason}")
+    return finding("certificate.malformed", f"{_what(item.position)} is not a valid X.509 certificate: {item.reason}")
 
 
 def evaluate(
-    observation: Observation, *, now: datetime, policy: Policy, trust: TrustStore, server: str | None = None
+    observation: Observation,
+    *,
+    now: datetime,
+    policy: Policy,
+    trust: TrustStore,
+    server: str | None = None,
+    extra_intermediates: Sequence[CandidateIntermediate] = (),
 ) -> Evaluation:
     """Judge one observation at `now` (timezone-aware) under `policy`; `server` names the server it belongs to
-    when the target does not (the composition resolves it from the address)."""
+    when the target does not (the composition resolves it from the address); `extra_intermediates`, found
+    outside the observation, may complete a chain the server sent without its intermediate."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     now = now.astimezone(UTC)
@@ -102,13 +176,22 @@ def evaluate(
     if observation.error is not None:
         error = observation.error
         findings.append(finding("endpoint.unreachable", f"{error.kind}: {error.message}"))
-    certs, malformed = parse_chain(observation.chain)
-    findings += [_malformed(item) for item in malformed]
+    presented = observation.chain[:MAX_PRESENTED]
+    if len(observation.chain) > MAX_PRESENTED:
+        message = (
+            f"the server sent {len(observation.chain)} certificates; only the first {MAX_PRESENTED} were "
+            "evaluated (real chains have 2 to 4)"
+        )
+        findings.append(finding("chain.too_long", message))
+    certs, bad = _parse_presented(presented)
+    findings += bad
     if not observation.chain and observation.error is None:
         findings.append(finding("certificate.missing", "the endpoint completed no handshake with a certificate"))
     judgement = None
     if certs and certs[0].position == 0:
-        judgement = _judge_leaf(certs, observation, view, now=now, policy=policy, trust=trust)
+        judgement = _judge_leaf(
+            certs, observation, view, now=now, policy=policy, trust=trust, extra=extra_intermediates
+        )
         findings += judgement.findings
     findings += check_protocols(view)
     judged = apply_policy(findings, policy)
@@ -130,5 +213,7 @@ def evaluate(
         security=judgement.security if judgement else None,
         findings=judged,
         alarm=alarm_summary(judged),
+        revocation=judgement.revocation if judgement else None,
+        transparency=judgement.transparency if judgement else None,
         critical=policy.critical_certificate,
     )

@@ -32,6 +32,21 @@ def rsa_exponent(leaf: ParsedCert) -> int | None:
     return key.public_numbers().e if isinstance(key, rsa.RSAPublicKey) else None
 
 
+def check_key_algorithm(leaf: ParsedCert) -> Finding | None:
+    """`key.unsupported` when the leaf's key algorithm is unknown or its key cannot be read, else None."""
+    if leaf.public_key is not None:
+        return None
+    try:
+        algorithm = leaf.cert.public_key_algorithm_oid.dotted_string
+    except ValueError:  # the SubjectPublicKeyInfo itself is unreadable
+        algorithm = "unreadable"
+    return finding(
+        "key.unsupported",
+        f"the leaf's public key (algorithm {algorithm}) is of a kind certmon cannot read, "
+        "so its type and size cannot be judged",
+    )
+
+
 def check_key(info: KeyInfo, exponent: int | None = None) -> Finding | None:
     """`key.weak` for RSA < 2048 bits, an RSA exponent of 1, EC < 256 bits or any DSA key; None otherwise."""
     if info.type == "RSA" and exponent == 1:

@@ -6,6 +6,7 @@ because the path builder only says that some path failed, not which link is brok
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ObjectIdentifier, SignatureAlgorithmOID
@@ -60,6 +61,10 @@ def weak_hash(cert: x509.Certificate) -> str | None:
     return _WEAK.get(cert.signature_algorithm_oid)
 
 
+def _what(parsed: ParsedCert) -> str:
+    return "the leaf" if parsed.position == 0 else f"certificate #{parsed.position} ({parsed.subject})"
+
+
 def check_signature_hashes(certs: list[ParsedCert]) -> list[Finding]:
     """`signature.weak_hash` for each certificate signed with a broken hash (self-signed roots are exempt:
     their own signature is never checked by clients)."""
@@ -68,7 +73,7 @@ def check_signature_hashes(certs: list[ParsedCert]) -> list[Finding]:
         name = weak_hash(parsed.cert)
         if name is None or (parsed.position > 0 and parsed.self_issued):
             continue
-        what = "the leaf" if parsed.position == 0 else f"certificate #{parsed.position} ({parsed.subject})"
+        what = _what(parsed)
         lint = "e_sub_cert_or_sub_ca_using_sha1" if name == "SHA-1" else "e_signature_algorithm_not_supported"
         findings.append(
             finding(
@@ -77,6 +82,71 @@ def check_signature_hashes(certs: list[ParsedCert]) -> list[Finding]:
             )
         )
     return findings
+
+
+def unsupported_algorithm(cert: x509.Certificate) -> bool:
+    """The signature algorithm is one `cryptography` does not know, so no link it signs can be checked."""
+    try:
+        cert.signature_hash_algorithm  # noqa: B018 -- reading it is the check: unknown OIDs raise here
+    except UnsupportedAlgorithm:
+        return True
+    return False
+
+
+def check_signature_algorithms(certs: list[ParsedCert]) -> list[Finding]:
+    """`signature.unsupported` for each certificate signed with an algorithm we cannot check (roots exempt)."""
+    return [
+        finding(
+            "signature.unsupported",
+            f"{_what(parsed)} is signed with the unknown algorithm {algorithm_name(parsed.cert)}: "
+            "its signature cannot be checked and TLS clients will reject it "
+            "(zlint e_signature_algorithm_not_supported)",
+        )
+        for parsed in certs
+        if not (parsed.position > 0 and parsed.self_issued) and unsupported_algorithm(parsed.cert)
+    ]
+
+
+def verify_signature(
+    key: CertificatePublicKeyTypes,
+    signature: bytes,
+    data: bytes,
+    hash_algorithm: hashes.HashAlgorithm | None,
+    params: padding.PSS | padding.PKCS1v15 | ec.ECDSA | None = None,
+) -> bool | None:
+    """True when `key` verifies `signature` over `data`, False when it does not, None for a key we cannot use.
+
+    An RSA signature without parameters is PKCS#1 v1.5 (`cryptography` gives none for MD5 signatures)."""
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            if params is None:
+                params = padding.PKCS1v15()
+            if not isinstance(params, padding.PKCS1v15 | padding.PSS) or hash_algorithm is None:
+                return False
+            key.verify(signature, data, params, hash_algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            if params is None and hash_algorithm is not None:
+                params = ec.ECDSA(hash_algorithm)
+            if not isinstance(params, ec.ECDSA):
+                return False
+            key.verify(signature, data, params)
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            if hash_algorithm is not None:
+                return False
+            key.verify(signature, data)
+        elif isinstance(key, dsa.DSAPublicKey):
+            if hash_algorithm is None:
+                return False
+            key.verify(signature, data, hash_algorithm)
+        else:
+            return None
+    except InvalidSignature:
+        return False
+    except ValueError:  # a signature that is not even well-formed for the algorithm
+        return False
+    except UnsupportedAlgorithm:
+        return None
+    return True
 
 
 def signature_verifies(cert: x509.Certificate, issuer_key: CertificatePublicKeyTypes | None) -> bool | None:
@@ -88,30 +158,4 @@ def signature_verifies(cert: x509.Certificate, issuer_key: CertificatePublicKeyT
         hash_algorithm = cert.signature_hash_algorithm
     except UnsupportedAlgorithm:
         return None
-    signature, data = cert.signature, cert.tbs_certificate_bytes
-    try:
-        if isinstance(issuer_key, rsa.RSAPublicKey):
-            if not isinstance(params, padding.PKCS1v15 | padding.PSS) or hash_algorithm is None:
-                return False
-            issuer_key.verify(signature, data, params, hash_algorithm)
-        elif isinstance(issuer_key, ec.EllipticCurvePublicKey):
-            if not isinstance(params, ec.ECDSA):
-                return False
-            issuer_key.verify(signature, data, params)
-        elif isinstance(issuer_key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-            if hash_algorithm is not None:
-                return False
-            issuer_key.verify(signature, data)
-        elif isinstance(issuer_key, dsa.DSAPublicKey):
-            if hash_algorithm is None:
-                return False
-            issuer_key.verify(signature, data, hash_algorithm)
-        else:
-            return None
-    except InvalidSignature:
-        return False
-    except ValueError:  # a signature that is not even well-formed for the algorithm
-        return False
-    except UnsupportedAlgorithm:
-        return None
-    return True
+    return verify_signature(issuer_key, cert.signature, cert.tbs_certificate_bytes, hash_algorithm, params)

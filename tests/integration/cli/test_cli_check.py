@@ -236,3 +236,28 @@ async def test_one_service_runs_on_rabbitmq_and_stops_on_sigterm(amqp_url: str, 
     assert process.returncode == 0
     assert b"service_stopped" in rest
     assert b"guest:guest" not in rest  # the broker password never reaches a log line
+
+
+async def test_check_a_directory_of_certificate_files(endpoints: tuple[Path, dict[str, int]]) -> None:
+    """`--file DIR` checks every certificate file in it, one evaluation each, and exits with the worst level."""
+    root, _ = endpoints
+    directory = root.parent / "certs"
+    directory.mkdir()
+    for name in ("healthy", "warning"):
+        (directory / f"{name}.pem").write_bytes((root.parent / f"{name}.pem").read_bytes())
+    (directory / "notes.txt").write_text("not a certificate")
+    rc, out, _ = await certmon("check", "--file", str(directory), "--ca-file", str(root), "--json")
+    docs = json.loads(out)
+    assert rc == 1
+    assert [Path(d["target"]["file"]).name for d in docs] == ["healthy.pem", "warning.pem"]
+    assert [d["alarm"]["level"] for d in docs] == ["ok", "warning"]
+
+
+async def test_check_refuses_a_denied_address(tmp_path: Path) -> None:
+    """The scanning policy applies to `certmon check` too: a denied address is never connected to."""
+    config = tmp_path / "certmon.yaml"
+    config.write_text("scanning: {deny: [127.0.0.0/8]}\n")
+    rc, out, _ = await certmon("check", "127.0.0.1:443", "--config", str(config), "--json")
+    doc = json.loads(out)
+    assert rc == 3
+    assert doc["error"]["kind"] == "policy"

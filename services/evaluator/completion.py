@@ -1,0 +1,96 @@
+"""Finding the intermediates a server did not send, before the pure evaluation runs.
+
+The domain says which issuer is missing (`first_gap`); this looks it up in the known-intermediates cache,
+then at the caIssuers URLs of the certificate that lacks it (AIA), and hands what it found to `evaluate`.
+Every chain seen teaches the cache its intermediates; what AIA serves stays in the fetcher's own URL cache, so
+a finding always names where its intermediate really came from.
+"""
+
+import base64
+import binascii
+import functools
+
+import structlog
+from cryptography import x509
+from cryptography.x509.oid import AuthorityInformationAccessOID
+
+from services.evaluator.adapters.aia import AiaError, AiaFetcher
+from services.evaluator.adapters.intermediates import KnownIntermediates
+from services.evaluator.domain import TrustStore
+from services.evaluator.domain.completion import MAX_ADDED, CandidateIntermediate, first_gap
+from services.evaluator.domain.evaluate import MAX_CERTIFICATE_BYTES, MAX_PRESENTED
+
+log = structlog.get_logger(__name__)
+
+#: caIssuers URLs tried per missing issuer; CAs publish one, rarely two.
+MAX_URLS = 2
+CACHE_SOURCE = "the known-intermediates cache (sent by another server)"
+
+
+@functools.lru_cache(maxsize=4096)
+def _load(text: str) -> x509.Certificate | None:
+    """A presented certificate, parsed once per process for lookups (None when it is not one)."""
+    if len(text) > MAX_CERTIFICATE_BYTES * 4 // 3 + 4:
+        return None
+    try:
+        return x509.load_der_x509_certificate(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def ca_issuers_urls(cert: x509.Certificate) -> list[str]:
+    """The certificate's AIA caIssuers URLs, in order."""
+    try:
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except (x509.ExtensionNotFound, ValueError):
+        return []
+    return [
+        d.access_location.value
+        for d in aia
+        if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
+        and isinstance(d.access_location, x509.UniformResourceIdentifier)
+    ]
+
+
+class IntermediateFinder:
+    """Looks up the issuers a presented chain lacks: known intermediates first, then AIA (when a fetcher is set)."""
+
+    def __init__(self, *, known: KnownIntermediates | None = None, aia: AiaFetcher | None = None) -> None:
+        self.known = known if known is not None else KnownIntermediates()
+        self.aia = aia
+
+    def candidates(self, chain: list[str], trust: TrustStore) -> tuple[CandidateIntermediate, ...]:
+        """Intermediates found outside `chain` (base64 DER, leaf first) that may complete it; learns its own."""
+        presented = [c for c in map(_load, chain[:MAX_PRESENTED]) if c is not None]
+        for cert in presented[1:]:
+            self.known.learn(cert)
+        if not presented:
+            return ()
+        found: list[CandidateIntermediate] = []
+        for _ in range(MAX_ADDED):
+            gap = first_gap(presented[0], presented + [c.cert for c in found], trust)
+            if gap is None:
+                break
+            new = [c for c in self._lookup(gap) if all(c.cert != f.cert for f in found)]
+            if not new:
+                break
+            found += new
+        return tuple(found)
+
+    def _lookup(self, gap: x509.Certificate) -> list[CandidateIntermediate]:
+        known = self.known.issued_to(gap.issuer)
+        if known:
+            return [CandidateIntermediate(cert, CACHE_SOURCE) for cert in known]
+        if self.aia is None:
+            return []
+        for url in ca_issuers_urls(gap)[:MAX_URLS]:
+            try:
+                certs = self.aia.fetch(url)
+            except AiaError as exc:  # the chain stays incomplete, and the evaluation says so
+                log.info("aia_fetch_failed", url=url, reason=str(exc))
+                continue
+            matching = [c for c in certs if c.subject == gap.issuer]
+            if matching:
+                log.info("aia_intermediate_fetched", url=url, subject=matching[0].subject.rfc4514_string())
+                return [CandidateIntermediate(cert, f"the AIA caIssuers URL {url}") for cert in matching]
+        return []
