@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from services.evaluator import evaluate_observation
+from services.evaluator.adapters.aia import AddressPolicy, AiaFetcher
 from services.evaluator.adapters.trust import load_trust_store
+from services.evaluator.completion import IntermediateFinder
 from services.scanner import ProbeLimits, observe
 from services.scanner.adapters.file_source import expand_file_targets
 from services.scanner.concurrency import ScanLimiter
@@ -70,12 +72,13 @@ async def check_targets(
     """Observe and evaluate every target, concurrently but within the workers' total and per-host caps; directory
     targets are expanded into one target per certificate file. Results come in the order given."""
     trust = load_trust_store([*config.trust.ca_files, *extra_ca_files], replace_default=config.trust.replace_default)
+    finder = IntermediateFinder(aia=AiaFetcher(policy=AddressPolicy.from_scanning(config.scanning)))
     limiter = ScanLimiter(total=concurrency, per_host=limits.per_host_concurrency)
 
     async def one(target: Target) -> Evaluation:
         async with limiter.slot(target.host or target.file or ""):
             observation = await observe(target, now=clock(), limits=limits)
-        return evaluate_observation(observation, config=config, trust=trust, now=clock())
+        return evaluate_observation(observation, config=config, trust=trust, now=clock(), finder=finder)
 
     expanded = [each for target in targets for each in expand_file_targets(target)]
     return list(await asyncio.gather(*(one(t) for t in expanded)))

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from services.evaluator.completion import IntermediateFinder
 from services.evaluator.domain import TrustStore, evaluate, parse_chain
-from shared.config import CertificateFacts, CertmonConfig, resolve_policy, server_for
+from shared.config import CertificateFacts, CertmonConfig, resolve_owners, resolve_policy, server_for
 from shared.events.evaluation import Evaluation
 from shared.events.observation import Observation
 
@@ -46,4 +46,7 @@ def evaluate_observation(
     policy = resolve_policy(config, observation.target, facts, address=observation.address)
     server = server_for(config, observation.target, observation.address)
     extra = finder.candidates(observation.chain, trust) if finder is not None else ()
-    return evaluate(observation, now=now, policy=policy, trust=trust, server=server, extra_intermediates=extra)
+    evaluation = evaluate(observation, now=now, policy=policy, trust=trust, server=server, extra_intermediates=extra)
+    # Who owns it is the config's answer (as for policy); the alarmer decides whom to tell, the reporter shows it.
+    owners = resolve_owners(config, observation.target, facts, address=observation.address)
+    return evaluation.model_copy(update={"owner": owners[0].name}) if owners else evaluation

@@ -226,9 +226,12 @@ def _trust_findings(walk: _Walk, trusted: bool, error: str | None, trust: TrustS
 
 
 def _presentation_findings(
-    certs: list[ParsedCert], unique: list[ParsedCert], walk: _Walk
+    certs: list[ParsedCert], unique: list[ParsedCert], walk: _Walk, verified_fingerprints: frozenset[str]
 ) -> tuple[list[Finding], bool, bool]:
-    """Order, extra and duplicate certificates, a root sent, intermediates expiring before the leaf."""
+    """Order, extra and duplicate certificates, a root sent, intermediates expiring before the leaf.
+
+    A certificate on the verified path is not extra even when our walk took the other branch of a cross-sign.
+    """
     findings: list[Finding] = []
     on_path = [c for c in unique if c in walk.path]
     ordered = on_path == walk.path
@@ -241,7 +244,7 @@ def _presentation_findings(
             )
         )
     duplicates = [c for c in certs if c not in unique]
-    unrelated = [c for c in unique if c not in walk.path]
+    unrelated = [c for c in unique if c not in walk.path and c.fingerprint not in verified_fingerprints]
     if duplicates or unrelated:
         parts = [f"{_describe(c)} is sent twice" for c in duplicates]
         parts += [f"{_describe(c)} is not on the path" for c in unrelated]
@@ -306,7 +309,8 @@ def analyse_chain(
         verified, added = completion
         findings = [_completed_finding(walk.path[-1], added)]
         top = added[-1].cert
-    presentation, ordered, contains_root = _presentation_findings(certs, unique, walk)
+    verified_fingerprints = frozenset(fingerprint_of(c.public_bytes(Encoding.DER)) for c in verified or [])
+    presentation, ordered, contains_root = _presentation_findings(certs, unique, walk, verified_fingerprints)
     findings += presentation
     cross_signed = verified is not None and verified[-1].subject != top.issuer
     if cross_signed and verified is not None:
@@ -329,6 +333,6 @@ def analyse_chain(
         ordered=ordered,
         contains_root=contains_root,
         cross_signed=cross_signed,
-        verified_path=[fingerprint_of(c.public_bytes(Encoding.DER)) for c in verified or []],
+        verified_path=[fingerprint_of(c.public_bytes(Encoding.DER)) for c in verified or []],  # in path order
     )
     return ChainResult(info=info, findings=findings)

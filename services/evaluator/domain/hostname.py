@@ -6,6 +6,7 @@ public suffix-like single label (`*.com`). The subject CN is consulted only when
 and the finding says so: browsers ignore the CN.
 """
 
+import functools
 from ipaddress import ip_address
 
 import idna
@@ -17,6 +18,7 @@ from services.evaluator.domain.parse import ParsedCert
 from shared.events.evaluation import Finding
 
 
+@functools.lru_cache(maxsize=16384)  # IDNA encoding is costly and the same names recur on every scan
 def to_a_label(name: str) -> str | None:
     """A hostname as a lowercase A-label without the trailing dot, or None when it is not a valid name."""
     name = name.strip().rstrip(".")

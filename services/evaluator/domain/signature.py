@@ -9,6 +9,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ObjectIdentifier, SignatureAlgorithmOID
 
 from services.evaluator.domain.codes import finding
@@ -149,10 +150,28 @@ def verify_signature(
     return True
 
 
+_VERIFIED: dict[tuple[x509.Certificate, bytes], bool | None] = {}
+_VERIFIED_MAX = 16384
+
+
 def signature_verifies(cert: x509.Certificate, issuer_key: CertificatePublicKeyTypes | None) -> bool | None:
-    """True when `issuer_key` verifies `cert`'s signature, False when it does not, None when we cannot tell."""
+    """True when `issuer_key` verifies `cert`'s signature, False when it does not, None when we cannot tell.
+
+    Memoised by (certificate, issuer key): the same links are checked on every scan of an estate.
+    """
     if issuer_key is None:
         return None
+    key = (cert, issuer_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+    if key in _VERIFIED:
+        return _VERIFIED[key]
+    result = _signature_verifies(cert, issuer_key)
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.pop(next(iter(_VERIFIED)))  # drop the oldest entry: a bounded cache, insertion-ordered
+    _VERIFIED[key] = result
+    return result
+
+
+def _signature_verifies(cert: x509.Certificate, issuer_key: CertificatePublicKeyTypes) -> bool | None:
     try:
         params = cert.signature_algorithm_parameters
         hash_algorithm = cert.signature_hash_algorithm

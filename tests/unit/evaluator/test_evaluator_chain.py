@@ -47,7 +47,8 @@ def test_missing_intermediate_is_incomplete_not_untrusted_root(leaf: Issued, tru
     assert (evaluation.chain.trusted, evaluation.chain.complete) == (False, False)
     assert evaluation.alarm.level == "critical"
     assert evaluation.security is not None
-    assert evaluation.security.grade_ignoring_trust == "B"  # incomplete caps at B, it is not a trust failure
+    assert evaluation.security.grade_ignoring_trust == "B"  # incomplete caps at B; not completable, it is untrusted too
+    assert evaluation.security.grade == "F"
 
 
 def test_self_signed_leaf_is_self_signed(trust: TrustStore) -> None:
