@@ -1,0 +1,1 @@
+"""Scan benchmark: certmon `full` against sslyze, certmon `expiry` against a bare handshake loop."""
