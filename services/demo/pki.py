@@ -2,6 +2,7 @@
 
 The demo endpoints of `certmon run --demo` use it, and so does the test suite (`tests/support/pki.py`)."""
 
+import base64
 import datetime as dt
 import ipaddress
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ class Issued:
     @property
     def der(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.DER)
+
+    @property
+    def b64(self) -> str:
+        """The DER, base64: how observations carry certificates."""
+        return base64.b64encode(self.der).decode("ascii")
 
     @property
     def key_pem(self) -> bytes:

@@ -4,25 +4,12 @@ import base64
 import datetime as dt
 from pathlib import Path
 
-import pytest
-
 from services.scanner.adapters.file_source import observe_file
 from services.scanner.domain import DEFAULT_LIMITS, ProbeLimits
 from shared.events import Target
-from tests.support.pki import Issued, make_ca, make_leaf
+from tests.support.pki import Issued
 
 WHEN = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
-
-
-def _b64(issued: Issued) -> str:
-    return base64.b64encode(issued.der).decode("ascii")
-
-
-@pytest.fixture(scope="module")
-def chain() -> tuple[Issued, Issued]:
-    """A leaf and its issuing CA."""
-    ca = make_ca()
-    return make_leaf(ca), ca
 
 
 def _observe(path: Path, limits: ProbeLimits = DEFAULT_LIMITS) -> tuple[list[str], str | None, str | None]:
@@ -36,7 +23,7 @@ def test_single_pem_certificate(tmp_path: Path, chain: tuple[Issued, Issued]) ->
     """One PEM certificate becomes a one-element chain with its exact DER."""
     path = tmp_path / "leaf.pem"
     path.write_bytes(chain[0].pem)
-    assert _observe(path) == ([_b64(chain[0])], None, None)
+    assert _observe(path) == ([chain[0].b64], None, None)
 
 
 def test_pem_bundle_keeps_file_order_and_ignores_keys(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
@@ -44,14 +31,14 @@ def test_pem_bundle_keeps_file_order_and_ignores_keys(tmp_path: Path, chain: tup
     leaf, ca = chain
     path = tmp_path / "bundle.pem"
     path.write_bytes(b"# served by web-01\n" + leaf.pem + leaf.key_pem + b"\r\n" + ca.pem.replace(b"\n", b"\r\n"))
-    assert _observe(path) == ([_b64(leaf), _b64(ca)], None, None)
+    assert _observe(path) == ([leaf.b64, ca.b64], None, None)
 
 
 def test_der_certificate(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
     """A binary DER certificate is read as-is."""
     path = tmp_path / "leaf.der"
     path.write_bytes(chain[0].der)
-    assert _observe(path) == ([_b64(chain[0])], None, None)
+    assert _observe(path) == ([chain[0].b64], None, None)
 
 
 def test_truncated_der_is_a_file_error(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
@@ -120,4 +107,4 @@ def test_bundle_longer_than_max_chain_keeps_its_head(tmp_path: Path, chain: tupl
     leaf, ca = chain
     path = tmp_path / "many.pem"
     path.write_bytes(leaf.pem + ca.pem * 5)
-    assert _observe(path, ProbeLimits(max_chain=2)) == ([_b64(leaf), _b64(ca)], None, None)
+    assert _observe(path, ProbeLimits(max_chain=2)) == ([leaf.b64, ca.b64], None, None)

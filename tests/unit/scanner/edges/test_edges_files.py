@@ -1,6 +1,5 @@
 """Certificate files beyond PEM and DER: password-less PKCS#12, and directories expanded into file targets."""
 
-import base64
 import datetime as dt
 from pathlib import Path
 
@@ -11,20 +10,9 @@ from services.scanner.adapters.file_source import expand_file_targets, observe_d
 from services.scanner.bootstrap import configured_targets
 from shared.config import parse_config
 from shared.events import Target
-from tests.support.pki import Issued, make_ca, make_leaf
+from tests.support.pki import Issued
 
 WHEN = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
-
-
-def _b64(issued: Issued) -> str:
-    return base64.b64encode(issued.der).decode("ascii")
-
-
-@pytest.fixture(scope="module")
-def chain() -> tuple[Issued, Issued]:
-    """A leaf and its issuing CA."""
-    ca = make_ca()
-    return make_leaf(ca), ca
 
 
 def _p12(leaf: Issued | None, ca: Issued, encryption: NoEncryption | BestAvailableEncryption) -> bytes:
@@ -49,7 +37,7 @@ def test_password_less_pkcs12_yields_its_certificate_then_the_others(
     leaf, ca = chain
     path = tmp_path / "server.p12"
     path.write_bytes(_p12(leaf, ca, NoEncryption()))
-    assert _observe(path) == ([_b64(leaf), _b64(ca)], None)
+    assert _observe(path) == ([leaf.b64, ca.b64], None)
 
 
 def test_password_protected_pkcs12_is_a_clear_file_error(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
@@ -76,7 +64,7 @@ def test_der_certificate_is_not_mistaken_for_pkcs12(tmp_path: Path, chain: tuple
     """A DER certificate (SEQUENCE of SEQUENCE) still reads as one certificate."""
     path = tmp_path / "leaf.der"
     path.write_bytes(chain[0].der)
-    assert _observe(path) == ([_b64(chain[0])], None)
+    assert _observe(path) == ([chain[0].b64], None)
 
 
 @pytest.fixture
@@ -127,10 +115,10 @@ def test_observe_directory_gives_one_observation_per_file(directory: Path, chain
     leaf, ca = chain
     observations = observe_directory(directory, now=WHEN)
     assert [(o.target.file, o.chain, o.error.kind if o.error else None) for o in observations] == [
-        (str(directory / "a.CRT"), [_b64(ca)], None),
-        (str(directory / "b.pem"), [_b64(leaf)], None),
-        (str(directory / "c.der"), [_b64(leaf)], None),
-        (str(directory / "d.p12"), [_b64(leaf), _b64(ca)], None),
+        (str(directory / "a.CRT"), [ca.b64], None),
+        (str(directory / "b.pem"), [leaf.b64], None),
+        (str(directory / "c.der"), [leaf.b64], None),
+        (str(directory / "d.p12"), [leaf.b64, ca.b64], None),
         (str(directory / "e.cer"), [], "file"),
     ]
 
