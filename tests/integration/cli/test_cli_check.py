@@ -261,3 +261,17 @@ async def test_check_refuses_a_denied_address(tmp_path: Path) -> None:
     doc = json.loads(out)
     assert rc == 3
     assert doc["error"]["kind"] == "policy"
+
+
+async def test_check_full_enumerates_versions_and_suites(endpoints: tuple[Path, dict[str, int]]) -> None:
+    """`--full` reports the protocol versions and cipher suites the server accepts, graded from them."""
+    root, ports = endpoints
+    rc, out, _ = await certmon("check", f"127.0.0.1:{ports['healthy']}", "--ca-file", str(root), "--full", "--json")
+    doc = json.loads(out)
+    assert rc == 0
+    assert doc["tls"]["versions"] == ["TLSv1.2", "TLSv1.3"]
+    assert "TLS_AES_256_GCM_SHA384" in doc["tls"]["cipher_suites"]["TLSv1.3"]
+    assert all(name.startswith("TLS_") for suites in doc["tls"]["cipher_suites"].values() for name in suites)
+    assert doc["tls"]["forward_secrecy"] is True
+    assert doc["security"]["grade"] in ("A", "A+")
+    assert "expiry profile" not in doc["security"]["basis"]
