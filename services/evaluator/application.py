@@ -1,35 +1,86 @@
 """Evaluating one observation under a `certmon.yaml`: resolve the policy for its certificate, then judge it.
 
 The handler uses this for every consumed observation, and `certmon check` calls it directly, in-process.
+
+What the config says about a target (its tags, server, owner and policy) is a pure function of the config, the
+target, the certificate's facts and the address, so it is memoised: an estate asks the same questions on every
+scan. The config is keyed by identity: `CertmonConfig` is frozen (a loaded config never changes) but holds
+dicts and lists, so it has no hash of its own.
 """
 
+import functools
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from services.evaluator.completion import IntermediateFinder
-from services.evaluator.domain import TrustStore, evaluate, parse_chain
-from shared.config import CertificateFacts, CertmonConfig, resolve_owners, resolve_policy, server_for
+from services.evaluator.domain import ParsedCert, TrustStore, evaluate
+from services.evaluator.domain.parse import parse_leaf
+from shared.config import CertificateFacts, CertmonConfig, Policy, resolve_owners, resolve_policy, server_for
 from shared.events.evaluation import Evaluation
 from shared.events.observation import Observation
+from shared.events.target import Target
+
+#: Distinct (target, certificate, address) resolutions kept; one per target of an estate, about.
+RESOLUTION_CACHE_SIZE = 8192
+
+
+class _Config:
+    """A config compared by identity; the cache entry holding it keeps it alive, so its id is never reused."""
+
+    __slots__ = ("config",)
+
+    def __init__(self, config: CertmonConfig) -> None:
+        self.config = config
+
+    def __hash__(self) -> int:
+        return id(self.config)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Config) and other.config is self.config
+
+
+@functools.lru_cache(maxsize=16)
+def _tags_by_target(config: _Config) -> dict[str, tuple[str, ...]]:
+    """Each configured target's key → its tags, in file order (a key listed twice gets both entries' tags)."""
+    tags: dict[str, tuple[str, ...]] = {}
+    for entry in config.config.targets:
+        key = entry.to_target(config.config.defaults).key
+        tags[key] = tags.get(key, ()) + tuple(entry.tags)
+    return tags
+
+
+def _rule_facts(leaf: ParsedCert) -> CertificateFacts:
+    """What certificate rules match on that the leaf itself says (memoised with it: it depends on nothing else)."""
+    return CertificateFacts(fingerprint_sha256=leaf.fingerprint, subject=leaf.subject, san=leaf.dns + leaf.ips)
 
 
 def certificate_facts(observation: Observation, config: CertmonConfig) -> CertificateFacts:
     """What certificate rules can match: the leaf's fingerprint, subject and SANs, and the target's tags."""
-    tags = tuple(
-        tag
-        for entry in config.targets
-        if entry.to_target(config.defaults).key == observation.target.key
-        for tag in entry.tags
-    )
-    certs, _ = parse_chain(observation.chain[:1])
-    if not certs:
+    tags = _tags_by_target(_Config(config)).get(observation.target.key, ())
+    leaf = parse_leaf(observation.chain[0]) if observation.chain else None
+    if leaf is None:
         return CertificateFacts(tags=tags)
-    leaf = certs[0]
-    return CertificateFacts(
-        fingerprint_sha256=leaf.fingerprint,
-        subject=leaf.subject,
-        san=tuple(leaf.dns_names() + leaf.ip_addresses()),
-        tags=tags,
-    )
+    facts = leaf.derived(_rule_facts)
+    return replace(facts, tags=tags) if tags else facts
+
+
+@dataclass(frozen=True)
+class _Resolution:
+    """What the config says about one target, certificate and address."""
+
+    policy: Policy
+    server: str | None
+    owner: str | None
+
+
+@functools.lru_cache(maxsize=RESOLUTION_CACHE_SIZE)
+def _resolve(config: _Config, target: Target, facts: CertificateFacts, address: str | None) -> _Resolution:
+    """Policy, server and first owner; memoised, being pure (the policy is only read, never changed)."""
+    policy = resolve_policy(config.config, target, facts, address=address)
+    # Who owns it is the config's answer (as for policy); the alarmer decides whom to tell, the reporter shows it.
+    owners = resolve_owners(config.config, target, facts, address=address)
+    server = server_for(config.config, target, address)
+    return _Resolution(policy=policy, server=server, owner=owners[0].name if owners else None)
 
 
 def evaluate_observation(
@@ -43,10 +94,14 @@ def evaluate_observation(
     """Resolve the policy (defaults, owner, server, certificate rules) for this observation and evaluate it at
     `now`; with a `finder`, intermediates the server did not send are looked up first (cache, then AIA)."""
     facts = certificate_facts(observation, config)
-    policy = resolve_policy(config, observation.target, facts, address=observation.address)
-    server = server_for(config, observation.target, observation.address)
+    resolved = _resolve(_Config(config), observation.target, facts, observation.address)
     extra = finder.candidates(observation.chain, trust) if finder is not None else ()
-    evaluation = evaluate(observation, now=now, policy=policy, trust=trust, server=server, extra_intermediates=extra)
-    # Who owns it is the config's answer (as for policy); the alarmer decides whom to tell, the reporter shows it.
-    owners = resolve_owners(config, observation.target, facts, address=observation.address)
-    return evaluation.model_copy(update={"owner": owners[0].name}) if owners else evaluation
+    evaluation = evaluate(
+        observation,
+        now=now,
+        policy=resolved.policy,
+        trust=trust,
+        server=resolved.server,
+        extra_intermediates=extra,
+    )
+    return evaluation if resolved.owner is None else evaluation.model_copy(update={"owner": resolved.owner})

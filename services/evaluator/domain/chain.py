@@ -30,7 +30,7 @@ from cryptography.x509.verification import (
 from services.evaluator.domain.codes import finding
 from services.evaluator.domain.completion import CandidateIntermediate, complete_path
 from services.evaluator.domain.parse import ParsedCert, fingerprint_of
-from services.evaluator.domain.signature import signature_verifies, unsupported_algorithm, weak_hash
+from services.evaluator.domain.signature import link_verifies, unsupported_algorithm, weak_hash
 from services.evaluator.domain.trust import TrustStore
 from shared.events.evaluation import ChainInfo, Finding, PresentedCertificate
 
@@ -39,6 +39,8 @@ MAX_PATH = 16
 
 #: The leaf's extensions are judged by `usage.py`; the verifier only has to insist on a SAN, which it needs.
 _EE_POLICY = ExtensionPolicy.permit_all().require_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+_ANY_EE_POLICY = ExtensionPolicy.permit_all()
+_CA_POLICY = ExtensionPolicy.webpki_defaults_ca()
 
 
 @dataclass(frozen=True)
@@ -70,19 +72,19 @@ def _describe(cert: ParsedCert) -> str:
 def _pick_issuer(child: ParsedCert, candidates: list[ParsedCert]) -> ParsedCert | None:
     """The candidate whose key verifies the child, else the first one that merely has the right name."""
     for candidate in candidates:
-        if signature_verifies(child.cert, candidate.public_key) is True:
+        if link_verifies(child, candidate.public_key, candidate.spki) is True:
             return candidate
     return candidates[0] if candidates else None
 
 
 def _anchor_for(child: ParsedCert, trust: TrustStore) -> tuple[x509.Certificate | None, bool | None]:
     """An anchor named as the child's issuer, and whether its key verifies the child."""
-    anchors = trust.issuers_named(child.cert.issuer)
+    anchors = trust.anchors_named(child.issuer_key)
     for anchor in anchors:
-        if signature_verifies(child.cert, anchor.public_key()) is True:
-            return anchor, True
+        if link_verifies(child, anchor.public_key, anchor.spki) is True:
+            return anchor.cert, True
     if anchors:
-        return anchors[0], signature_verifies(child.cert, anchors[0].public_key())
+        return anchors[0].cert, link_verifies(child, anchors[0].public_key, anchors[0].spki)
     return None, None
 
 
@@ -90,9 +92,7 @@ def _is_anchor(cert: ParsedCert, trust: TrustStore) -> bool:
     """This certificate, or one with its subject and key, is in the store."""
     if trust.contains(cert.fingerprint):
         return True
-    return cert.public_key is not None and any(
-        anchor.public_key() == cert.public_key for anchor in trust.issuers_named(cert.cert.subject)
-    )
+    return cert.spki is not None and any(anchor.spki == cert.spki for anchor in trust.anchors_named(cert.subject_key))
 
 
 def _walk(unique: list[ParsedCert], trust: TrustStore) -> _Walk:
@@ -102,13 +102,13 @@ def _walk(unique: list[ParsedCert], trust: TrustStore) -> _Walk:
     anchored = _is_anchor(leaf, trust)
     current = leaf
     end: WalkEnd = "missing"
-    if leaf.self_issued and signature_verifies(leaf.cert, leaf.public_key) is False:
+    if leaf.self_issued and link_verifies(leaf, leaf.public_key, leaf.spki) is False:
         broken.append((leaf, "its self-signature does not verify with its own key"))
     while len(path) <= MAX_PATH:
         if current.self_issued:
             end = "root"
             break
-        chosen = _pick_issuer(current, [c for c in unique if c not in path and c.cert.subject == current.cert.issuer])
+        chosen = _pick_issuer(current, [c for c in unique if c.subject_key == current.issuer_key and c not in path])
         if chosen is None:
             anchor, verifies = _anchor_for(current, trust)
             if anchor is not None:
@@ -117,7 +117,7 @@ def _walk(unique: list[ParsedCert], trust: TrustStore) -> _Walk:
                     anchor_name = anchor.subject.rfc4514_string()
                     broken.append((current, f"its signature does not verify with the key of the anchor {anchor_name}"))
             break
-        if signature_verifies(current.cert, chosen.public_key) is False:
+        if link_verifies(current, chosen.public_key, chosen.spki) is False:
             broken.append((current, f"its signature does not verify with the key of {_describe(chosen)}"))
         path.append(chosen)
         anchored = anchored or _is_anchor(chosen, trust)
@@ -130,15 +130,15 @@ def _clamp(now: datetime, leaf: ParsedCert) -> datetime:
     return min(max(now, leaf.not_before), leaf.not_after)
 
 
-def _subjects(leaf: ParsedCert) -> list[x509.DNSName | x509.IPAddress]:
+def _subjects(leaf: ParsedCert) -> tuple[x509.DNSName | x509.IPAddress, ...]:
     """Names the leaf itself carries, usable as the verifier's subject (a wildcard gets a concrete label)."""
     subjects: list[x509.DNSName | x509.IPAddress] = []
-    for name in leaf.dns_names():
+    for name in leaf.dns:
         concrete = "certmon-probe" + name[1:] if name.startswith("*.") else name
         if concrete.isascii():  # a U-label in a SAN is itself a fault; the hostname rule reports mismatches
             subjects.append(x509.DNSName(concrete))
-    subjects.extend(x509.IPAddress(ip_address(ip)) for ip in leaf.ip_addresses())
-    return subjects
+    subjects.extend(x509.IPAddress(ip_address(ip)) for ip in leaf.ips)
+    return tuple(subjects)
 
 
 def _server_verifier(builder: PolicyBuilder, subject: x509.DNSName | x509.IPAddress) -> ServerVerifier | None:
@@ -156,8 +156,8 @@ def verify_path(
         return None, "the trust store is empty"
     builder = PolicyBuilder().store(trust.store).time(_clamp(now, leaf))
     error: str | None = None
-    server = builder.extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=_EE_POLICY)
-    for subject in _subjects(leaf):
+    server = builder.extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
+    for subject in leaf.derived(_subjects):
         verifier = _server_verifier(server, subject)
         if verifier is None:
             continue
@@ -168,9 +168,7 @@ def verify_path(
             if "subjectAltName" not in error:
                 return None, error
     # No SAN the verifier can use as a subject: check the path alone, with no leaf policy at all.
-    client = builder.extension_policies(
-        ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ExtensionPolicy.permit_all()
-    )
+    client = builder.extension_policies(ca_policy=_CA_POLICY, ee_policy=_ANY_EE_POLICY)
     try:
         return client.build_client_verifier().verify(leaf.cert, intermediates).chain, None
     except VerificationError as exc:
@@ -293,6 +291,27 @@ def _try_completion(
     return (verified, added) if verified is not None else None
 
 
+def _presented(cert: ParsedCert) -> PresentedCertificate:
+    return PresentedCertificate(
+        fingerprint_sha256=cert.fingerprint, subject=cert.subject, issuer=cert.issuer, not_after=cert.not_after
+    )
+
+
+def _fingerprints(path: list[x509.Certificate], unique: list[ParsedCert], trust: TrustStore) -> list[str]:
+    """The fingerprints of the verified path, in path order: known already for the presented certificates and
+    the anchors, computed only for anything else. The verifier hands back the very objects it was given, so
+    they are found by identity (all are alive here, so no id is reused); hashing a certificate costs more."""
+    known = {id(c.cert): c.fingerprint for c in unique}
+    fingerprints: list[str] = []
+    for cert in path:
+        fingerprint = known.get(id(cert))
+        if fingerprint is None:
+            anchor = trust.anchor(cert)
+            fingerprint = anchor.fingerprint if anchor is not None else fingerprint_of(cert.public_bytes(Encoding.DER))
+        fingerprints.append(fingerprint)
+    return fingerprints
+
+
 def analyse_chain(
     certs: list[ParsedCert], *, now: datetime, trust: TrustStore, extra: Sequence[CandidateIntermediate] = ()
 ) -> ChainResult:
@@ -309,7 +328,8 @@ def analyse_chain(
         verified, added = completion
         findings = [_completed_finding(walk.path[-1], added)]
         top = added[-1].cert
-    verified_fingerprints = frozenset(fingerprint_of(c.public_bytes(Encoding.DER)) for c in verified or [])
+    verified_path = _fingerprints(verified or [], unique, trust)
+    verified_fingerprints = frozenset(verified_path)
     presentation, ordered, contains_root = _presentation_findings(certs, unique, walk, verified_fingerprints)
     findings += presentation
     cross_signed = verified is not None and verified[-1].subject != top.issuer
@@ -322,17 +342,12 @@ def analyse_chain(
             )
         )
     info = ChainInfo(
-        presented=[
-            PresentedCertificate(
-                fingerprint_sha256=c.fingerprint, subject=c.subject, issuer=c.issuer, not_after=c.not_after
-            )
-            for c in certs
-        ],
+        presented=[c.derived(_presented) for c in certs],
         complete=completion is None and (walk.end != "missing" or walk.anchored),
         trusted=verified is not None,
         ordered=ordered,
         contains_root=contains_root,
         cross_signed=cross_signed,
-        verified_path=[fingerprint_of(c.public_bytes(Encoding.DER)) for c in verified or []],  # in path order
+        verified_path=verified_path,
     )
     return ChainResult(info=info, findings=findings)

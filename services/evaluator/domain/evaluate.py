@@ -1,5 +1,12 @@
-"""`evaluate`: one observation → the evaluation object, under a policy and a trust store, at a given time."""
+"""`evaluate`: one observation → the evaluation object, under a policy and a trust store, at a given time.
 
+An estate is evaluated again on every scan, so what depends on the leaf alone (its `certificate` section, key and
+usage findings, CT facts) is computed once per distinct leaf and kept with its parsed form, and the grade is
+memoised on its inputs. Only what depends on `now`, the policy or the trust store is computed each time. The
+models reused across evaluations are frozen; nothing downstream changes them in place.
+"""
+
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -15,7 +22,7 @@ from services.evaluator.domain.hostname import check_hostname
 from services.evaluator.domain.keys import check_key, check_key_algorithm, key_info, rsa_exponent
 from services.evaluator.domain.level import alarm_summary, apply_policy
 from services.evaluator.domain.parse import Malformed, ParsedCert, parse_chain
-from services.evaluator.domain.protocol import TlsView, check_protocols, tls_summary, tls_view
+from services.evaluator.domain.protocol import TlsJudgement, judge_tls
 from services.evaluator.domain.revocation import check_revocation
 from services.evaluator.domain.signature import (
     algorithm_name,
@@ -34,6 +41,7 @@ from shared.events.evaluation import (
     Evaluation,
     ExpiryInfo,
     Finding,
+    KeyInfo,
     RevocationInfo,
     SecurityInfo,
     TransparencyInfo,
@@ -61,7 +69,21 @@ class _LeafJudgement:
 
 def certificate_info(leaf: ParsedCert) -> CertificateInfo:
     """The `certificate` section for a parsed leaf."""
-    return CertificateInfo(
+    return leaf.derived(_leaf_facts).info
+
+
+@dataclass(frozen=True)
+class _LeafFacts:
+    """What is judged of the leaf from its content alone, once per distinct leaf (`ParsedCert.derived`)."""
+
+    info: CertificateInfo
+    key_findings: tuple[Finding, ...]
+    usage_findings: tuple[Finding, ...]
+    transparency: TransparencyInfo
+
+
+def _leaf_facts(leaf: ParsedCert) -> _LeafFacts:
+    info = CertificateInfo(
         fingerprint_sha256=leaf.fingerprint,
         subject=leaf.subject,
         issuer=leaf.issuer,
@@ -72,12 +94,32 @@ def certificate_info(leaf: ParsedCert) -> CertificateInfo:
         key=key_info(leaf),
         signature_algorithm=algorithm_name(leaf.cert),
     )
+    key_findings = (check_key_algorithm(leaf), check_key(info.key, rsa_exponent(leaf)))
+    return _LeafFacts(
+        info=info,
+        key_findings=tuple(f for f in key_findings if f is not None),
+        usage_findings=tuple(check_usage(leaf)),
+        transparency=transparency_info(leaf),
+    )
+
+
+#: Distinct grade inputs kept graded: an estate's few TLS configurations times its key sizes and trust faults.
+GRADE_CACHE_SIZE = 4096
+
+
+@functools.lru_cache(maxsize=GRADE_CACHE_SIZE)
+def _graded(
+    tls: TlsJudgement, key: KeyInfo, md5_signed: bool, incomplete: bool, trust_problems: tuple[str, ...]
+) -> SecurityInfo:
+    """`grade`, memoised: a pure function of these inputs (the judgement is compared by identity)."""
+    inputs = GradeInputs(tls.view, key, md5_signed, incomplete, list(trust_problems))
+    return grade(inputs)
 
 
 def _judge_leaf(
     certs: list[ParsedCert],
     observation: Observation,
-    view: TlsView,
+    tls: TlsJudgement,
     *,
     now: datetime,
     policy: Policy,
@@ -85,17 +127,19 @@ def _judge_leaf(
     extra: Sequence[CandidateIntermediate],
 ) -> _LeafJudgement:
     leaf = certs[0]
-    info = certificate_info(leaf)
+    facts = leaf.derived(_leaf_facts)
     expiry = evaluate_expiry(leaf, now=now, policy=policy)
     chain = analyse_chain(certs, now=now, trust=trust, extra=extra)
-    key_findings = (expiry.finding, check_key_algorithm(leaf), check_key(info.key, rsa_exponent(leaf)))
-    findings = [f for f in key_findings if f is not None]
+    findings = [expiry.finding] if expiry.finding is not None else []
+    findings += facts.key_findings
     target = observation.target
     if target.file is None and target.server_name:
         mismatch = check_hostname(leaf, target.server_name)
         if mismatch is not None:
             findings.append(mismatch)
-    findings += check_signature_hashes(certs) + check_signature_algorithms(certs) + check_usage(leaf) + chain.findings
+    findings += check_signature_hashes(certs) + check_signature_algorithms(certs)
+    findings += facts.usage_findings
+    findings += chain.findings
     issuer = _issuer_of(leaf, certs, extra, trust) if observation.tls.ocsp_response is not None else None
     revocation = check_revocation(observation.tls, leaf.cert, issuer, now=now)
     findings += revocation.findings
@@ -104,16 +148,9 @@ def _judge_leaf(
     trust_problems = [f.message for f in findings if f.code in TRUST_CODES]
     if incomplete and not chain.info.trusted:  # completed from elsewhere it is B; not even completable, untrusted
         trust_problems.append("the chain is incomplete and could not be completed to a trusted anchor")
-    security = grade(
-        GradeInputs(
-            view=view,
-            key=info.key,
-            md5_signed=any(weak_hash(c.cert) in ("MD5", "MD2") for c in signers),
-            incomplete_chain=incomplete,
-            trust_problems=trust_problems,
-        )
-    )
-    return _LeafJudgement(info, chain.info, expiry.info, security, revocation.info, transparency_info(leaf), findings)
+    md5_signed = any(weak_hash(c.cert) in ("MD5", "MD2") for c in signers)
+    security = _graded(tls, facts.info.key, md5_signed, incomplete, tuple(trust_problems))
+    return _LeafJudgement(facts.info, chain.info, expiry.info, security, revocation.info, facts.transparency, findings)
 
 
 def _issuer_of(
@@ -171,7 +208,7 @@ def evaluate(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     now = now.astimezone(UTC)
-    view = tls_view(observation.tls)
+    tls = judge_tls(observation.tls)
     findings: list[Finding] = []
     if observation.error is not None:
         error = observation.error
@@ -189,11 +226,9 @@ def evaluate(
         findings.append(finding("certificate.missing", "the endpoint completed no handshake with a certificate"))
     judgement = None
     if certs and certs[0].position == 0:
-        judgement = _judge_leaf(
-            certs, observation, view, now=now, policy=policy, trust=trust, extra=extra_intermediates
-        )
+        judgement = _judge_leaf(certs, observation, tls, now=now, policy=policy, trust=trust, extra=extra_intermediates)
         findings += judgement.findings
-    findings += check_protocols(view)
+    findings += tls.findings
     judged = apply_policy(findings, policy)
     ref = observation.target.ref()
     if server is not None and ref.server is None:
@@ -208,7 +243,7 @@ def evaluate(
         error=observation.error,
         certificate=judgement.certificate if judgement else None,
         chain=judgement.chain if judgement else ChainInfo(),
-        tls=tls_summary(view),
+        tls=tls.summary,
         expiry=judgement.expiry if judgement else None,
         security=judgement.security if judgement else None,
         findings=judged,

@@ -46,6 +46,7 @@ def _pattern_labels(pattern: str) -> list[str] | None:
     return out
 
 
+@functools.lru_cache(maxsize=16384)  # a pure function of two strings, asked again for every scan of a target
 def dns_name_matches(pattern: str, hostname: str) -> bool:
     """RFC 6125 §6.4: exact match, or a whole left-most-label wildcard covering exactly one label."""
     host = to_a_label(hostname)
@@ -68,6 +69,7 @@ def _common_names(leaf: ParsedCert) -> list[str]:
     return [str(attr.value) for attr in leaf.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
 
 
+@functools.lru_cache(maxsize=4096)  # `ip_address` raises for every host name, which is slow to ask each time
 def _as_ip(name: str) -> str | None:
     try:
         return str(ip_address(name.strip("[]")))

@@ -6,13 +6,16 @@ gets past `parse_der` will not raise later when a rule reads its names, validity
 Parsing is memoised by content in a bounded LRU: an estate re-evaluated every scan presents the same leaves and,
 above all, the same few intermediates again and again, and parsing (names as RFC 4514 strings, extensions, the
 key) costs more than verifying the path. What is cached is immutable; only the position in the chain is not,
-and it lives on the `ParsedCert` made fresh for each chain.
+and it lives on the `ParsedCert` made fresh for each chain. Facts the rules derive from the certificate alone
+(its `CertificateInfo`, its usage findings...) are memoised with it (`ParsedCert.derived`), so they live and are
+evicted with the parsed certificate: the LRU bounds them too.
 """
 
 import base64
 import binascii
 import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar, cast
@@ -20,16 +23,24 @@ from typing import TypeVar, cast
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.utils import CryptographyDeprecationWarning
 
 _E = TypeVar("_E", bound=x509.ExtensionType)
+_T = TypeVar("_T")
+
+#: A name as a hashable value with `x509.Name`'s own equality (each RDN a set of (OID, value) pairs, in order),
+#: compared and hashed in C: `Name.__eq__` and `Name.__hash__` are Python code, and the chain walk and the trust
+#: store compare names many times per evaluation.
+NameKey = tuple[frozenset[tuple[str, str | bytes]], ...]
 
 #: Distinct certificates kept parsed: a large estate's leaves plus every intermediate, a few MB at most.
 CACHE_SIZE = 8192
 
-#: What `cryptography` raises for a certificate it cannot read; the deprecation warning (a non-positive serial)
-#: is an exception only where warnings are errors, and there it is a malformed certificate too. Some releases
-#: raise KeyError for a name attribute with an unknown string tag.
+#: What `cryptography` raises for a certificate it cannot read. Its warnings (the deprecation warning for a
+#: non-positive serial, a `UserWarning` for a name attribute of the wrong length, such as a 13-character
+#: countryName) are exceptions only where warnings are errors, and there the certificate is malformed too. Some
+#: releases raise KeyError for a name attribute with an unknown string tag.
 _PARSE_ERRORS = (
     ValueError,
     TypeError,
@@ -39,18 +50,20 @@ _PARSE_ERRORS = (
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,
     CryptographyDeprecationWarning,
+    UserWarning,
 )
 
 _ABSENT = object()
 
 
 @dataclass(frozen=True, eq=False)
-class _Lookups:
-    """Extension values and SAN entries of one certificate, computed on first use and shared by every chain
-    that presents it (the values are immutable; filling the dict twice from two threads is harmless)."""
+class _Shared:
+    """Extension values and derived facts of one certificate, computed on first use and shared by every chain
+    that presents it (the values are immutable; filling a dict twice from two threads is harmless)."""
 
     extensions: x509.Extensions
     by_kind: dict[type[x509.ExtensionType], object] = field(default_factory=dict)
+    facts: dict[Callable[..., object], object] = field(default_factory=dict)
 
     def get(self, kind: type[_E]) -> _E | None:
         found = self.by_kind.get(kind, _ABSENT)
@@ -78,26 +91,40 @@ class ParsedCert:
     extensions: x509.Extensions
     public_key: CertificatePublicKeyTypes | None
     self_issued: bool = False  # subject and issuer are the same name (a root, or a self-signed leaf)
-    lookups: _Lookups | None = field(default=None, repr=False)
+    subject_key: NameKey = ()
+    issuer_key: NameKey = ()
+    spki: bytes | None = None  # the public key as DER SubjectPublicKeyInfo: a key's identity, hashable
+    dns: tuple[str, ...] = ()
+    ips: tuple[str, ...] = ()
+    shared: _Shared | None = field(default=None, repr=False)
 
     def extension(self, kind: type[_E]) -> _E | None:
         """The value of an extension, or None when absent."""
-        if self.lookups is not None:
-            return self.lookups.get(kind)
+        if self.shared is not None:
+            return self.shared.get(kind)
         try:
             return self.extensions.get_extension_for_class(kind).value
         except x509.ExtensionNotFound:
             return None
 
+    def derived(self, compute: "Callable[[ParsedCert], _T]") -> _T:
+        """`compute(self)`, memoised with this certificate: only for facts that depend on nothing but the
+        certificate's content (never its position in a chain, the time, a policy or a trust store)."""
+        if self.shared is None:
+            return compute(self)
+        facts = self.shared.facts
+        found = facts.get(compute, _ABSENT)
+        if found is _ABSENT:
+            found = facts[compute] = compute(self)
+        return cast("_T", found)
+
     def dns_names(self) -> list[str]:
         """The SAN DNS names, as written in the certificate."""
-        san = self.extension(x509.SubjectAlternativeName)
-        return san.get_values_for_type(x509.DNSName) if san is not None else []
+        return list(self.dns)
 
     def ip_addresses(self) -> list[str]:
         """The SAN IP addresses, as strings."""
-        san = self.extension(x509.SubjectAlternativeName)
-        return [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] if san is not None else []
+        return list(self.ips)
 
 
 @dataclass(frozen=True)
@@ -113,11 +140,31 @@ def fingerprint_of(der: bytes) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+def name_key(name: x509.Name) -> NameKey:
+    """`name` as a `NameKey`: two names are equal exactly when their keys are."""
+    return tuple(frozenset((attr.oid.dotted_string, attr.value) for attr in rdn) for rdn in name.rdns)
+
+
+def spki_of(key: CertificatePublicKeyTypes) -> bytes:
+    """The key as DER SubjectPublicKeyInfo (canonical: equal keys give equal bytes)."""
+    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
 def _public_key(cert: x509.Certificate) -> CertificatePublicKeyTypes | None:
     try:
         return cert.public_key()
     except (ValueError, UnsupportedAlgorithm):  # an unknown or broken key is judged by `keys.py`, not here
         return None
+
+
+def _san(extensions: x509.Extensions) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The SAN's DNS names as written and its IP addresses as strings (read here, where errors are caught)."""
+    try:
+        san = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return (), ()
+    dns = tuple(san.get_values_for_type(x509.DNSName))
+    return dns, tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
@@ -126,19 +173,28 @@ def _parse(der: bytes) -> ParsedCert | str:
     try:
         cert = x509.load_der_x509_certificate(der)
         extensions = cert.extensions
+        public_key = _public_key(cert)
+        subject, issuer = cert.subject, cert.issuer  # each read builds the name anew: read once
+        subject_key, issuer_key = name_key(subject), name_key(issuer)
+        dns, ips = _san(extensions)
         return ParsedCert(
             cert=cert,
             position=0,
             fingerprint=fingerprint_of(der),
-            subject=cert.subject.rfc4514_string(),
-            issuer=cert.issuer.rfc4514_string(),
+            subject=subject.rfc4514_string(),
+            issuer=issuer.rfc4514_string(),
             serial=format(cert.serial_number, "x"),
             not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc,
             extensions=extensions,
-            public_key=_public_key(cert),
-            self_issued=cert.subject == cert.issuer,
-            lookups=_Lookups(extensions),
+            public_key=public_key,
+            self_issued=subject_key == issuer_key,
+            subject_key=subject_key,
+            issuer_key=issuer_key,
+            spki=spki_of(public_key) if public_key is not None else None,
+            dns=dns,
+            ips=ips,
+            shared=_Shared(extensions),
         )
     except _PARSE_ERRORS as exc:
         return f"{type(exc).__name__}: {exc}"
@@ -159,12 +215,24 @@ def _at(result: ParsedCert | str, position: int) -> ParsedCert | Malformed:
     apart two copies of one certificate in a chain (the cached fields are shared)."""
     if isinstance(result, str):
         return Malformed(position, result)
-    return ParsedCert(**{**result.__dict__, "position": position})  # `dataclasses.replace`, at half the cost
+    # `dataclasses.replace` without re-running the frozen `__init__` (its per-field `object.__setattr__` calls
+    # cost more than the rest of the lookup): the fields are copied as they are, already validated.
+    clone = object.__new__(ParsedCert)
+    clone.__dict__.update(result.__dict__)
+    clone.__dict__["position"] = position
+    return clone
 
 
 def parse_der(der: bytes, position: int) -> ParsedCert | Malformed:
     """Parse one DER certificate; never raises for bad input."""
     return _at(_parse(der), position)
+
+
+def parse_leaf(text: str) -> ParsedCert | None:
+    """The first presented certificate (base64 DER) parsed, or None when it does not parse: the shared cached
+    record itself, for reading its fields (every chain's copy of it has the same content)."""
+    result = _decode_and_parse(text)
+    return None if isinstance(result, str) else result
 
 
 def parse_chain(chain: list[str]) -> tuple[list[ParsedCert], list[Malformed]]:

@@ -5,6 +5,7 @@ With the `full` profile the scanner enumerates every version and suite (`TlsFact
 negotiated version is the best the server supports, and nothing is known about older versions.
 """
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -12,6 +13,9 @@ from services.evaluator.domain.ciphers import SuiteTraits, classify
 from services.evaluator.domain.codes import finding
 from shared.events.evaluation import Finding, TlsSummary
 from shared.events.observation import NegotiatedTls, TlsFacts
+
+#: Distinct TLS configurations kept judged; an estate has a handful (the `expiry` profile: version and suite).
+CACHE_SIZE = 1024
 
 VERSIONS = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 #: Deprecated versions: their finding code and the RFC that retired them.
@@ -23,6 +27,7 @@ _OLD_VERSIONS = {
 }
 
 
+@functools.lru_cache(maxsize=256)  # a pure function of a few distinct names
 def normalise_version(name: str) -> str | None:
     """`TLSv1` / `TLS 1.0` / `tlsv1.0` → `TLSv1.0`; None for a name we do not know."""
     match = re.fullmatch(r"\s*(SSL|TLS)\s*v?\s*(\d)(?:\.(\d))?\s*", name, re.IGNORECASE)
@@ -57,14 +62,30 @@ class TlsView:
         return [suite for suites in self.suites.values() for suite in suites]
 
 
+#: What `tls_view` reads of the facts, hashable: (enumerated, versions, suites per version, negotiated).
+_TlsKey = tuple[bool, tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...], NegotiatedTls | None]
+
+
+def _tls_key(facts: TlsFacts) -> _TlsKey:
+    if not facts.enumerated:  # only `negotiated` is read
+        return False, (), (), facts.negotiated
+    suites = tuple((version, tuple(names)) for version, names in facts.cipher_suites.items())
+    return True, tuple(facts.versions), suites, facts.negotiated
+
+
 def tls_view(facts: TlsFacts) -> TlsView:
     """What the observation's TLS facts tell, normalised."""
-    if facts.enumerated:
-        raw_versions = list(facts.versions)
-        raw_suites = {version: list(names) for version, names in facts.cipher_suites.items()}
-    elif facts.negotiated is not None:
-        raw_versions = [facts.negotiated.version]
-        raw_suites = {facts.negotiated.version: [facts.negotiated.cipher_suite]}
+    return judge_tls(facts).view
+
+
+def _view(key: _TlsKey) -> TlsView:
+    enumerated, listed_versions, listed_suites, negotiated = key
+    if enumerated:
+        raw_versions = list(listed_versions)
+        raw_suites = dict(listed_suites)
+    elif negotiated is not None:
+        raw_versions = [negotiated.version]
+        raw_suites = {negotiated.version: (negotiated.cipher_suite,)}
     else:
         raw_versions, raw_suites = [], {}
     versions = {v for v in (normalise_version(name) for name in raw_versions) if v is not None}
@@ -76,7 +97,28 @@ def tls_view(facts: TlsFacts) -> TlsView:
             # A suite whose strength we cannot read (`unknown` from the handshake library) says nothing.
             suites[version] = tuple(t for t in (classify(suite) for suite in listed) if t.bits is not None)
     ordered = tuple(v for v in VERSIONS if v in versions)
-    return TlsView(enumerated=facts.enumerated, versions=ordered, suites=suites, negotiated=facts.negotiated)
+    return TlsView(enumerated=enumerated, versions=ordered, suites=suites, negotiated=negotiated)
+
+
+@dataclass(frozen=True, eq=False)
+class TlsJudgement:
+    """The view of one TLS configuration, its `tls` section and its findings (one object per configuration
+    while it is cached: compared by identity, so it can key further memos)."""
+
+    view: TlsView
+    summary: TlsSummary
+    findings: tuple[Finding, ...]
+
+
+def judge_tls(facts: TlsFacts) -> TlsJudgement:
+    """`tls_view`, `tls_summary` and `check_protocols` of these facts, memoised by what they read."""
+    return _judge(_tls_key(facts))
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _judge(key: _TlsKey) -> TlsJudgement:
+    view = _view(key)
+    return TlsJudgement(view=view, summary=tls_summary(view), findings=tuple(check_protocols(view)))
 
 
 def tls_summary(view: TlsView) -> TlsSummary:

@@ -4,16 +4,17 @@ Link checks are done here with the issuer's public key (RSA PKCS#1 v1.5 and PSS,
 because the path builder only says that some path failed, not which link is broken.
 """
 
+from typing import cast
+
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ObjectIdentifier, SignatureAlgorithmOID
 
 from services.evaluator.domain.codes import finding
-from services.evaluator.domain.parse import ParsedCert
+from services.evaluator.domain.parse import ParsedCert, spki_of
 from shared.events.evaluation import Finding
 
 #: The old OIW OID some legacy certificates still carry for SHA-1 with RSA.
@@ -150,6 +151,7 @@ def verify_signature(
     return True
 
 
+_UNSET = object()
 _VERIFIED: dict[tuple[x509.Certificate, bytes], bool | None] = {}
 _VERIFIED_MAX = 16384
 
@@ -161,13 +163,34 @@ def signature_verifies(cert: x509.Certificate, issuer_key: CertificatePublicKeyT
     """
     if issuer_key is None:
         return None
-    key = (cert, issuer_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
-    if key in _VERIFIED:
-        return _VERIFIED[key]
+    key = (cert, spki_of(issuer_key))
+    found = _VERIFIED.get(key, _UNSET)
+    if found is not _UNSET:
+        return cast("bool | None", found)
     result = _signature_verifies(cert, issuer_key)
     if len(_VERIFIED) >= _VERIFIED_MAX:
-        _VERIFIED.pop(next(iter(_VERIFIED)))  # drop the oldest entry: a bounded cache, insertion-ordered
+        # Drop the oldest entry (a bounded cache, insertion-ordered); another thread may have dropped it first.
+        _VERIFIED.pop(next(iter(_VERIFIED), key), None)
     _VERIFIED[key] = result
+    return result
+
+
+_LINKS: dict[tuple[str, bytes], bool | None] = {}
+
+
+def link_verifies(child: ParsedCert, issuer_key: CertificatePublicKeyTypes | None, spki: bytes | None) -> bool | None:
+    """`signature_verifies` for a parsed certificate and a key whose SPKI the caller has, memoised by the
+    certificate's fingerprint and that SPKI (hashing an `x509.Certificate` costs more than the lookup saves)."""
+    if issuer_key is None or spki is None:
+        return None
+    key = (child.fingerprint, spki)
+    found = _LINKS.get(key, _UNSET)
+    if found is not _UNSET:
+        return cast("bool | None", found)
+    result = _signature_verifies(child.cert, issuer_key)
+    if len(_LINKS) >= _VERIFIED_MAX:
+        _LINKS.pop(next(iter(_LINKS), key), None)  # the oldest entry, as in `signature_verifies`
+    _LINKS[key] = result
     return result
 
 

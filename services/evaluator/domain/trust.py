@@ -4,8 +4,31 @@ import hashlib
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.verification import Store
+
+from services.evaluator.domain.parse import NameKey, name_key, spki_of
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One anchor with what the chain walk reads of it, extracted once: its key (None when unreadable)."""
+
+    cert: x509.Certificate
+    fingerprint: str
+    public_key: CertificatePublicKeyTypes | None
+    spki: bytes | None
+
+
+def _anchor(cert: x509.Certificate) -> Anchor:
+    try:
+        key: CertificatePublicKeyTypes | None = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        key = None
+    fingerprint = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+    return Anchor(cert, fingerprint, key, spki_of(key) if key is not None else None)
 
 
 @dataclass(frozen=True)
@@ -14,21 +37,24 @@ class TrustStore:
 
     anchors: tuple[x509.Certificate, ...]
     description: str = "custom"
-    _by_subject: dict[x509.Name, tuple[x509.Certificate, ...]] = field(init=False, repr=False, compare=False)
+    _by_subject: dict[NameKey, tuple[Anchor, ...]] = field(init=False, repr=False, compare=False)
+    _by_cert: dict[x509.Certificate, Anchor] = field(init=False, repr=False, compare=False)
+    _by_id: dict[int, Anchor] = field(init=False, repr=False, compare=False)
     _fingerprints: frozenset[str] = field(init=False, repr=False, compare=False)
     _store: Store | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        by_subject: dict[x509.Name, list[x509.Certificate]] = {}
+        by_subject: dict[NameKey, list[Anchor]] = {}
+        by_cert: dict[x509.Certificate, Anchor] = {}
         for cert in self.anchors:
-            by_subject.setdefault(cert.subject, []).append(cert)
+            anchor = by_cert.setdefault(cert, _anchor(cert))
+            by_subject.setdefault(name_key(cert.subject), []).append(anchor)
         # frozen: the derived indexes are set once here, the only place they are written
-        object.__setattr__(self, "_by_subject", {name: tuple(certs) for name, certs in by_subject.items()})
-        object.__setattr__(
-            self,
-            "_fingerprints",
-            frozenset(hashlib.sha256(c.public_bytes(Encoding.DER)).hexdigest() for c in self.anchors),
-        )
+        object.__setattr__(self, "_by_subject", {name: tuple(found) for name, found in by_subject.items()})
+        object.__setattr__(self, "_by_cert", by_cert)
+        # By identity too: the verifier returns the anchor objects it was given, and `anchors` keeps them alive.
+        object.__setattr__(self, "_by_id", {id(cert): by_cert[cert] for cert in self.anchors})
+        object.__setattr__(self, "_fingerprints", frozenset(a.fingerprint for a in by_cert.values()))
         object.__setattr__(self, "_store", Store(list(self.anchors)) if self.anchors else None)
 
     @property
@@ -38,7 +64,16 @@ class TrustStore:
 
     def issuers_named(self, name: x509.Name) -> tuple[x509.Certificate, ...]:
         """Anchors whose subject is `name`."""
+        return tuple(a.cert for a in self._by_subject.get(name_key(name), ()))
+
+    def anchors_named(self, name: NameKey) -> tuple[Anchor, ...]:
+        """Anchors whose subject is the name with this key, with their keys read."""
         return self._by_subject.get(name, ())
+
+    def anchor(self, cert: x509.Certificate) -> Anchor | None:
+        """The anchor that is exactly this certificate, if any."""
+        found = self._by_id.get(id(cert))
+        return found if found is not None and found.cert is cert else self._by_cert.get(cert)
 
     def contains(self, fingerprint_sha256: str) -> bool:
         """Whether this exact certificate is an anchor."""
