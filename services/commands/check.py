@@ -7,6 +7,7 @@ from rich.console import Console
 
 from services.check_output import EXIT_UNKNOWN, render_table, to_json, worst_exit_code
 from services.checkrun import TargetSyntaxError, check_targets, parse_endpoint
+from services.evaluator.adapters.trust import TrustStoreError
 from services.scanner.bootstrap import limits_from, scan_concurrency
 from shared.config import ConfigError, load_app_config
 from shared.events import Target
@@ -34,13 +35,17 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
     limits = limits_from(settings, config)
     if args.timeout:
         limits = dataclasses.replace(limits, target_seconds=args.timeout)
-    evaluations = await check_targets(
-        targets,
-        config=config,
-        limits=limits,
-        concurrency=scan_concurrency(settings, config),
-        extra_ca_files=args.ca_file,
-    )
+    try:
+        evaluations = await check_targets(
+            targets,
+            config=config,
+            limits=limits,
+            concurrency=scan_concurrency(settings, config),
+            extra_ca_files=args.ca_file,
+        )
+    except TrustStoreError as exc:
+        console.print(f"[red]bad trust store:[/red] {exc}")
+        return EXIT_UNKNOWN
     if args.json:
         print(to_json(evaluations))
     else:

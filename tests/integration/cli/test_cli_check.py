@@ -275,3 +275,10 @@ async def test_check_full_enumerates_versions_and_suites(endpoints: tuple[Path, 
     assert doc["tls"]["forward_secrecy"] is True
     assert doc["security"]["grade"] in ("A", "A+")
     assert "expiry profile" not in doc["security"]["basis"]
+
+
+async def test_missing_ca_file_is_a_clear_unknown(tmp_path: Path) -> None:
+    """A --ca-file that does not exist is reported in one line and exits 3, never as a traceback."""
+    rc, out, err = await certmon("check", "--file", str(tmp_path / "x.pem"), "--ca-file", str(tmp_path / "none.pem"))
+    assert rc == 3
+    assert "none.pem" in err and "Traceback" not in err
