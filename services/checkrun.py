@@ -14,12 +14,12 @@ from services.evaluator.adapters.aia import AddressPolicy, AiaFetcher
 from services.evaluator.adapters.trust import load_trust_store
 from services.evaluator.completion import IntermediateFinder
 from services.scanner import ProbeLimits, observe
-from services.scanner.adapters.file_source import expand_file_targets
+from services.scanner.adapters.file_source import expand_file_targets, observe_file
 from services.scanner.concurrency import ScanLimiter
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
 from shared.config.schema import WELL_KNOWN_STARTTLS_PORTS
-from shared.events import Evaluation, Target
+from shared.events import Evaluation, Observation, Target
 from shared.events.target import Profile, Protocol
 
 
@@ -75,10 +75,17 @@ async def check_targets(
     finder = IntermediateFinder(aia=AiaFetcher(policy=AddressPolicy.from_scanning(config.scanning)))
     limiter = ScanLimiter(total=concurrency, per_host=limits.per_host_concurrency)
 
-    async def one(target: Target) -> Evaluation:
-        async with limiter.slot(target.host or target.file or ""):
-            observation = await observe(target, now=clock(), limits=limits)
-        return evaluate_observation(observation, config=config, trust=trust, now=clock(), finder=finder)
+    async def observe_endpoint(target: Target) -> Observation:
+        async with limiter.slot(target.host or ""):
+            return await observe(target, now=clock(), limits=limits)
 
     expanded = [each for target in targets for each in expand_file_targets(target)]
-    return list(await asyncio.gather(*(one(t) for t in expanded)))
+    files = [t for t in expanded if t.file is not None]
+    # All files are read in one worker thread: one thread hop per file would cost more than reading it.
+    reading = asyncio.create_task(
+        asyncio.to_thread(lambda: [observe_file(t, now=clock(), limits=limits) for t in files])
+    )
+    endpoint_observations = await asyncio.gather(*(observe_endpoint(t) for t in expanded if t.file is None))
+    by_file, by_endpoint = iter(await reading), iter(endpoint_observations)
+    observations = [next(by_file) if t.file is not None else next(by_endpoint) for t in expanded]
+    return [evaluate_observation(o, config=config, trust=trust, now=clock(), finder=finder) for o in observations]
