@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aio_pika
 import httpx
 import pytest
 
@@ -236,6 +237,10 @@ async def test_one_service_runs_on_rabbitmq_and_stops_on_sigterm(amqp_url: str, 
     assert process.returncode == 0
     assert b"service_stopped" in rest
     assert b"guest:guest" not in rest  # the broker password never reaches a log line
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete("certmon.alarmer.evaluations")  # leave the shared broker as it was
 
 
 async def test_check_a_directory_of_certificate_files(endpoints: tuple[Path, dict[str, int]]) -> None:
@@ -279,6 +284,6 @@ async def test_check_full_enumerates_versions_and_suites(endpoints: tuple[Path, 
 
 async def test_missing_ca_file_is_a_clear_unknown(tmp_path: Path) -> None:
     """A --ca-file that does not exist is reported in one line and exits 3, never as a traceback."""
-    rc, out, err = await certmon("check", "--file", str(tmp_path / "x.pem"), "--ca-file", str(tmp_path / "none.pem"))
+    rc, _, err = await certmon("check", "--file", str(tmp_path / "x.pem"), "--ca-file", str(tmp_path / "none.pem"))
     assert rc == 3
     assert "none.pem" in err and "Traceback" not in err
