@@ -8,7 +8,7 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from shared.events.target import Profile, Protocol, Target
 
@@ -26,8 +26,6 @@ WELL_KNOWN_STARTTLS_PORTS: dict[int, Protocol] = {
     5222: "xmpp",
     5432: "postgres",
 }
-
-SEVERITIES = ("critical", "warning", "info", "notice", "off")
 
 
 def parse_duration(value: object) -> int:
@@ -47,6 +45,17 @@ def parse_duration(value: object) -> int:
 
 
 Duration = Annotated[int, BeforeValidator(parse_duration)]
+
+
+def _cidr(value: str) -> str:
+    ip_network(value, strict=False)  # raises ValueError with the reason
+    return value
+
+
+#: An IP network (`10.0.0.0/8`) or a single address (`10.0.0.5`).
+Cidr = Annotated[str, AfterValidator(_cidr)]
+#: A severity a policy may give a finding code, or `off` to drop it.
+SeverityOverride = Literal["critical", "warning", "info", "notice", "off"]
 
 
 class Strict(BaseModel):
@@ -77,7 +86,7 @@ class Defaults(Strict):
     interval: Duration = 3600
     profile: Profile = "expiry"
     thresholds: Thresholds = Thresholds(info_days=90, warning_days=30, critical_days=7)
-    severities: dict[str, Literal["critical", "warning", "info", "notice", "off"]] = Field(default_factory=dict)
+    severities: dict[str, SeverityOverride] = Field(default_factory=dict)
     unreachable_critical_after: int = Field(default=3, ge=1)
 
 
@@ -122,7 +131,7 @@ class Owner(Strict):
     delivery: Literal["group", "individual"] = "group"
     snmp: list[str] = Field(default_factory=list)
     thresholds: Thresholds | None = None
-    severities: dict[str, Literal["critical", "warning", "info", "notice", "off"]] = Field(default_factory=dict)
+    severities: dict[str, SeverityOverride] = Field(default_factory=dict)
 
     @field_validator("email")
     @classmethod
@@ -136,59 +145,38 @@ class Owner(Strict):
 class ServerEntry(Strict):
     """A server: the addresses it answers on and who owns it."""
 
-    addresses: list[str] = Field(default_factory=list)
+    addresses: list[Cidr] = Field(default_factory=list)
     owner: str | None = None
     thresholds: Thresholds | None = None
-    severities: dict[str, Literal["critical", "warning", "info", "notice", "off"]] = Field(default_factory=dict)
+    severities: dict[str, SeverityOverride] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
-
-    @field_validator("addresses")
-    @classmethod
-    def _addresses(cls, value: list[str]) -> list[str]:
-        for address in value:
-            ip_network(address, strict=False)
-        return value
 
 
 class Scanning(Strict):
     """How hard the scanner may push, and where it may connect (checked on the resolved address it connects to)."""
 
-    deny: list[str] = Field(
+    deny: list[Cidr] = Field(
         default_factory=lambda: ["169.254.0.0/16", "fe80::/10", "100.100.100.200/32", "fd00:ec2::254/128"],
         description="CIDRs never connected to (link-local and cloud metadata by default)",
     )
-    allow: list[str] = Field(default_factory=list, description="CIDRs allowed even inside `deny`; empty: no exception")
+    allow: list[Cidr] = Field(default_factory=list, description="CIDRs allowed even inside `deny`; empty: no exception")
     per_host_concurrency: int = Field(default=4, ge=1)
     concurrency: int = Field(default=64, ge=1)
     connect_timeout: Duration = 5
     handshake_timeout: Duration = 10
     target_timeout: Duration = 60
 
-    @field_validator("deny", "allow")
-    @classmethod
-    def _cidrs(cls, value: list[str]) -> list[str]:
-        for cidr in value:
-            ip_network(cidr, strict=False)
-        return value
-
 
 class DiscoverySweep(Strict):
     """CIDR ranges swept on a list of ports on a schedule; every TLS endpoint found becomes a target."""
 
     name: str
-    cidrs: list[str]
+    cidrs: list[Cidr]
     ports: list[int] = Field(default_factory=lambda: [443])
     interval: Duration = 86400
     owner: str | None = None
     server: str | None = None
     profile: Profile | None = None
-
-    @field_validator("cidrs")
-    @classmethod
-    def _cidrs(cls, value: list[str]) -> list[str]:
-        for cidr in value:
-            ip_network(cidr, strict=False)
-        return value
 
 
 class TargetEntry(Strict):
@@ -269,7 +257,7 @@ class CertificateRule(Strict):
     owner: str | None = None
     critical: bool = False
     thresholds: Thresholds | None = None
-    severities: dict[str, Literal["critical", "warning", "info", "notice", "off"]] = Field(default_factory=dict)
+    severities: dict[str, SeverityOverride] = Field(default_factory=dict)
 
 
 class CertmonConfig(Strict):
