@@ -13,9 +13,9 @@ from services.evaluator import evaluate_observation
 from services.evaluator.adapters.aia import AddressPolicy, AiaFetcher
 from services.evaluator.adapters.trust import load_trust_store
 from services.evaluator.completion import IntermediateFinder
-from services.scanner import ProbeLimits, observe
 from services.scanner.adapters.file_source import expand_file_targets, observe_file
 from services.scanner.concurrency import ScanLimiter
+from services.scanner.domain import ProbeLimits
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
 from shared.config.schema import WELL_KNOWN_STARTTLS_PORTS
@@ -74,18 +74,37 @@ async def check_targets(
     trust = load_trust_store([*config.trust.ca_files, *extra_ca_files], replace_default=config.trust.replace_default)
     finder = IntermediateFinder(aia=AiaFetcher(policy=AddressPolicy.from_scanning(config.scanning)))
     limiter = ScanLimiter(total=concurrency, per_host=limits.per_host_concurrency)
+    loop = asyncio.get_running_loop()
 
     async def observe_endpoint(target: Target) -> Observation:
         async with limiter.slot(target.host or ""):
+            from services.scanner.observe import observe  # the network probes load only when an endpoint is checked
+
             return await observe(target, now=clock(), limits=limits)
 
     expanded = [each for target in targets for each in expand_file_targets(target)]
-    files = [t for t in expanded if t.file is not None]
-    # All files are read in one worker thread: one thread hop per file would cost more than reading it.
-    reading = asyncio.create_task(
-        asyncio.to_thread(lambda: [observe_file(t, now=clock(), limits=limits) for t in files])
-    )
-    endpoint_observations = await asyncio.gather(*(observe_endpoint(t) for t in expanded if t.file is None))
-    by_file, by_endpoint = iter(await reading), iter(endpoint_observations)
-    observations = [next(by_file) if t.file is not None else next(by_endpoint) for t in expanded]
-    return [evaluate_observation(o, config=config, trust=trust, now=clock(), finder=finder) for o in observations]
+    endpoints = {
+        index: asyncio.run_coroutine_threadsafe(observe_endpoint(target), loop)
+        for index, target in enumerate(expanded)
+        if target.file is None
+    }
+
+    def evaluate_in_order() -> list[Evaluation]:
+        # One worker thread reads each file and evaluates it at once, then the next (a file costs less than a
+        # thread hop, and a second pass over thousands of observations costs more than the reading), and takes
+        # each endpoint's observation as it arrives: targets are evaluated in the order given, as the intermediates
+        # one chain teaches may complete the next, while the event loop stays free for the handshakes.
+        evaluations: list[Evaluation] = []
+        for index, target in enumerate(expanded):
+            pending = endpoints.get(index)
+            observation = observe_file(target, now=clock(), limits=limits) if pending is None else pending.result()
+            evaluations.append(
+                evaluate_observation(observation, config=config, trust=trust, now=clock(), finder=finder)
+            )
+        return evaluations
+
+    try:
+        return await asyncio.to_thread(evaluate_in_order)
+    finally:
+        for pending in endpoints.values():
+            pending.cancel()

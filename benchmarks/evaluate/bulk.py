@@ -1,36 +1,69 @@
-"""The bulk user path: `certmon check --file DIR --json` over one PEM file per chain, process start included."""
+"""The bulk user path: `certmon check --file DIR --json` over one PEM file per chain, process start included,
+against the bare `cryptography` cost of the same files (`bare_files.py`), measured alternately in the same run."""
 
+import json
+import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BulkRound:
+    """One certmon process over the directory and one bare process over the same files."""
+
+    certmon_seconds: float  # wall time of the whole `certmon check` process, start and output included
+    bare_seconds: float  # the bare loop alone: parse each file's PEM, build the verifier, verify
+    bare_wall_seconds: float  # the bare process, start included
 
 
 def _run(args: list[str]) -> tuple[subprocess.CompletedProcess[bytes], float]:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "services.cli", *args], capture_output=True, check=False)
+    done = subprocess.run([sys.executable, *args], capture_output=True, check=False)
     return done, time.perf_counter() - started
 
 
-def measure_bulk(files: list[Path], ca_file: Path) -> float:
-    """Print and return files per second for one `certmon check` process over the whole directory."""
-    directory = files[0].parent
-    common = ["check", "--json", "--ca-file", str(ca_file)]
-    done, elapsed = _run([*common, "--file", str(directory)])
-    how = f"certmon check --file {directory.name}/ --json"
-    if done.returncode == 3 or not done.stdout.strip().startswith(b"["):
-        # `--file DIR` not available in this checkout: the same files as repeated `--file F`.
-        repeated = [arg for path in files for arg in ("--file", str(path))]
-        done, elapsed = _run([*common, *repeated])
-        how = f"certmon check --file F ... ({len(files)} times) --json"
+def _certmon(directory: Path, ca_file: Path) -> float:
+    done, elapsed = _run(["-m", "services.cli", "check", "--json", "--ca-file", str(ca_file), "--file", str(directory)])
     if not done.stdout.strip().startswith(b"["):
         raise RuntimeError(f"certmon check failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
-    _, startup = _run(["check", "--json", "--file", str(files[0])])
-    rate = len(files) / elapsed
+    return elapsed
+
+
+def _bare(directory: Path, ca_file: Path, files: int) -> tuple[float, float]:
+    done, elapsed = _run(["-m", "benchmarks.evaluate.bare_files", str(ca_file), str(directory)])
+    if done.returncode != 0:
+        raise RuntimeError(f"bare run failed: {done.stderr.decode()[-2000:]}")
+    figures = json.loads(done.stdout)
+    if figures["files"] != files or figures["verified"] != files:
+        raise RuntimeError(f"bare run judged {figures} of {files} files")
+    return float(figures["seconds"]), elapsed
+
+
+def measure_bulk(files: list[Path], ca_file: Path, *, rounds: int = 3) -> list[BulkRound]:
+    """Print and return `rounds` alternating (certmon, bare) measurements over the files' directory."""
+    directory = files[0].parent
+    results: list[BulkRound] = []
+    for _ in range(rounds):
+        certmon = _certmon(directory, ca_file)
+        bare, bare_wall = _bare(directory, ca_file, len(files))
+        results.append(BulkRound(certmon, bare, bare_wall))
+    _, startup = _run(["-m", "services.cli", "check", "--json", "--ca-file", str(ca_file), "--file", str(files[0])])
+    n = len(files)
     print()
-    print(f"bulk: {how}")
-    print(f"{'files':<44} {len(files):>12}")
-    print(f"{'wall time, process start included (s)':<44} {elapsed:>12.2f}")
-    print(f"{'files per second':<44} {rate:>12,.0f}")
-    print(f"{'one file alone (s): the start-up floor':<44} {startup:>12.2f}")
-    return rate
+    print(f"bulk: certmon check --json --ca-file ROOTS --file {directory.name}/  ({n} files, process start included)")
+    print(f"{'round':<6} {'certmon s':>10} {'files/s':>9} {'bare loop s':>12} {'bare files/s':>13} {'ratio':>6}")
+    for index, r in enumerate(results, 1):
+        print(
+            f"{index:<6} {r.certmon_seconds:>10.2f} {n / r.certmon_seconds:>9,.0f} {r.bare_seconds:>12.2f} "
+            f"{n / r.bare_seconds:>13,.0f} {r.certmon_seconds / r.bare_seconds:>6.2f}"
+        )
+    median = statistics.median(r.certmon_seconds for r in results)
+    bare_median = statistics.median(r.bare_seconds for r in results)
+    print(f"{'median':<6} {median:>10.2f} {n / median:>9,.0f} {bare_median:>12.2f} {n / bare_median:>13,.0f}")
+    print(f"bare process with its own start (median, s): {statistics.median(r.bare_wall_seconds for r in results):.2f}")
+    print(f"certmon check of one file alone (s), the start-up floor: {startup:.2f}")
+    print("ratio: certmon wall time (start included) / bare loop time (start excluded)")
+    return results

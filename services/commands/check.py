@@ -2,13 +2,15 @@
 
 import argparse
 import dataclasses
+import gc
+import sys
 
 from rich.console import Console
 
 from services.check_output import EXIT_UNKNOWN, render_table, to_json, worst_exit_code
 from services.checkrun import TargetSyntaxError, check_targets, parse_endpoint
 from services.evaluator.adapters.trust import TrustStoreError
-from services.scanner.bootstrap import limits_from, scan_concurrency
+from services.scanner.limits import limits_from, scan_concurrency
 from shared.config import ConfigError, load_app_config
 from shared.events import Target
 from shared.events.target import Profile
@@ -35,6 +37,12 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
     limits = limits_from(settings, config)
     if args.timeout:
         limits = dataclasses.replace(limits, target_seconds=args.timeout)
+    # A bulk check keeps thousands of evaluations until it prints them, and the cyclic collector would scan them
+    # all again at every full collection (a tenth of a 10,000-file run). The check makes no cycles worth
+    # collecting before it exits: what exists now (modules, config) is frozen out of the scans, and the
+    # collector waits until the evaluations are done.
+    gc.freeze()
+    gc.disable()
     try:
         evaluations = await check_targets(
             targets,
@@ -46,8 +54,12 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
     except TrustStoreError as exc:
         console.print(f"[red]bad trust store:[/red] {exc}")
         return EXIT_UNKNOWN
+    finally:
+        gc.enable()
     if args.json:
-        print(to_json(evaluations))
+        sys.stdout.flush()
+        sys.stdout.buffer.write(to_json(evaluations))
+        sys.stdout.buffer.write(b"\n")
     else:
         render_table(evaluations, Console(), explain=args.explain)
     return worst_exit_code(evaluations)

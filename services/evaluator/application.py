@@ -16,11 +16,12 @@ from services.evaluator.completion import IntermediateFinder
 from services.evaluator.domain import ParsedCert, TrustStore, evaluate
 from services.evaluator.domain.parse import parse_leaf
 from shared.config import CertificateFacts, CertmonConfig, Policy, resolve_owners, resolve_policy, server_for
+from shared.config.resolve import matching_rules
 from shared.events.evaluation import Evaluation
 from shared.events.observation import Observation
 from shared.events.target import Target
 
-#: Distinct (target, certificate, address) resolutions kept; one per target of an estate, about.
+#: Distinct resolutions kept: one per (server, owner, matching rules, address) an estate has, about.
 RESOLUTION_CACHE_SIZE = 8192
 
 
@@ -73,14 +74,29 @@ class _Resolution:
     owner: str | None
 
 
-@functools.lru_cache(maxsize=RESOLUTION_CACHE_SIZE)
-def _resolve(config: _Config, target: Target, facts: CertificateFacts, address: str | None) -> _Resolution:
-    """Policy, server and first owner; memoised, being pure (the policy is only read, never changed)."""
-    policy = resolve_policy(config.config, target, facts, address=address)
-    # Who owns it is the config's answer (as for policy); the alarmer decides whom to tell, the reporter shows it.
-    owners = resolve_owners(config.config, target, facts, address=address)
-    server = server_for(config.config, target, address)
-    return _Resolution(policy=policy, server=server, owner=owners[0].name if owners else None)
+#: What a resolution depends on besides the config: the target's server, owner and (with an owner) key, the
+#: indexes of the certificate rules that match, and the address.
+_ResolutionKey = tuple[_Config, str | None, str | None, str | None, tuple[int, ...], str | None]
+_RESOLVED: dict[_ResolutionKey, _Resolution] = {}
+
+
+def _resolve(config: CertmonConfig, target: Target, facts: CertificateFacts, address: str | None) -> _Resolution:
+    """Policy, server and first owner, memoised on what they depend on (the policy is only read, never changed):
+    a bulk check of thousands of files, each its own target and certificate, resolves once, not once per file."""
+    matched = tuple(index for index, _ in matching_rules(config, facts))
+    named = target.key if target.owner is not None else None  # the key only names an owner's rule
+    key = (_Config(config), target.server, target.owner, named, matched, address)
+    found = _RESOLVED.get(key)
+    if found is None:
+        policy = resolve_policy(config, target, facts, address=address)
+        # Who owns it is the config's answer (as for policy); the alarmer decides whom to tell, the reporter shows it.
+        owners = resolve_owners(config, target, facts, address=address)
+        server = server_for(config, target, address)
+        found = _Resolution(policy=policy, server=server, owner=owners[0].name if owners else None)
+        if len(_RESOLVED) >= RESOLUTION_CACHE_SIZE:
+            _RESOLVED.pop(next(iter(_RESOLVED), key), None)  # the oldest entry (insertion-ordered, bounded)
+        _RESOLVED[key] = found
+    return found
 
 
 def evaluate_observation(
@@ -94,7 +110,7 @@ def evaluate_observation(
     """Resolve the policy (defaults, owner, server, certificate rules) for this observation and evaluate it at
     `now`; with a `finder`, intermediates the server did not send are looked up first (cache, then AIA)."""
     facts = certificate_facts(observation, config)
-    resolved = _resolve(_Config(config), observation.target, facts, observation.address)
+    resolved = _resolve(config, observation.target, facts, observation.address)
     extra = finder.candidates(observation.chain, trust) if finder is not None else ()
     evaluation = evaluate(
         observation,

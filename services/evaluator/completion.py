@@ -9,6 +9,7 @@ a finding always names where its intermediate really came from.
 import base64
 import binascii
 import functools
+from typing import cast
 
 import structlog
 from cryptography import x509
@@ -17,8 +18,9 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 from services.evaluator.adapters.aia import AiaError, AiaFetcher
 from services.evaluator.adapters.intermediates import KnownIntermediates
 from services.evaluator.domain import TrustStore
-from services.evaluator.domain.completion import MAX_ADDED, CandidateIntermediate, first_gap
+from services.evaluator.domain.completion import MAX_ADDED, CandidateIntermediate, first_gap, gap_in
 from services.evaluator.domain.evaluate import MAX_CERTIFICATE_BYTES, MAX_PRESENTED
+from services.evaluator.domain.parse import ParsedCert, parse_leaf
 
 log = structlog.get_logger(__name__)
 
@@ -27,10 +29,14 @@ MAX_URLS = 2
 CACHE_SOURCE = "the known-intermediates cache (sent by another server)"
 
 
+#: The longest base64 text taken for a certificate.
+_MAX_TEXT = MAX_CERTIFICATE_BYTES * 4 // 3 + 4
+
+
 @functools.lru_cache(maxsize=4096)
 def _load(text: str) -> x509.Certificate | None:
     """A presented certificate, parsed once per process for lookups (None when it is not one)."""
-    if len(text) > MAX_CERTIFICATE_BYTES * 4 // 3 + 4:
+    if len(text) > _MAX_TEXT:
         return None
     try:
         return x509.load_der_x509_certificate(base64.b64decode(text, validate=True))
@@ -61,9 +67,25 @@ class IntermediateFinder:
 
     def candidates(self, chain: list[str], trust: TrustStore) -> tuple[CandidateIntermediate, ...]:
         """Intermediates found outside `chain` (base64 DER, leaf first) that may complete it; learns its own."""
-        presented = [c for c in map(_load, chain[:MAX_PRESENTED]) if c is not None]
-        for cert in presented[1:]:
-            self.known.learn(cert)
+        texts = chain[:MAX_PRESENTED]
+        parsed = [parse_leaf(text) if len(text) <= _MAX_TEXT else None for text in texts]
+        if not all(parsed):  # something the evaluator's parser refuses: the general path, on `cryptography` alone
+            return self._complete([c for c in map(_load, texts) if c is not None], trust)
+        # The usual case: every certificate is in the evaluator's parse cache, with its fingerprint and name keys,
+        # so learning and finding no gap cost a few lookups (fingerprinting each intermediate anew cost more).
+        certs = cast("list[ParsedCert]", parsed)
+        for cert in certs[1:]:
+            self.known.learn(cert.cert, fingerprint=bytes.fromhex(cert.fingerprint))
+        if not certs or gap_in(certs, trust) is None:
+            return ()
+        return self._complete([c.cert for c in certs], trust, learned=True)
+
+    def _complete(
+        self, presented: list[x509.Certificate], trust: TrustStore, *, learned: bool = False
+    ) -> tuple[CandidateIntermediate, ...]:
+        if not learned:
+            for cert in presented[1:]:
+                self.known.learn(cert)
         if not presented:
             return ()
         found: list[CandidateIntermediate] = []

@@ -11,8 +11,9 @@ from services.scanner.adapters.file_source import expand_file_targets
 from services.scanner.adapters.sweeper import Sweeper
 from services.scanner.adapters.targets_repo import SCHEMA, TargetsRepository
 from services.scanner.concurrency import ScanLimiter
-from services.scanner.domain import ProbeLimits, networks
+from services.scanner.domain import ProbeLimits
 from services.scanner.handlers import QUEUE, ScanRequestHandler
+from services.scanner.limits import limits_from, scan_concurrency
 from services.scanner.scheduler import Scheduler
 from shared.broker import Bus
 from shared.clock import Clock, utc_now
@@ -27,31 +28,6 @@ log = structlog.get_logger(__name__)
 
 class ScannerUnavailable(RuntimeError):
     """The scanner was started without PostgreSQL, which scheduling needs (use `observe` for one-off scans)."""
-
-
-def limits_from(settings: Settings, config: CertmonConfig) -> ProbeLimits:
-    """Probe limits from `certmon.yaml`'s `scanning:` section (address policy, timeouts, per-host cap).
-
-    A timeout set in the environment (`CERTMON_CONNECT_TIMEOUT`, `CERTMON_HANDSHAKE_TIMEOUT`) overrides the file's.
-    The whole-target budget always covers both phases.
-    """
-    scanning = config.scanning
-    explicit = settings.model_fields_set
-    connect = settings.connect_timeout if "connect_timeout" in explicit else float(scanning.connect_timeout)
-    handshake = settings.handshake_timeout if "handshake_timeout" in explicit else float(scanning.handshake_timeout)
-    return ProbeLimits(
-        connect_seconds=connect,
-        handshake_seconds=handshake,
-        target_seconds=max(float(scanning.target_timeout), connect + handshake),
-        deny_networks=networks(scanning.deny),
-        allow_networks=networks(scanning.allow),
-        per_host_concurrency=scanning.per_host_concurrency,
-    )
-
-
-def scan_concurrency(settings: Settings, config: CertmonConfig) -> int:
-    """Scans at once in one worker: `CERTMON_SCAN_CONCURRENCY` if set, else `scanning.concurrency`."""
-    return settings.scan_concurrency if "scan_concurrency" in settings.model_fields_set else config.scanning.concurrency
 
 
 def configured_targets(config: CertmonConfig) -> list[Target]:

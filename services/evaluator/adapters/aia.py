@@ -155,7 +155,15 @@ class AiaFetcher:
         self._clock, self._resolve = clock, resolver
         self._cache: OrderedDict[str, tuple[float, tuple[x509.Certificate, ...] | AiaError]] = OrderedDict()
         self._lock = threading.Lock()
-        self._tls = ssl.create_default_context()
+        self._tls_context: ssl.SSLContext | None = None
+
+    @property
+    def _tls(self) -> ssl.SSLContext:
+        """The context for https URLs, made on first use: loading the system's CA certificates takes 20 ms, and a
+        `certmon check` of complete chains never fetches."""
+        if self._tls_context is None:
+            self._tls_context = ssl.create_default_context()
+        return self._tls_context
 
     def fetch(self, url: str) -> tuple[x509.Certificate, ...]:
         """The certificates served at `url` (from the cache while fresh); raises `AiaError` (cached too)."""

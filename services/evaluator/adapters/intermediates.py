@@ -31,9 +31,11 @@ class KnownIntermediates:
         self._by_subject: dict[x509.Name, dict[bytes, x509.Certificate]] = {}
         self._lock = threading.Lock()
 
-    def learn(self, cert: x509.Certificate) -> None:
-        """Remember `cert` when it is an intermediate (anything else is ignored)."""
-        fingerprint = cert.fingerprint(hashes.SHA256())
+    def learn(self, cert: x509.Certificate, *, fingerprint: bytes | None = None) -> None:
+        """Remember `cert` when it is an intermediate (anything else is ignored); `fingerprint`, its SHA-256 when
+        the caller has it already, spares hashing the certificate again."""
+        if fingerprint is None:
+            fingerprint = cert.fingerprint(hashes.SHA256())
         with self._lock:
             if fingerprint in self._by_fingerprint:
                 return

@@ -29,7 +29,7 @@ from cryptography.x509.verification import (
 
 from services.evaluator.domain.codes import finding
 from services.evaluator.domain.completion import CandidateIntermediate, complete_path
-from services.evaluator.domain.parse import ParsedCert, fingerprint_of
+from services.evaluator.domain.parse import NameKey, ParsedCert, fingerprint_of, name_key
 from services.evaluator.domain.signature import link_verifies, unsupported_algorithm, weak_hash
 from services.evaluator.domain.trust import TrustStore
 from shared.events.evaluation import ChainInfo, Finding, PresentedCertificate
@@ -312,6 +312,13 @@ def _fingerprints(path: list[x509.Certificate], unique: list[ParsedCert], trust:
     return fingerprints
 
 
+def _subject_key(cert: x509.Certificate, trust: TrustStore) -> NameKey:
+    """The subject's key; read from the store for an anchor, where a verified path ends (building the name
+    from the certificate costs more than comparing it)."""
+    anchor = trust.anchor(cert)
+    return anchor.subject_key if anchor is not None else name_key(cert.subject)
+
+
 def analyse_chain(
     certs: list[ParsedCert], *, now: datetime, trust: TrustStore, extra: Sequence[CandidateIntermediate] = ()
 ) -> ChainResult:
@@ -323,16 +330,17 @@ def analyse_chain(
     completion = _try_completion(unique, walk, extra, now=now, trust=trust) if verified is None else None
     if completion is None:
         findings = _trust_findings(walk, verified is not None, error, trust)
-        top = walk.path[-1].cert
+        top, top_issuer = walk.path[-1].cert, walk.path[-1].issuer_key
     else:
         verified, added = completion
         findings = [_completed_finding(walk.path[-1], added)]
         top = added[-1].cert
+        top_issuer = name_key(top.issuer)
     verified_path = _fingerprints(verified or [], unique, trust)
     verified_fingerprints = frozenset(verified_path)
     presentation, ordered, contains_root = _presentation_findings(certs, unique, walk, verified_fingerprints)
     findings += presentation
-    cross_signed = verified is not None and verified[-1].subject != top.issuer
+    cross_signed = verified is not None and _subject_key(verified[-1], trust) != top_issuer
     if cross_signed and verified is not None:
         findings.append(
             finding(

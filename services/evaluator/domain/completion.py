@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
+from services.evaluator.domain.parse import NameKey, ParsedCert
 from services.evaluator.domain.signature import signature_verifies
 from services.evaluator.domain.trust import TrustStore
 
@@ -51,6 +52,25 @@ def first_gap(leaf: x509.Certificate, pool: Sequence[x509.Certificate], trust: T
     current = leaf
     while not _ends(current, trust):
         issuer = by_subject.get(current.issuer)
+        if issuer is None:
+            return current
+        if id(issuer) in seen:
+            return None
+        seen.add(id(issuer))
+        current = issuer
+    return None
+
+
+def gap_in(certs: Sequence[ParsedCert], trust: TrustStore) -> ParsedCert | None:
+    """`first_gap` of the leaf `certs[0]` through `certs`, on parsed certificates: names compared by their keys."""
+    by_subject: dict[NameKey, ParsedCert] = {}
+    for cert in certs:
+        by_subject.setdefault(cert.subject_key, cert)
+    leaf = certs[0]
+    seen: set[int] = {id(leaf)}
+    current = leaf
+    while not (current.self_issued or trust.anchors_named(current.issuer_key)):
+        issuer = by_subject.get(current.issuer_key)
         if issuer is None:
             return current
         if id(issuer) in seen:

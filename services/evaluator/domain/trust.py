@@ -20,6 +20,7 @@ class Anchor:
     fingerprint: str
     public_key: CertificatePublicKeyTypes | None
     spki: bytes | None
+    subject_key: NameKey = ()
 
 
 def _anchor(cert: x509.Certificate) -> Anchor:
@@ -28,7 +29,7 @@ def _anchor(cert: x509.Certificate) -> Anchor:
     except (ValueError, UnsupportedAlgorithm):
         key = None
     fingerprint = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
-    return Anchor(cert, fingerprint, key, spki_of(key) if key is not None else None)
+    return Anchor(cert, fingerprint, key, spki_of(key) if key is not None else None, name_key(cert.subject))
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class TrustStore:
         by_cert: dict[x509.Certificate, Anchor] = {}
         for cert in self.anchors:
             anchor = by_cert.setdefault(cert, _anchor(cert))
-            by_subject.setdefault(name_key(cert.subject), []).append(anchor)
+            by_subject.setdefault(anchor.subject_key, []).append(anchor)
         # frozen: the derived indexes are set once here, the only place they are written
         object.__setattr__(self, "_by_subject", {name: tuple(found) for name, found in by_subject.items()})
         object.__setattr__(self, "_by_cert", by_cert)

@@ -8,6 +8,7 @@ kind `file`; so is a directory that reaches `observe_file` unexpanded.
 """
 
 import base64
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -27,10 +28,22 @@ CERTIFICATE_EXTENSIONS = (".pem", ".crt", ".cer", ".der", ".p12", ".pfx")
 def certificate_files(directory: Path) -> list[Path]:
     """The certificate files directly inside `directory`, by extension, sorted by name; [] if unreadable."""
     try:
-        entries = list(directory.iterdir())
+        with os.scandir(directory) as scan:
+            # The entry's type comes with the listing (no stat per file, except to follow a symbolic link).
+            names = sorted(entry.name for entry in scan if _is_certificate_file(entry))
     except OSError:
         return []
-    return sorted(entry for entry in entries if entry.suffix.lower() in CERTIFICATE_EXTENSIONS and entry.is_file())
+    return [directory / name for name in names]  # by name: all share the parent, so this is the paths' order
+
+
+def _is_certificate_file(entry: os.DirEntry[str]) -> bool:
+    dot = entry.name.rfind(".")  # the extension as `Path.suffix` reads it: "..pem" has one, ".pem" none
+    if not 0 < dot < len(entry.name) - 1 or entry.name[dot:].lower() not in CERTIFICATE_EXTENSIONS:
+        return False
+    try:
+        return entry.is_file()
+    except OSError:  # as `Path.is_file`: what cannot be examined is not a file
+        return False
 
 
 def expand_file_targets(target: Target) -> list[Target]:
@@ -44,19 +57,32 @@ def expand_file_targets(target: Target) -> list[Target]:
     return [target.model_copy(update={"file": str(path)}) for path in files] or [target]
 
 
+def _directory_failure(path: Path) -> ProbeFailure:
+    count = len(certificate_files(path))
+    if count:
+        return ProbeFailure("file", f"{path} is a directory of {count} certificate files: observe each one")
+    return ProbeFailure("file", f"{path} is a directory with no {'/'.join(CERTIFICATE_EXTENSIONS)} files")
+
+
 def _read(path: Path, limits: ProbeLimits) -> bytes:
-    if path.is_dir():
-        count = len(certificate_files(path))
-        if count:
-            raise ProbeFailure("file", f"{path} is a directory of {count} certificate files: observe each one")
-        raise ProbeFailure("file", f"{path} is a directory with no {'/'.join(CERTIFICATE_EXTENSIONS)} files")
+    """The file's bytes, at most `max_file_bytes`; a directory is found by the open failing (no stat first)."""
+    limit = limits.max_file_bytes
     try:
-        with path.open("rb") as handle:
-            data = handle.read(limits.max_file_bytes + 1)
+        with open(path, "rb") as handle:
+            # Ask for the size the file has (plus one, to see it grew) rather than for the limit: `read(n)`
+            # allocates n bytes up front, a megabyte per file in a bulk check. Special files report size 0.
+            size = os.fstat(handle.fileno()).st_size
+            data = handle.read(min(size, limit) + 1)
+            if len(data) > size and len(data) <= limit:
+                data += handle.read(limit + 1 - len(data))
+    except IsADirectoryError:
+        raise _directory_failure(path) from None
     except OSError as exc:
+        if path.is_dir():  # some platforms refuse to open a directory with another error
+            raise _directory_failure(path) from None
         raise ProbeFailure("file", f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > limits.max_file_bytes:
-        raise ProbeFailure("file", f"{path} is larger than {limits.max_file_bytes} bytes")
+    if len(data) > limit:
+        raise ProbeFailure("file", f"{path} is larger than {limit} bytes")
     return data
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.scanner import observe
 from services.scanner.bootstrap import ScannerService, ScannerUnavailable, bootstrap
 from services.scanner.domain import ProbeLimits
 from services.scanner.handlers import QUEUE
+from services.scanner.observe import observe
 from shared.broker import InMemoryBus
 from shared.config import parse_config
 from shared.events import CloudEvent, Observation, ScanRequested, Target, derived_id, make_event

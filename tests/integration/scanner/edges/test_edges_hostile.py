@@ -15,8 +15,8 @@ import pytest
 from cryptography import x509
 
 from services.scanner.adapters.tls_probe import observe_endpoint
-from services.scanner.bootstrap import limits_from
 from services.scanner.domain import ProbeLimits, networks
+from services.scanner.limits import limits_from
 from shared.config import parse_config
 from shared.events import Observation, Target
 from shared.settings import Settings
