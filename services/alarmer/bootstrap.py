@@ -4,8 +4,8 @@ import asyncpg
 import structlog
 
 from services.alarmer.adapters import repository
-from services.alarmer.handlers import EvaluationHandler, Subscription, subscriptions
-from shared.broker import Bus
+from services.alarmer.handlers import EvaluationHandler, subscriptions
+from shared.broker import Bus, Subscription
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
 from shared.lifecycle import serve_one

@@ -9,8 +9,6 @@ Errors: `BadEvaluation` means the event's data is not an evaluation; it is raise
 message and dead-letters it once the delivery limit is reached.
 """
 
-from dataclasses import dataclass
-
 import asyncpg
 import structlog
 from pydantic import ValidationError
@@ -19,7 +17,7 @@ from services.alarmer.adapters import repository
 from services.alarmer.alarm_events import alarm_event, envelope, new_alarm_id
 from services.alarmer.domain import consecutive_failures, decide
 from services.alarmer.ownership import configured_target
-from shared.broker import Handler
+from shared.broker import Subscription
 from shared.clock import Clock
 from shared.config import CertmonConfig
 from shared.db import claim_event
@@ -34,15 +32,6 @@ EVALUATED = "certificate.evaluated.v1"
 
 class BadEvaluation(ValueError):
     """A `certificate.evaluated.v1` event whose data is not a valid evaluation."""
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """A queue, the routing keys bound to it and the handler consuming it."""
-
-    queue: str
-    routing_keys: tuple[str, ...]
-    handler: Handler
 
 
 class EvaluationHandler:

@@ -7,8 +7,8 @@ from services.evaluator.adapters.aia import AddressPolicy, AiaFetcher
 from services.evaluator.adapters.trust import load_trust_store
 from services.evaluator.completion import IntermediateFinder
 from services.evaluator.domain import TrustStore
-from services.evaluator.handlers import ObservationHandler, Subscription, subscriptions
-from shared.broker import Bus
+from services.evaluator.handlers import ObservationHandler, subscriptions
+from shared.broker import Bus, Subscription
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
 from shared.lifecycle import serve_one

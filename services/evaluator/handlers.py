@@ -5,14 +5,13 @@ observation yields an evaluation with the same id, which consumers downstream dr
 """
 
 import asyncio
-from dataclasses import dataclass
 
 import structlog
 
 from services.evaluator.application import evaluate_observation
 from services.evaluator.completion import IntermediateFinder
 from services.evaluator.domain import TrustStore
-from shared.broker import Bus, Handler
+from shared.broker import Bus, Subscription
 from shared.clock import Clock
 from shared.config import CertmonConfig
 from shared.events import CloudEvent, Observation, derived_id, make_event
@@ -27,15 +26,6 @@ SOURCE = "certmon/evaluator"
 
 class UnexpectedEvent(ValueError):
     """The queue delivered an event of a type this handler does not consume."""
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """One queue, the routing keys bound to it, and its handler."""
-
-    queue: str
-    routing_keys: tuple[str, ...]
-    handler: Handler
 
 
 class ObservationHandler:

@@ -5,6 +5,7 @@ returned as unroutable, or the connection failed) and the caller must treat it a
 """
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from shared.events import CloudEvent
@@ -14,6 +15,15 @@ Handler = Callable[[CloudEvent], Awaitable[None]]
 EXCHANGE = "certmon.events"
 DEAD_LETTER_EXCHANGE = "certmon.dlx"
 DEFAULT_DELIVERY_LIMIT = 5
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A queue, the routing keys bound to it and the handler consuming it: a service's routing, spelled out."""
+
+    queue: str
+    routing_keys: tuple[str, ...]
+    handler: Handler
 
 
 class BusError(Exception):
