@@ -5,16 +5,20 @@ missing, looks that issuer up (a cache of intermediates seen in other chains, th
 the candidates to `evaluate`, which extends the path with `complete_path` and lets the verifier decide.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
-from services.evaluator.domain.parse import NameKey, ParsedCert
+from services.evaluator.domain.parse import ParsedCert
 from services.evaluator.domain.signature import signature_verifies
 from services.evaluator.domain.trust import TrustStore
+
+C = TypeVar("C")
 
 #: How many certificates a completion may add; real chains miss one intermediate, rarely two.
 MAX_ADDED = 4
@@ -41,43 +45,53 @@ def _ends(cert: x509.Certificate, trust: TrustStore) -> bool:
     return cert.subject == cert.issuer or bool(trust.issuers_named(cert.issuer))
 
 
-def first_gap(leaf: x509.Certificate, pool: Sequence[x509.Certificate], trust: TrustStore) -> x509.Certificate | None:
-    """Follow issuer names from the leaf through `pool`: the certificate whose issuer is nowhere, else None.
+def _gap(
+    leaf: C,
+    pool: Iterable[C],
+    *,
+    subject: Callable[[C], Hashable],
+    issuer: Callable[[C], Hashable],
+    ends: Callable[[C], bool],
+) -> C | None:
+    """Follow issuer names from `leaf` through `pool`: the certificate whose issuer is nowhere, else None.
 
     Terminates on a loop of issuer names (two CAs that issue each other): a loop is not a gap."""
-    by_subject: dict[x509.Name, x509.Certificate] = {}
+    by_subject: dict[Hashable, C] = {}
     for cert in pool:
-        by_subject.setdefault(cert.subject, cert)
+        by_subject.setdefault(subject(cert), cert)
     seen: set[int] = {id(leaf)}
     current = leaf
-    while not _ends(current, trust):
-        issuer = by_subject.get(current.issuer)
-        if issuer is None:
+    while not ends(current):
+        found = by_subject.get(issuer(current))
+        if found is None:
             return current
-        if id(issuer) in seen:
+        if id(found) in seen:
             return None
-        seen.add(id(issuer))
-        current = issuer
+        seen.add(id(found))
+        current = found
     return None
+
+
+def first_gap(leaf: x509.Certificate, pool: Sequence[x509.Certificate], trust: TrustStore) -> x509.Certificate | None:
+    """The first certificate on the leaf's issuer chain through `pool` whose issuer is nowhere, else None."""
+    return _gap(
+        leaf,
+        pool,
+        subject=attrgetter("subject"),
+        issuer=attrgetter("issuer"),
+        ends=lambda cert: cert.subject == cert.issuer or bool(trust.issuers_named(cert.issuer)),
+    )
 
 
 def gap_in(certs: Sequence[ParsedCert], trust: TrustStore) -> ParsedCert | None:
     """`first_gap` of the leaf `certs[0]` through `certs`, on parsed certificates: names compared by their keys."""
-    by_subject: dict[NameKey, ParsedCert] = {}
-    for cert in certs:
-        by_subject.setdefault(cert.subject_key, cert)
-    leaf = certs[0]
-    seen: set[int] = {id(leaf)}
-    current = leaf
-    while not (current.self_issued or trust.anchors_named(current.issuer_key)):
-        issuer = by_subject.get(current.issuer_key)
-        if issuer is None:
-            return current
-        if id(issuer) in seen:
-            return None
-        seen.add(id(issuer))
-        current = issuer
-    return None
+    return _gap(
+        certs[0],
+        certs,
+        subject=attrgetter("subject_key"),
+        issuer=attrgetter("issuer_key"),
+        ends=lambda cert: cert.self_issued or bool(trust.anchors_named(cert.issuer_key)),
+    )
 
 
 def complete_path(
