@@ -25,18 +25,19 @@ from shared.events.target import Protocol
 POSTGRES_SSL_REQUEST = (8).to_bytes(4, "big") + bytes.fromhex("04d2162f")
 
 
+async def _expect(talk: Dialogue, protocol: str, code: str, *, strict: bool) -> None:
+    """Read one numbered reply (`220 …`, multi-line allowed) and refuse the upgrade unless it has `code`."""
+    got, line = await talk.numbered_reply(protocol, strict=strict)
+    if got != code:
+        raise refused(protocol, line)
+
+
 async def _smtp(talk: Dialogue) -> None:
-    code, line = await talk.numbered_reply("smtp", strict=True)
-    if code != "220":
-        raise refused("smtp", line)
+    await _expect(talk, "smtp", "220", strict=True)
     await talk.send("EHLO certmon.invalid")
-    code, line = await talk.numbered_reply("smtp", strict=True)
-    if code != "250":
-        raise refused("smtp", line)
+    await _expect(talk, "smtp", "250", strict=True)
     await talk.send("STARTTLS")
-    code, line = await talk.numbered_reply("smtp", strict=True)
-    if code != "220":
-        raise refused("smtp", line)
+    await _expect(talk, "smtp", "220", strict=True)
 
 
 async def _imap(talk: Dialogue) -> None:
@@ -63,13 +64,9 @@ async def _pop3(talk: Dialogue) -> None:
 
 
 async def _ftp(talk: Dialogue) -> None:
-    code, line = await talk.numbered_reply("ftp", strict=False)
-    if code != "220":
-        raise refused("ftp", line)
+    await _expect(talk, "ftp", "220", strict=False)
     await talk.send("AUTH TLS")
-    code, line = await talk.numbered_reply("ftp", strict=False)
-    if code != "234":
-        raise refused("ftp", line)
+    await _expect(talk, "ftp", "234", strict=False)
 
 
 async def _postgres(talk: Dialogue) -> None:
