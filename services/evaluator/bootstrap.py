@@ -4,7 +4,7 @@ import asyncpg
 import structlog
 
 from services.evaluator.adapters.aia import AddressPolicy, AiaFetcher
-from services.evaluator.adapters.trust import load_trust_store
+from services.evaluator.adapters.trust import TrustStoreError, load_trust_store
 from services.evaluator.completion import IntermediateFinder
 from services.evaluator.domain import TrustStore
 from services.evaluator.handlers import ObservationHandler, subscriptions
@@ -12,6 +12,7 @@ from shared.broker import Bus, Subscription
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
 from shared.lifecycle import serve_one
+from shared.runtime import RuntimeConfigError
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -48,7 +49,10 @@ def bootstrap(
 ) -> EvaluatorService:
     """Build the evaluator; `pool` is unused (it keeps only in-memory caches), `trust` defaults to the configured
     store, `aia` to a fetcher under the `scanning:` address policy (tests pass one that allows 127.0.0.1)."""
-    store = trust or load_trust_store(config.trust.ca_files, config.trust.replace_default)
+    try:
+        store = trust or load_trust_store(config.trust.ca_files, config.trust.replace_default)
+    except TrustStoreError as exc:  # a CA file that exists but holds no certificate: refuse to start, clearly
+        raise RuntimeConfigError(f"trust store: {exc}") from exc
     fetcher = aia or AiaFetcher(policy=AddressPolicy.from_scanning(config.scanning))
     finder = IntermediateFinder(aia=fetcher)
     handler = ObservationHandler(bus=bus, config=config, trust=store, clock=clock, finder=finder)

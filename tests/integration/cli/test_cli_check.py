@@ -287,3 +287,16 @@ async def test_missing_ca_file_is_a_clear_unknown(tmp_path: Path) -> None:
     rc, _, err = await certmon("check", "--file", str(tmp_path / "x.pem"), "--ca-file", str(tmp_path / "none.pem"))
     assert rc == 3
     assert "none.pem" in err and "Traceback" not in err
+
+
+async def test_run_refuses_a_ca_file_without_certificates(tmp_path: Path) -> None:
+    """`certmon run` with a trust file that holds no certificate stops at once and names the file."""
+    bad_ca = tmp_path / "not-a-ca.pem"
+    bad_ca.write_text("hello\n")
+    config = tmp_path / "certmon.yaml"
+    config.write_text(f"trust: {{ca_files: [{bad_ca}]}}\n")
+    rc, _, err = await certmon(
+        "run", "--config", str(config), "--exit-after", "5", env={"CERTMON_DATA_DIR": str(tmp_path / "data")}
+    )
+    assert rc == 1
+    assert "not-a-ca.pem" in err and "Traceback" not in err
