@@ -1,16 +1,16 @@
 """How `certmon check` shows evaluations: a rich table for people, the evaluation object as JSON for tools,
 and the Nagios-convention exit code (0 ok, 1 warning, 2 critical, 3 unknown)."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, BinaryIO
 
 from pydantic import TypeAdapter
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
+from services.exit_codes import EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN, EXIT_WARNING
 from shared.events import Evaluation
 
-EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _LEVEL_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan", "ok": "green"}
 _SEVERITY_RANK = {"critical": 3, "warning": 2, "info": 1, "notice": 0}
@@ -26,22 +26,51 @@ def exit_code(evaluation: Evaluation) -> int:
     return {"critical": EXIT_CRITICAL, "warning": EXIT_WARNING}.get(evaluation.alarm.level, EXIT_OK)
 
 
-def worst_exit_code(evaluations: Sequence[Evaluation]) -> int:
-    """The exit code of several evaluations: the worst, critical > warning > unknown > ok."""
-    codes = [exit_code(e) for e in evaluations] or [EXIT_UNKNOWN]
-    return max(codes, key=_EXIT_RANK.__getitem__)
+def worst_exit_code(codes: Iterable[int]) -> int:
+    """The exit code of several evaluations' codes: the worst, critical > warning > unknown > ok; none is
+    unknown."""
+    return max(codes, key=_EXIT_RANK.__getitem__, default=EXIT_UNKNOWN)
 
 
 _EVALUATIONS = TypeAdapter(list[Evaluation])
 
 
-def to_json(evaluations: Sequence[Evaluation]) -> bytes:
-    """One evaluation object, or an array of them for several targets, as UTF-8 JSON (serialised by pydantic's
-    core, and kept as bytes: a bulk check of thousands of files would spend most of its time in the stdlib
-    encoder, and then some decoding and re-encoding tens of megabytes)."""
-    if len(evaluations) == 1:
-        return evaluations[0].model_dump_json(indent=2).encode()
-    return _EVALUATIONS.dump_json(list(evaluations), indent=2)
+class JsonWriter:
+    """Writes `certmon check --json` as the evaluations come: one evaluation as an object, several as an array,
+    so a bulk check of thousands of files holds none of them (200 MB for 10,000) and prints as it goes.
+
+    Serialised by pydantic's core, as UTF-8 bytes; each array element is cut from a one-element array so it is
+    indented as pydantic indents a whole array: the output is the same bytes either way.
+    """
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._count = 0
+        self._first: Evaluation | None = None  # held until a second one says an array it is
+
+    def write(self, evaluation: Evaluation) -> None:
+        """Add one evaluation to the output."""
+        if self._count == 0:
+            self._first = evaluation
+        else:
+            if self._first is not None:
+                self._out.write(b"[\n" + _element(self._first))
+                self._first = None
+            self._out.write(b",\n" + _element(evaluation))
+        self._count += 1
+
+    def close(self) -> None:
+        """End the output: the single object, or the array's close, or `[]` when there was nothing."""
+        if self._first is not None:
+            self._out.write(self._first.model_dump_json(indent=2).encode())
+        else:
+            self._out.write(b"\n]" if self._count else b"[]")
+        self._out.write(b"\n")
+        self._out.flush()
+
+
+def _element(evaluation: Evaluation) -> bytes:
+    return _EVALUATIONS.dump_json([evaluation], indent=2)[2:-2]  # "[\n" + "  {...}" + "\n]"
 
 
 def _target_label(evaluation: Evaluation) -> str:
@@ -49,8 +78,11 @@ def _target_label(evaluation: Evaluation) -> str:
     return t.file if t.file else evaluation.target_key
 
 
-def render_table(evaluations: Sequence[Evaluation], console: Console, *, explain: bool = False) -> None:
+def render_table(evaluations: Sequence[Evaluation], console: "Console", *, explain: bool = False) -> None:
     """A table (target, level, grade, days remaining, expiry, top findings); `explain` lists every finding."""
+    from rich.table import Table  # rich loads only for people: `--json` in a monitoring loop never needs it
+    from rich.text import Text
+
     table = Table(show_lines=False, header_style="bold")
     for column in ("target", "level", "grade", "days left", "expires", "findings"):
         table.add_column(column, no_wrap=column != "findings")

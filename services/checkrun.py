@@ -6,7 +6,7 @@ to distribute or retry, and skipping the bus keeps process start and bulk checks
 """
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from services.evaluator import evaluate_observation
@@ -62,15 +62,17 @@ def _port(text: str, value: str) -> int:
 
 async def check_targets(
     targets: Sequence[Target],
+    sink: Callable[[Evaluation], None],
     *,
     config: CertmonConfig,
     limits: ProbeLimits,
     concurrency: int,
     extra_ca_files: Sequence[Path] = (),
     clock: Clock = utc_now,
-) -> list[Evaluation]:
+) -> None:
     """Observe and evaluate every target, concurrently but within the workers' total and per-host caps; directory
-    targets are expanded into one target per certificate file. Results come in the order given."""
+    targets are expanded into one target per certificate file. Each evaluation goes to `sink` (called from a
+    worker thread) in the order the targets were given, and is not kept."""
     trust = load_trust_store([*config.trust.ca_files, *extra_ca_files], replace_default=config.trust.replace_default)
     finder = IntermediateFinder(aia=AiaFetcher(policy=AddressPolicy.from_scanning(config.scanning)))
     limiter = ScanLimiter(total=concurrency, per_host=limits.per_host_concurrency)
@@ -89,22 +91,18 @@ async def check_targets(
         if target.file is None
     }
 
-    def evaluate_in_order() -> list[Evaluation]:
+    def evaluate_in_order() -> None:
         # One worker thread reads each file and evaluates it at once, then the next (a file costs less than a
         # thread hop, and a second pass over thousands of observations costs more than the reading), and takes
         # each endpoint's observation as it arrives: targets are evaluated in the order given, as the intermediates
         # one chain teaches may complete the next, while the event loop stays free for the handshakes.
-        evaluations: list[Evaluation] = []
         for index, target in enumerate(expanded):
             pending = endpoints.get(index)
             observation = observe_file(target, now=clock(), limits=limits) if pending is None else pending.result()
-            evaluations.append(
-                evaluate_observation(observation, config=config, trust=trust, now=clock(), finder=finder)
-            )
-        return evaluations
+            sink(evaluate_observation(observation, config=config, trust=trust, now=clock(), finder=finder))
 
     try:
-        return await asyncio.to_thread(evaluate_in_order)
+        await asyncio.to_thread(evaluate_in_order)
     finally:
         for pending in endpoints.values():
             pending.cancel()
