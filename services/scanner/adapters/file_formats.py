@@ -21,29 +21,46 @@ _PEM_END = re.compile(rb"-----END (?:X509 |TRUSTED )?CERTIFICATE-----")
 _PFX_VERSION = b"\x02\x01\x03"
 
 
-def _b64decode(text: bytes) -> bytes:
-    """`base64.b64decode(text, validate=True)`, without its regular-expression pass for well-formed input: what
-    the strict decoder accepts, the validating one accepts with the same bytes; the rest is left to it."""
+def _validated_base64(text: bytes) -> bytes:
+    """`text` if `base64.b64decode(text, validate=True)` accepts it (raises `binascii.Error` otherwise), without
+    its regular-expression pass for well-formed input: what the strict decoder accepts, the validating one
+    accepts with the same bytes; the rest is left to it."""
     try:
-        return binascii.a2b_base64(text, strict_mode=True)
+        binascii.a2b_base64(text, strict_mode=True)
     except binascii.Error:
-        return base64.b64decode(text, validate=True)
+        base64.b64decode(text, validate=True)
+    return text
 
 
-def _pem_certificates(data: bytes, name: str) -> list[bytes]:
-    ders = []
+def _marker(data: bytes, pattern: re.Pattern[bytes], prefix: bytes, position: int) -> re.Match[bytes] | None:
+    """The first certificate marker at or after `position`: found by `bytes.find` (memchr), then matched,
+    instead of running the pattern at every byte of the base64 body before it."""
+    while (start := data.find(prefix, position)) >= 0:
+        if (marker := pattern.match(data, start)) is not None:
+            return marker
+        position = start + len(prefix)
+    return None
+
+
+def _pem_certificates(data: bytes, name: str) -> list[str]:
+    chain = []
     position = 0
-    while (begin := _PEM_BEGIN.search(data, position)) is not None and (
-        end := _PEM_END.search(data, begin.end())
+    while (begin := _marker(data, _PEM_BEGIN, b"-----BEGIN ", position)) is not None and (
+        end := _marker(data, _PEM_END, b"-----END ", begin.end())
     ) is not None:
         try:
-            ders.append(_b64decode(b"".join(data[begin.end() : end.start()].split())))
+            # The block's base64, whitespace removed, is the chain entry: it decodes to the certificate's DER.
+            chain.append(_validated_base64(b"".join(data[begin.end() : end.start()].split())).decode("ascii"))
         except binascii.Error:
-            raise ProbeFailure("file", f"{name}: PEM certificate #{len(ders) + 1} is not valid base64") from None
+            raise ProbeFailure("file", f"{name}: PEM certificate #{len(chain) + 1} is not valid base64") from None
         position = end.end()
-    if not ders:
+    if not chain:
         raise ProbeFailure("file", f"{name} holds PEM blocks but no certificate")
-    return ders
+    return chain
+
+
+def _base64(der: bytes) -> str:
+    return base64.b64encode(der).decode("ascii")
 
 
 def _der_header(data: bytes) -> tuple[int, int] | None:
@@ -59,7 +76,7 @@ def _der_header(data: bytes) -> tuple[int, int] | None:
     return 2 + count, 2 + count + int.from_bytes(data[2 : 2 + count], "big")
 
 
-def _pkcs12_certificates(data: bytes, name: str) -> list[bytes]:
+def _pkcs12_certificates(data: bytes, name: str) -> list[str]:
     try:
         # No password: OpenSSL then also accepts the empty password that "export without a password" often uses.
         _, certificate, additional = pkcs12.load_key_and_certificates(data, None)
@@ -71,16 +88,17 @@ def _pkcs12_certificates(data: bytes, name: str) -> list[bytes]:
     certificates = ([certificate] if certificate is not None else []) + list(additional)
     if not certificates:
         raise ProbeFailure("file", f"{name}: PKCS#12 file holds no certificate")
-    return [cert.public_bytes(Encoding.DER) for cert in certificates]
+    return [_base64(cert.public_bytes(Encoding.DER)) for cert in certificates]
 
 
-def certificates_in(data: bytes, name: str) -> list[bytes]:
-    """The DER certificates in the bytes of file `name`, in file order (for PKCS#12: its certificate first)."""
+def certificates_in(data: bytes, name: str) -> list[str]:
+    """The certificates in the bytes of file `name` as an observation's chain holds them (base64 of the DER),
+    in file order (for PKCS#12: its certificate first)."""
     if b"-----BEGIN" in data:
         return _pem_certificates(data, name)
     header = _der_header(data)
     if header is not None and header[1] == len(data):
         if data[header[0] : header[0] + len(_PFX_VERSION)] == _PFX_VERSION:
             return _pkcs12_certificates(data, name)
-        return [data]
+        return [_base64(data)]
     raise ProbeFailure("file", f"{name} is neither a PEM nor a DER certificate")

@@ -1,7 +1,10 @@
 """`observe_file`: PEM bundles (leaf first) and DER files are read; anything else is a `file` error."""
 
 import base64
+import contextlib
 import datetime as dt
+import os
+import threading
 from pathlib import Path
 
 from services.scanner.adapters.file_source import observe_file
@@ -108,3 +111,27 @@ def test_bundle_longer_than_max_chain_keeps_its_head(tmp_path: Path, chain: tupl
     path = tmp_path / "many.pem"
     path.write_bytes(leaf.pem + ca.pem * 5)
     assert _observe(path, ProbeLimits(max_chain=2)) == ([leaf.b64, ca.b64], None, None)
+
+
+def test_a_pipe_is_read_to_its_end(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
+    """A named pipe reports size 0 and delivers its bytes in pieces: all of them are read, up to the limit."""
+    leaf, ca = chain
+    pipe = tmp_path / "chain.pem"
+    os.mkfifo(pipe)
+
+    def feed(data: bytes) -> None:
+        with contextlib.suppress(BrokenPipeError), open(pipe, "wb") as writer:  # broken: the reader stopped
+            for start in range(0, len(data), 500):  # several writes: the reader sees short reads
+                writer.write(data[start : start + 500])
+                writer.flush()
+
+    for data, limits, expected in (
+        (leaf.pem + ca.pem, DEFAULT_LIMITS, ([leaf.b64, ca.b64], None, None)),
+        (leaf.pem * 4, ProbeLimits(max_file_bytes=2000), ([], "file", f"{pipe} is larger than 2000 bytes")),
+    ):
+        feeder = threading.Thread(target=feed, args=(data,), daemon=True)
+        feeder.start()
+        try:
+            assert _observe(pipe, limits) == expected
+        finally:
+            feeder.join(timeout=10)

@@ -1,6 +1,7 @@
 """Certificate files beyond PEM and DER: password-less PKCS#12, and directories expanded into file targets."""
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,17 @@ def test_directory_target_expands_to_its_certificate_files_sorted(directory: Pat
     targets = expand_file_targets(Target(file=str(directory), owner="shop-team"))
     assert [t.file for t in targets] == [str(directory / n) for n in ["a.CRT", "b.pem", "c.der", "d.p12", "e.cer"]]
     assert {t.owner for t in targets} == {"shop-team"}
+
+
+def test_expanded_paths_are_spelled_as_the_directory_path_joins_them(directory: Path) -> None:
+    """A directory given as `./certs/` or `certs//` yields the same file paths (and so the same target keys)
+    as `Path(directory) / name` spells them."""
+    relative = Path(os.path.relpath(directory))
+    for spelling in (f"./{relative}/", f"{relative}//"):
+        assert [t.file for t in expand_file_targets(Target(file=spelling))][:2] == [
+            str(relative / "a.CRT"),
+            str(relative / "b.pem"),
+        ]
 
 
 def test_non_directory_targets_expand_to_themselves(tmp_path: Path) -> None:
