@@ -9,7 +9,7 @@ from cryptography.x509.verification import PolicyBuilder
 
 from benchmarks.evaluate.chains import Estate
 from services.evaluator import evaluate_observation
-from services.evaluator.domain.parse import clear_cache
+from services.evaluator.domain import clear_caches
 from shared.config import parse_config
 
 #: Rounds of (bare, evaluate) blocks, interleaved so drift in the machine's speed hits both alike.
@@ -53,7 +53,7 @@ def measure_inprocess(estate: Estate, now: dt.datetime, *, seconds: float) -> tu
         evaluate_observation(observations[i % n], config=config, trust=stores[(i // n) % s], now=when(i))
 
     def evaluate_cold(i: int) -> None:
-        clear_cache()  # every certificate unseen: the first scan of an estate
+        clear_caches()  # every certificate unseen: the first scan of an estate
         evaluate(i)
 
     steps = (("bare", bare), ("evaluate", evaluate), ("cold", evaluate_cold))

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from services.evaluator.completion import IntermediateFinder
 from services.evaluator.domain import ParsedCert, TrustStore, evaluate
+from services.evaluator.domain.memo import BoundedMemo
 from services.evaluator.domain.parse import parse_leaf
 from shared.config import CertificateFacts, CertmonConfig, Policy, resolve_owners, resolve_policy, server_for
 from shared.config.resolve import matching_rules
@@ -77,7 +78,7 @@ class _Resolution:
 #: What a resolution depends on besides the config: the target's server, owner and (with an owner) key, the
 #: indexes of the certificate rules that match, and the address.
 _ResolutionKey = tuple[_Config, str | None, str | None, str | None, tuple[int, ...], str | None]
-_RESOLVED: dict[_ResolutionKey, _Resolution] = {}
+_RESOLVED: BoundedMemo[_ResolutionKey, _Resolution] = BoundedMemo(RESOLUTION_CACHE_SIZE)
 
 
 def _resolve(config: CertmonConfig, target: Target, facts: CertificateFacts, address: str | None) -> _Resolution:
@@ -86,16 +87,13 @@ def _resolve(config: CertmonConfig, target: Target, facts: CertificateFacts, add
     matched = tuple(index for index, _ in matching_rules(config, facts))
     named = target.key if target.owner is not None else None  # the key only names an owner's rule
     key = (_Config(config), target.server, target.owner, named, matched, address)
-    found = _RESOLVED.get(key)
+    found = _RESOLVED.get(key, None)
     if found is None:
         policy = resolve_policy(config, target, facts, address=address)
         # Who owns it is the config's answer (as for policy); the alarmer decides whom to tell, the reporter shows it.
         owners = resolve_owners(config, target, facts, address=address)
         server = server_for(config, target, address)
-        found = _Resolution(policy=policy, server=server, owner=owners[0].name if owners else None)
-        if len(_RESOLVED) >= RESOLUTION_CACHE_SIZE:
-            _RESOLVED.pop(next(iter(_RESOLVED), key), None)  # the oldest entry (insertion-ordered, bounded)
-        _RESOLVED[key] = found
+        found = _RESOLVED.put(key, _Resolution(policy=policy, server=server, owner=owners[0].name if owners else None))
     return found
 
 

@@ -6,8 +6,16 @@ No I/O and no clock here. One module per concern: `parse`, `expiry`, `hostname`,
 """
 
 from services.evaluator.domain.completion import CandidateIntermediate
-from services.evaluator.domain.evaluate import certificate_info, evaluate
+from services.evaluator.domain.evaluate import certificate_info, clear_caches, evaluate
 from services.evaluator.domain.parse import ParsedCert, parse_chain
 from services.evaluator.domain.trust import TrustStore
 
-__all__ = ["CandidateIntermediate", "ParsedCert", "TrustStore", "certificate_info", "evaluate", "parse_chain"]
+__all__ = [
+    "CandidateIntermediate",
+    "ParsedCert",
+    "TrustStore",
+    "certificate_info",
+    "clear_caches",
+    "evaluate",
+    "parse_chain",
+]

@@ -29,6 +29,7 @@ from cryptography.x509.verification import (
 
 from services.evaluator.domain.codes import finding
 from services.evaluator.domain.completion import CandidateIntermediate, complete_path
+from services.evaluator.domain.memo import BoundedMemo
 from services.evaluator.domain.parse import NameKey, ParsedCert, fingerprint_of, name_key
 from services.evaluator.domain.signature import link_verifies, unsupported_algorithm, weak_hash
 from services.evaluator.domain.trust import TrustStore
@@ -48,7 +49,7 @@ class ChainResult:
     """The chain section of the evaluation and the chain findings."""
 
     info: ChainInfo
-    findings: list[Finding]
+    findings: tuple[Finding, ...]  # a tuple: a verdict is shared by every evaluation of the same chain
 
 
 #: How the walk ended: at a self-issued certificate, at an issuer found in the store, or at an unknown issuer.
@@ -319,14 +320,71 @@ def _subject_key(cert: x509.Certificate, trust: TrustStore) -> NameKey:
     return anchor.subject_key if anchor is not None else name_key(cert.subject)
 
 
+#: Chain verdicts kept: about one per distinct (presented chain, trust store, verifier outcome) of an estate.
+VERDICT_CACHE_SIZE = 8192
+
+
+class _Same:
+    """A key part compared by identity, holding its object so the id is never reused while the entry lives."""
+
+    __slots__ = ("item",)
+
+    def __init__(self, item: object) -> None:
+        self.item = item
+
+    def __hash__(self) -> int:
+        return id(self.item)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.item is self.item
+
+
+_VerdictKey = tuple[tuple[tuple[str, int], ...], _Same, tuple[_Same, ...] | None, str | None]
+_VERDICTS: BoundedMemo[_VerdictKey, ChainResult] = BoundedMemo(VERDICT_CACHE_SIZE)
+
+
+def forget_verdicts() -> None:
+    """Forget every memoised chain verdict (benchmarks measure the cold path with it)."""
+    _VERDICTS.clear()
+
+
 def analyse_chain(
     certs: list[ParsedCert], *, now: datetime, trust: TrustStore, extra: Sequence[CandidateIntermediate] = ()
 ) -> ChainResult:
     """Judge the presented chain (`certs[0]` is the leaf) against the trust store at `now`; `extra` holds
-    intermediates found elsewhere, used only to complete a chain the server sent without its intermediate."""
+    intermediates found elsewhere, used only to complete a chain the server sent without its intermediate.
+
+    The verifier runs every time: its answer is what depends on `now`. What follows from its answer, the
+    chain's content and the store (the walk, the findings, the chain section) is the same for the same three,
+    so it is memoised on them: an estate presents the same chains on every scan and from many endpoints."""
     unique = _dedupe(certs)
-    walk = _walk(unique, trust)
     verified, error = verify_path(unique[0], [c.cert for c in unique[1:]], now=now, trust=trust)
+    if verified is None and extra:  # completion asks the verifier again, through the extra intermediates
+        return _verdict(certs, unique, verified, error, now=now, trust=trust, extra=extra)
+    # The verifier hands back the objects it was given (presented certificates, anchors), kept alive by the key.
+    key: _VerdictKey = (
+        tuple((c.fingerprint, c.position) for c in certs),
+        _Same(trust),
+        None if verified is None else tuple(map(_Same, verified)),
+        error,
+    )
+    found = _VERDICTS.get(key, None)
+    if found is None:
+        found = _VERDICTS.put(key, _verdict(certs, unique, verified, error, now=now, trust=trust, extra=()))
+    return found
+
+
+def _verdict(
+    certs: list[ParsedCert],
+    unique: list[ParsedCert],
+    verified: list[x509.Certificate] | None,
+    error: str | None,
+    *,
+    now: datetime,
+    trust: TrustStore,
+    extra: Sequence[CandidateIntermediate],
+) -> ChainResult:
+    walk = _walk(unique, trust)
     completion = _try_completion(unique, walk, extra, now=now, trust=trust) if verified is None else None
     if completion is None:
         findings = _trust_findings(walk, verified is not None, error, trust)
@@ -358,4 +416,4 @@ def analyse_chain(
         cross_signed=cross_signed,
         verified_path=verified_path,
     )
-    return ChainResult(info=info, findings=findings)
+    return ChainResult(info=info, findings=tuple(findings))

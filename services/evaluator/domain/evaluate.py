@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 
-from services.evaluator.domain.chain import analyse_chain
+from services.evaluator.domain.chain import analyse_chain, forget_verdicts
 from services.evaluator.domain.codes import TRUST_CODES, finding
 from services.evaluator.domain.completion import CandidateIntermediate, public_key_of
 from services.evaluator.domain.expiry import evaluate_expiry
@@ -21,7 +21,7 @@ from services.evaluator.domain.grade import GradeInputs, grade
 from services.evaluator.domain.hostname import check_hostname
 from services.evaluator.domain.keys import check_key, check_key_algorithm, key_info, rsa_exponent
 from services.evaluator.domain.level import alarm_summary, apply_policy
-from services.evaluator.domain.parse import Malformed, ParsedCert, parse_chain
+from services.evaluator.domain.parse import Malformed, ParsedCert, clear_cache, parse_chain
 from services.evaluator.domain.protocol import TlsJudgement, judge_tls
 from services.evaluator.domain.revocation import check_revocation
 from services.evaluator.domain.signature import (
@@ -65,6 +65,14 @@ class _LeafJudgement:
     revocation: RevocationInfo | None
     transparency: TransparencyInfo
     findings: list[Finding] = field(default_factory=list)
+
+
+def clear_caches() -> None:
+    """Forget every certificate parsed and every chain verdict: the next evaluation is the first of its estate
+    (the cache tests and the benchmark's cold path). Checked link signatures are kept: keyed by content, they
+    were never the first scan's cost to measure again."""
+    clear_cache()
+    forget_verdicts()
 
 
 def certificate_info(leaf: ParsedCert) -> CertificateInfo:

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.x509.oid import ObjectIdentifier, SignatureAlgorithmOID
 
 from services.evaluator.domain.codes import finding
+from services.evaluator.domain.memo import BoundedMemo
 from services.evaluator.domain.parse import ParsedCert, spki_of
 from shared.events.evaluation import Finding
 
@@ -152,8 +153,8 @@ def verify_signature(
 
 
 _UNSET = object()
-_VERIFIED: dict[tuple[x509.Certificate, bytes], bool | None] = {}
 _VERIFIED_MAX = 16384
+_VERIFIED: BoundedMemo[tuple[x509.Certificate, bytes], bool | None] = BoundedMemo(_VERIFIED_MAX)
 
 
 def signature_verifies(cert: x509.Certificate, issuer_key: CertificatePublicKeyTypes | None) -> bool | None:
@@ -167,15 +168,10 @@ def signature_verifies(cert: x509.Certificate, issuer_key: CertificatePublicKeyT
     found = _VERIFIED.get(key, _UNSET)
     if found is not _UNSET:
         return cast("bool | None", found)
-    result = _signature_verifies(cert, issuer_key)
-    if len(_VERIFIED) >= _VERIFIED_MAX:
-        # Drop the oldest entry (a bounded cache, insertion-ordered); another thread may have dropped it first.
-        _VERIFIED.pop(next(iter(_VERIFIED), key), None)
-    _VERIFIED[key] = result
-    return result
+    return _VERIFIED.put(key, _signature_verifies(cert, issuer_key))
 
 
-_LINKS: dict[tuple[str, bytes], bool | None] = {}
+_LINKS: BoundedMemo[tuple[str, bytes], bool | None] = BoundedMemo(_VERIFIED_MAX)
 
 
 def link_verifies(child: ParsedCert, issuer_key: CertificatePublicKeyTypes | None, spki: bytes | None) -> bool | None:
@@ -187,11 +183,7 @@ def link_verifies(child: ParsedCert, issuer_key: CertificatePublicKeyTypes | Non
     found = _LINKS.get(key, _UNSET)
     if found is not _UNSET:
         return cast("bool | None", found)
-    result = _signature_verifies(child.cert, issuer_key)
-    if len(_LINKS) >= _VERIFIED_MAX:
-        _LINKS.pop(next(iter(_LINKS), key), None)  # the oldest entry, as in `signature_verifies`
-    _LINKS[key] = result
-    return result
+    return _LINKS.put(key, _signature_verifies(child.cert, issuer_key))
 
 
 def _signature_verifies(cert: x509.Certificate, issuer_key: CertificatePublicKeyTypes) -> bool | None:
