@@ -54,9 +54,11 @@ class JsonWriter:
             self._first = evaluation
         else:
             if self._first is not None:
-                self._out.write(b"[\n" + _element(self._first))
+                self._out.write(b"[\n")
+                self._out.write(_element(self._first))
                 self._first = None
-            self._out.write(b",\n" + _element(evaluation))
+            self._out.write(b",\n")
+            self._out.write(_element(evaluation))
         self._count += 1
 
     def close(self) -> None:
@@ -69,8 +71,8 @@ class JsonWriter:
         self._out.flush()
 
 
-def _element(evaluation: Evaluation) -> bytes:
-    return _EVALUATIONS.dump_json([evaluation], indent=2)[2:-2]  # "[\n" + "  {...}" + "\n]"
+def _element(evaluation: Evaluation) -> memoryview:
+    return memoryview(_EVALUATIONS.dump_json([evaluation], indent=2))[2:-2]  # "[\n" + "  {...}" + "\n]", uncopied
 
 
 def _target_label(evaluation: Evaluation) -> str:

@@ -17,6 +17,8 @@ from services.scanner.adapters.probe_errors import ProbeFailure
 # time: one pattern `BEGIN(.*?)END` tries the END marker at every byte of the body, ten times slower.
 _PEM_BEGIN = re.compile(rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----")
 _PEM_END = re.compile(rb"-----END (?:X509 |TRUSTED )?CERTIFICATE-----")
+#: What `bytes.split()` splits on: PEM lines and their CR, LF and indentation, deleted from a block's base64.
+_WHITESPACE = b" \t\n\r\x0b\x0c"
 #: A PFX starts its outer SEQUENCE with `version INTEGER 3` (RFC 7292); a certificate starts with a SEQUENCE.
 _PFX_VERSION = b"\x02\x01\x03"
 
@@ -50,7 +52,8 @@ def _pem_certificates(data: bytes, name: str) -> list[str]:
     ) is not None:
         try:
             # The block's base64, whitespace removed, is the chain entry: it decodes to the certificate's DER.
-            chain.append(_validated_base64(b"".join(data[begin.end() : end.start()].split())).decode("ascii"))
+            body = data[begin.end() : end.start()].translate(None, _WHITESPACE)
+            chain.append(_validated_base64(body).decode("ascii"))
         except binascii.Error:
             raise ProbeFailure("file", f"{name}: PEM certificate #{len(chain) + 1} is not valid base64") from None
         position = end.end()
