@@ -57,7 +57,9 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
     if args.timeout:
         limits = dataclasses.replace(limits, target_seconds=args.timeout)
     # The check makes no cycles worth collecting before it exits: what exists now (modules, config) is frozen out
-    # of the collector's scans, and the collector waits until the evaluations are done.
+    # of the collector's scans, and the collector waits until the evaluations are done. What the check leaves
+    # (the memos of thousands of certificates) is frozen too: the collection at interpreter exit would otherwise
+    # walk it all, seconds for a directory of distinct certificates.
     gc.freeze()
     gc.disable()
     codes: set[int] = set()
@@ -84,6 +86,7 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
         _console(stderr=True).print(f"[red]bad trust store:[/red] {exc}")
         return EXIT_UNKNOWN
     finally:
+        gc.freeze()
         gc.enable()
     if writer is not None:
         writer.close()
