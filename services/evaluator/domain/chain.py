@@ -11,6 +11,7 @@ certificate was neither sent nor known (`chain.incomplete`), or the walk ends at
 an intermediate expiring before the leaf, a cross-signed path.
 """
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +32,7 @@ from services.evaluator.domain.codes import finding
 from services.evaluator.domain.completion import CandidateIntermediate, complete_path
 from services.evaluator.domain.memo import BoundedMemo
 from services.evaluator.domain.parse import NameKey, ParsedCert, fingerprint_of, name_key
-from services.evaluator.domain.signature import link_verifies, unsupported_algorithm, weak_hash
+from services.evaluator.domain.signature import link_verifies, links_verified, unsupported_algorithm, weak_hash
 from services.evaluator.domain.trust import TrustStore
 from shared.events.evaluation import ChainInfo, Finding, PresentedCertificate
 
@@ -313,6 +314,26 @@ def _fingerprints(path: list[x509.Certificate], unique: list[ParsedCert], trust:
     return fingerprints
 
 
+def _verified_links(
+    path: list[x509.Certificate], unique: list[ParsedCert], trust: TrustStore
+) -> list[tuple[str, bytes]]:
+    """(child fingerprint, issuer SPKI) of each link of the verified path whose ends are presented certificates
+    or anchors (the verifier hands back the objects it was given, so they are found by identity)."""
+    presented = {id(c.cert): (c.fingerprint, c.spki) for c in unique}
+
+    def end(cert: x509.Certificate) -> tuple[str, bytes | None] | None:
+        found = presented.get(id(cert))
+        if found is None and (anchor := trust.anchor(cert)) is not None:
+            found = (anchor.fingerprint, anchor.spki)
+        return found
+
+    return [
+        (child[0], issuer[1])
+        for child, issuer in itertools.pairwise(map(end, path))
+        if child is not None and issuer is not None and issuer[1] is not None
+    ]
+
+
 def _subject_key(cert: x509.Certificate, trust: TrustStore) -> NameKey:
     """The subject's key; read from the store for an anchor, where a verified path ends (building the name
     from the certificate costs more than comparing it)."""
@@ -384,6 +405,8 @@ def _verdict(
     trust: TrustStore,
     extra: Sequence[CandidateIntermediate],
 ) -> ChainResult:
+    if verified is not None:
+        links_verified(_verified_links(verified, unique, trust))  # the walk below finds them checked
     walk = _walk(unique, trust)
     completion = _try_completion(unique, walk, extra, now=now, trust=trust) if verified is None else None
     if completion is None:

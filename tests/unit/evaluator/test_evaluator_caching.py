@@ -3,7 +3,11 @@
 import datetime as dt
 import threading
 
-from services.evaluator.domain import TrustStore, clear_caches
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+
+from services.evaluator.domain import TrustStore, clear_caches, signature
 from services.evaluator.domain.memo import BoundedMemo
 from shared.events import Observation
 from tests.support.pki import NOW, Issued, make_ca, make_leaf
@@ -97,3 +101,23 @@ def test_bounded_memo_is_safe_to_fill_from_several_threads() -> None:
         thread.join(timeout=30)
     assert not errors
     assert len(memo) <= 64
+
+
+def test_links_on_the_verified_path_are_not_checked_twice(
+    intermediate: Issued, trust: TrustStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the verifier builds a path, the chain walk takes its links' signatures as checked (a new leaf costs
+    one verification, not two); a link the verifier did not vouch for is still checked by certmon itself."""
+    checked: list[str] = []
+    real = signature._signature_verifies
+
+    def counting(cert: x509.Certificate, key: CertificatePublicKeyTypes) -> bool | None:
+        checked.append(cert.subject.rfc4514_string())
+        return real(cert, key)
+
+    monkeypatch.setattr(signature, "_signature_verifies", counting)
+    trusted = judge(observation(make_leaf(intermediate, ["localhost"], cn="fresh leaf"), intermediate), trust)
+    assert trusted.chain.trusted and checked == []
+    rogue = make_ca("certmon Rogue Intermediate")
+    untrusted = judge(observation(make_leaf(rogue, ["localhost"], cn="rogue leaf"), rogue), trust)
+    assert not untrusted.chain.trusted and checked == ["O=certmon tests,CN=rogue leaf"]
