@@ -40,10 +40,14 @@ def main() -> None:
         )
         if not args.bulk_only:
             measure_inprocess(estate, now, seconds=args.seconds)
-        files = write_chain_files(
-            estate, Path(scratch) / "chains", copies=max(1, args.bulk_files // len(estate.chains))
-        )
-        measure_bulk(files, estate.ca_file, rounds=args.bulk_rounds)
+        copies = max(1, args.bulk_files // len(estate.chains))
+        files = write_chain_files(estate, Path(scratch) / "chains", copies=copies)
+        measure_bulk(files, estate.ca_file, rounds=args.bulk_rounds, label=f"{copies} copies of each chain")
+        # The same number of files, every leaf its own: nothing about a leaf is known before its file is read.
+        (Path(scratch) / "distinct").mkdir()
+        distinct = build_estate(Path(scratch) / "distinct", now, leaves_per_shape=len(files) // (2 * 3))
+        distinct_files = write_chain_files(distinct, Path(scratch) / "distinct" / "chains")
+        measure_bulk(distinct_files, distinct.ca_file, rounds=args.bulk_rounds, label="every leaf distinct")
 
 
 if __name__ == "__main__":

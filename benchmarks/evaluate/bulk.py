@@ -72,7 +72,7 @@ def _warm(files: list[Path]) -> None:
         path.read_bytes()
 
 
-def measure_bulk(files: list[Path], ca_file: Path, *, rounds: int = 3) -> list[BulkRound]:
+def measure_bulk(files: list[Path], ca_file: Path, *, rounds: int = 3, label: str = "") -> list[BulkRound]:
     """Print and return `rounds` alternating (certmon, bare) measurements over the files' directory."""
     directory = files[0].parent
     _byte_compile()
@@ -86,7 +86,10 @@ def measure_bulk(files: list[Path], ca_file: Path, *, rounds: int = 3) -> list[B
     _, startup = _run(["-m", "services.cli", "check", "--json", "--ca-file", str(ca_file), "--file", str(files[0])])
     n = len(files)
     print()
-    print(f"bulk: certmon check --json --ca-file ROOTS --file {directory.name}/  ({n} files, process start included)")
+    print(
+        f"bulk: certmon check --json --ca-file ROOTS --file {directory.name}/  "
+        f"({n} files, {label}, process start included)"
+    )
     print(f"{'round':<6} {'certmon s':>10} {'files/s':>9} {'bare loop s':>12} {'bare files/s':>13} {'ratio':>6}")
     for index, r in enumerate(results, 1):
         print(

@@ -72,8 +72,9 @@ def _hierarchy(family: str, key: KeyFactory) -> tuple[Issued, Issued, Issued, Is
     return root, direct, upper, lower
 
 
-def build_estate(directory: Path, now: dt.datetime) -> Estate:
-    """Issue the chains and write the custom CA file into `directory`."""
+def build_estate(directory: Path, now: dt.datetime, *, leaves_per_shape: int = LEAVES_PER_SHAPE) -> Estate:
+    """Issue the chains (`leaves_per_shape` leaves for each key family and length) and write the custom CA file
+    into `directory`."""
     chains: list[BenchChain] = []
     roots: list[Issued] = []
     for family in ("RSA-2048", "ECDSA-P256"):
@@ -84,7 +85,7 @@ def build_estate(directory: Path, now: dt.datetime) -> Estate:
         # which many servers still send.
         for sent in ((direct,), (lower, upper), (lower, upper, root)):
             length = len(sent) + 1
-            for n in range(LEAVES_PER_SHAPE):
+            for n in range(leaves_per_shape):
                 host = f"{family.lower()}-{length}-{n}.bench.example"
                 leaf = make_leaf(
                     sent[0],
