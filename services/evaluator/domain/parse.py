@@ -58,22 +58,22 @@ _ABSENT = object()
 
 @dataclass(frozen=True, eq=False)
 class _Shared:
-    """Extension values and derived facts of one certificate, computed on first use and shared by every chain
-    that presents it (the values are immutable; filling a dict twice from two threads is harmless)."""
+    """Extension values and derived facts of one certificate, shared by every chain that presents it (the values
+    are immutable; filling the facts twice from two threads is harmless)."""
 
     extensions: x509.Extensions
-    by_kind: dict[type[x509.ExtensionType], object] = field(default_factory=dict)
+    #: Every extension's value by its class, indexed in one pass: `get_extension_for_class` scans the list with an
+    #: isinstance check per extension on every call, and a leaf is asked for five. (A certificate with two of
+    #: one extension never gets here: parsing refuses it.)
+    by_kind: dict[type[x509.ExtensionType], x509.ExtensionType]
     facts: dict[Callable[..., object], object] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, extensions: x509.Extensions) -> "_Shared":
+        return cls(extensions, {type(extension.value): extension.value for extension in extensions})
+
     def get(self, kind: type[_E]) -> _E | None:
-        found = self.by_kind.get(kind, _ABSENT)
-        if found is _ABSENT:
-            try:
-                found = self.extensions.get_extension_for_class(kind).value
-            except x509.ExtensionNotFound:
-                found = None
-            self.by_kind[kind] = found
-        return cast("_E | None", found)  # a string: `_E | None` would be built on every call
+        return cast("_E | None", self.by_kind.get(kind))  # a string: `_E | None` would be built on every call
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,7 +194,7 @@ def _parse(der: bytes) -> ParsedCert | str:
             spki=spki_of(public_key) if public_key is not None else None,
             dns=dns,
             ips=ips,
-            shared=_Shared(extensions),
+            shared=_Shared.of(extensions),
         )
     except _PARSE_ERRORS as exc:
         return f"{type(exc).__name__}: {exc}"
