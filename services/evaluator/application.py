@@ -14,7 +14,7 @@ from datetime import datetime
 
 from services.evaluator.completion import IntermediateFinder
 from services.evaluator.domain import ParsedCert, TrustStore, evaluate
-from services.evaluator.domain.memo import BoundedMemo
+from services.evaluator.domain.memo import BoundedMemo, Identity
 from services.evaluator.domain.parse import parse_leaf
 from shared.config import CertificateFacts, CertmonConfig, Policy, resolve_owners, resolve_policy, server_for
 from shared.config.resolve import matching_rules
@@ -26,27 +26,12 @@ from shared.events.target import Target
 RESOLUTION_CACHE_SIZE = 8192
 
 
-class _Config:
-    """A config compared by identity; the cache entry holding it keeps it alive, so its id is never reused."""
-
-    __slots__ = ("config",)
-
-    def __init__(self, config: CertmonConfig) -> None:
-        self.config = config
-
-    def __hash__(self) -> int:
-        return id(self.config)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Config) and other.config is self.config
-
-
 @functools.lru_cache(maxsize=16)
-def _tags_by_target(config: _Config) -> dict[str, tuple[str, ...]]:
+def _tags_by_target(config: Identity[CertmonConfig]) -> dict[str, tuple[str, ...]]:
     """Each configured target's key → its tags, in file order (a key listed twice gets both entries' tags)."""
     tags: dict[str, tuple[str, ...]] = {}
-    for entry in config.config.targets:
-        key = entry.to_target(config.config.defaults).key
+    for entry in config.item.targets:
+        key = entry.to_target(config.item.defaults).key
         tags[key] = tags.get(key, ()) + tuple(entry.tags)
     return tags
 
@@ -58,7 +43,7 @@ def _rule_facts(leaf: ParsedCert) -> CertificateFacts:
 
 def certificate_facts(observation: Observation, config: CertmonConfig) -> CertificateFacts:
     """What certificate rules can match: the leaf's fingerprint, subject and SANs, and the target's tags."""
-    tags = _tags_by_target(_Config(config)).get(observation.target.key, ())
+    tags = _tags_by_target(Identity(config)).get(observation.target.key, ())
     leaf = parse_leaf(observation.chain[0]) if observation.chain else None
     if leaf is None:
         return CertificateFacts(tags=tags)
@@ -77,7 +62,7 @@ class _Resolution:
 
 #: What a resolution depends on besides the config: the target's server, owner and (with an owner) key, the
 #: indexes of the certificate rules that match, and the address.
-_ResolutionKey = tuple[_Config, str | None, str | None, str | None, tuple[int, ...], str | None]
+_ResolutionKey = tuple[Identity[CertmonConfig], str | None, str | None, str | None, tuple[int, ...], str | None]
 _RESOLVED: BoundedMemo[_ResolutionKey, _Resolution] = BoundedMemo(RESOLUTION_CACHE_SIZE)
 
 
@@ -86,7 +71,7 @@ def _resolve(config: CertmonConfig, target: Target, facts: CertificateFacts, add
     a bulk check of thousands of files, each its own target and certificate, resolves once, not once per file."""
     matched = tuple(index for index, _ in matching_rules(config, facts))
     named = target.key if target.owner is not None else None  # the key only names an owner's rule
-    key = (_Config(config), target.server, target.owner, named, matched, address)
+    key = (Identity(config), target.server, target.owner, named, matched, address)
     found = _RESOLVED.get(key, None)
     if found is None:
         policy = resolve_policy(config, target, facts, address=address)

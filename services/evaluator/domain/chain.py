@@ -30,7 +30,7 @@ from cryptography.x509.verification import (
 
 from services.evaluator.domain.codes import finding
 from services.evaluator.domain.completion import CandidateIntermediate, complete_path
-from services.evaluator.domain.memo import BoundedMemo
+from services.evaluator.domain.memo import BoundedMemo, Identity
 from services.evaluator.domain.parse import NameKey, ParsedCert, fingerprint_of, name_key
 from services.evaluator.domain.signature import link_verifies, links_verified, unsupported_algorithm, weak_hash
 from services.evaluator.domain.trust import TrustStore
@@ -345,22 +345,9 @@ def _subject_key(cert: x509.Certificate, trust: TrustStore) -> NameKey:
 VERDICT_CACHE_SIZE = 8192
 
 
-class _Same:
-    """A key part compared by identity, holding its object so the id is never reused while the entry lives."""
-
-    __slots__ = ("item",)
-
-    def __init__(self, item: object) -> None:
-        self.item = item
-
-    def __hash__(self) -> int:
-        return id(self.item)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Same) and other.item is self.item
-
-
-_VerdictKey = tuple[tuple[tuple[str, int], ...], _Same, tuple[_Same, ...] | None, str | None]
+_VerdictKey = tuple[
+    tuple[tuple[str, int], ...], Identity[TrustStore], tuple[Identity[x509.Certificate], ...] | None, str | None
+]
 _VERDICTS: BoundedMemo[_VerdictKey, ChainResult] = BoundedMemo(VERDICT_CACHE_SIZE)
 
 
@@ -385,8 +372,8 @@ def analyse_chain(
     # The verifier hands back the objects it was given (presented certificates, anchors), kept alive by the key.
     key: _VerdictKey = (
         tuple((c.fingerprint, c.position) for c in certs),
-        _Same(trust),
-        None if verified is None else tuple(map(_Same, verified)),
+        Identity(trust),
+        None if verified is None else tuple(map(Identity, verified)),
         error,
     )
     found = _VERDICTS.get(key, None)

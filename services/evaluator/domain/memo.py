@@ -1,4 +1,5 @@
-"""A bounded memo shared by the evaluator's worker threads: computed results by key, oldest dropped first."""
+"""Memo helpers shared by the evaluator's worker threads: a bounded memo (oldest dropped first), and key parts
+compared by identity."""
 
 import threading
 from typing import Generic, TypeVar
@@ -6,6 +7,23 @@ from typing import Generic, TypeVar
 K = TypeVar("K")
 V = TypeVar("V")
 D = TypeVar("D")
+T = TypeVar("T")
+
+
+class Identity(Generic[T]):
+    """A key part compared by identity, for an object with no hash (a config of dicts and lists) or a costly
+    one (a certificate hashes its DER); it holds the object, so its id is never reused while the key lives."""
+
+    __slots__ = ("item",)
+
+    def __init__(self, item: T) -> None:
+        self.item = item
+
+    def __hash__(self) -> int:
+        return id(self.item)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Identity) and other.item is self.item
 
 
 class BoundedMemo(Generic[K, V]):
