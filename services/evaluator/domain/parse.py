@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.utils import CryptographyDeprecationWarning
 
+from services.evaluator.domain.memo import BoundedMemo
+
 _E = TypeVar("_E", bound=x509.ExtensionType)
 _T = TypeVar("_T")
 
@@ -93,7 +95,6 @@ class ParsedCert:
     self_issued: bool = False  # subject and issuer are the same name (a root, or a self-signed leaf)
     subject_key: NameKey = ()
     issuer_key: NameKey = ()
-    spki: bytes | None = None  # the public key as DER SubjectPublicKeyInfo: a key's identity, hashable
     dns: tuple[str, ...] = ()
     ips: tuple[str, ...] = ()
     shared: _Shared | None = field(default=None, repr=False)
@@ -106,6 +107,12 @@ class ParsedCert:
             return self.extensions.get_extension_for_class(kind).value
         except x509.ExtensionNotFound:
             return None
+
+    @property
+    def spki(self) -> bytes | None:
+        """The public key as DER SubjectPublicKeyInfo, a key's identity (hashable); None when it is unreadable.
+        Encoded on first use: only an issuer's is needed, so a leaf's seldom is."""
+        return self.derived(_spki)
 
     def derived(self, compute: "Callable[[ParsedCert], _T]") -> _T:
         """`compute(self)`, memoised with this certificate: only for facts that depend on nothing but the
@@ -150,6 +157,53 @@ def spki_of(key: CertificatePublicKeyTypes) -> bytes:
     return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
+def _spki(cert: ParsedCert) -> bytes | None:
+    return spki_of(cert.public_key) if cert.public_key is not None else None
+
+
+def _element_end(der: bytes, at: int) -> int:
+    """Where the DER element that starts at `at` ends (a one-byte tag and a definite length, as in X.509)."""
+    first = der[at + 1]
+    if first < 0x80:
+        return at + 2 + first
+    count = first & 0x7F
+    return at + 2 + count + int.from_bytes(der[at + 2 : at + 2 + count], "big")
+
+
+def _content_start(der: bytes, at: int) -> int:
+    """Where the content of the DER element that starts at `at` begins."""
+    first = der[at + 1]
+    return at + 2 + (first & 0x7F if first >= 0x80 else 0)
+
+
+def _issuer_der(der: bytes) -> bytes:
+    """The encoding of the issuer name inside a certificate's DER. Only for DER that `cryptography` has parsed
+    as a certificate: it accepts strict DER alone, with nothing after it, so every length read here is in bounds.
+    Read by hand because `cryptography` gives a name only as a built `Name`."""
+    at = _content_start(der, _content_start(der, 0))  # into Certificate, then into TBSCertificate
+    if der[at] == 0xA0:  # [0] EXPLICIT version
+        at = _element_end(der, at)
+    at = _element_end(der, at)  # serialNumber
+    at = _element_end(der, at)  # signature AlgorithmIdentifier
+    return der[at : _element_end(der, at)]
+
+
+#: Issuer names already read, by their encoding: the RFC 4514 string and the key. Leaves share a few issuers,
+#: and `cryptography` builds a name as Python objects, one per attribute, before the string is made (about 20 µs of
+#: a new leaf's parse): a new leaf's issuer name is found here by its bytes instead.
+_ISSUER_NAMES: BoundedMemo[bytes, tuple[str, NameKey]] = BoundedMemo(CACHE_SIZE)
+
+
+def _issuer_name(cert: x509.Certificate, der: bytes) -> tuple[str, NameKey]:
+    """The issuer's RFC 4514 string and key, built once per distinct issuer name."""
+    encoded = _issuer_der(der)
+    found = _ISSUER_NAMES.get(encoded, None)
+    if found is None:
+        issuer = cert.issuer
+        found = _ISSUER_NAMES.put(encoded, (issuer.rfc4514_string(), name_key(issuer)))
+    return found
+
+
 def _public_key(cert: x509.Certificate) -> CertificatePublicKeyTypes | None:
     try:
         return cert.public_key()
@@ -174,15 +228,16 @@ def _parse(der: bytes) -> ParsedCert | str:
         cert = x509.load_der_x509_certificate(der)
         extensions = cert.extensions
         public_key = _public_key(cert)
-        subject, issuer = cert.subject, cert.issuer  # each read builds the name anew: read once
-        subject_key, issuer_key = name_key(subject), name_key(issuer)
+        subject = cert.subject  # each read builds the name anew: read once
+        subject_key = name_key(subject)
+        issuer, issuer_key = _issuer_name(cert, der)
         dns, ips = _san(extensions)
         return ParsedCert(
             cert=cert,
             position=0,
             fingerprint=fingerprint_of(der),
             subject=subject.rfc4514_string(),
-            issuer=issuer.rfc4514_string(),
+            issuer=issuer,
             serial=format(cert.serial_number, "x"),
             not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc,
@@ -191,7 +246,6 @@ def _parse(der: bytes) -> ParsedCert | str:
             self_issued=subject_key == issuer_key,
             subject_key=subject_key,
             issuer_key=issuer_key,
-            spki=spki_of(public_key) if public_key is not None else None,
             dns=dns,
             ips=ips,
             shared=_Shared.of(extensions),
@@ -252,3 +306,4 @@ def clear_cache() -> None:
     """Forget every parsed certificate (benchmarks measure the cold path with it)."""
     _parse.cache_clear()
     _decode_and_parse.cache_clear()
+    _ISSUER_NAMES.clear()

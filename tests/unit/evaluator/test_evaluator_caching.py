@@ -5,12 +5,18 @@ import threading
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.name import _ASN1Type
+from cryptography.x509.oid import NameOID
 
 from services.evaluator.domain import TrustStore, clear_caches, signature
 from services.evaluator.domain.memo import BoundedMemo
+from services.evaluator.domain.parse import ParsedCert, name_key, parse_der
 from shared.events import Observation
-from tests.support.pki import NOW, Issued, make_ca, make_leaf
+from tests.support.pki import NOW, Issued, ec_key, make_ca, make_leaf
+from tests.unit.evaluator.depth.depth_support import _element, assemble, outer_parts, tlv
 from tests.unit.evaluator.evaluator_support import judge, observation, store
 
 
@@ -121,3 +127,60 @@ def test_links_on_the_verified_path_are_not_checked_twice(
     rogue = make_ca("certmon Rogue Intermediate")
     untrusted = judge(observation(make_leaf(rogue, ["localhost"], cn="rogue leaf"), rogue), trust)
     assert not untrusted.chain.trusted and checked == ["O=certmon tests,CN=rogue leaf"]
+
+
+def _issued_under(issuer: x509.Name) -> bytes:
+    key = ec_key()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leaf.example")]))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("leaf.example")]), critical=False)
+        .sign(key, hashes.SHA256())
+        .public_bytes(Encoding.DER)
+    )
+
+
+def _version_1(der: bytes) -> bytes:
+    """The same certificate as version 1: no version field, no extensions (parsing does not check the
+    signature, which no longer matches)."""
+    tbs, algorithm = outer_parts(der)
+    at, _ = _element(tbs, 0)
+    kept = b""
+    while at < len(tbs):
+        _, end = _element(tbs, at)
+        if tbs[at] not in (0xA0, 0xA3):  # [0] version, [3] extensions
+            kept += tbs[at:end]
+        at = end
+    return assemble(tlv(0x30, kept), algorithm, b"\x00" * 70)
+
+
+def test_an_issuer_name_found_by_its_encoding_is_the_one_cryptography_builds() -> None:
+    """The issuer's string and key are memoised by the name's bytes, cut from the certificate's DER: for short
+    and long (long-form length) names, a multi-valued RDN, escaped characters, one string in two encodings, and
+    version 1 certificates (no version field), the first and the memoised readings equal what `cryptography`
+    gives."""
+    cn, org = NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME
+    names = [
+        x509.Name([x509.NameAttribute(cn, "Short CA")]),
+        x509.Name([x509.NameAttribute(cn, "Other CA")]),  # as long: only the bytes tell them apart
+        x509.Name([x509.NameAttribute(org, "o" * 150), x509.NameAttribute(cn, "Long CA")]),
+        x509.Name([x509.RelativeDistinguishedName([x509.NameAttribute(cn, "Multi"), x509.NameAttribute(org, "V")])]),
+        x509.Name([x509.NameAttribute(cn, "a,b+c=d \\ e")]),
+        x509.Name([x509.NameAttribute(cn, "Same", _ASN1Type.PrintableString)]),
+        x509.Name([x509.NameAttribute(cn, "Same", _ASN1Type.UTF8String)]),
+    ]
+    clear_caches()
+    for _ in range(2):  # new certificates each round: names built first, then found by their encoding
+        issued = [_issued_under(name) for name in names]
+        issued += [_version_1(der) for der in issued]
+        assert x509.load_der_x509_certificate(issued[-1]).version == x509.Version.v1
+        for der in issued:
+            parsed = parse_der(der, 0)
+            cert = x509.load_der_x509_certificate(der)
+            assert isinstance(parsed, ParsedCert)
+            assert (parsed.issuer, parsed.issuer_key) == (cert.issuer.rfc4514_string(), name_key(cert.issuer))
