@@ -33,7 +33,7 @@ from services.evaluator.domain.completion import CandidateIntermediate, complete
 from services.evaluator.domain.memo import BoundedMemo, Identity
 from services.evaluator.domain.parse import NameKey, ParsedCert, fingerprint_of, name_key
 from services.evaluator.domain.signature import link_verifies, links_verified, unsupported_algorithm, weak_hash
-from services.evaluator.domain.trust import TrustStore
+from services.evaluator.domain.trust import Anchor, TrustStore
 from shared.events.evaluation import ChainInfo, Finding, PresentedCertificate
 
 #: Longest presented path we walk; real chains have 2 to 4 certificates.
@@ -94,7 +94,8 @@ def _is_anchor(cert: ParsedCert, trust: TrustStore) -> bool:
     """This certificate, or one with its subject and key, is in the store."""
     if trust.contains(cert.fingerprint):
         return True
-    return cert.spki is not None and any(anchor.spki == cert.spki for anchor in trust.anchors_named(cert.subject_key))
+    anchors = trust.anchors_named(cert.subject_key)  # read first: most certificates have no anchor's name
+    return bool(anchors) and cert.spki is not None and any(anchor.spki == cert.spki for anchor in anchors)
 
 
 def _walk(unique: list[ParsedCert], trust: TrustStore) -> _Walk:
@@ -319,19 +320,17 @@ def _verified_links(
 ) -> list[tuple[str, bytes]]:
     """(child fingerprint, issuer SPKI) of each link of the verified path whose ends are presented certificates
     or anchors (the verifier hands back the objects it was given, so they are found by identity)."""
-    presented = {id(c.cert): (c.fingerprint, c.spki) for c in unique}
+    presented = {id(c.cert): c for c in unique}
 
-    def end(cert: x509.Certificate) -> tuple[str, bytes | None] | None:
-        found = presented.get(id(cert))
-        if found is None and (anchor := trust.anchor(cert)) is not None:
-            found = (anchor.fingerprint, anchor.spki)
-        return found
+    def end(cert: x509.Certificate) -> ParsedCert | Anchor | None:
+        return presented.get(id(cert)) or trust.anchor(cert)
 
-    return [
-        (child[0], issuer[1])
-        for child, issuer in itertools.pairwise(map(end, path))
-        if child is not None and issuer is not None and issuer[1] is not None
-    ]
+    links: list[tuple[str, bytes]] = []
+    for child, issuer in itertools.pairwise(map(end, path)):
+        spki = issuer.spki if issuer is not None else None  # an issuer's only: a leaf's key is seldom encoded
+        if child is not None and spki is not None:
+            links.append((child.fingerprint, spki))
+    return links
 
 
 def _subject_key(cert: x509.Certificate, trust: TrustStore) -> NameKey:
