@@ -25,14 +25,25 @@ def _run(args: list[str]) -> tuple[subprocess.CompletedProcess[bytes], float]:
     return done, time.perf_counter() - started
 
 
+def certmon_command(directory: Path, ca_file: Path) -> list[str]:
+    """The user's bulk check of `directory`, as arguments to the Python interpreter."""
+    return ["-m", "services.cli", "check", "--json", "--ca-file", str(ca_file), "--file", str(directory)]
+
+
+def bare_command(directory: Path, ca_file: Path) -> list[str]:
+    """The bare loop over the same files, as arguments to the Python interpreter."""
+    return ["-m", "benchmarks.evaluate.bare_files", str(ca_file), str(directory)]
+
+
 def _certmon(directory: Path, ca_file: Path, files: int) -> float:
     """The whole `certmon check` process, its JSON written to a file (as `> out.json` would): read through a
     pipe by this process, the 35 MB would cost this process's time on the same pinned core."""
     output = directory.parent / "certmon-output.json"
-    args = ["-m", "services.cli", "check", "--json", "--ca-file", str(ca_file), "--file", str(directory)]
     with output.open("wb") as out:
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, *args], stdout=out, stderr=subprocess.PIPE, check=False)
+        done = subprocess.run(
+            [sys.executable, *certmon_command(directory, ca_file)], stdout=out, stderr=subprocess.PIPE, check=False
+        )
         elapsed = time.perf_counter() - started
     try:
         judged = len(json.loads(output.read_bytes()))
@@ -46,7 +57,7 @@ def _certmon(directory: Path, ca_file: Path, files: int) -> float:
 
 
 def _bare(directory: Path, ca_file: Path, files: int) -> tuple[float, float]:
-    done, elapsed = _run(["-m", "benchmarks.evaluate.bare_files", str(ca_file), str(directory)])
+    done, elapsed = _run(bare_command(directory, ca_file))
     if done.returncode != 0:
         raise RuntimeError(f"bare run failed: {done.stderr.decode()[-2000:]}")
     figures = json.loads(done.stdout)
@@ -55,7 +66,7 @@ def _bare(directory: Path, ca_file: Path, files: int) -> tuple[float, float]:
     return float(figures["seconds"]), elapsed
 
 
-def _byte_compile() -> None:
+def byte_compile() -> None:
     """Compile certmon's modules as an installed package has them (pip and the image byte-compile at install).
     A checkout run with PYTHONDONTWRITEBYTECODE set, as this machine has it, would otherwise compile some 60
     modules from source at every start: 50 ms that no installed certmon spends."""
@@ -75,7 +86,7 @@ def _warm(files: list[Path]) -> None:
 def measure_bulk(files: list[Path], ca_file: Path, *, rounds: int = 3, label: str = "") -> list[BulkRound]:
     """Print and return `rounds` alternating (certmon, bare) measurements over the files' directory."""
     directory = files[0].parent
-    _byte_compile()
+    byte_compile()
     results: list[BulkRound] = []
     for _ in range(rounds):
         _warm(files)
