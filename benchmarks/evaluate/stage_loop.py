@@ -1,0 +1,79 @@
+"""`python -m benchmarks.evaluate.stage_loop STAGE CA_FILE DIR`: the bulk check's per-file work done up to one
+stage, in process, for `instructions.py --stages` to count: the difference between two stages is what the
+later one adds. Each stage does everything the one before it does, as the bulk check does it (every leaf new).
+"""
+
+import datetime as dt
+import gc
+import io
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from services.check_output import JsonWriter
+from services.evaluator.adapters.trust import load_trust_store
+from services.evaluator.application import evaluate_observation
+from services.evaluator.completion import IntermediateFinder
+from services.evaluator.domain import evaluate
+from services.evaluator.domain.chain import analyse_chain, verify_path
+from services.evaluator.domain.parse import parse_chain, parse_leaf
+from services.scanner.adapters.file_source import expand_file_targets, observe_file
+from shared.config import Policy, load_app_config
+from shared.events import Observation, Target
+from shared.logging import configure_logging
+from shared.settings import Settings
+
+#: Stage name → what it adds, in order.
+STAGES = (
+    ("observe", "read the file, find its PEM blocks, build the observation"),
+    ("parse leaf", "parse the new leaf (names, extensions, key, fingerprint)"),
+    ("verify", "the verifier, as the bare loop runs it (intermediates parsed once, then found by content)"),
+    ("chain verdict", "the walk, the chain findings and the `chain` section"),
+    ("evaluate", "the leaf's facts, expiry, grade, policy, the evaluation model"),
+    ("application", "the config's answer for the target, the intermediates finder"),
+    ("json", "the JSON of the evaluation"),
+)
+
+
+def main() -> None:
+    """Run every file of DIR through the stages up to STAGE (an index into `STAGES`)."""
+    stage, ca_file, directory = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    configure_logging("warning", "json")
+    config = load_app_config(Settings(), None)
+    trust = load_trust_store([ca_file], replace_default=False)
+    finder = IntermediateFinder()
+    writer = JsonWriter(io.BytesIO())
+    now = dt.datetime.now(dt.UTC)
+    policy = Policy()
+
+    def verify(observation: Observation) -> None:
+        certs, _ = parse_chain(observation.chain)
+        verify_path(certs[0], [c.cert for c in certs[1:]], now=now, trust=trust)
+
+    def chain_verdict(observation: Observation) -> None:
+        analyse_chain(parse_chain(observation.chain)[0], now=now, trust=trust)
+
+    def application(observation: Observation) -> None:
+        evaluate_observation(observation, config=config, trust=trust, now=now, finder=finder)
+
+    def json(observation: Observation) -> None:
+        writer.write(evaluate_observation(observation, config=config, trust=trust, now=now, finder=finder))
+
+    steps: list[Callable[[Observation], object]] = [
+        lambda observation: None,
+        lambda observation: parse_leaf(observation.chain[0]),
+        verify,
+        chain_verdict,
+        lambda observation: evaluate(observation, now=now, policy=policy, trust=trust),
+        application,
+        json,
+    ]
+    step = steps[stage]
+    gc.disable()  # as `certmon check` runs
+    for target in expand_file_targets(Target(file=str(directory))):
+        step(observe_file(target, now=now))
+    gc.freeze()  # as `certmon check` exits: no last collection over what the caches hold
+
+
+if __name__ == "__main__":
+    main()
