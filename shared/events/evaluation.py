@@ -15,6 +15,7 @@ from shared.events.target import TargetRef
 Severity = Literal["critical", "warning", "info", "notice"]
 Level = Literal["critical", "warning", "info", "ok"]
 Trigger = Literal["expiry", "security", "chain", "validity", "reachability"]
+KeyType = Literal["RSA", "EC", "Ed25519", "Ed448", "DSA", "unknown"]
 Grade = Literal["A+", "A", "A-", "B", "C", "D", "E", "F"]
 
 #: Order used to pick "the worst" of several levels (and the `certmon check` exit code).
@@ -25,7 +26,7 @@ SEVERITY_ORDER: dict[str, int] = {"notice": 0, "info": 1, "warning": 2, "critica
 class KeyInfo(Frozen):
     """The leaf's public key."""
 
-    type: Literal["RSA", "EC", "Ed25519", "Ed448", "DSA", "unknown"]
+    type: KeyType
     bits: int | None = None
     curve: str | None = None
 

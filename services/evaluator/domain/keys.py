@@ -1,10 +1,12 @@
 """The leaf's public key: what it is, and `key.weak` when it is too small (the verifier only checks issuer keys)."""
 
+import functools
+
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 from services.evaluator.domain.codes import finding
 from services.evaluator.domain.parse import ParsedCert
-from shared.events.evaluation import Finding, KeyInfo
+from shared.events.evaluation import Finding, KeyInfo, KeyType
 
 MIN_RSA_BITS = 2048
 MIN_EC_BITS = 256
@@ -14,16 +16,22 @@ def key_info(leaf: ParsedCert) -> KeyInfo:
     """Type, size and curve of the leaf's key (`unknown` when the algorithm is not one we read)."""
     key = leaf.public_key
     if isinstance(key, rsa.RSAPublicKey):
-        return KeyInfo(type="RSA", bits=key.key_size)
+        return _key_info("RSA", key.key_size)
     if isinstance(key, ec.EllipticCurvePublicKey):
-        return KeyInfo(type="EC", bits=key.curve.key_size, curve=key.curve.name)
+        return _key_info("EC", key.curve.key_size, key.curve.name)
     if isinstance(key, ed25519.Ed25519PublicKey):
-        return KeyInfo(type="Ed25519", bits=256, curve="ed25519")
+        return _key_info("Ed25519", 256, "ed25519")
     if isinstance(key, ed448.Ed448PublicKey):
-        return KeyInfo(type="Ed448", bits=456, curve="ed448")
+        return _key_info("Ed448", 456, "ed448")
     if isinstance(key, dsa.DSAPublicKey):
-        return KeyInfo(type="DSA", bits=key.key_size)
-    return KeyInfo(type="unknown")
+        return _key_info("DSA", key.key_size)
+    return _key_info("unknown")
+
+
+@functools.lru_cache(maxsize=256)
+def _key_info(kind: KeyType, bits: int | None = None, curve: str | None = None) -> KeyInfo:
+    """One frozen `KeyInfo` per kind, size and curve (an estate has a handful), shared by the leaves that have it."""
+    return KeyInfo(type=kind, bits=bits, curve=curve)
 
 
 def rsa_exponent(leaf: ParsedCert) -> int | None:

@@ -1,5 +1,6 @@
 """Severity policy and the alarm level: what the findings mean once the configured policy is applied."""
 
+import functools
 from typing import cast
 
 from shared.config import Policy
@@ -26,7 +27,13 @@ def alarm_summary(findings: list[Finding]) -> AlarmSummary:
     """The most severe finding above notice gives the level (`ok` when none), with the triggers it spans."""
     raising = [f for f in findings if f.severity != "notice"]
     if not raising:
-        return AlarmSummary(level="ok")
+        return _summary("ok", ())
     worst = max(raising, key=lambda f: SEVERITY_ORDER[f.severity])
     triggers = {f.trigger for f in raising if f.trigger is not None}
-    return AlarmSummary(level=_LEVEL_OF[worst.severity], triggers=[t for t in TRIGGER_ORDER if t in triggers])
+    return _summary(_LEVEL_OF[worst.severity], tuple(t for t in TRIGGER_ORDER if t in triggers))
+
+
+@functools.lru_cache(maxsize=256)
+def _summary(level: Level, triggers: tuple[Trigger, ...]) -> AlarmSummary:
+    """One frozen summary per level and set of triggers (128 at most), shared by the evaluations that have it."""
+    return AlarmSummary(level=level, triggers=list(triggers))
