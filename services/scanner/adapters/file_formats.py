@@ -7,6 +7,7 @@ of these raises `ProbeFailure(kind="file")`.
 
 import base64
 import binascii
+import functools
 import re
 
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
@@ -34,6 +35,14 @@ def _validated_base64(text: bytes) -> bytes:
     return text
 
 
+@functools.lru_cache(maxsize=1024)
+def _chain_entry(block: bytes) -> str:
+    """A PEM block's base64 as the chain entry (it decodes to the certificate's DER): whitespace removed, checked.
+    Memoised on the block as written: the files of a directory send the same intermediates again and again, and
+    checking a block costs more than looking it up (a block that is not base64 raises each time)."""
+    return _validated_base64(block.translate(None, _WHITESPACE)).decode("ascii")
+
+
 def _marker(data: bytes, pattern: re.Pattern[bytes], prefix: bytes, position: int) -> re.Match[bytes] | None:
     """The first certificate marker at or after `position`: found by `bytes.find` (memchr), then matched,
     instead of running the pattern at every byte of the base64 body before it."""
@@ -51,9 +60,7 @@ def _pem_certificates(data: bytes, name: str) -> list[str]:
         end := _marker(data, _PEM_END, b"-----END ", begin.end())
     ) is not None:
         try:
-            # The block's base64, whitespace removed, is the chain entry: it decodes to the certificate's DER.
-            body = data[begin.end() : end.start()].translate(None, _WHITESPACE)
-            chain.append(_validated_base64(body).decode("ascii"))
+            chain.append(_chain_entry(data[begin.end() : end.start()]))
         except binascii.Error:
             raise ProbeFailure("file", f"{name}: PEM certificate #{len(chain) + 1} is not valid base64") from None
         position = end.end()

@@ -76,7 +76,20 @@ def test_pem_with_broken_base64_is_a_file_error(tmp_path: Path) -> None:
     """A CERTIFICATE block whose body is not base64 is a `file` error naming the block."""
     path = tmp_path / "broken.pem"
     path.write_bytes(b"-----BEGIN CERTIFICATE-----\nnot*base64!\n-----END CERTIFICATE-----\n")
-    assert _observe(path) == ([], "file", f"{path}: PEM certificate #1 is not valid base64")
+    for _ in range(2):  # blocks are memoised: a refused one is refused again
+        assert _observe(path) == ([], "file", f"{path}: PEM certificate #1 is not valid base64")
+
+
+def test_one_certificate_wrapped_differently_is_one_chain_entry(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
+    """The chain entry is the block's base64 without whitespace, however the file wraps it, read again or not."""
+    body = base64.b64encode(chain[0].der).decode()
+    entries = []
+    for width, newline in ((64, "\n"), (76, "\n"), (64, "\r\n"), (64, "\n")):
+        lines = newline.join(body[i : i + width] for i in range(0, len(body), width))
+        path = tmp_path / f"leaf-{len(entries)}.pem"
+        path.write_text(f"-----BEGIN CERTIFICATE-----{newline}{lines}{newline}-----END CERTIFICATE-----{newline}")
+        entries.append(_observe(path)[0])
+    assert entries == [[body]] * 4
 
 
 def test_malformed_certificate_in_valid_pem_is_passed_on(tmp_path: Path) -> None:
