@@ -75,7 +75,8 @@ class IntermediateFinder:
         # so learning and finding no gap cost a few lookups (fingerprinting each intermediate anew cost more).
         certs = cast("list[ParsedCert]", parsed)
         for cert in certs[1:]:
-            self.known.learn(cert.cert, fingerprint=bytes.fromhex(cert.fingerprint))
+            if not cert.self_issued:  # a root sent along is never an intermediate: not checked again for every chain
+                self.known.learn(cert.cert, fingerprint=bytes.fromhex(cert.fingerprint))
         if not certs or gap_in(certs, trust) is None:
             return ()
         return self._complete([c.cert for c in certs], trust, learned=True)
