@@ -35,12 +35,23 @@ def _validated_base64(text: bytes) -> bytes:
     return text
 
 
-@functools.lru_cache(maxsize=1024)
-def _chain_entry(block: bytes) -> str:
-    """A PEM block's base64 as the chain entry (it decodes to the certificate's DER): whitespace removed, checked.
-    Memoised on the block as written: the files of a directory send the same intermediates again and again, and
-    checking a block costs more than looking it up (a block that is not base64 raises each time)."""
+#: PEM blocks up to this size are memoised (a real certificate is 1-3 KiB of base64), so the memo holds a few MB
+#: at most whatever the files hold; a larger block is checked each time it is read.
+_MEMOISED_BLOCK_BYTES = 16 * 1024
+
+
+def _entry(block: bytes) -> str:
+    """A PEM block's base64 as the chain entry (it decodes to the certificate's DER): whitespace removed, checked."""
     return _validated_base64(block.translate(None, _WHITESPACE)).decode("ascii")
+
+
+#: `_entry` memoised on the block as written: the files of a directory send the same intermediates again and
+#: again, and checking a block costs more than looking it up (a block that is not base64 raises each time).
+_memoised_entry = functools.lru_cache(maxsize=1024)(_entry)
+
+
+def _chain_entry(block: bytes) -> str:
+    return _memoised_entry(block) if len(block) <= _MEMOISED_BLOCK_BYTES else _entry(block)
 
 
 def _marker(data: bytes, pattern: re.Pattern[bytes], prefix: bytes, position: int) -> re.Match[bytes] | None:

@@ -7,6 +7,7 @@ import os
 import threading
 from pathlib import Path
 
+from services.scanner.adapters import file_formats
 from services.scanner.adapters.file_source import observe_file
 from services.scanner.domain import DEFAULT_LIMITS, ProbeLimits
 from shared.events import Target
@@ -83,7 +84,7 @@ def test_pem_with_broken_base64_is_a_file_error(tmp_path: Path) -> None:
 def test_one_certificate_wrapped_differently_is_one_chain_entry(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
     """The chain entry is the block's base64 without whitespace, however the file wraps it, read again or not."""
     body = base64.b64encode(chain[0].der).decode()
-    entries = []
+    entries: list[list[str]] = []
     for width, newline in ((64, "\n"), (76, "\n"), (64, "\r\n"), (64, "\n")):
         lines = newline.join(body[i : i + width] for i in range(0, len(body), width))
         path = tmp_path / f"leaf-{len(entries)}.pem"
@@ -148,3 +149,13 @@ def test_a_pipe_is_read_to_its_end(tmp_path: Path, chain: tuple[Issued, Issued])
             assert _observe(pipe, limits) == expected
         finally:
             feeder.join(timeout=10)
+
+
+def test_a_large_pem_block_is_read_but_not_memoised(tmp_path: Path) -> None:
+    """The PEM block memo keeps only certificate-sized blocks: a directory of megabyte blocks cannot fill it."""
+    body = base64.b64encode(os.urandom(48 * 1024)).decode()  # 64 KiB of base64, within the file size limit
+    path = tmp_path / "large.pem"
+    path.write_text(f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")
+    kept = file_formats._memoised_entry.cache_info().currsize
+    assert _observe(path) == ([body], None, None)  # passed on: the evaluator says it is too large
+    assert file_formats._memoised_entry.cache_info().currsize == kept
