@@ -189,9 +189,12 @@ def _issuer_der(der: bytes) -> bytes:
 
 
 #: Issuer names already read, by their encoding: the RFC 4514 string and the key. Leaves share a few issuers,
-#: and `cryptography` builds a name as Python objects, one per attribute, before the string is made (about 20 µs of
-#: a new leaf's parse): a new leaf's issuer name is found here by its bytes instead.
+#: and `cryptography` builds a name as Python objects, one per attribute, before the string is made (about 20 µs
+#: of a new leaf's parse): a new leaf's issuer name is found here by its bytes instead.
 _ISSUER_NAMES: BoundedMemo[bytes, tuple[str, NameKey]] = BoundedMemo(CACHE_SIZE)
+#: Names up to this size are memoised (real ones are 50-300 bytes), so the memo stays a few MB whatever names
+#: certificates carry; a larger one is built each time.
+_MEMOISED_NAME_BYTES = 1024
 
 
 def _issuer_name(cert: x509.Certificate, der: bytes) -> tuple[str, NameKey]:
@@ -200,7 +203,9 @@ def _issuer_name(cert: x509.Certificate, der: bytes) -> tuple[str, NameKey]:
     found = _ISSUER_NAMES.get(encoded, None)
     if found is None:
         issuer = cert.issuer
-        found = _ISSUER_NAMES.put(encoded, (issuer.rfc4514_string(), name_key(issuer)))
+        found = (issuer.rfc4514_string(), name_key(issuer))
+        if len(encoded) <= _MEMOISED_NAME_BYTES:
+            _ISSUER_NAMES.put(encoded, found)
     return found
 
 

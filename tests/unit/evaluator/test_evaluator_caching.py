@@ -161,14 +161,15 @@ def _version_1(der: bytes) -> bytes:
 
 def test_an_issuer_name_found_by_its_encoding_is_the_one_cryptography_builds() -> None:
     """The issuer's string and key are memoised by the name's bytes, cut from the certificate's DER: for short
-    and long (long-form length) names, a multi-valued RDN, escaped characters, one string in two encodings, and
-    version 1 certificates (no version field), the first and the memoised readings equal what `cryptography`
-    gives."""
+    and long (long-form length) names, a name too large to be kept, a multi-valued RDN, escaped characters, one
+    string in two encodings, and version 1 certificates (no version field), the first and the memoised readings
+    equal what `cryptography` gives."""
     cn, org = NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME
     names = [
         x509.Name([x509.NameAttribute(cn, "Short CA")]),
         x509.Name([x509.NameAttribute(cn, "Other CA")]),  # as long: only the bytes tell them apart
         x509.Name([x509.NameAttribute(org, "o" * 150), x509.NameAttribute(cn, "Long CA")]),
+        x509.Name([x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "u" * 60) for _ in range(20)]),  # not kept
         x509.Name([x509.RelativeDistinguishedName([x509.NameAttribute(cn, "Multi"), x509.NameAttribute(org, "V")])]),
         x509.Name([x509.NameAttribute(cn, "a,b+c=d \\ e")]),
         x509.Name([x509.NameAttribute(cn, "Same", _ASN1Type.PrintableString)]),
