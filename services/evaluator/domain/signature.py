@@ -4,7 +4,6 @@ Link checks are done here with the issuer's public key (RSA PKCS#1 v1.5 and PSS,
 because the path builder only says that some path failed, not which link is broken.
 """
 
-from collections.abc import Iterable
 from typing import cast
 
 from cryptography import x509
@@ -185,14 +184,6 @@ def link_verifies(child: ParsedCert, issuer_key: CertificatePublicKeyTypes | Non
     if found is not _UNSET:
         return cast("bool | None", found)
     return _LINKS.put(key, _signature_verifies(child.cert, issuer_key))
-
-
-def links_verified(links: Iterable[tuple[str, bytes]]) -> None:
-    """Remember these (child fingerprint, issuer SPKI) links as verifying, as `link_verifies` would find: the
-    path verifier has just checked their signatures, and checking one again costs up to 90 us (ECDSA P-256)."""
-    for key in links:
-        if _LINKS.get(key, _UNSET) is _UNSET:
-            _LINKS.put(key, True)
 
 
 def _signature_verifies(cert: x509.Certificate, issuer_key: CertificatePublicKeyTypes) -> bool | None:
