@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.utils import CryptographyDeprecationWarning
 
 from services.evaluator.domain.memo import BoundedMemo
+from shared.der import element
 
 _E = TypeVar("_E", bound=x509.ExtensionType)
 _T = TypeVar("_T")
@@ -161,31 +162,22 @@ def _spki(cert: ParsedCert) -> bytes | None:
     return spki_of(cert.public_key) if cert.public_key is not None else None
 
 
-def _element_end(der: bytes, at: int) -> int:
-    """Where the DER element that starts at `at` ends (a one-byte tag and a definite length, as in X.509)."""
-    first = der[at + 1]
-    if first < 0x80:
-        return at + 2 + first
-    count = first & 0x7F
-    return at + 2 + count + int.from_bytes(der[at + 2 : at + 2 + count], "big")
-
-
-def _content_start(der: bytes, at: int) -> int:
-    """Where the content of the DER element that starts at `at` begins."""
-    first = der[at + 1]
-    return at + 2 + (first & 0x7F if first >= 0x80 else 0)
-
-
 def _issuer_der(der: bytes) -> bytes:
     """The encoding of the issuer name inside a certificate's DER. Only for DER that `cryptography` has parsed
-    as a certificate: it accepts strict DER alone, with nothing after it, so every length read here is in bounds.
-    Read by hand because `cryptography` gives a name only as a built `Name`."""
-    at = _content_start(der, _content_start(der, 0))  # into Certificate, then into TBSCertificate
+    as a certificate: it accepts strict DER alone, so every element read here is whole. Read from the bytes
+    because `cryptography` gives a name only as a built `Name`."""
+    at = _bounds(der, _bounds(der, 0)[0])[0]  # into Certificate, then into TBSCertificate
     if der[at] == 0xA0:  # [0] EXPLICIT version
-        at = _element_end(der, at)
-    at = _element_end(der, at)  # serialNumber
-    at = _element_end(der, at)  # signature AlgorithmIdentifier
-    return der[at : _element_end(der, at)]
+        at = _bounds(der, at)[1]
+    at = _bounds(der, _bounds(der, at)[1])[1]  # past serialNumber and the signature AlgorithmIdentifier
+    return der[at : _bounds(der, at)[1]]
+
+
+def _bounds(der: bytes, at: int) -> tuple[int, int]:
+    bounds = element(der, at)
+    if bounds is None:  # DER that `cryptography` parsed always has whole elements here
+        raise ValueError(f"no DER element at byte {at}")
+    return bounds
 
 
 #: Issuer names already read, by their encoding: the RFC 4514 string and the key. Leaves share a few issuers,

@@ -13,6 +13,7 @@ import re
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
 from services.scanner.adapters.probe_errors import ProbeFailure
+from shared.der import element
 
 # A block is a BEGIN marker, then everything up to the first END marker after it. Searched for one marker at a
 # time: one pattern `BEGIN(.*?)END` tries the END marker at every byte of the body, ten times slower.
@@ -84,19 +85,6 @@ def _base64(der: bytes) -> str:
     return base64.b64encode(der).decode("ascii")
 
 
-def _der_header(data: bytes) -> tuple[int, int] | None:
-    """(header length, total length) a DER SEQUENCE at the start of `data` declares, or None if it is not one."""
-    if len(data) < 2 or data[0] != 0x30:
-        return None
-    first = data[1]
-    if first < 0x80:
-        return 2, 2 + first
-    count = first & 0x7F
-    if count == 0 or count > 4 or len(data) < 2 + count:
-        return None
-    return 2 + count, 2 + count + int.from_bytes(data[2 : 2 + count], "big")
-
-
 def _pkcs12_certificates(data: bytes, name: str) -> list[str]:
     try:
         # No password: OpenSSL then also accepts the empty password that "export without a password" often uses.
@@ -117,9 +105,9 @@ def certificates_in(data: bytes, name: str) -> list[str]:
     in file order (for PKCS#12: its certificate first)."""
     if b"-----BEGIN" in data:
         return _pem_certificates(data, name)
-    header = _der_header(data)
-    if header is not None and header[1] == len(data):
-        if data[header[0] : header[0] + len(_PFX_VERSION)] == _PFX_VERSION:
+    sequence = element(data) if data[:1] == b"\x30" else None  # a certificate and a PFX are each a SEQUENCE
+    if sequence is not None and sequence[1] == len(data):
+        if data[sequence[0] : sequence[0] + len(_PFX_VERSION)] == _PFX_VERSION:
             return _pkcs12_certificates(data, name)
         return [_base64(data)]
     raise ProbeFailure("file", f"{name} is neither a PEM nor a DER certificate")

@@ -14,9 +14,10 @@ from cryptography.x509.oid import NameOID
 from services.evaluator.domain import TrustStore, clear_caches, signature
 from services.evaluator.domain.memo import BoundedMemo
 from services.evaluator.domain.parse import ParsedCert, name_key, parse_der
+from shared.der import element
 from shared.events import Observation
 from tests.support.pki import NOW, Issued, ec_key, make_ca, make_leaf
-from tests.unit.evaluator.depth.depth_support import _element, assemble, outer_parts, tlv
+from tests.unit.evaluator.depth.depth_support import assemble, outer_parts, tlv
 from tests.unit.evaluator.evaluator_support import judge, observation, store
 
 
@@ -145,14 +146,20 @@ def _issued_under(issuer: x509.Name) -> bytes:
     )
 
 
+def _bounds(der: bytes, at: int) -> tuple[int, int]:
+    bounds = element(der, at)
+    assert bounds is not None
+    return bounds
+
+
 def _version_1(der: bytes) -> bytes:
     """The same certificate as version 1: no version field, no extensions (parsing does not check the
     signature, which no longer matches)."""
     tbs, algorithm = outer_parts(der)
-    at, _ = _element(tbs, 0)
+    at = _bounds(tbs, 0)[0]
     kept = b""
     while at < len(tbs):
-        _, end = _element(tbs, at)
+        end = _bounds(tbs, at)[1]
         if tbs[at] not in (0xA0, 0xA3):  # [0] version, [3] extensions
             kept += tbs[at:end]
         at = end

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, ExtensionOID, NameOID
 
+from shared.der import element
 from tests.support.pki import NOW, Issued, ec_key
 
 
@@ -113,21 +114,18 @@ def _der_octet_string(body: bytes) -> bytes:
     return tlv(0x04, body)
 
 
-def _element(der: bytes, offset: int) -> tuple[int, int]:
-    """(start of the body, end of the element) of the DER element at `offset`."""
-    first = der[offset + 1]
-    if first < 0x80:
-        return offset + 2, offset + 2 + first
-    size = first & 0x7F
-    length = int.from_bytes(der[offset + 2 : offset + 2 + size], "big")
-    return offset + 2 + size, offset + 2 + size + length
+def _whole(der: bytes, at: int) -> tuple[int, int]:
+    """(content start, end) of the DER element at `at`, which the test's own DER always has."""
+    bounds = element(der, at)
+    assert bounds is not None
+    return bounds
 
 
 def outer_parts(der: bytes) -> tuple[bytes, bytes]:
     """The TBSCertificate and the signature AlgorithmIdentifier of a certificate, as DER."""
-    body, _ = _element(der, 0)
-    _, tbs_end = _element(der, body)
-    _, alg_end = _element(der, tbs_end)
+    body, _ = _whole(der, 0)
+    _, tbs_end = _whole(der, body)
+    _, alg_end = _whole(der, tbs_end)
     return der[body:tbs_end], der[tbs_end:alg_end]
 
 
