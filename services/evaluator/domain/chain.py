@@ -15,19 +15,11 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from ipaddress import ip_address
 from typing import Literal, Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.verification import (
-    Criticality,
-    ExtensionPolicy,
-    PolicyBuilder,
-    ServerVerifier,
-    VerificationError,
-)
 
 from services.evaluator.domain.codes import finding
 from services.evaluator.domain.completion import CandidateIntermediate, complete_path
@@ -35,15 +27,11 @@ from services.evaluator.domain.memo import BoundedMemo, Identity
 from services.evaluator.domain.parse import NameKey, ParsedCert, fingerprint_of, name_key
 from services.evaluator.domain.signature import link_verifies, unsupported_algorithm, weak_hash
 from services.evaluator.domain.trust import TrustStore
+from services.evaluator.domain.verifier import verify_path
 from shared.events.evaluation import ChainInfo, Finding, PresentedCertificate
 
 #: Longest presented path we walk; real chains have 2 to 4 certificates.
 MAX_PATH = 16
-
-#: The leaf's extensions are judged by `usage.py`; the verifier only has to insist on a SAN, which it needs.
-_EE_POLICY = ExtensionPolicy.permit_all().require_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
-_ANY_EE_POLICY = ExtensionPolicy.permit_all()
-_CA_POLICY = ExtensionPolicy.webpki_defaults_ca()
 
 
 @dataclass(frozen=True)
@@ -148,56 +136,6 @@ def _walk(unique: list[ParsedCert], trust: TrustStore, vouched: Vouched) -> _Wal
         anchored = anchored or _is_anchor(chosen, trust)
         current = chosen
     return _Walk(path=path, broken_links=broken, end=end, anchored=anchored)
-
-
-def _clamp(now: datetime, leaf: ParsedCert) -> datetime:
-    """A validation time inside the leaf's validity: its own dates are the expiry rule's business."""
-    return min(max(now, leaf.not_before), leaf.not_after)
-
-
-def _subjects(leaf: ParsedCert) -> tuple[x509.DNSName | x509.IPAddress, ...]:
-    """Names the leaf itself carries, usable as the verifier's subject (a wildcard gets a concrete label)."""
-    subjects: list[x509.DNSName | x509.IPAddress] = []
-    for name in leaf.dns:
-        concrete = "certmon-probe" + name[1:] if name.startswith("*.") else name
-        if concrete.isascii():  # a U-label in a SAN is itself a fault; the hostname rule reports mismatches
-            subjects.append(x509.DNSName(concrete))
-    subjects.extend(x509.IPAddress(ip_address(ip)) for ip in leaf.ips)
-    return tuple(subjects)
-
-
-def _server_verifier(builder: PolicyBuilder, subject: x509.DNSName | x509.IPAddress) -> ServerVerifier | None:
-    try:
-        return builder.build_server_verifier(subject)
-    except ValueError:  # a SAN entry the verifier cannot take as a subject; try the next one
-        return None
-
-
-def verify_path(
-    leaf: ParsedCert, intermediates: list[x509.Certificate], *, now: datetime, trust: TrustStore
-) -> tuple[list[x509.Certificate] | None, str | None]:
-    """The verified path (leaf → anchor) or None, and the verifier's reason when there is none."""
-    if trust.store is None:
-        return None, "the trust store is empty"
-    builder = PolicyBuilder().store(trust.store).time(_clamp(now, leaf))
-    error: str | None = None
-    server = builder.extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
-    for subject in leaf.derived(_subjects):
-        verifier = _server_verifier(server, subject)
-        if verifier is None:
-            continue
-        try:
-            return verifier.verify(leaf.cert, intermediates), None
-        except VerificationError as exc:
-            error = str(exc)
-            if "subjectAltName" not in error:
-                return None, error
-    # No SAN the verifier can use as a subject: check the path alone, with no leaf policy at all.
-    client = builder.extension_policies(ca_policy=_CA_POLICY, ee_policy=_ANY_EE_POLICY)
-    try:
-        return client.build_client_verifier().verify(leaf.cert, intermediates).chain, None
-    except VerificationError as exc:
-        return None, error or str(exc)
 
 
 def _explained_by_algorithm(walk: _Walk) -> bool:
@@ -365,9 +303,10 @@ def analyse_chain(
     """Judge the presented chain (`certs[0]` is the leaf) against the trust store at `now`; `extra` holds
     intermediates found elsewhere, used only to complete a chain the server sent without its intermediate.
 
-    The verifier runs every time: its answer is what depends on `now`. What follows from its answer, the
-    chain's content and the store (the walk, the findings, the chain section) is the same for the same three,
-    so it is memoised on them: an estate presents the same chains on every scan and from many endpoints."""
+    The verifier's answer is what depends on `now` (`verifier.py` asks it again only when that answer could
+    change). What follows from its answer, the chain's content and the store (the walk, the findings, the chain
+    section) is the same for the same three, so it is memoised on them: an estate presents the same chains on
+    every scan and from many endpoints."""
     unique = _dedupe(certs)
     verified, error = verify_path(unique[0], [c.cert for c in unique[1:]], now=now, trust=trust)
     if verified is None and extra:  # completion asks the verifier again, through the extra intermediates

@@ -34,6 +34,7 @@ from services.evaluator.domain.signature import (
 from services.evaluator.domain.transparency import transparency_info
 from services.evaluator.domain.trust import TrustStore
 from services.evaluator.domain.usage import check_usage
+from services.evaluator.domain.verifier import forget_answers
 from shared.config import Policy
 from shared.events.evaluation import (
     CertificateInfo,
@@ -68,10 +69,11 @@ class _LeafJudgement:
 
 
 def clear_caches() -> None:
-    """Forget every certificate parsed and every chain verdict: the next evaluation is the first of its estate
-    (the cache tests and the benchmark's cold path). Checked link signatures are kept: keyed by content, they
-    were never the first scan's cost to measure again."""
+    """Forget every certificate parsed, every verifier answer and every chain verdict: the next evaluation is the
+    first of its estate (the cache tests and the benchmark's cold path). Checked link signatures are kept: keyed
+    by content, they were never the first scan's cost to measure again."""
     clear_cache()
+    forget_answers()
     forget_verdicts()
 
 

@@ -1,7 +1,9 @@
 """The trust anchors an evaluation verifies against: a frozen holder built once by an adapter."""
 
 import hashlib
+import math
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -21,6 +23,17 @@ class Anchor:
     public_key: CertificatePublicKeyTypes | None
     spki: bytes | None
     subject_key: NameKey = ()
+
+
+def verifier_second(at: datetime) -> int:
+    """The second the verifier validates at, given `at`: it drops the fraction of a second."""
+    return math.floor(at.timestamp())
+
+
+def validity_changes(cert: x509.Certificate) -> tuple[int, int]:
+    """The seconds at which the verifier's answer to "is `cert` valid then?" changes: it becomes valid at its
+    notBefore and stops one second after its notAfter (both bounds are inclusive)."""
+    return verifier_second(cert.not_valid_before_utc), verifier_second(cert.not_valid_after_utc) + 1
 
 
 def _anchor(cert: x509.Certificate) -> Anchor:
@@ -43,6 +56,7 @@ class TrustStore:
     _by_id: dict[int, Anchor] = field(init=False, repr=False, compare=False)
     _fingerprints: frozenset[str] = field(init=False, repr=False, compare=False)
     _store: Store | None = field(init=False, repr=False, compare=False)
+    _changes: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_subject: dict[NameKey, list[Anchor]] = {}
@@ -57,11 +71,18 @@ class TrustStore:
         object.__setattr__(self, "_by_id", {id(cert): by_cert[cert] for cert in self.anchors})
         object.__setattr__(self, "_fingerprints", frozenset(a.fingerprint for a in by_cert.values()))
         object.__setattr__(self, "_store", Store(list(self.anchors)) if self.anchors else None)
+        changes = {change for cert in by_cert for change in validity_changes(cert)}
+        object.__setattr__(self, "_changes", tuple(sorted(changes)))
 
     @property
     def store(self) -> Store | None:
         """The verifier's store, or None when there are no anchors (nothing can be trusted)."""
         return self._store
+
+    @property
+    def validity_changes(self) -> tuple[int, ...]:
+        """Every second at which an anchor becomes valid or stops being valid, in order (see `validity_changes`)."""
+        return self._changes
 
     def issuers_named(self, name: x509.Name) -> tuple[x509.Certificate, ...]:
         """Anchors whose subject is `name`."""
