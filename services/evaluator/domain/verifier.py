@@ -10,9 +10,9 @@ again costs a signature check per link, up to 90 µs each.
 """
 
 import bisect
-from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import ip_address
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.x509.verification import (
@@ -24,7 +24,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from services.evaluator.domain.memo import BoundedMemo, Identity
+from services.evaluator.domain.memo import BoundedMemo
 from services.evaluator.domain.parse import ParsedCert
 from services.evaluator.domain.trust import TrustStore, validity_changes, verifier_second
 
@@ -39,17 +39,20 @@ ANSWER_CACHE_SIZE = 8192
 Answer = tuple[list[x509.Certificate] | None, str | None]
 
 
-@dataclass(frozen=True)
-class _Memoised:
-    """The verifier's answer, which holds for every validation second in [first, last]."""
+class _Memoised(NamedTuple):
+    """The verifier's answer at one validation second, and the span of seconds [first, last] it holds for: found
+    when first needed at another second (a new leaf's is never needed within a bulk check's second)."""
 
-    first: float
-    last: float
+    second: int
     path: tuple[x509.Certificate, ...] | None
     error: str | None
+    #: The store and certificates of the key, kept alive with the answer so that their ids are not reused.
+    given: tuple[object, ...]
+    span: tuple[float, float] | None = None
 
 
-_AnswerKey = tuple[Identity[TrustStore], Identity[x509.Certificate], tuple[Identity[x509.Certificate], ...]]
+#: The ids of the store, the leaf and the intermediates in order (compared in C: this is on every new leaf's path).
+_AnswerKey = tuple[int, ...]
 _ANSWERS: BoundedMemo[_AnswerKey, _Memoised] = BoundedMemo(ANSWER_CACHE_SIZE)
 
 
@@ -125,11 +128,17 @@ def verify_path(leaf: ParsedCert, intermediates: list[x509.Certificate], *, now:
     at = clamp(now, leaf)
     second = verifier_second(at)
     # Keyed by identity: parsed certificates are shared by every chain that presents them, and the verifier
-    # hands back the very objects it was given, which the key keeps alive.
-    key: _AnswerKey = (Identity(trust), Identity(leaf.cert), tuple(map(Identity, intermediates)))
+    # hands back the very objects it was given.
+    given = (trust, leaf.cert, *intermediates)
+    key: _AnswerKey = tuple(map(id, given))
     found = _ANSWERS.get(key, None)
-    if found is None or not found.first <= second <= found.last:
+    if found is not None and found.second != second:
+        span = found.span or _span(found.second, [leaf.cert, *intermediates], trust)
+        if not span[0] <= second <= span[1]:
+            found = None
+        elif found.span is None:
+            found = _ANSWERS.put(key, found._replace(span=span))
+    if found is None:
         path, error = _ask(leaf, intermediates, at, trust.store)
-        first, last = _span(second, [leaf.cert, *intermediates], trust)
-        found = _ANSWERS.put(key, _Memoised(first, last, None if path is None else tuple(path), error))
+        found = _ANSWERS.put(key, _Memoised(second, None if path is None else tuple(path), error, given))
     return (None if found.path is None else list(found.path)), found.error
