@@ -47,7 +47,7 @@ class _Memoised(NamedTuple):
     path: tuple[x509.Certificate, ...] | None
     error: str | None
     #: The store and certificates of the key, kept alive with the answer so that their ids are not reused.
-    given: tuple[object, ...]
+    given: tuple[TrustStore, tuple[x509.Certificate, ...]]
     span: tuple[float, float] | None = None
 
 
@@ -61,7 +61,7 @@ def forget_answers() -> None:
     _ANSWERS.clear()
 
 
-def clamp(now: datetime, leaf: ParsedCert) -> datetime:
+def _clamp(now: datetime, leaf: ParsedCert) -> datetime:
     """A validation time inside the leaf's validity: its own dates are the expiry rule's business."""
     return min(max(now, leaf.not_before), leaf.not_after)
 
@@ -106,7 +106,7 @@ def _ask(leaf: ParsedCert, intermediates: list[x509.Certificate], at: datetime, 
         return None, error or str(exc)
 
 
-def _span(second: int, given: list[x509.Certificate], trust: TrustStore) -> tuple[float, float]:
+def _span(second: int, given: tuple[x509.Certificate, ...], trust: TrustStore) -> tuple[float, float]:
     """The widest [first, last] around `second` in which no certificate given or in the store changes validity."""
     changes = trust.validity_changes
     at = bisect.bisect_right(changes, second)
@@ -125,20 +125,20 @@ def verify_path(leaf: ParsedCert, intermediates: list[x509.Certificate], *, now:
     """The verified path (leaf → anchor) or None, and the verifier's reason when there is none."""
     if trust.store is None:
         return None, "the trust store is empty"
-    at = clamp(now, leaf)
+    at = _clamp(now, leaf)
     second = verifier_second(at)
     # Keyed by identity: parsed certificates are shared by every chain that presents them, and the verifier
     # hands back the very objects it was given.
-    given = (trust, leaf.cert, *intermediates)
-    key: _AnswerKey = tuple(map(id, given))
+    certs = (leaf.cert, *intermediates)
+    key: _AnswerKey = (id(trust), *map(id, certs))
     found = _ANSWERS.get(key, None)
     if found is not None and found.second != second:
-        span = found.span or _span(found.second, [leaf.cert, *intermediates], trust)
+        span = found.span or _span(found.second, certs, trust)
         if not span[0] <= second <= span[1]:
             found = None
         elif found.span is None:
             found = _ANSWERS.put(key, found._replace(span=span))
     if found is None:
         path, error = _ask(leaf, intermediates, at, trust.store)
-        found = _ANSWERS.put(key, _Memoised(second, None if path is None else tuple(path), error, given))
+        found = _ANSWERS.put(key, _Memoised(second, None if path is None else tuple(path), error, (trust, certs)))
     return (None if found.path is None else list(found.path)), found.error
