@@ -1,11 +1,12 @@
 """`certmon check`: observe and evaluate targets once, print a table or JSON, exit with the Nagios code."""
 
 import argparse
+import codecs
 import dataclasses
 import gc
 import io
 import sys
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from services.check_output import JsonWriter, exit_code, render_table, worst_exit_code
 from services.checkrun import TargetSyntaxError, check_targets, parse_endpoint
@@ -18,6 +19,7 @@ from shared.events.target import Profile
 from shared.settings import Settings
 
 if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
     from rich.console import Console
 
 
@@ -27,6 +29,27 @@ def _console(*, stderr: bool = False) -> "Console":
     return Console(stderr=stderr)
 
 
+class _TextSink(io.RawIOBase):
+    """UTF-8 bytes on to a text stream with no binary layer under it: a program that embeds certmon may set
+    `sys.stdout` to a `StringIO` or a notebook's stream."""
+
+    def __init__(self, text: TextIO) -> None:
+        super().__init__()
+        self._text = text
+        self._decoder = codecs.getincrementaldecoder("utf-8")()  # a character may straddle two writes
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: "ReadableBuffer") -> int:
+        chunk = memoryview(data).tobytes()
+        self._text.write(self._decoder.decode(chunk))
+        return len(chunk)
+
+    def flush(self) -> None:
+        self._text.flush()
+
+
 def _bulk_stdout() -> BinaryIO:
     """Standard output with a 1 MiB buffer (not closed with it): a bulk check prints megabytes, and 8 KiB writes
     into a pipe wake its reader thousands of times."""
@@ -34,7 +57,8 @@ def _bulk_stdout() -> BinaryIO:
     try:
         return open(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False)
     except (OSError, ValueError, io.UnsupportedOperation):  # a stdout without a descriptor (embedded, captured)
-        return sys.stdout.buffer
+        binary = getattr(sys.stdout, "buffer", None)
+        return binary if binary is not None else io.BufferedWriter(_TextSink(sys.stdout), buffer_size=1 << 20)
 
 
 async def check(args: argparse.Namespace, settings: Settings) -> int:

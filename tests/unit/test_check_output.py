@@ -2,11 +2,13 @@
 
 import io
 import json
+import sys
 
 import pytest
 from pydantic import TypeAdapter
 
 from services.check_output import JsonWriter, worst_exit_code
+from services.commands.check import _bulk_stdout
 from services.exit_codes import EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN, EXIT_WARNING
 from shared.events import Evaluation
 from tests.support.pki import make_ca, make_leaf
@@ -64,3 +66,20 @@ def test_the_worst_exit_code_wins_and_none_is_unknown() -> None:
     assert worst_exit_code({EXIT_CRITICAL, EXIT_OK}) == EXIT_CRITICAL
     assert worst_exit_code([EXIT_OK, EXIT_UNKNOWN]) == EXIT_UNKNOWN
     assert worst_exit_code([]) == EXIT_UNKNOWN
+
+
+def test_json_goes_to_a_text_only_stdout(evaluations: list[Evaluation], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A program that embeds certmon may set `sys.stdout` to a `StringIO`, with no descriptor and no binary layer:
+    the JSON reaches it as text, whole, even where a character straddles two writes."""
+    text = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", text)
+    out = _bulk_stdout()
+    writer = JsonWriter(out)
+    for evaluation in evaluations:
+        writer.write(evaluation)
+    writer.close()
+    assert text.getvalue().encode() == _written(evaluations)
+    out.write("é".encode()[:1])
+    out.write("é".encode()[1:])
+    out.flush()
+    assert text.getvalue().endswith("é")
