@@ -49,7 +49,7 @@ def main() -> None:
 
     def verify(observation: Observation) -> None:
         certs, _ = parse_chain(observation.chain)
-        verify_path(certs[0], [c.cert for c in certs[1:]], now=now, trust=trust)
+        verify_path(certs[0], [c.cert for c in certs[1:]], now=now, trust=trust, chain_bytes=sum(c.size for c in certs))
 
     def chain_verdict(observation: Observation) -> None:
         analyse_chain(parse_chain(observation.chain)[0], now=now, trust=trust)

@@ -27,7 +27,7 @@ from services.evaluator.domain.memo import BoundedMemo, Identity
 from services.evaluator.domain.parse import NameKey, ParsedCert, fingerprint_of, name_key
 from services.evaluator.domain.signature import link_verifies, unsupported_algorithm, weak_hash
 from services.evaluator.domain.trust import TrustStore
-from services.evaluator.domain.verifier import verify_path
+from services.evaluator.domain.verifier import MEMOISED_CHAIN_BYTES, verify_path
 from shared.events.evaluation import ChainInfo, Finding, PresentedCertificate
 
 #: Longest presented path we walk; real chains have 2 to 4 certificates.
@@ -250,7 +250,7 @@ def _try_completion(
     if not added:
         return None
     pool = [c.cert for c in unique[1:]] + [c.cert for c in added]
-    verified, _ = verify_path(unique[0], pool, now=now, trust=trust)
+    verified, _ = verify_path(unique[0], pool, now=now, trust=trust, chain_bytes=None)  # rare: not kept
     return (verified, added) if verified is not None else None
 
 
@@ -308,8 +308,13 @@ def analyse_chain(
     section) is the same for the same three, so it is memoised on them: an estate presents the same chains on
     every scan and from many endpoints."""
     unique = _dedupe(certs)
-    verified, error = verify_path(unique[0], [c.cert for c in unique[1:]], now=now, trust=trust)
-    if verified is None and extra:  # completion asks the verifier again, through the extra intermediates
+    chain_bytes = sum(c.size for c in unique)
+    verified, error = verify_path(
+        unique[0], [c.cert for c in unique[1:]], now=now, trust=trust, chain_bytes=chain_bytes
+    )
+    # Completion asks the verifier again, through the extra intermediates; a chain too large to keep (the key
+    # keeps the verified path alive) is judged afresh each time.
+    if (verified is None and extra) or chain_bytes > MEMOISED_CHAIN_BYTES:
         return _verdict(certs, unique, verified, error, now=now, trust=trust, extra=extra)
     # The verifier hands back the objects it was given (presented certificates, anchors), kept alive by the key.
     key: _VerdictKey = (

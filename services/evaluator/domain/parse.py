@@ -3,12 +3,12 @@
 `cryptography` parses some fields lazily, so everything the rules read is touched here once: a certificate that
 gets past `parse_der` will not raise later when a rule reads its names, validity or extensions.
 
-Parsing is memoised by content in a bounded LRU: an estate re-evaluated every scan presents the same leaves and,
-above all, the same few intermediates again and again, and parsing (names as RFC 4514 strings, extensions, the
-key) costs more than verifying the path. What is cached is immutable; only the position in the chain is not,
-and it lives on the `ParsedCert` made fresh for each chain. Facts the rules derive from the certificate alone
-(its `CertificateInfo`, its usage findings...) are memoised with it (`ParsedCert.derived`), so they live and are
-evicted with the parsed certificate: the LRU bounds them too.
+Parsing is memoised by content in a bounded LRU, for certificates up to 16 KiB: an estate re-evaluated every
+scan presents the same leaves and, above all, the same few intermediates again and again, and parsing (names as
+RFC 4514 strings, extensions, the key) costs more than verifying the path. What is cached is immutable; only the
+position in the chain is not, and it lives on the `ParsedCert` made fresh for each chain. Facts the rules derive
+from the certificate alone (its `CertificateInfo`, its usage findings...) are memoised with it
+(`ParsedCert.derived`), so they live and are evicted with the parsed certificate: the LRU bounds them too.
 """
 
 import base64
@@ -39,6 +39,10 @@ NameKey = tuple[frozenset[tuple[str, str | bytes]], ...]
 
 #: Distinct certificates kept parsed: a large estate's leaves plus every intermediate, a few MB at most.
 CACHE_SIZE = 8192
+#: Certificates up to this size are kept parsed (real ones are 1 to 3 KiB, 10 with a very long SAN list), so the
+#: memo holds at most 128 MB of DER whatever an estate presents; a larger one is parsed each time it is met.
+MEMOISED_CERTIFICATE_BYTES = 16 * 1024
+_MEMOISED_BASE64 = (MEMOISED_CERTIFICATE_BYTES + 2) // 3 * 4
 
 #: What `cryptography` raises for a certificate it cannot read. Its warnings (the deprecation warning for a
 #: non-positive serial, a `UserWarning` for a name attribute of the wrong length, such as a 13-character
@@ -98,6 +102,7 @@ class ParsedCert:
     issuer_key: NameKey = ()
     dns: tuple[str, ...] = ()
     ips: tuple[str, ...] = ()
+    size: int = 0  # of its DER encoding
     shared: _Shared | None = field(default=None, repr=False)
 
     def extension(self, kind: type[_E]) -> _E | None:
@@ -218,9 +223,12 @@ def _san(extensions: x509.Extensions) -> tuple[tuple[str, ...], tuple[str, ...]]
     return dns, tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
 
 
-@functools.lru_cache(maxsize=CACHE_SIZE)
 def _parse(der: bytes) -> ParsedCert | str:
-    """The certificate at position 0, or why it does not parse; memoised by content."""
+    """The certificate at position 0, or why it does not parse; memoised by content up to a size."""
+    return _parse_kept(der) if len(der) <= MEMOISED_CERTIFICATE_BYTES else _parse_certificate(der)
+
+
+def _parse_certificate(der: bytes) -> ParsedCert | str:
     try:
         cert = x509.load_der_x509_certificate(der)
         extensions = cert.extensions
@@ -245,20 +253,30 @@ def _parse(der: bytes) -> ParsedCert | str:
             issuer_key=issuer_key,
             dns=dns,
             ips=ips,
+            size=len(der),
             shared=_Shared.of(extensions),
         )
     except _PARSE_ERRORS as exc:
         return f"{type(exc).__name__}: {exc}"
 
 
-@functools.lru_cache(maxsize=CACHE_SIZE)
+_parse_kept = functools.lru_cache(maxsize=CACHE_SIZE)(_parse_certificate)
+
+
 def _decode_and_parse(text: str) -> ParsedCert | str:
     """`_parse` keyed by the base64 text itself, which spares decoding a certificate seen before."""
+    return _decode_kept(text) if len(text) <= _MEMOISED_BASE64 else _decode_text(text)
+
+
+def _decode_text(text: str) -> ParsedCert | str:
     try:
         der = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         return f"not base64: {exc}"
     return _parse(der)
+
+
+_decode_kept = functools.lru_cache(maxsize=CACHE_SIZE)(_decode_text)
 
 
 def _at(result: ParsedCert | str, position: int) -> ParsedCert | Malformed:
@@ -301,6 +319,6 @@ def parse_chain(chain: list[str]) -> tuple[list[ParsedCert], list[Malformed]]:
 
 def clear_cache() -> None:
     """Forget every parsed certificate (benchmarks measure the cold path with it)."""
-    _parse.cache_clear()
-    _decode_and_parse.cache_clear()
+    _parse_kept.cache_clear()
+    _decode_kept.cache_clear()
     _ISSUER_NAMES.clear()

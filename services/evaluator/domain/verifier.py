@@ -35,6 +35,9 @@ _CA_POLICY = ExtensionPolicy.webpki_defaults_ca()
 
 #: Answers kept: about one per distinct presented chain and trust store of an estate.
 ANSWER_CACHE_SIZE = 8192
+#: An answer is kept only for certificates of this size in all (real chains: 3 to 10 KiB), as it keeps them
+#: alive: at most 128 MB of DER, whatever an estate presents.
+MEMOISED_CHAIN_BYTES = 16 * 1024
 
 Answer = tuple[list[x509.Certificate] | None, str | None]
 
@@ -121,11 +124,21 @@ def _span(second: int, given: tuple[x509.Certificate, ...], trust: TrustStore) -
     return first, after - 1
 
 
-def verify_path(leaf: ParsedCert, intermediates: list[x509.Certificate], *, now: datetime, trust: TrustStore) -> Answer:
-    """The verified path (leaf → anchor) or None, and the verifier's reason when there is none."""
+def verify_path(
+    leaf: ParsedCert,
+    intermediates: list[x509.Certificate],
+    *,
+    now: datetime,
+    trust: TrustStore,
+    chain_bytes: int | None,
+) -> Answer:
+    """The verified path (leaf → anchor) or None, and the verifier's reason when there is none. `chain_bytes` is
+    the size of the certificates given (their DER), which decides whether the answer is kept; None when unknown."""
     if trust.store is None:
         return None, "the trust store is empty"
     at = _clamp(now, leaf)
+    if chain_bytes is None or chain_bytes > MEMOISED_CHAIN_BYTES:
+        return _ask(leaf, intermediates, at, trust.store)
     second = verifier_second(at)
     # Keyed by identity: parsed certificates are shared by every chain that presents them, and the verifier
     # hands back the very objects it was given.

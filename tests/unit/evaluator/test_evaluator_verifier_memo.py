@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from cryptography import x509
 
-from services.evaluator.domain import TrustStore, verifier
+from services.evaluator.domain import TrustStore, chain, verifier
 from services.evaluator.domain.parse import ParsedCert, parse_der
 from services.evaluator.domain.trust import validity_changes, verifier_second
 from tests.support.pki import NOW, Issued, make_ca, make_leaf
@@ -37,7 +37,7 @@ def _parsed(issued: Issued) -> ParsedCert:
 
 
 def _trusted(leaf: ParsedCert, intermediates: list[x509.Certificate], now: dt.datetime, trust: TrustStore) -> bool:
-    path, _ = verifier.verify_path(leaf, intermediates, now=now, trust=trust)
+    path, _ = verifier.verify_path(leaf, intermediates, now=now, trust=trust, chain_bytes=4096)
     if path is not None:
         assert path[0] is leaf.cert  # the objects given, as the chain walk finds them by identity
     return path is not None
@@ -101,3 +101,22 @@ def test_validity_changes_are_whole_seconds_with_notafter_inclusive(intermediate
     assert ended == verifier_second(cert.not_valid_after_utc) + 1
     assert verifier_second(NOW + SECOND * 0.999) == verifier_second(NOW)
     assert verifier_second(NOW.astimezone(dt.timezone(dt.timedelta(hours=-5)))) == verifier_second(NOW)
+
+
+def test_a_chain_too_large_to_keep_is_verified_each_time(
+    root: Issued, intermediate: Issued, asked: list[dt.datetime]
+) -> None:
+    """A memoised answer keeps its certificates alive, so only chains up to 16 KiB are kept: a larger one (a leaf
+    with a long SAN list here) is verified at every evaluation, with the same answer."""
+    names = [f"host-{n:04d}.a-long-label-to-make-the-certificate-large.example" for n in range(320)]
+    large = make_leaf(intermediate, names)
+    assert len(large.der) + len(intermediate.der) > verifier.MEMOISED_CHAIN_BYTES
+    parsed, trust = _parsed(large), store(root)
+    size = len(large.der) + len(intermediate.der)
+    path, _ = verifier.verify_path(parsed, [intermediate.cert], now=NOW, trust=trust, chain_bytes=size)
+    again, _ = verifier.verify_path(parsed, [intermediate.cert], now=NOW, trust=trust, chain_bytes=size)
+    assert path is not None and again is not None
+    assert asked == [NOW, NOW]
+    verdicts = len(chain._VERDICTS)  # nor is its chain verdict kept, whose key keeps the verified path alive
+    assert chain.analyse_chain([parsed, _parsed(intermediate)], now=NOW, trust=trust).info.trusted
+    assert len(chain._VERDICTS) == verdicts
