@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from services.evaluator.domain import TrustStore, evaluate
 from shared.config import Policy
 from shared.events import Evaluation, NegotiatedTls, Observation, ObservationError, Target, TlsFacts
-from tests.support.pki import NOW, Issued
+from tests.support.pki import NOW, Issued, make_leaf
 
 #: sha256WithRSAEncryption's AlgorithmIdentifier and the same-length ones we swap in.
 _RSA_SHA256 = bytes.fromhex("300d06092a864886f70d01010b0500")
@@ -68,6 +68,11 @@ def observation(
         tls=TlsFacts(negotiated=NegotiatedTls(version=version, cipher_suite=cipher_suite)),
         error=error,
     )
+
+
+def large_leaf(issuer: Issued) -> Issued:
+    """A leaf of about 17 KiB (320 long SAN entries): over the size up to which certificates are memoised."""
+    return make_leaf(issuer, [f"host-{n:04d}.a-long-label-to-make-the-certificate-large.example" for n in range(320)])
 
 
 def store(*anchors: Issued) -> TrustStore:

@@ -10,7 +10,7 @@ from services.evaluator.domain import TrustStore, chain, verifier
 from services.evaluator.domain.parse import ParsedCert, parse_der
 from services.evaluator.domain.trust import validity_changes, verifier_second
 from tests.support.pki import NOW, Issued, make_ca, make_leaf
-from tests.unit.evaluator.evaluator_support import store
+from tests.unit.evaluator.evaluator_support import large_leaf, store
 
 SECOND = dt.timedelta(seconds=1)
 
@@ -108,8 +108,7 @@ def test_a_chain_too_large_to_keep_is_verified_each_time(
 ) -> None:
     """A memoised answer keeps its certificates alive, so only chains up to 16 KiB are kept: a larger one (a leaf
     with a long SAN list here) is verified at every evaluation, with the same answer."""
-    names = [f"host-{n:04d}.a-long-label-to-make-the-certificate-large.example" for n in range(320)]
-    large = make_leaf(intermediate, names)
+    large = large_leaf(intermediate)
     assert len(large.der) + len(intermediate.der) > verifier.MEMOISED_CHAIN_BYTES
     parsed, trust = _parsed(large), store(root)
     size = len(large.der) + len(intermediate.der)
