@@ -68,8 +68,10 @@ def make_ca(
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
     path_length: int | None = None,
+    permitted: list[str] | None = None,
 ) -> Issued:
-    """A CA certificate: self-signed root when `issuer` is None, else an intermediate signed by it."""
+    """A CA certificate: self-signed root when `issuer` is None, else an intermediate signed by it; `permitted`
+    DNS subtrees are its name constraints."""
     key = key or ec_key()
     builder = (
         x509.CertificateBuilder()
@@ -96,6 +98,9 @@ def make_ca(
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
+    if permitted is not None:
+        subtrees: list[x509.GeneralName] = [x509.DNSName(name) for name in permitted]
+        builder = builder.add_extension(x509.NameConstraints(subtrees, None), critical=True)
     signer = issuer.key if issuer else key
     if issuer is not None:
         builder = builder.add_extension(

@@ -7,12 +7,15 @@ So between two seconds at which no certificate given or in the store becomes val
 answer cannot change: it is memoised with that span, and asked again only for other certificates, another
 store, or a time outside the span. An estate presents the same chains scan after scan, and verifying one
 again costs a signature check per link, up to 90 µs each.
+
+A new leaf under an issuer already seen with the same intermediates costs one signature check, not one per link:
+see `_Tail`.
 """
 
 import bisect
 from datetime import datetime
 from ipaddress import ip_address
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, Self, TypeVar
 
 from cryptography import x509
 from cryptography.x509.verification import (
@@ -25,7 +28,7 @@ from cryptography.x509.verification import (
 )
 
 from services.evaluator.domain.memo import BoundedMemo
-from services.evaluator.domain.parse import ParsedCert
+from services.evaluator.domain.parse import NameKey, ParsedCert, name_key
 from services.evaluator.domain.trust import TrustStore, validity_changes, verifier_second
 
 #: The leaf's extensions are judged by `usage.py`; the verifier only has to insist on a SAN, which it needs.
@@ -54,14 +57,39 @@ class _Memoised(NamedTuple):
     span: tuple[float, float] | None = None
 
 
-#: The ids of the store, the leaf and the intermediates in order (compared in C: this is on every new leaf's path).
+class _Tail(NamedTuple):
+    """The verified path above a leaf's issuer (issuer → anchor), as the verifier built it for one leaf, with the
+    same intermediates and store, at one second; `issuer_alone` is a store holding only that issuer, or None when
+    the path cannot serve another leaf.
+
+    In `cryptography`'s path builder (`build_chain_inner`), a leaf that is not an anchor has as candidate issuers
+    the anchors and intermediates whose subject is its issuer name. When the issuer on this path is the only
+    certificate of that name, and no certificate above it carries name constraints (the only checks up the path
+    that read the leaf's names), the verifier builds every leaf of that issuer the same path above it, for as
+    long as no certificate given or in the store changes validity. What it checks of the new leaf is then what
+    it checks when verifying it against `issuer_alone`: its own policy, and the issuer's as a CA and signer of it
+    (see `_ask_through`)."""
+
+    second: int
+    issuer_key: NameKey
+    path: tuple[x509.Certificate, ...]
+    issuer_alone: Store | None
+    #: The store and intermediates of the key, kept alive with the path so that their ids are not reused.
+    given: tuple[TrustStore, tuple[x509.Certificate, ...]]
+    span: tuple[float, float] | None = None
+
+
+#: The ids of the store and the certificates given, in order (compared in C: this is on every new leaf's path):
+#: the leaf and intermediates for an answer, the intermediates alone for a tail.
 _AnswerKey = tuple[int, ...]
 _ANSWERS: BoundedMemo[_AnswerKey, _Memoised] = BoundedMemo(ANSWER_CACHE_SIZE)
+_TAILS: BoundedMemo[_AnswerKey, _Tail] = BoundedMemo(ANSWER_CACHE_SIZE)
 
 
 def forget_answers() -> None:
-    """Forget every memoised answer (benchmarks measure the cold path with it)."""
+    """Forget every memoised answer and tail (benchmarks measure the cold path with it)."""
     _ANSWERS.clear()
+    _TAILS.clear()
 
 
 def _clamp(now: datetime, leaf: ParsedCert) -> datetime:
@@ -124,6 +152,79 @@ def _span(second: int, given: tuple[x509.Certificate, ...], trust: TrustStore) -
     return first, after - 1
 
 
+class _Spanned(Protocol):
+    """A memoised result found at `second`, holding over `span` once that is known."""
+
+    @property
+    def second(self) -> int: ...
+
+    @property
+    def span(self) -> tuple[float, float] | None: ...
+
+    def _replace(self, *, span: tuple[float, float] | None = ...) -> Self: ...
+
+
+_S = TypeVar("_S", bound=_Spanned)
+
+
+def _current(
+    memo: BoundedMemo[_AnswerKey, _S],
+    key: _AnswerKey,
+    second: int,
+    given: tuple[x509.Certificate, ...],
+    trust: TrustStore,
+) -> _S | None:
+    """The entry for `key` if it holds at `second`: found then, or within its span (found and kept when first
+    needed: a new leaf's is never needed within a bulk check's second)."""
+    found = memo.get(key, None)
+    if found is not None and found.second != second:
+        span = found.span or _span(found.second, given, trust)
+        if not span[0] <= second <= span[1]:
+            return None
+        if found.span is None:
+            found = memo.put(key, found._replace(span=span))
+    return found
+
+
+def _constrains_names(cert: x509.Certificate) -> bool:
+    try:
+        cert.extensions.get_extension_for_class(x509.NameConstraints)
+    except x509.ExtensionNotFound:
+        return False
+    except ValueError:  # extensions Python cannot read: assume the worst
+        return True
+    return True
+
+
+def _tail(
+    leaf: ParsedCert,
+    intermediates: tuple[x509.Certificate, ...],
+    path: list[x509.Certificate],
+    second: int,
+    trust: TrustStore,
+) -> _Tail:
+    """What `path` (the leaf's, of three certificates or more) says to other leaves of its issuer (see `_Tail`)."""
+    named = len(trust.anchors_named(leaf.issuer_key)) + sum(
+        name_key(c.subject) == leaf.issuer_key for c in intermediates
+    )
+    usable = named == 1 and not any(map(_constrains_names, path[2:]))
+    alone = Store([path[1]]) if usable else None
+    return _Tail(second, leaf.issuer_key, tuple(path[1:]), alone, (trust, intermediates))
+
+
+def _ask_through(leaf: ParsedCert, tail: _Tail, at: datetime, trust: TrustStore) -> list[x509.Certificate] | None:
+    """The leaf's path through `tail`, when the verifier accepts the leaf against its issuer alone; None when it
+    must be asked along the whole path."""
+    if tail.issuer_alone is None or tail.issuer_key != leaf.issuer_key:
+        return None
+    if trust.anchors_named(leaf.subject_key):  # the store may hold the leaf itself, which ends the path at once
+        return None
+    path, _ = _ask(leaf, [], at, tail.issuer_alone)
+    if path is None or len(path) != 2 or path[0] is not leaf.cert:
+        return None  # asked along the whole path, the verifier gives its own reason
+    return [leaf.cert, *tail.path]
+
+
 def verify_path(
     leaf: ParsedCert,
     intermediates: list[x509.Certificate],
@@ -144,14 +245,16 @@ def verify_path(
     # hands back the very objects it was given.
     certs = (leaf.cert, *intermediates)
     key: _AnswerKey = (id(trust), *map(id, certs))
-    found = _ANSWERS.get(key, None)
-    if found is not None and found.second != second:
-        span = found.span or _span(found.second, certs, trust)
-        if not span[0] <= second <= span[1]:
-            found = None
-        elif found.span is None:
-            found = _ANSWERS.put(key, found._replace(span=span))
+    found = _current(_ANSWERS, key, second, certs, trust)
     if found is None:
-        path, error = _ask(leaf, intermediates, at, trust.store)
+        given = certs[1:]
+        tail_key: _AnswerKey = (id(trust), *map(id, given))
+        tail = _current(_TAILS, tail_key, second, given, trust)
+        path = None if tail is None else _ask_through(leaf, tail, at, trust)
+        error: str | None = None
+        if path is None:
+            path, error = _ask(leaf, intermediates, at, trust.store)
+            if path is not None and len(path) > 2 and (tail is None or tail.issuer_key != leaf.issuer_key):
+                _TAILS.put(tail_key, _tail(leaf, given, path, second, trust))
         found = _ANSWERS.put(key, _Memoised(second, None if path is None else tuple(path), error, (trust, certs)))
     return (None if found.path is None else list(found.path)), found.error
