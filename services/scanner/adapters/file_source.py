@@ -104,12 +104,10 @@ def observe_file(target: Target, *, now: datetime, limits: ProbeLimits = DEFAULT
             raise ProbeFailure("file", "the target names no file")
         chain = certificates_in(_read(path, limits), path)
     except ProbeFailure as failure:
-        log.info("file_observed", target=target.key, error_kind="file")
         return Observation(target=target, observed_at=now, error=failure.error)
     if len(chain) > limits.max_chain:
         log.warning("chain_truncated", target=target.key, presented=len(chain), kept=limits.max_chain)
         chain = chain[: limits.max_chain]
-    log.info("file_observed", target=target.key, certificates=len(chain))
     return Observation(target=target, observed_at=now, chain=chain)
 
 

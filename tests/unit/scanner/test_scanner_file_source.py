@@ -7,9 +7,12 @@ import os
 import threading
 from pathlib import Path
 
+import structlog
+
 from services.scanner.adapters import file_formats
 from services.scanner.adapters.file_source import observe_file
 from services.scanner.domain import DEFAULT_LIMITS, ProbeLimits
+from services.scanner.observe import observe
 from shared.events import Target
 from tests.support.pki import Issued
 
@@ -159,3 +162,14 @@ def test_a_large_pem_block_is_read_but_not_memoised(tmp_path: Path) -> None:
     kept = file_formats._memoised_entry.cache_info().currsize
     assert _observe(path) == ([body], None, None)  # passed on: the evaluator says it is too large
     assert file_formats._memoised_entry.cache_info().currsize == kept
+
+
+async def test_the_scanner_logs_each_file_it_observes(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
+    """The scanner's observation of a file target is logged as an endpoint's is: what it held, or the error."""
+    readable, missing = tmp_path / "chain.pem", tmp_path / "missing.pem"
+    readable.write_bytes(chain[0].pem + chain[1].pem)
+    with structlog.testing.capture_logs() as logs:
+        await observe(Target(file=str(readable)), now=WHEN)
+        await observe(Target(file=str(missing)), now=WHEN)
+    observed = [(e["target"], e["certificates"], e["error_kind"]) for e in logs if e["event"] == "file_observed"]
+    assert observed == [(f"file:{readable}", 2, None), (f"file:{missing}", 0, "file")]
