@@ -196,6 +196,14 @@ def _constrains_names(cert: x509.Certificate) -> bool:
     return True
 
 
+def _named(cert: x509.Certificate, name: NameKey) -> bool:
+    """Whether `cert`'s subject may be the name with this key (a subject Python cannot read may be)."""
+    try:
+        return name_key(cert.subject) == name
+    except ValueError:
+        return True
+
+
 def _tail(
     leaf: ParsedCert,
     intermediates: tuple[x509.Certificate, ...],
@@ -204,9 +212,7 @@ def _tail(
     trust: TrustStore,
 ) -> _Tail:
     """What `path` (the leaf's, of three certificates or more) says to other leaves of its issuer (see `_Tail`)."""
-    named = len(trust.anchors_named(leaf.issuer_key)) + sum(
-        name_key(c.subject) == leaf.issuer_key for c in intermediates
-    )
+    named = len(trust.anchors_named(leaf.issuer_key)) + sum(_named(c, leaf.issuer_key) for c in intermediates)
     usable = named == 1 and not any(map(_constrains_names, path[2:]))
     alone = Store([path[1]]) if usable else None
     return _Tail(second, leaf.issuer_key, tuple(path[1:]), alone, (trust, intermediates))

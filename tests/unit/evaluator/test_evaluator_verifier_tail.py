@@ -140,3 +140,24 @@ def test_a_certificate_above_the_issuer_expiring_ends_the_reuse(root: Issued) ->
     assert _judged(second, chain, trust, expires)[0] is not None
     path, error = _judged(third, chain, trust, expires + SECOND)
     assert path is None and error
+
+
+def test_every_kind_of_leaf_gets_the_whole_paths_answer(root: Issued, upper: Issued, issuing: Issued) -> None:
+    """Leaves the verifier accepts and refuses for their own reasons (dates, no SAN, a CA in the leaf's place, a
+    foreign key), in turn under one issuer and at several times: each answer is the whole-path verifier's."""
+    trust, chain = store(root), [issuing.cert, upper.cert]
+    leaves = [
+        make_leaf(issuing, ["fine.example"]),
+        make_leaf(issuing, ["expired.example"], not_after=NOW - dt.timedelta(days=1)),
+        make_leaf(issuing, ["early.example"], not_before=NOW + dt.timedelta(days=1)),
+        make_leaf(issuing, ["nosan.example"], san=False),
+        make_leaf(issuing, ["ca.example"], ca=True),
+        make_leaf(make_ca("certmon Issuing CA"), ["namesake.example"]),
+        make_leaf(issuing, ["127.0.0.1"]),
+    ]
+    outcomes = [
+        _judged(leaf, chain, trust, now)[0] is not None
+        for now in (NOW, NOW + dt.timedelta(days=2), NOW - dt.timedelta(days=2))
+        for leaf in leaves
+    ]
+    assert any(outcomes) and not all(outcomes)
