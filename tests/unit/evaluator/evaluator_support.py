@@ -3,11 +3,16 @@
 
 import base64
 import datetime as dt
+from collections.abc import Callable
 
+import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.verification import Store
 
-from services.evaluator.domain import TrustStore, evaluate
+from services.evaluator.domain import TrustStore, evaluate, verifier
+from services.evaluator.domain.parse import ParsedCert, parse_der
 from shared.config import Policy
 from shared.events import Evaluation, NegotiatedTls, Observation, ObservationError, Target, TlsFacts
 from tests.support.pki import NOW, Issued, make_leaf
@@ -73,6 +78,26 @@ def observation(
 def large_leaf(issuer: Issued) -> Issued:
     """A leaf of about 17 KiB (320 long SAN entries): over the size up to which certificates are memoised."""
     return make_leaf(issuer, [f"host-{n:04d}.a-long-label-to-make-the-certificate-large.example" for n in range(320)])
+
+
+def parsed_cert(issued: Issued) -> ParsedCert:
+    """The certificate as the evaluator parses it, at position 0."""
+    result = parse_der(issued.der, 0)
+    assert isinstance(result, ParsedCert)
+    return result
+
+
+def spy_on_verifier(monkeypatch: pytest.MonkeyPatch, record: Callable[[dt.datetime, Store], object]) -> None:
+    """Empty the verifier's memos, then have `record(validation time, store)` called at each question the real
+    verifier is asked, for the rest of the test."""
+    real = verifier._ask
+
+    def spy(leaf: ParsedCert, intermediates: list[x509.Certificate], at: dt.datetime, store: Store) -> object:
+        record(at, store)
+        return real(leaf, intermediates, at, store)
+
+    verifier.forget_answers()
+    monkeypatch.setattr(verifier, "_ask", spy)
 
 
 def store(*anchors: Issued) -> TrustStore:

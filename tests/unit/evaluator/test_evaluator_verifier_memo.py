@@ -7,10 +7,10 @@ import pytest
 from cryptography import x509
 
 from services.evaluator.domain import TrustStore, chain, verifier
-from services.evaluator.domain.parse import ParsedCert, parse_der
+from services.evaluator.domain.parse import ParsedCert
 from services.evaluator.domain.trust import validity_changes, verifier_second
 from tests.support.pki import NOW, Issued, make_ca, make_leaf
-from tests.unit.evaluator.evaluator_support import large_leaf, store
+from tests.unit.evaluator.evaluator_support import large_leaf, parsed_cert, spy_on_verifier, store
 
 SECOND = dt.timedelta(seconds=1)
 
@@ -19,21 +19,8 @@ SECOND = dt.timedelta(seconds=1)
 def asked(monkeypatch: pytest.MonkeyPatch) -> list[dt.datetime]:
     """The validation times at which the real verifier was asked, this test's memo starting empty."""
     times: list[dt.datetime] = []
-    real = verifier._ask
-
-    def spy(leaf: ParsedCert, intermediates: list[x509.Certificate], at: dt.datetime, store: object) -> object:
-        times.append(at)
-        return real(leaf, intermediates, at, store)  # type: ignore[arg-type]
-
-    verifier.forget_answers()
-    monkeypatch.setattr(verifier, "_ask", spy)
+    spy_on_verifier(monkeypatch, lambda at, _: times.append(at))
     return times
-
-
-def _parsed(issued: Issued) -> ParsedCert:
-    parsed = parse_der(issued.der, 0)
-    assert isinstance(parsed, ParsedCert)
-    return parsed
 
 
 def _trusted(leaf: ParsedCert, intermediates: list[x509.Certificate], now: dt.datetime, trust: TrustStore) -> bool:
@@ -50,7 +37,7 @@ def test_an_answer_holds_until_a_given_certificate_changes_validity(root: Issued
     short_lived = make_ca(
         "certmon Short-lived CA", issuer=root, not_before=NOW - dt.timedelta(days=30), not_after=expires
     )
-    leaf = _parsed(make_leaf(short_lived, ["localhost"], not_after=NOW + dt.timedelta(days=60)))
+    leaf = parsed_cert(make_leaf(short_lived, ["localhost"], not_after=NOW + dt.timedelta(days=60)))
     trust = store(root)
     chain = [short_lived.cert]
     instants = [NOW, NOW + dt.timedelta(days=1), expires, expires + SECOND / 2]
@@ -73,7 +60,7 @@ def test_an_anchor_changing_validity_asks_again(
     later = NOW + dt.timedelta(days=5)
     other = make_ca("certmon Other Root", not_before=NOW - dt.timedelta(days=1), not_after=later)
     trust = store(root, other)
-    parsed, chain = _parsed(leaf), [intermediate.cert]
+    parsed, chain = parsed_cert(leaf), [intermediate.cert]
     assert verifier_second(later) + 1 in trust.validity_changes
     assert [_trusted(parsed, chain, now, trust) for now in (NOW, later, later + SECOND)] == [True] * 3
     assert asked == [NOW, later + SECOND]
@@ -83,7 +70,7 @@ def test_other_certificates_or_another_store_ask_again(
     root: Issued, intermediate: Issued, leaf: Issued, asked: list[dt.datetime]
 ) -> None:
     """The memo is keyed by the certificates given, in order, and by the store."""
-    parsed = _parsed(leaf)
+    parsed = parsed_cert(leaf)
     assert _trusted(parsed, [intermediate.cert], NOW, store(root))
     assert _trusted(parsed, [intermediate.cert], NOW, store(root))  # an equal store, yet another object
     assert not _trusted(parsed, [], NOW, store(root))  # without the intermediate
@@ -110,12 +97,12 @@ def test_a_chain_too_large_to_keep_is_verified_each_time(
     with a long SAN list here) is verified at every evaluation, with the same answer."""
     large = large_leaf(intermediate)
     assert len(large.der) + len(intermediate.der) > verifier.MEMOISED_CHAIN_BYTES
-    parsed, trust = _parsed(large), store(root)
+    parsed, trust = parsed_cert(large), store(root)
     size = len(large.der) + len(intermediate.der)
     path, _ = verifier.verify_path(parsed, [intermediate.cert], now=NOW, trust=trust, chain_bytes=size)
     again, _ = verifier.verify_path(parsed, [intermediate.cert], now=NOW, trust=trust, chain_bytes=size)
     assert path is not None and again is not None
     assert asked == [NOW, NOW]
     verdicts = len(chain._VERDICTS)  # nor is its chain verdict kept, whose key keeps the verified path alive
-    assert chain.analyse_chain([parsed, _parsed(intermediate)], now=NOW, trust=trust).info.trusted
+    assert chain.analyse_chain([parsed, parsed_cert(intermediate)], now=NOW, trust=trust).info.trusted
     assert len(chain._VERDICTS) == verdicts

@@ -9,9 +9,8 @@ from cryptography import x509
 from cryptography.x509.verification import Store
 
 from services.evaluator.domain import TrustStore, verifier
-from services.evaluator.domain.parse import ParsedCert, parse_der
 from tests.support.pki import NOW, Issued, make_ca, make_leaf
-from tests.unit.evaluator.evaluator_support import store
+from tests.unit.evaluator.evaluator_support import parsed_cert, spy_on_verifier, store
 
 SECOND = dt.timedelta(seconds=1)
 #: The verifier asked directly, along the whole path (before any test's spy replaces it).
@@ -22,21 +21,8 @@ _ASK_FRESH = verifier._ask
 def stores_asked(monkeypatch: pytest.MonkeyPatch) -> list[Store]:
     """The stores the real verifier was asked against, this test's memos starting empty."""
     stores: list[Store] = []
-    real = verifier._ask
-
-    def spy(leaf: ParsedCert, intermediates: list[x509.Certificate], at: dt.datetime, store: Store) -> object:
-        stores.append(store)
-        return real(leaf, intermediates, at, store)
-
-    verifier.forget_answers()
-    monkeypatch.setattr(verifier, "_ask", spy)
+    spy_on_verifier(monkeypatch, lambda _, store: stores.append(store))
     return stores
-
-
-def _parsed(issued: Issued) -> ParsedCert:
-    parsed = parse_der(issued.der, 0)
-    assert isinstance(parsed, ParsedCert)
-    return parsed
 
 
 Outcome = tuple[list[int] | None, str | None]
@@ -50,7 +36,7 @@ def _outcome(answer: verifier.Answer) -> Outcome:
 
 def _judged(leaf: Issued, chain: list[x509.Certificate], trust: TrustStore, now: dt.datetime = NOW) -> Outcome:
     """`verify_path`'s answer, checked against the verifier asked along the whole path."""
-    parsed = _parsed(leaf)
+    parsed = parsed_cert(leaf)
     answer = verifier.verify_path(parsed, chain, now=now, trust=trust, chain_bytes=4096)
     assert trust.store is not None
     fresh = _ASK_FRESH(parsed, chain, verifier._clamp(now, parsed), trust.store)
