@@ -123,14 +123,11 @@ def _protocol_caps(view: TlsView) -> list[_Cap]:
         )
     if "TLSv1.0" in view.versions or "TLSv1.1" in view.versions:
         caps.append(_Cap("B", "TLS 1.0 or TLS 1.1 is supported"))
+    # testssl's "TLS 1.2 or TLS 1.3 are not offered": the best version says it, enumerated or negotiated (the
+    # scanner offers up to TLS 1.3, so the negotiated version is the best the server has). TLS 1.3 alone is no cap.
     best = view.best
-    no_tls12 = (
-        "TLSv1.2" not in view.versions
-        if view.enumerated
-        else VERSIONS.index(best or "TLSv1.3") < VERSIONS.index("TLSv1.2")
-    )
-    if view.known and no_tls12:
-        caps.append(_Cap("C", "TLS 1.2 is not supported"))
+    if best is not None and VERSIONS.index(best) < VERSIONS.index("TLSv1.2"):
+        caps.append(_Cap("C", "neither TLS 1.2 nor TLS 1.3 is supported"))
     return caps
 
 

@@ -69,11 +69,25 @@ def test_tls10_or_tls11_caps_at_b() -> None:
     assert full({**MODERN, "TLSv1.1": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"]}).grade == "B"
 
 
-def test_no_tls12_caps_at_c() -> None:
-    """Only TLS 1.3 enumerated: no TLS 1.2 is C."""
+def test_tls13_only_is_not_capped_and_is_a_plus() -> None:
+    """Only TLS 1.3 enumerated, EC P-256: 30 + 30 + 36 = 96, no cap and no "no TLS 1.3" warning, so A+."""
     info = full({"TLSv1.3": MODERN["TLSv1.3"]})
+    assert (info.protocol_score, info.key_exchange_score, info.cipher_score, info.score) == (100, 100, 90, 96)
+    assert (info.grade, info.grade_ignoring_trust, info.caps) == ("A+", "A+", [])
+
+
+def test_best_protocol_tls11_or_older_caps_at_c() -> None:
+    """TLS 1.0 and 1.1 only: neither TLS 1.2 nor TLS 1.3, so C (below the B of TLS 1.0/1.1 offered)."""
+    info = full({"TLSv1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], "TLSv1.1": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"]})
     assert info.grade == "C"
-    assert "TLS 1.2 is not supported" in reasons(info)
+    assert "neither TLS 1.2 nor TLS 1.3 is supported" in reasons(info)
+
+
+def test_tls13_beside_tls10_without_tls12_is_not_capped_at_c() -> None:
+    """TLS 1.3 and TLS 1.0 without TLS 1.2: only the B of TLS 1.0 offered applies."""
+    info = full({"TLSv1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], "TLSv1.3": MODERN["TLSv1.3"]})
+    assert info.grade == "B"
+    assert "neither TLS 1.2 nor TLS 1.3 is supported" not in reasons(info)
 
 
 def test_export_and_null_suites_cap_at_f() -> None:
@@ -164,6 +178,7 @@ def test_negotiated_tls10_implies_no_tls12() -> None:
     facts = TlsFacts(negotiated=NegotiatedTls(version="TLSv1", cipher_suite="ECDHE-RSA-AES128-SHA"))
     info = grade(GradeInputs(view=tls_view(facts), key=RSA2048))
     assert info.grade == "C"
+    assert "neither TLS 1.2 nor TLS 1.3 is supported" in reasons(info)
     assert info.protocol_score == 90
 
 

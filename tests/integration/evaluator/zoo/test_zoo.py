@@ -10,9 +10,9 @@ from services.scanner.domain import ProbeLimits
 from services.scanner.observe import observe
 from shared.config import parse_config
 from shared.events import Evaluation, Target
-from tests.integration.evaluator.zoo.zoo_pki import CASES, HOST, Served
+from tests.integration.evaluator.zoo.zoo_pki import CASES, HOST, Served, served_context
 from tests.support.pki import NOW
-from tests.support.tls_server import server_context, tls_server
+from tests.support.tls_server import tls_server
 
 FAST = ProbeLimits(connect_seconds=2, handshake_seconds=2, target_seconds=5)
 
@@ -20,7 +20,7 @@ FAST = ProbeLimits(connect_seconds=2, handshake_seconds=2, target_seconds=5)
 def load_context(served: Served) -> ssl.SSLContext:
     """The server context for a case, or a skip naming what this OpenSSL cannot serve."""
     try:
-        return server_context(served.cert_path, served.key_path, legacy=served.case.legacy)
+        return served_context(served)
     except ssl.SSLError as exc:
         if served.case.needs is None:
             raise
@@ -28,9 +28,11 @@ def load_context(served: Served) -> ssl.SSLContext:
 
 
 async def observe_and_evaluate(served: Served, trust: TrustStore) -> Evaluation:
-    """Serve the case, observe it with the scanner (SNI `localhost`) and evaluate it at the PKI's `NOW`."""
+    """Serve the case, observe it with the scanner (SNI `localhost`, the case's profile) and evaluate it at the
+    PKI's `NOW`."""
     async with tls_server(load_context(served)) as port:
-        observation = await observe(Target(host="127.0.0.1", port=port, sni=HOST), now=NOW, limits=FAST)
+        target = Target(host="127.0.0.1", port=port, sni=HOST, profile=served.case.profile)
+        observation = await observe(target, now=NOW, limits=FAST)
     if observation.error is not None and served.case.needs is not None:
         pytest.skip(f"no TLS handshake with {served.case.needs}: {observation.error.message}")
     assert observation.error is None, observation.error

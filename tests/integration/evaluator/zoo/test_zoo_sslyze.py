@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict
 from services.evaluator.domain import TrustStore
 from shared.events import Evaluation
 from tests.integration.evaluator.zoo.test_zoo import observe_and_evaluate
-from tests.integration.evaluator.zoo.zoo_pki import CASES, HOST, Served
+from tests.integration.evaluator.zoo.zoo_pki import CASES, HOST, Served, served_context
 from tests.support.sslyze_env import BUILD_SECONDS, DRIVER, sslyze_env_problem, sslyze_python
-from tests.support.tls_server import server_context, tls_server
+from tests.support.tls_server import tls_server
 
 #: The first run builds sslyze's virtualenv inside the first test's setup, which may take up to BUILD_SECONDS.
 pytestmark = pytest.mark.timeout(BUILD_SECONDS + 120)
@@ -40,7 +40,8 @@ REFUSED_BY_CLIENTS = frozenset(
 )
 
 #: Cases sslyze cannot judge like certmon: a weak key is a grade matter for certmon, a path failure for sslyze.
-NOT_JUDGED = {"rsa_1024", "ec_p192"}
+#: The protocol cases (pinned versions) serve the healthy chain: nothing about the certificate to compare.
+NOT_JUDGED = {"rsa_1024", "ec_p192"} | {case.name for case in CASES if case.versions is not None}
 
 #: sslyze calls a chain ordered only when each certificate issues the one before it; a cross-signed chain
 #: sends two variants of one intermediate, which certmon does not count as disorder.
@@ -98,7 +99,7 @@ def servable(zoo: dict[str, Served]) -> dict[str, ssl.SSLContext]:
     for name in JUDGED:
         served = zoo[name]
         try:
-            contexts[name] = server_context(served.cert_path, served.key_path, legacy=served.case.legacy)
+            contexts[name] = served_context(served)
         except ssl.SSLError:
             if served.case.needs is None:
                 raise

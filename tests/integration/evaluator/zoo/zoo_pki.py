@@ -5,6 +5,8 @@ names the chain its server sends, leaf first, and the anchors of the trust store
 """
 
 import datetime as dt
+import ssl
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from shared.events.target import Profile
 from tests.support.pki import NOW, Issued, ec_key, make_ca, make_leaf, rsa_key, write_chain
+from tests.support.tls_server import server_context
 
 #: The name every zoo server is asked for (SNI) and every healthy leaf carries.
 HOST = "localhost"
@@ -71,8 +75,10 @@ class Case:
     level: str
     grade: str
     grade_ignoring_trust: str
-    legacy: bool = False  # the server needs OpenSSL's security level 0 to load its key
+    legacy: bool = False  # the server needs OpenSSL's security level 0 to load its key (or to speak TLS 1.0)
     needs: str | None = None  # why the case may be impossible here (the test skips with this reason)
+    versions: tuple[ssl.TLSVersion, ssl.TLSVersion] | None = None  # (minimum, maximum) served; None: OpenSSL's
+    profile: Profile = "expiry"  # `full` for the protocol cases: their grade rests on the enumeration
 
 
 def _days(n: float) -> dt.datetime:
@@ -246,6 +252,38 @@ CASES: tuple[Case, ...] = (
         "A",
     ),
     Case("cn_only_without_san", lambda p: _signed(p, san=False), frozenset({"hostname.cn_only"}), "warning", "A", "A"),
+    # The protocol cases serve the healthy chain and are enumerated (profile full), so A+ is within reach.
+    Case(
+        "tls13_only",  # 30 + 30 + 36 = 96; neither capped (TLS 1.3 is offered) nor warned (no "no TLS 1.3"): A+
+        lambda p: _signed(p),
+        OK,
+        "ok",
+        "A+",
+        "A+",
+        versions=(ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_3),
+        profile="full",
+    ),
+    Case(
+        "tls12_only",  # the same score; TLS 1.3 missing is the A- warning
+        lambda p: _signed(p),
+        frozenset({"tls.no_tls13"}),
+        "ok",
+        "A-",
+        "A-",
+        versions=(ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2),
+        profile="full",
+    ),
+    Case(
+        "tls11_best",  # TLS 1.0/1.1 offered is B; neither TLS 1.2 nor TLS 1.3 is C, the lower
+        lambda p: _signed(p),
+        frozenset({"tls.tls10", "tls.tls11", "tls.no_tls13"}),
+        "warning",
+        "C",
+        "C",
+        legacy=True,
+        versions=(ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1),
+        profile="full",
+    ),
 )
 
 
@@ -257,6 +295,16 @@ class Served:
     cert_path: Path
     key_path: Path
     sent: tuple[Issued, ...]
+
+
+def served_context(served: Served) -> ssl.SSLContext:
+    """A server context for the case: its chain and key, and the protocol versions it pins."""
+    ctx = server_context(served.cert_path, served.key_path, legacy=served.case.legacy)
+    if served.case.versions is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # a TLS 1.0/1.1 server is the point of a case
+            ctx.minimum_version, ctx.maximum_version = served.case.versions
+    return ctx
 
 
 def write_cases(pki: Pki, directory: Path) -> dict[str, Served]:
