@@ -103,7 +103,7 @@ class IntermediateFinder:
     def _lookup(self, gap: x509.Certificate) -> list[CandidateIntermediate]:
         known = self.known.issued_to(gap.issuer)
         if known:
-            return [CandidateIntermediate(cert, CACHE_SOURCE) for cert in known]
+            return [CandidateIntermediate(cert, CACHE_SOURCE, "cache") for cert in known]
         if self.aia is None:
             return []
         for url in ca_issuers_urls(gap)[:MAX_URLS]:
@@ -115,5 +115,5 @@ class IntermediateFinder:
             matching = [c for c in certs if c.subject == gap.issuer]
             if matching:
                 log.info("aia_intermediate_fetched", url=url, subject=matching[0].subject.rfc4514_string())
-                return [CandidateIntermediate(cert, f"the AIA caIssuers URL {url}") for cert in matching]
+                return [CandidateIntermediate(cert, f"the AIA caIssuers URL {url}", "aia") for cert in matching]
         return []

@@ -17,6 +17,8 @@ Level = Literal["critical", "warning", "info", "ok"]
 Trigger = Literal["expiry", "security", "chain", "validity", "reachability"]
 KeyType = Literal["RSA", "EC", "Ed25519", "Ed448", "DSA", "unknown"]
 Grade = Literal["A+", "A", "A-", "B", "C", "D", "E", "F"]
+#: Where certmon found the intermediates a server did not send: intermediates it had seen, or AIA caIssuers.
+CompletedFrom = Literal["cache", "aia"]
 
 #: Order used to pick "the worst" of several levels (and the `certmon check` exit code).
 LEVEL_ORDER: dict[str, int] = {"ok": 0, "info": 1, "warning": 2, "critical": 3}
@@ -64,6 +66,11 @@ class ChainInfo(Frozen):
     contains_root: bool = False
     cross_signed: bool = False
     verified_path: list[str] = Field(default_factory=list)
+    completed_from: CompletedFrom | None = Field(
+        default=None,
+        description="where certmon found the intermediates it added to complete the chain (aia if any was fetched, "
+        "else cache); null when it added none",
+    )
 
 
 class TlsSummary(Frozen):

@@ -22,13 +22,13 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from services.evaluator.domain.codes import finding
-from services.evaluator.domain.completion import CandidateIntermediate, complete_path
+from services.evaluator.domain.completion import CandidateIntermediate, complete_path, completed_from
 from services.evaluator.domain.memo import BoundedMemo, Identity
 from services.evaluator.domain.parse import NameKey, ParsedCert, fingerprint_of, name_key
 from services.evaluator.domain.signature import link_verifies, unsupported_algorithm, weak_hash
 from services.evaluator.domain.trust import TrustStore
 from services.evaluator.domain.verifier import MEMOISED_CHAIN_BYTES, verify_path
-from shared.events.evaluation import ChainInfo, Finding, PresentedCertificate
+from shared.events.evaluation import ChainInfo, CompletedFrom, Finding, PresentedCertificate
 
 #: Longest presented path we walk; real chains have 2 to 4 certificates.
 MAX_PATH = 16
@@ -148,12 +148,17 @@ def _explained_by_algorithm(walk: _Walk) -> bool:
     )
 
 
+#: Who rejects a chain a client must complete itself: clients that neither fetch AIA nor keep intermediates.
+_CLIENTS_THAT_FAIL = "OpenSSL-based clients (curl, wget, Python), Java and many mobile apps"
+
+
 def _completed_finding(last: ParsedCert, added: list[CandidateIntermediate]) -> Finding:
-    found = "; ".join(f"{c.cert.subject.rfc4514_string()} found in {c.source}" for c in added)
+    found = "; ".join(f"{c.cert.subject.rfc4514_string()}, found in {c.source}" for c in added)
     return finding(
         "chain.incomplete",
         f"the server does not send the issuer of {_describe(last)}, {last.issuer}: certmon completed the chain "
-        f"with {found}; clients that cannot do the same reject the chain, so the server must send it",
+        f"with {found}. Browsers that fetch or keep intermediates accept the chain; {_CLIENTS_THAT_FAIL} reject "
+        "it, so the server must send it",
     )
 
 
@@ -341,6 +346,7 @@ def _verdict(
 ) -> ChainResult:
     walk = _walk(unique, trust, _vouched(verified))
     completion = _try_completion(unique, walk, extra, now=now, trust=trust) if verified is None else None
+    origin: CompletedFrom | None = None
     if completion is None:
         findings = _trust_findings(walk, verified is not None, error, trust)
         top, top_issuer = walk.path[-1].cert, walk.path[-1].issuer_key
@@ -349,6 +355,7 @@ def _verdict(
         findings = [_completed_finding(walk.path[-1], added)]
         top = added[-1].cert
         top_issuer = name_key(top.issuer)
+        origin = completed_from(added)
     verified_path = _fingerprints(verified or [], unique, trust)
     verified_fingerprints = frozenset(verified_path)
     presentation, ordered, contains_root = _presentation_findings(certs, unique, walk, verified_fingerprints)
@@ -370,5 +377,6 @@ def _verdict(
         contains_root=contains_root,
         cross_signed=cross_signed,
         verified_path=verified_path,
+        completed_from=origin,
     )
     return ChainResult(info=info, findings=tuple(findings))

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from services.evaluator.domain.parse import ParsedCert
 from services.evaluator.domain.signature import signature_verifies
 from services.evaluator.domain.trust import TrustStore
+from shared.events.evaluation import CompletedFrom
 
 C = TypeVar("C")
 
@@ -26,10 +27,18 @@ MAX_ADDED = 4
 
 @dataclass(frozen=True, eq=False)
 class CandidateIntermediate:
-    """An intermediate the server did not send, and where it was found (read in a sentence: "found in …")."""
+    """An intermediate the server did not send, where it was found (read in a sentence: "found in …"), and
+    whether that was the intermediates certmon had seen or an AIA fetch."""
 
     cert: x509.Certificate
     source: str
+    origin: CompletedFrom
+
+
+def completed_from(added: Sequence[CandidateIntermediate]) -> CompletedFrom:
+    """Where a completion came from: `aia` when any intermediate it added was fetched (certmon alone would not
+    have completed it), else `cache`."""
+    return "aia" if any(c.origin == "aia" for c in added) else "cache"
 
 
 def public_key_of(cert: x509.Certificate) -> CertificatePublicKeyTypes | None:

@@ -6,13 +6,15 @@ from ipaddress import ip_network
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
+from services.evaluator import evaluate_observation
 from services.evaluator.adapters.aia import AddressPolicy, AiaError, AiaFetcher
 from services.evaluator.completion import IntermediateFinder
 from services.evaluator.domain import TrustStore
+from shared.config import parse_config
 from tests.integration.evaluator.depth.conftest import AiaServer
-from tests.support.pki import make_ca
+from tests.support.pki import NOW, make_ca
 from tests.unit.evaluator.depth.depth_support import build_leaf
-from tests.unit.evaluator.evaluator_support import b64
+from tests.unit.evaluator.evaluator_support import b64, observation
 
 LOCAL = AddressPolicy(allow=(ip_network("127.0.0.1/32"),))
 
@@ -95,13 +97,19 @@ def test_fetches_are_cached_by_url_until_the_ttl(aia_server: AiaServer) -> None:
 
 
 def test_finder_completes_from_the_leafs_aia_url(aia_server: AiaServer) -> None:
-    """The leaf's caIssuers URL serves the missing intermediate: it is the candidate, named by its URL."""
+    """The leaf's caIssuers URL serves the missing intermediate: it is the candidate, named by its URL, and the
+    evaluation says the chain was completed from AIA."""
     root = make_ca("AIA Root")
     intermediate = make_ca("AIA Intermediate", issuer=root)
     url = aia_server.url("/intermediate.der")
     aia_server.bodies["/intermediate.der"] = intermediate.der
     leaf = build_leaf(intermediate, aia_url=url)
     finder = IntermediateFinder(aia=AiaFetcher(policy=LOCAL, timeout=2))
-    (found,) = finder.candidates([b64(leaf)], TrustStore(anchors=(root.cert,)))
-    assert found.cert == intermediate.cert
+    trust = TrustStore(anchors=(root.cert,))
+    (found,) = finder.candidates([b64(leaf)], trust)
+    assert (found.cert, found.origin) == (intermediate.cert, "aia")
     assert url in found.source
+    evaluation = evaluate_observation(observation(leaf), config=parse_config({}), trust=trust, now=NOW, finder=finder)
+    chain = evaluation.chain
+    assert (chain.trusted, chain.complete, chain.completed_from) == (True, False, "aia")
+    assert any(f.code == "chain.incomplete" and url in f.message for f in evaluation.findings)

@@ -18,17 +18,34 @@ def _judge(obs_chain: tuple[Issued, ...], trust: TrustStore, extra: list[Candida
 def test_missing_intermediate_found_elsewhere_completes_the_chain_but_stays_incomplete(
     leaf: Issued, intermediate: Issued, root: Issued, trust: TrustStore
 ) -> None:
-    """The leaf alone plus a candidate intermediate: trusted through it, yet chain.incomplete (critical) naming
-    where it was found, complete False, and the grade capped at B rather than failed."""
-    evaluation = _judge((leaf,), trust, [CandidateIntermediate(intermediate.cert, "the test's pocket")])
+    """The leaf alone plus a cached intermediate: trusted through it, yet chain.incomplete (critical) naming
+    where it was found and which clients fail, complete False, completed_from cache, and the grade capped at B
+    rather than failed."""
+    evaluation = _judge((leaf,), trust, [CandidateIntermediate(intermediate.cert, "the test's pocket", "cache")])
     assert evaluation.chain.trusted is True
     assert evaluation.chain.complete is False
+    assert evaluation.chain.completed_from == "cache"
     assert evaluation.chain.verified_path == [fingerprint_of(c.der) for c in (leaf, intermediate, root)]
     assert severity(evaluation, "chain.incomplete") == "critical"
     (message,) = [f.message for f in evaluation.findings if f.code == "chain.incomplete"]
-    assert "the test's pocket" in message and "certmon Test Intermediate" in message
+    assert "found in the test's pocket" in message and "certmon Test Intermediate" in message
+    assert "OpenSSL-based clients (curl, wget, Python), Java and many mobile apps reject it" in message
     assert evaluation.security is not None
     assert (evaluation.security.grade, evaluation.security.grade_ignoring_trust) == ("B", "B")
+
+
+def test_an_intermediate_fetched_by_aia_makes_the_completion_aia(root: Issued, trust: TrustStore) -> None:
+    """Two intermediates missing, the upper one cached and the lower one fetched: completed_from is aia (certmon
+    would not have completed it without the fetch); both cached, it is cache."""
+    upper = make_ca("completion Upper", issuer=root)
+    lower = make_ca("completion Lower", issuer=upper)
+    leaf = make_leaf(lower)
+    cached_upper = CandidateIntermediate(upper.cert, "the cache", "cache")
+    fetched = _judge((leaf,), trust, [CandidateIntermediate(lower.cert, "an AIA URL", "aia"), cached_upper])
+    assert (fetched.chain.trusted, fetched.chain.complete, fetched.chain.completed_from) == (True, False, "aia")
+    assert len(fetched.chain.verified_path) == 4
+    cached = _judge((leaf,), trust, [CandidateIntermediate(lower.cert, "the cache", "cache"), cached_upper])
+    assert (cached.chain.trusted, cached.chain.completed_from) == (True, "cache")
 
 
 def test_candidate_with_the_right_name_but_another_key_is_not_used(
@@ -37,8 +54,8 @@ def test_candidate_with_the_right_name_but_another_key_is_not_used(
     """An impostor intermediate (same subject, different key) does not verify the leaf: still incomplete, and
     not completable, so the chain is untrusted and the grade F."""
     impostor = make_ca("certmon Test Intermediate", issuer=root)
-    evaluation = _judge((leaf,), trust, [CandidateIntermediate(impostor.cert, "nowhere good")])
-    assert evaluation.chain.trusted is False
+    evaluation = _judge((leaf,), trust, [CandidateIntermediate(impostor.cert, "nowhere good", "aia")])
+    assert (evaluation.chain.trusted, evaluation.chain.completed_from) == (False, None)
     assert "chain.incomplete" in codes(evaluation)
     assert "nowhere good" not in " ".join(f.message for f in evaluation.findings)
     assert evaluation.security is not None and evaluation.security.grade == "F"
@@ -48,8 +65,8 @@ def test_extra_intermediates_do_not_change_a_complete_chain(
     leaf: Issued, intermediate: Issued, trust: TrustStore
 ) -> None:
     """A chain the server sends whole is complete whatever candidates are offered."""
-    evaluation = _judge((leaf, intermediate), trust, [CandidateIntermediate(intermediate.cert, "spare")])
-    assert (evaluation.chain.complete, evaluation.chain.trusted) == (True, True)
+    evaluation = _judge((leaf, intermediate), trust, [CandidateIntermediate(intermediate.cert, "spare", "cache")])
+    assert (evaluation.chain.complete, evaluation.chain.trusted, evaluation.chain.completed_from) == (True, True, None)
     assert "chain.incomplete" not in codes(evaluation)
 
 
@@ -60,7 +77,7 @@ def test_finder_learns_intermediates_from_every_chain_it_sees(intermediate: Issu
     assert finder.candidates([b64(other), b64(intermediate)], trust) == ()
     alone = make_leaf(intermediate)
     (found,) = finder.candidates([b64(alone)], trust)
-    assert found.cert == intermediate.cert and found.source == CACHE_SOURCE
+    assert (found.cert, found.source, found.origin) == (intermediate.cert, CACHE_SOURCE, "cache")
     assert len(finder.known) == 1
 
 
