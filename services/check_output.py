@@ -1,6 +1,7 @@
 """How `certmon check` shows evaluations: a rich table for people, the evaluation object as JSON for tools,
 and the Nagios-convention exit code (0 ok, 1 warning, 2 critical, 3 unknown)."""
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -80,31 +81,73 @@ def _target_label(evaluation: Evaluation) -> str:
     return t.file if t.file else evaluation.target_key
 
 
+_HEADERS = ("target", "level", "grade", "days left", "expires", "findings")
+
+
+def _row(ev: Evaluation, *, explain: bool) -> tuple[list[str], list[str]]:
+    """The cells of one evaluation's row (findings one per line) and the codes it shows."""
+    findings = sorted(ev.findings, key=lambda f: -_SEVERITY_RANK[f.severity])
+    shown = findings if explain else findings[:3]
+    lines = [f"{f.severity}: {f.code}" for f in shown]
+    if not explain and len(findings) > 3:
+        lines.append(f"… {len(findings) - 3} more (--explain)")
+    if ev.error is not None:
+        lines.insert(0, f"error ({ev.error.kind}): {ev.error.message}")
+    cells = [
+        _target_label(ev),
+        ev.alarm.level,
+        ev.security.grade if ev.security else "-",
+        str(math.floor(ev.expiry.days_remaining)) if ev.expiry else "-",  # whole days; --json keeps the fraction
+        ev.certificate.not_after.strftime("%Y-%m-%d") if ev.certificate else "-",
+        "\n".join(lines) or "-",
+    ]
+    return cells, [f.code for f in shown]
+
+
+def _fitted_widths(rows: list[list[str]], codes: list[str], width: int) -> list[int | None] | None:
+    """Column widths that fit the table in `width` (None: as wide as its content): the days header wraps and
+    the findings wrap at spaces, one finding per line, so that every target and every finding code stays whole.
+    None when no table that narrow can keep them whole."""
+    natural = [
+        max(len(line) for text in column for line in text.split("\n")) for column in zip(_HEADERS, *rows, strict=False)
+    ]
+    room = width - (3 * len(_HEADERS) + 1)  # rich's box: a rule between and around the columns, a space each side
+    if sum(natural) <= room:
+        return [None] * len(_HEADERS)
+    target, level, grade, _, expires, findings = natural
+    days = max([len("days"), *(len(row[3]) for row in rows)])
+    left = room - target - level - grade - days - expires
+    if left < max(map(len, codes), default=len("findings")):
+        return None
+    return [target, level, grade, days, expires, min(findings, left)]
+
+
 def render_table(evaluations: Sequence[Evaluation], console: "Console", *, explain: bool = False) -> None:
-    """A table (target, level, grade, days remaining, expiry, top findings); `explain` lists every finding."""
+    """A table (target, level, grade, whole days remaining, expiry, top findings) fitted to the console's width,
+    or one block per target where no table fits with every finding code whole; `explain` lists every finding."""
     from rich.table import Table  # rich loads only for people: `--json` in a monitoring loop never needs it
     from rich.text import Text
 
-    table = Table(show_lines=False, header_style="bold")
-    for column in ("target", "level", "grade", "days left", "expires", "findings"):
-        table.add_column(column, no_wrap=column != "findings")
-    for ev in evaluations:
-        findings = sorted(ev.findings, key=lambda f: -_SEVERITY_RANK[f.severity])
-        shown = findings if explain else findings[:3]
-        lines = [f"{f.severity}: {f.code}" for f in shown]
-        if not explain and len(findings) > 3:
-            lines.append(f"… {len(findings) - 3} more (--explain)")
-        if ev.error is not None:
-            lines.insert(0, f"error ({ev.error.kind}): {ev.error.message}")
-        table.add_row(
-            _target_label(ev),
-            Text(ev.alarm.level, style=_LEVEL_STYLE[ev.alarm.level]),
-            ev.security.grade if ev.security else "-",
-            f"{ev.expiry.days_remaining:.1f}" if ev.expiry else "-",
-            ev.certificate.not_after.strftime("%Y-%m-%d") if ev.certificate else "-",
-            "\n".join(lines) or "-",
-        )
-    console.print(table)
+    built = [_row(ev, explain=explain) for ev in evaluations]
+    rows = [cells for cells, _ in built]
+    widths = _fitted_widths(rows, [code for _, codes in built for code in codes], console.width)
+    if widths is None:
+        for ev, (target, level, grade, days, expires, findings) in zip(evaluations, rows, strict=True):
+            console.print(Text(target, style="bold", overflow="fold"))
+            summary = f" · grade {grade} · {days} days left · expires {expires}"
+            console.print(Text.assemble("  ", (level, _LEVEL_STYLE[ev.alarm.level]), summary))
+            for line in findings.split("\n") if findings != "-" else ():
+                console.print(Text(f"  {line}", overflow="fold"))
+    else:
+        table = Table(show_lines=False, header_style="bold")
+        for header, column_width in zip(_HEADERS, widths, strict=True):
+            # A word too long for its column is folded, not cut: a finding code is never ellipsised.
+            table.add_column(
+                header, width=column_width, overflow="fold", justify="right" if header == "days left" else "left"
+            )
+        for ev, cells in zip(evaluations, rows, strict=True):
+            table.add_row(cells[0], Text(cells[1], style=_LEVEL_STYLE[ev.alarm.level]), *cells[2:])
+        console.print(table)
     if explain:
         for ev in evaluations:
             console.print(f"\n[bold]{_target_label(ev)}[/bold] — level {ev.alarm.level}")

@@ -1,17 +1,20 @@
-"""`certmon check --json` written as the evaluations come: the same bytes pydantic gives for the whole array."""
+"""`certmon check`'s output: JSON written as the evaluations come (the same bytes pydantic gives for the whole
+array), and the table people read, at any terminal width."""
 
+import datetime as dt
 import io
 import json
 import sys
 
 import pytest
 from pydantic import TypeAdapter
+from rich.console import Console
 
-from services.check_output import JsonWriter, worst_exit_code
+from services.check_output import JsonWriter, render_table, worst_exit_code
 from services.commands.check import _bulk_stdout
 from services.exit_codes import EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN, EXIT_WARNING
 from shared.events import Evaluation
-from tests.support.pki import make_ca, make_leaf
+from tests.support.pki import NOW, make_ca, make_leaf
 from tests.unit.evaluator.evaluator_support import judge, observation, store
 
 
@@ -83,3 +86,74 @@ def test_json_goes_to_a_text_only_stdout(evaluations: list[Evaluation], monkeypa
     out.write("é".encode()[1:])
     out.flush()
     assert text.getvalue().endswith("é")
+
+
+LONG_HOST = "a-long-host-name-for-a-narrow-terminal.example.com"
+
+
+@pytest.fixture(scope="module")
+def expiring() -> list[Evaluation]:
+    """A leaf with 4.9 days left under an intermediate that expires first, on a long host name; and one with 200."""
+    root = make_ca("table Root")
+    short_lived = make_ca("table CA", issuer=root, not_after=NOW + dt.timedelta(days=3))
+    leaf = make_leaf(short_lived, [LONG_HOST], not_after=NOW + dt.timedelta(days=4.9))
+    issuing = make_ca("table CA 2", issuer=root)
+    other = make_leaf(issuing, ["b.example"], not_after=NOW + dt.timedelta(days=200))
+    return [
+        judge(observation(leaf, short_lived, host=LONG_HOST), store(root)),
+        judge(observation(other, issuing, host="b.example"), store(root)),
+    ]
+
+
+def _table(evaluations: list[Evaluation], width: int) -> str:
+    out = io.StringIO()
+    render_table(evaluations, Console(width=width, file=out, color_system=None))
+    return out.getvalue()
+
+
+def test_days_left_are_whole_days_in_the_table(expiring: list[Evaluation]) -> None:
+    """4.9 days left shows as 4 and 200.0 as 200; the evaluation keeps the fraction."""
+    assert expiring[0].expiry is not None and 4.8 < expiring[0].expiry.days_remaining < 4.95
+    lines = _table(expiring, 200).splitlines()
+    (first,) = [line for line in lines if LONG_HOST in line]
+    (second,) = [line for line in lines if "b.example" in line]
+    assert [cell.strip() for cell in first.split("│")][4] == "4"
+    assert [cell.strip() for cell in second.split("│")][4] == "200"
+    assert "4.9" not in first and "200.0" not in second
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 130, 200])
+def test_a_narrow_terminal_never_cuts_a_finding_code(expiring: list[Evaluation], width: int) -> None:
+    """At any width every finding code and the target are printed whole on one line, nothing is ellipsised, and
+    no line is wider than the terminal: a table while one fits, else one block per target."""
+    codes = {f.code for f in expiring[0].findings}
+    assert "chain.intermediate_expiring" in codes
+    output = _table(expiring, width)
+    lines = output.splitlines()
+    assert all(any(code in line for line in lines) for code in [*codes, LONG_HOST]), output
+    assert "…" not in output
+    assert all(len(line) <= width for line in lines)
+
+
+def test_a_terminal_too_narrow_for_the_table_gets_a_block_per_target(expiring: list[Evaluation]) -> None:
+    """At 60 columns: each target on its own line, then its level, grade, whole days and expiry, then its
+    findings one per line."""
+    certificate = expiring[0].certificate
+    assert certificate is not None
+    lines = _table(expiring, 60).splitlines()
+    start = lines.index(f"{LONG_HOST}:443")
+    assert lines[start + 1 : start + 4] == [
+        f"  critical · grade A · 4 days left · expires {certificate.not_after:%Y-%m-%d}",
+        "  critical: expiry.within_7_days",
+        "  warning: chain.intermediate_expiring",
+    ]
+
+
+def test_the_findings_column_wraps_while_a_table_fits(expiring: list[Evaluation]) -> None:
+    """Narrower than the table's content but wide enough for the target and the longest code, the table stays
+    and its findings column wraps each finding's severity and code apart rather than cut the code."""
+    lines = _table(expiring, 130).splitlines()
+    assert any("findings" in line for line in lines)
+    assert any(LONG_HOST in line for line in lines)
+    cells = [line.split("│")[-2].strip() for line in lines if line.startswith("│")]
+    assert "chain.intermediate_expiring" in cells and "warning:" in cells
