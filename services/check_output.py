@@ -122,6 +122,23 @@ def _fitted_widths(rows: list[list[str]], codes: list[str], width: int) -> list[
     return [target, level, grade, days, expires, min(findings, left)]
 
 
+#: What `--explain` says about how an incomplete chain was (or was not) completed, by `chain.completed_from`.
+_COMPLETION_NOTES = {
+    "cache": "chain completed with an intermediate that a target checked earlier in this run sent (completed_from "
+    "cache); checked alone, or before that target, it would not be",
+    "aia": "chain completed from the intermediate its caIssuers URL serves (completed_from aia)",
+    None: "chain not completed: certmon check completes a chain from the intermediates that targets checked "
+    "before it in the same run sent, or from its caIssuers URL (AIA)",
+}
+
+
+def _completion_note(ev: Evaluation) -> str | None:
+    """How an incomplete chain was completed, or that it was not; None for a chain sent whole."""
+    if ev.chain.completed_from is None and all(f.code != "chain.incomplete" for f in ev.findings):
+        return None
+    return _COMPLETION_NOTES[ev.chain.completed_from]
+
+
 def render_table(evaluations: Sequence[Evaluation], console: "Console", *, explain: bool = False) -> None:
     """A table (target, level, grade, whole days remaining, expiry, top findings) fitted to the console's width,
     or one block per target where no table fits with every finding code whole; `explain` lists every finding."""
@@ -153,6 +170,9 @@ def render_table(evaluations: Sequence[Evaluation], console: "Console", *, expla
             console.print(f"\n[bold]{_target_label(ev)}[/bold] — level {ev.alarm.level}")
             for f in sorted(ev.findings, key=lambda f: -_SEVERITY_RANK[f.severity]):
                 console.print(f"  [{_LEVEL_STYLE.get(f.severity, 'dim')}]{f.severity:8}[/] {f.code}: {f.message}")
+            note = _completion_note(ev)
+            if note is not None:
+                console.print(f"  {note}")
             if ev.security is not None:
                 console.print(
                     f"  grade {ev.security.grade} (ignoring trust {ev.security.grade_ignoring_trust}), "

@@ -72,7 +72,8 @@ async def check_targets(
 ) -> None:
     """Observe and evaluate every target, concurrently but within the workers' total and per-host caps; directory
     targets are expanded into one target per certificate file. Each evaluation goes to `sink` (called from a
-    worker thread) in the order the targets were given, and is not kept."""
+    worker thread) in the order the targets were given, and is not kept. Evaluation follows that order too, so
+    the intermediates a target sends complete the chains of the targets after it, never of those before."""
     trust = load_trust_store([*config.trust.ca_files, *extra_ca_files], replace_default=config.trust.replace_default)
     finder = IntermediateFinder(aia=AiaFetcher(policy=AddressPolicy.from_scanning(config.scanning)))
     limiter = ScanLimiter(total=concurrency, per_host=limits.per_host_concurrency)

@@ -33,7 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("targets", nargs="*", metavar="HOST[:PORT]", help="endpoints to check (default port 443)")
     check.add_argument("--file", action="append", default=[], type=Path, help="a certificate file (PEM or DER)")
     check.add_argument("--json", action="store_true", help="print the evaluation object(s) as JSON")
-    check.add_argument("--explain", action="store_true", help="list every finding and grade cap in words")
+    check.add_argument(
+        "--explain",
+        action="store_true",
+        help="list every finding and grade cap in words, and how an incomplete chain was completed",
+    )
     check.add_argument("--ca-file", action="append", default=[], type=Path, help="extra trusted CA certificates")
     check.add_argument("--config", type=Path, help="certmon.yaml for trust, thresholds and policy")
     check.add_argument("--sni", help="server name to send (default: the host)")

@@ -300,3 +300,51 @@ async def test_run_refuses_a_ca_file_without_certificates(tmp_path: Path) -> Non
     )
     assert rc == 1
     assert "not-a-ca.pem" in err and "Traceback" not in err
+
+
+@pytest.fixture
+async def completion_endpoints(tmp_path: Path) -> AsyncIterator[tuple[Path, int, int]]:
+    """Two TLS servers under one intermediate: one sends it, the other sends its leaf alone; and the root file."""
+    now = dt.datetime.now(dt.UTC)
+    root = make_ca("completion Root")
+    issuing = make_ca("completion Issuing", issuer=root)
+    (tmp_path / "root.pem").write_bytes(root.pem)
+    whole = write_chain(tmp_path, "whole", make_leaf(issuing, ["127.0.0.1"], not_after=now + 90 * DAY), issuing)
+    alone = write_chain(tmp_path, "alone", make_leaf(issuing, ["127.0.0.1"], not_after=now + 90 * DAY))
+    async with tls_server(server_context(*whole)) as whole_port, tls_server(server_context(*alone)) as alone_port:
+        yield tmp_path / "root.pem", whole_port, alone_port
+
+
+async def test_one_run_completes_a_chain_from_an_intermediate_an_earlier_target_sent(
+    completion_endpoints: tuple[Path, int, int],
+) -> None:
+    """In one run, a leaf-only chain checked after an endpoint that sends its intermediate is completed from the
+    cache (trusted, still incomplete, B); checked alone or first, it is not (untrusted, F)."""
+    root, whole_port, alone_port = completion_endpoints
+    whole, alone = f"127.0.0.1:{whole_port}", f"127.0.0.1:{alone_port}"
+    _, after_out, _ = await certmon("check", whole, alone, "--ca-file", str(root), "--json")
+    _, first_out, _ = await certmon("check", alone, whole, "--ca-file", str(root), "--json")
+    _, alone_out, _ = await certmon("check", alone, "--ca-file", str(root), "--json")
+    after, first, checked_alone = json.loads(after_out)[1], json.loads(first_out)[0], json.loads(alone_out)
+    assert json.loads(after_out)[0]["chain"]["completed_from"] is None  # sent whole: nothing to complete
+    chain = after["chain"]
+    assert (chain["trusted"], chain["complete"], chain["completed_from"]) == (True, False, "cache")
+    assert after["security"]["grade"] == "B"
+    (message,) = [f["message"] for f in after["findings"] if f["code"] == "chain.incomplete"]
+    assert "found in the known-intermediates cache" in message and "reject it" in message
+    for unaided in (first, checked_alone):
+        assert unaided["target"]["port"] == alone_port
+        assert (unaided["chain"]["trusted"], unaided["chain"]["completed_from"]) == (False, None)
+        assert "chain.incomplete" in [f["code"] for f in unaided["findings"]]
+        assert unaided["security"]["grade"] == "F"
+
+
+async def test_explain_says_how_an_incomplete_chain_was_completed(completion_endpoints: tuple[Path, int, int]) -> None:
+    """`--explain` says a chain was completed from a target checked before it, or that it was not, and why."""
+    root, whole_port, alone_port = completion_endpoints
+    _, out, _ = await certmon(
+        "check", f"127.0.0.1:{whole_port}", f"127.0.0.1:{alone_port}", "--ca-file", str(root), "--explain"
+    )
+    _, alone_out, _ = await certmon("check", f"127.0.0.1:{alone_port}", "--ca-file", str(root), "--explain")
+    assert "(completed_from cache)" in " ".join(out.split())
+    assert "chain not completed: certmon check completes a chain" in " ".join(alone_out.split())
