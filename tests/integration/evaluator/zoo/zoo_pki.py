@@ -106,6 +106,26 @@ def _three(pki: Pki, *order: str, extra: tuple[Issued, ...] = ()) -> tuple[Issue
 
 
 OK = frozenset[str]()
+TLS = ssl.TLSVersion
+
+
+def _protocol_case(
+    name: str, lowest: ssl.TLSVersion, highest: ssl.TLSVersion, codes: frozenset[str], level: str, grade: str
+) -> Case:
+    """A case that serves the healthy chain on the versions from `lowest` to `highest`, enumerated (profile
+    full) so that A+ is within reach; TLS 1.0/1.1 need OpenSSL's security level 0."""
+    return Case(
+        name,
+        lambda p: _signed(p),
+        codes,
+        level,
+        grade,
+        grade,
+        legacy=lowest < TLS.TLSv1_2,
+        versions=(lowest, highest),
+        profile="full",
+    )
+
 
 CASES: tuple[Case, ...] = (
     Case("healthy", lambda p: _signed(p), OK, "ok", "A", "A"),
@@ -252,37 +272,12 @@ CASES: tuple[Case, ...] = (
         "A",
     ),
     Case("cn_only_without_san", lambda p: _signed(p, san=False), frozenset({"hostname.cn_only"}), "warning", "A", "A"),
-    # The protocol cases serve the healthy chain and are enumerated (profile full), so A+ is within reach.
-    Case(
-        "tls13_only",  # 30 + 30 + 36 = 96; neither capped (TLS 1.3 is offered) nor warned (no "no TLS 1.3"): A+
-        lambda p: _signed(p),
-        OK,
-        "ok",
-        "A+",
-        "A+",
-        versions=(ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_3),
-        profile="full",
-    ),
-    Case(
-        "tls12_only",  # the same score; TLS 1.3 missing is the A- warning
-        lambda p: _signed(p),
-        frozenset({"tls.no_tls13"}),
-        "ok",
-        "A-",
-        "A-",
-        versions=(ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2),
-        profile="full",
-    ),
-    Case(
-        "tls11_best",  # TLS 1.0/1.1 offered is B; neither TLS 1.2 nor TLS 1.3 is C, the lower
-        lambda p: _signed(p),
-        frozenset({"tls.tls10", "tls.tls11", "tls.no_tls13"}),
-        "warning",
-        "C",
-        "C",
-        legacy=True,
-        versions=(ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1),
-        profile="full",
+    # TLS 1.3 only: 30 + 30 + 36 = 96, neither capped (TLS 1.3 is offered) nor warned (it is not missing): A+.
+    _protocol_case("tls13_only", TLS.TLSv1_3, TLS.TLSv1_3, OK, "ok", "A+"),
+    _protocol_case("tls12_only", TLS.TLSv1_2, TLS.TLSv1_2, frozenset({"tls.no_tls13"}), "ok", "A-"),  # the warning
+    # TLS 1.0/1.1 offered is B; neither TLS 1.2 nor TLS 1.3 is C, the lower.
+    _protocol_case(
+        "tls11_best", TLS.TLSv1, TLS.TLSv1_1, frozenset({"tls.tls10", "tls.tls11", "tls.no_tls13"}), "warning", "C"
     ),
 )
 
