@@ -9,7 +9,7 @@ queue's delivery count advances, and a message that is not a valid CloudEvent is
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 import aio_pika
 import aiormq
@@ -24,6 +24,7 @@ from aio_pika.abc import (
 from pydantic import ValidationError
 
 from shared.broker.bus import DEAD_LETTER_EXCHANGE, DEFAULT_DELIVERY_LIMIT, EXCHANGE, BusError, Handler, PublishError
+from shared.broker.dispatch import call_handler
 from shared.events import BROADCAST_KEYS, CloudEvent
 from shared.logging import redact_text
 
@@ -60,9 +61,15 @@ class AmqpBus:
         self._exchange: AbstractExchange | None = None
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._closing = asyncio.Event()
 
     async def start(self) -> None:
-        """Connect and declare the events exchange, the dead-letter exchange and its queue."""
+        """Connect and declare the events exchange, the dead-letter exchange and its queue.
+
+        Raises BusError (and leaves nothing open) when the broker cannot be reached; once started, the connection
+        reconnects by itself and restores the channels and consumers after a broker restart.
+        """
+        self._closing.clear()
         try:
             self._connection = await aio_pika.connect_robust(self._url, reconnect_interval=2)
             self._publisher = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -74,11 +81,18 @@ class AmqpBus:
                 self._dlq_name, durable=True, arguments={"x-queue-type": "quorum"}
             )
             await dlq.bind(dlx, "#")
-        except (OSError, aiormq.exceptions.AMQPError) as exc:
-            raise BusError(f"cannot connect to RabbitMQ at {redact_text(self._url)}: {exc}") from exc
+        except (OSError, TimeoutError, RuntimeError, aiormq.exceptions.AMQPError) as exc:
+            await self.close()
+            raise BusError(f"cannot connect to RabbitMQ at {redact_text(self._url)}: {exc!r}") from exc
+
+    async def ping(self) -> None:
+        """Raise BusError unless the connection to the broker is up now (a readiness check; never blocks)."""
+        if self._connection is None or self._connection.is_closed or not self._connection.connected.is_set():
+            raise BusError("not connected to RabbitMQ")
 
     async def close(self) -> None:
         """Cancel consumers, wait for in-flight handlers (so their acks go out), then disconnect."""
+        self._closing.set()
         for queue, tag in self._consumers:
             with contextlib.suppress(Exception):  # the channel may already be gone; closing anyway
                 await queue.cancel(tag)
@@ -113,29 +127,17 @@ class AmqpBus:
             )
         except aio_pika.exceptions.DeliveryError as exc:
             raise PublishError(f"{event.routing_key} {event.id} returned by the broker: unroutable") from exc
-        except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
+        except Exception as exc:  # whatever the client raises (a channel closed while reconnecting is a RuntimeError)
             raise PublishError(f"{event.routing_key} {event.id} not confirmed: {exc!r}") from exc
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):
             raise PublishError(f"{event.routing_key} {event.id} not confirmed: {confirmation!r}")
 
     async def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler, *, prefetch: int = 32) -> None:
         """Declare a quorum queue with the delivery limit and dead-lettering, bind it, and consume."""
-        if self._connection is None or self._exchange is None:
+        connection = self._connection
+        if connection is None or self._exchange is None:
             raise BusError("bus not started")
         queue = self._queue_prefix + queue
-        channel = await self._connection.channel(publisher_confirms=False)
-        await channel.set_qos(prefetch_count=prefetch)
-        declared = await channel.declare_queue(
-            queue,
-            durable=True,
-            arguments={
-                "x-queue-type": "quorum",
-                "x-delivery-limit": self.delivery_limit,
-                "x-dead-letter-exchange": self._dlx_name,
-            },
-        )
-        for key in routing_keys:
-            await declared.bind(self._exchange_name, key)
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             task = asyncio.current_task()
@@ -147,8 +149,24 @@ class AmqpBus:
                 if task is not None:
                     self._in_flight.discard(task)
 
+        try:
+            channel = await connection.channel(publisher_confirms=False)
+            await channel.set_qos(prefetch_count=prefetch)
+            declared = await channel.declare_queue(
+                queue,
+                durable=True,
+                arguments={
+                    "x-queue-type": "quorum",
+                    "x-delivery-limit": self.delivery_limit,
+                    "x-dead-letter-exchange": self._dlx_name,
+                },
+            )
+            for key in routing_keys:
+                await declared.bind(self._exchange_name, key)
+            tag = await declared.consume(on_message, no_ack=False)
+        except Exception as exc:  # the broker went away since start(): the caller's start fails and is retried
+            raise BusError(f"cannot subscribe {queue}: {exc!r}") from exc
         self.declared_queues.append(queue)
-        tag = await declared.consume(on_message, no_ack=False)
         self._consumers.append((declared, tag))
 
     async def _deliver(self, queue: str, message: AbstractIncomingMessage, handler: Handler) -> None:
@@ -156,19 +174,35 @@ class AmqpBus:
             event = CloudEvent.model_validate_json(message.body)
         except ValidationError as exc:
             log.error("event_malformed", queue=queue, message_id=message.message_id, error=str(exc)[:500])
-            await message.reject(requeue=False)
+            await _settle(message.reject(requeue=False), queue, None)
             return
         try:
-            await handler(event)
-        except Exception as exc:  # any handler failure is one failed attempt; the delivery limit bounds it
+            await call_handler(handler, event, queue=queue, closing=self._closing)
+        except Exception as exc:  # any other handler failure is one failed attempt; the delivery limit bounds it
             log.warning(
                 "event_rejected",
                 queue=queue,
                 event_id=event.id,
                 routing_key=event.routing_key,
                 attempt=(message.headers or {}).get("x-delivery-count", 0),
+                error_type=type(exc).__name__,
                 error=repr(exc)[:500],
             )
-            await message.reject(requeue=True)
+            await _settle(message.reject(requeue=True), queue, event)
             return
-        await message.ack()
+        await _settle(message.ack(), queue, event)
+
+
+async def _settle(outcome: Awaitable[None], queue: str, event: CloudEvent | None) -> None:
+    """Send an ack or reject; if the channel went away meanwhile, the broker redelivers the message (handlers are
+    idempotent), so this is logged and not raised into aio-pika's consumer callback."""
+    try:
+        await outcome
+    except Exception as exc:  # the connection dropped between the handler's commit and the ack
+        log.warning(
+            "event_settle_failed",
+            queue=queue,
+            event_id=event and event.id,
+            error_type=type(exc).__name__,
+            error=str(exc)[:300],
+        )

@@ -38,7 +38,8 @@ class Bus(Protocol):
     """Publish events and consume them from durable, named queues.
 
     A handler that returns acks the message; one that raises rejects it, and after the queue's
-    delivery limit the message is dead-lettered. Handlers must therefore be idempotent.
+    delivery limit the message is dead-lettered. Handlers must therefore be idempotent. A handler that fails
+    because a dependency is away is retried in process first (`shared.broker.dispatch`).
     """
 
     async def start(self) -> None:
@@ -46,6 +47,9 @@ class Bus(Protocol):
 
     async def close(self) -> None:
         """Stop consuming, let in-flight handlers finish, and disconnect."""
+
+    async def ping(self) -> None:
+        """Raise BusError unless the bus can publish and consume now (readiness; never blocks)."""
 
     async def publish(self, event: CloudEvent) -> None:
         """Publish with the event's routing key; returns once the broker confirmed it."""

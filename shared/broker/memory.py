@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from shared.broker.bus import DEFAULT_DELIVERY_LIMIT, Handler, PublishError, topic_matches
+from shared.broker.bus import DEFAULT_DELIVERY_LIMIT, BusError, Handler, PublishError, topic_matches
+from shared.broker.dispatch import call_handler
 from shared.events import BROADCAST_KEYS, CloudEvent
 
 log = structlog.get_logger(__name__)
@@ -32,14 +33,22 @@ class InMemoryBus:
         self.published: list[CloudEvent] = []
         self._queues: dict[str, _Queue] = {}
         self._closed = False
+        self._closing = asyncio.Event()
 
     async def start(self) -> None:
         """Nothing to connect."""
         self._closed = False
+        self._closing.clear()
+
+    async def ping(self) -> None:
+        """Raise BusError once the bus is closed."""
+        if self._closed:
+            raise BusError("bus is closed")
 
     async def close(self) -> None:
         """Cancel the consumers."""
         self._closed = True
+        self._closing.set()
         for queue in self._queues.values():
             for task in queue.consumers:
                 task.cancel()
@@ -92,7 +101,7 @@ class InMemoryBus:
             event, attempts = await q.items.get()
             q.in_flight += 1
             try:
-                await handler(event)
+                await call_handler(handler, event, queue=q.name, closing=self._closing)
             except Exception as exc:  # a failed attempt: reject, as the real adapter does
                 attempts += 1
                 if attempts >= self.delivery_limit:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aio_pika
+import asyncpg
 import pytest
 
-from shared.broker import Bus, InMemoryBus, PublishError
+from shared.broker import Bus, BusError, InMemoryBus, PublishError
 from shared.broker.amqp import AmqpBus
 from shared.events import CloudEvent, ReportPublished, ScanRequested, Target, make_event
 
@@ -171,6 +172,35 @@ class TestBusContract:
         await wait_for(lambda: len(done) == 1)
         assert len(attempts) == 2
         assert await under_test.dead_letter_ids() == []
+
+    async def test_dependency_away_is_retried_in_process_without_using_up_deliveries(
+        self, under_test: BusUnderTest
+    ) -> None:
+        """A handler failing because the database or the broker is away (more times than the delivery limit) is
+        called again with the message held, so the message is handled, not dead-lettered."""
+        attempts: list[str] = []
+        done: list[str] = []
+
+        async def database_restarting(event: CloudEvent) -> None:
+            attempts.append(event.id)
+            if len(attempts) <= 4:  # the limit is 3
+                raise asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+            done.append(event.id)
+
+        await under_test.bus.subscribe(
+            f"{under_test.prefix}.work", ["scan.requested.v1"], database_restarting, prefetch=1
+        )
+        await under_test.bus.publish(scan_event())
+        await wait_for(lambda: len(done) == 1, timeout=20)
+        assert len(attempts) == 5
+        assert await under_test.dead_letter_ids() == []
+
+    async def test_ping_answers_while_started_and_raises_once_closed(self, under_test: BusUnderTest) -> None:
+        """`ping()` is the readiness check: quiet while connected, BusError after close."""
+        await under_test.bus.ping()
+        await under_test.bus.close()
+        with pytest.raises(BusError):
+            await under_test.bus.ping()
 
     async def test_unroutable_publish_raises(self, under_test: BusUnderTest) -> None:
         """Publishing a routing key no queue is bound to is an error, not a silent loss."""
