@@ -4,14 +4,14 @@ publishes them afterwards, at least once, in order.
 `shared.db.migrate` creates its table in every service schema.
 """
 
-import asyncio
-import contextlib
+import hashlib
 
 import asyncpg
 import structlog
 
-from shared.broker.bus import Bus, BusError
+from shared.broker.bus import Bus
 from shared.events import CloudEvent
+from shared.periodic import PeriodicTask
 
 log = structlog.get_logger(__name__)
 
@@ -26,55 +26,63 @@ async def enqueue(conn: asyncpg.Connection, schema: str, event: CloudEvent) -> N
 
 
 class OutboxRelay:
-    """Publishes unpublished outbox rows; `kick()` after a commit makes it run at once."""
+    """Publishes unpublished outbox rows in order; `kick()` after a commit makes it run at once.
+
+    It runs as a `PeriodicTask`, so a broker or database outage only delays publishing: the rows wait, and
+    the loop retries with backoff until they are confirmed. Replicas of a service share one outbox table; an
+    advisory lock lets one relay at a time publish it, so events leave in the order they were committed.
+    """
 
     def __init__(self, pool: asyncpg.Pool, schema: str, bus: Bus, *, poll_seconds: float = 1.0) -> None:
-        self._pool, self._schema, self._bus, self._poll = pool, schema, bus, poll_seconds
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._pool, self._schema, self._bus = pool, schema, bus
+        self._lock_id = int.from_bytes(
+            hashlib.sha256(f"certmon:outbox:{schema}".encode()).digest()[:8], "big", signed=True
+        )
+        self._loop = PeriodicTask(f"outbox:{schema}", self.flush, interval=poll_seconds)
 
     def kick(self) -> None:
         """Ask the relay to publish now."""
-        self._wake.set()
+        self._loop.wake()
 
     async def start(self) -> None:
         """Start the relay loop."""
-        self._task = asyncio.create_task(self._run(), name=f"outbox:{self._schema}")
+        await self._loop.start()
 
     async def stop(self) -> None:
-        """Publish what is pending once more, then stop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(BusError, OSError, asyncpg.PostgresError):
+        """Stop the loop, then publish what is pending once more (what cannot be published stays for later)."""
+        await self._loop.stop()
+        try:
             await self.flush()
+        except Exception as exc:  # stopping anyway: the rows stay in the outbox for the next start
+            log.warning("outbox_final_flush_failed", schema=self._schema, error_type=type(exc).__name__, error=str(exc))
 
     async def flush(self) -> int:
-        """Publish every pending row in order; returns how many were published."""
+        """Publish every pending row in order; returns how many were published (0 if another relay holds the
+        lock: it is publishing them)."""
         published = 0
         while True:
+            failure: Exception | None = None
             async with self._pool.acquire() as conn, conn.transaction():
+                if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_id):
+                    return published
                 rows = await conn.fetch(
                     f'SELECT seq, event FROM "{self._schema}".outbox WHERE published_at IS NULL '
-                    "ORDER BY seq LIMIT 100 FOR UPDATE SKIP LOCKED"
+                    "ORDER BY seq LIMIT 100 FOR UPDATE"
                 )
                 if not rows:
                     return published
+                done: list[int] = []
                 for row in rows:
-                    await self._bus.publish(CloudEvent.model_validate(row["event"]))
+                    try:
+                        await self._bus.publish(CloudEvent.model_validate(row["event"]))
+                    except Exception as exc:  # raised after the commit below, so confirmed rows are not sent again
+                        failure = exc
+                        break
+                    done.append(row["seq"])
+                if done:
                     await conn.execute(
-                        f'UPDATE "{self._schema}".outbox SET published_at = now() WHERE seq = $1', row["seq"]
+                        f'UPDATE "{self._schema}".outbox SET published_at = now() WHERE seq = ANY($1::bigint[])', done
                     )
-                    published += 1
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.flush()
-            except (BusError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("outbox_publish_failed", schema=self._schema, error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll):
-                    await self._wake.wait()
-            self._wake.clear()
+            published += len(done)
+            if failure is not None:
+                raise failure

@@ -2,10 +2,8 @@
 
 from datetime import datetime
 
-import asyncpg
 import structlog
 
-from services.reporter.adapters.bucket import BucketError
 from services.reporter.domain import daily_period, daily_report_due
 from services.reporter.publishing import ReportPublisher
 from shared.clock import Clock
@@ -24,7 +22,6 @@ class DailyReportScheduler:
             "reporter:daily-schedule",
             self.tick,
             interval=tick_seconds,
-            transient=(BucketError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError),
         )
 
     async def start(self) -> None:

@@ -3,7 +3,6 @@
 Several replicas may run it at once; `TargetsRepository.claim_due` guarantees each due target is claimed once.
 """
 
-import asyncpg
 import structlog
 
 from services.scanner.adapters.targets_repo import TargetsRepository
@@ -26,7 +25,6 @@ class Scheduler:
             "scanner:scheduler",
             self.tick,
             interval=tick_seconds,
-            transient=(OSError, asyncpg.PostgresError, asyncpg.InterfaceError),
         )
 
     async def tick(self) -> int:

@@ -90,7 +90,6 @@ class Sweeper:
             "scanner:sweeper",
             self.tick,
             interval=tick_seconds,
-            transient=(OSError, asyncpg.PostgresError, asyncpg.InterfaceError),
         )
 
     async def prepare(self) -> None:

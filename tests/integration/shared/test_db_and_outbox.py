@@ -4,8 +4,9 @@ import asyncio
 from datetime import UTC, datetime
 
 import asyncpg
+import pytest
 
-from shared.broker import InMemoryBus
+from shared.broker import InMemoryBus, PublishError
 from shared.db import claim_event, migrate
 from shared.events import CloudEvent, ScanRequested, Target, make_event
 from shared.outbox import OutboxRelay, enqueue
@@ -84,3 +85,66 @@ async def test_outbox_keeps_events_while_the_bus_refuses_them(pg_pool: asyncpg.P
             await asyncio.sleep(0.05)
     await relay.stop()
     assert await pg_pool.fetchval("SELECT count(*) FROM svc.outbox WHERE published_at IS NULL") == 0
+
+
+class _FlakyBus(InMemoryBus):
+    """Refuses the publishes whose number is in `refuse` (1-based), the way a broker going away does."""
+
+    def __init__(self, refuse: set[int], error: Exception) -> None:
+        super().__init__()
+        self.refuse, self.error, self.calls = refuse, error, 0
+
+    async def publish(self, event: CloudEvent) -> None:
+        self.calls += 1
+        if self.calls in self.refuse:
+            raise self.error
+        await super().publish(event)
+
+
+async def test_a_publish_failing_mid_batch_keeps_what_was_confirmed(pg_pool: asyncpg.Pool) -> None:
+    """When the third publish fails, the first two stay published (they are not sent again) and the rest wait."""
+    await migrate(pg_pool, "svc", [])
+    bus = _FlakyBus({3}, PublishError("not confirmed"))
+    bus.declare("q", ["scan.requested.v1"])
+    sent = [scan_event(f"h{i}.example") for i in range(5)]
+    async with pg_pool.acquire() as conn:
+        for event in sent:
+            await enqueue(conn, "svc", event)
+    relay = OutboxRelay(pg_pool, "svc", bus)
+    with pytest.raises(PublishError):
+        await relay.flush()
+    assert await pg_pool.fetchval("SELECT count(*) FROM svc.outbox WHERE published_at IS NULL") == 3
+    assert await relay.flush() == 3
+    assert [e.id for e in bus.pending("q")] == [e.id for e in sent]
+
+
+async def test_the_relay_outlives_any_error_of_the_client(pg_pool: asyncpg.Pool) -> None:
+    """A client error that is not a bus error (aio-pika raises RuntimeError on a channel closed while it
+    reconnects) does not end the relay: it retries and publishes once the bus takes events again."""
+    await migrate(pg_pool, "svc", [])
+    bus = _FlakyBus({1, 2}, RuntimeError("channel closed"))
+    bus.declare("q", ["scan.requested.v1"])
+    async with pg_pool.acquire() as conn:
+        await enqueue(conn, "svc", scan_event("after.example"))
+    relay = OutboxRelay(pg_pool, "svc", bus, poll_seconds=0.05)
+    await relay.start()
+    async with asyncio.timeout(10):
+        while not bus.pending("q"):
+            await asyncio.sleep(0.02)
+    await relay.stop()
+    assert bus.calls == 3
+
+
+async def test_replicas_publish_one_outbox_in_commit_order(pg_pool: asyncpg.Pool) -> None:
+    """Two relays flushing the same outbox at once publish every event once, in the order they were written."""
+    await migrate(pg_pool, "svc", [])
+    bus = InMemoryBus()
+    bus.declare("q", ["scan.requested.v1"])
+    sent = [scan_event(f"h{i}.example") for i in range(250)]
+    async with pg_pool.acquire() as conn:
+        for event in sent:
+            await enqueue(conn, "svc", event)
+    relays = [OutboxRelay(pg_pool, "svc", bus), OutboxRelay(pg_pool, "svc", bus)]
+    while await pg_pool.fetchval("SELECT count(*) FROM svc.outbox WHERE published_at IS NULL"):
+        await asyncio.gather(*(relay.flush() for relay in relays))
+    assert [e.id for e in bus.pending("q")] == [e.id for e in sent]
