@@ -1,0 +1,298 @@
+"""The services as separate processes, as an operator runs them, through a broker and a database that go away and
+come back: started while the broker is down they wait for it; after a broker restart and after a database
+restart every target is observed again within 15 seconds, every outbox drains, nothing is dead-lettered, and
+every event written to an outbox reaches the broker, those queued during the outage in the order they were
+written."""
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+import httpx
+import pytest
+
+from tests.support.pki import make_ca, make_leaf, write_chain
+from tests.support.postgres_node import PostgresNode, postgres_available, postgres_node
+from tests.support.rabbitmq_node import RabbitNode, free_port, rabbitmq_available
+from tests.support.tls_server import server_context, tls_server
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(
+        not (rabbitmq_available() and postgres_available()), reason="needs Debian's rabbitmq-server and postgresql"
+    ),
+]
+
+DAY = dt.timedelta(days=1)
+#: Two scanners, as a scaled deployment runs them; one of each other service.
+PROCESSES = ("reporter", "notifier", "alarmer", "evaluator", "scanner", "scanner")
+RECOVERY_SECONDS = 15.0
+SCHEMAS_WITH_OUTBOX = ("scanner", "alarmer", "notifier", "reporter")
+CERTMON = Path(sys.executable).with_name("certmon")
+
+
+@pytest.fixture
+def rabbit(tmp_path: Path) -> Iterator[RabbitNode]:
+    """A RabbitMQ node of this test's own (started by the test)."""
+    node = RabbitNode(tmp_path / "rabbitmq")
+    try:
+        yield node
+    finally:
+        node.stop()
+        shutil.rmtree(tmp_path / "rabbitmq", ignore_errors=True)
+
+
+@pytest.fixture
+def postgres() -> Iterator[PostgresNode]:
+    """A started PostgreSQL cluster of this test's own."""
+    with postgres_node() as node:
+        yield node
+
+
+class Services:
+    """The certmon processes, each with its own health port and log file."""
+
+    def __init__(self, directory: Path, env: dict[str, str]) -> None:
+        self.directory, self.env = directory, env
+        self.processes: list[tuple[str, int, asyncio.subprocess.Process]] = []
+
+    async def start(self) -> None:
+        for index, name in enumerate(PROCESSES):
+            port = free_port()
+            log = (self.directory / f"{index}-{name}.log").open("wb")
+            process = await asyncio.create_subprocess_exec(
+                str(CERTMON),
+                name,
+                env={**self.env, "CERTMON_HTTP_PORT": str(port)},
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            log.close()
+            self.processes.append((name, port, process))
+
+    def running(self) -> list[str]:
+        """Names of the processes that have not exited."""
+        return [name for name, _, process in self.processes if process.returncode is None]
+
+    async def readiness(self) -> list[int]:
+        """The status code of each process's `/healthz/ready` (0 when it does not answer)."""
+        codes = []
+        async with httpx.AsyncClient(timeout=3) as client:
+            for _, port, _ in self.processes:
+                try:
+                    codes.append((await client.get(f"http://127.0.0.1:{port}/healthz/ready")).status_code)
+                except httpx.HTTPError:
+                    codes.append(0)
+        return codes
+
+    async def stop(self) -> list[int | None]:
+        """SIGTERM every process and collect the exit codes (None for one that had to be killed)."""
+        for _, _, process in self.processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        codes: list[int | None] = []
+        for _, _, process in self.processes:
+            try:
+                async with asyncio.timeout(40):
+                    codes.append(await process.wait())
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+                codes.append(None)
+        return codes
+
+    def logs(self) -> str:
+        """The tail of every process's log, for a failing assertion's message."""
+        parts = []
+        for path in sorted(self.directory.glob("*.log")):
+            lines = [line for line in path.read_text(errors="replace").splitlines() if '"logger": "aio' not in line]
+            parts.append(f"--- {path.name}\n" + "\n".join(lines[-30:]))
+        return "\n".join(parts)
+
+
+@contextlib.asynccontextmanager
+async def estate(directory: Path) -> AsyncIterator[list[str]]:
+    """Three certificate files and one TLS endpoint; yields the `certmon.yaml` target entries."""
+    now = dt.datetime.now(dt.UTC)
+    ca = make_ca("outage CA", not_before=now - 100 * DAY)
+    entries = []
+    for index in range(3):
+        leaf = make_leaf(ca, [f"file{index}.outage.test"], not_after=now + (20 + index) * DAY)
+        cert, _ = write_chain(directory, f"file{index}", leaf)
+        entries.append(f"{{file: {cert}, interval: 3s}}")
+    cert, key = write_chain(directory, "tls", make_leaf(ca, ["127.0.0.1"], not_after=now + 60 * DAY))
+    async with tls_server(server_context(cert, key)) as port:
+        entries.append(f"{{host: 127.0.0.1, port: {port}, interval: 3s}}")
+        yield entries
+
+
+async def latest_evaluations(url: str) -> dict[str, dt.datetime]:
+    """Each target's newest evaluation time as the reporter stored it ({} while the database is away)."""
+    try:
+        conn = await asyncpg.connect(url, timeout=2)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return {}
+    try:
+        rows = await conn.fetch("SELECT target_key, max(evaluated_at) AS at FROM reporter.evaluations GROUP BY 1")
+    except asyncpg.PostgresError:
+        return {}
+    finally:
+        await conn.close()
+    return {row["target_key"]: row["at"] for row in rows}
+
+
+async def wait_for_observations(url: str, targets: int, since: dt.datetime, services: Services) -> float:
+    """Seconds until every target has an evaluation newer than `since`; fails after RECOVERY_SECONDS."""
+    started = time.monotonic()
+    while True:
+        latest = await latest_evaluations(url)
+        fresh = [key for key, at in latest.items() if at > since]
+        if len(fresh) == targets:
+            return time.monotonic() - started
+        if time.monotonic() - started > RECOVERY_SECONDS:
+            pytest.fail(
+                f"only {len(fresh)} of {targets} targets observed within {RECOVERY_SECONDS} s: {latest}\n"
+                + services.logs()
+            )
+        await asyncio.sleep(0.25)
+
+
+async def wait_until_ready(services: Services, seconds: float) -> None:
+    """Every process answers 200 on `/healthz/ready` within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while (codes := await services.readiness()) != [200] * len(PROCESSES):
+        if time.monotonic() > deadline:
+            pytest.fail(f"readiness {codes} after {seconds} s\n" + services.logs())
+        await asyncio.sleep(0.25)
+
+
+async def outbox_rows(url: str) -> tuple[dict[str, list[asyncpg.Record]], int]:
+    """Each outbox's rows in the order it wrote them, and how many are still unpublished in all."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = {
+            schema: await conn.fetch(f"SELECT event_id, created_at, published_at FROM {schema}.outbox ORDER BY seq")
+            for schema in SCHEMAS_WITH_OUTBOX
+        }
+        return rows, sum(row["published_at"] is None for table in rows.values() for row in table)
+    finally:
+        await conn.close()
+
+
+async def wait_for_drained_outboxes(url: str, services: Services) -> None:
+    """Every outbox has published everything it holds, within RECOVERY_SECONDS."""
+    deadline = time.monotonic() + RECOVERY_SECONDS
+    while (await outbox_rows(url))[1]:
+        if time.monotonic() > deadline:
+            pytest.fail(f"outboxes still hold {(await outbox_rows(url))[1]} events\n" + services.logs())
+        await asyncio.sleep(0.25)
+
+
+async def declare_tap(amqp_url: str) -> None:
+    """A durable queue that keeps a copy of every event published on the exchange, to count them afterwards."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange("certmon.events", aio_pika.ExchangeType.TOPIC, durable=True)
+        tap = await channel.declare_queue("test.tap", durable=True, arguments={"x-queue-type": "quorum"})
+        await tap.bind(exchange, "#")
+
+
+async def drain_queue(amqp_url: str, name: str) -> list[str]:
+    """The message ids in a queue, in queue order, taking them off it."""
+    connection = await aio_pika.connect(amqp_url)
+    ids: list[str] = []
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name, passive=True)
+        while (message := await queue.get(fail=False, no_ack=True)) is not None:
+            ids.append(str(message.message_id))
+    return ids
+
+
+async def test_services_wait_for_the_broker_and_survive_broker_and_database_restarts(
+    tmp_path: Path, rabbit: RabbitNode, postgres: PostgresNode
+) -> None:
+    """Started with the broker down, every process waits (alive, unready) and becomes ready when it comes; after
+    a broker restart and a database restart, each target is observed again within 15 s; the outboxes drain, the
+    dead-letter queue stays empty, and every outbox event reached the broker (those queued while the broker was
+    away in the order they were written: concurrent transactions otherwise commit out of sequence order)."""
+    database_url = postgres.url
+    await asyncio.to_thread(rabbit.start)
+    await declare_tap(rabbit.url)  # before any service publishes
+    await asyncio.to_thread(rabbit.stop)
+
+    async with estate(tmp_path) as targets:
+        config = tmp_path / "certmon.yaml"
+        config.write_text("targets:\n" + "".join(f"  - {entry}\n" for entry in targets))
+        env = {
+            **os.environ,
+            "CERTMON_AMQP_URL": rabbit.url,
+            "CERTMON_DATABASE_URL": database_url,
+            "CERTMON_CONFIG": str(config),
+            "CERTMON_SCHEDULER_TICK_SECONDS": "1",
+            "CERTMON_LOG_FORMAT": "json",
+            "CERTMON_REPORTS_URL": str(tmp_path / "reports"),
+        }
+        env.pop("CERTMON_TEST_AMQP_URL", None)
+        services = Services(tmp_path, env)
+        await services.start()
+        try:
+            # The broker is down: every process waits for it, alive and unready, logging each attempt.
+            await asyncio.sleep(4)
+            assert services.running() == list(PROCESSES), services.logs()
+            assert all(code in (0, 503) for code in await services.readiness())
+            assert "dependency_unavailable" in services.logs()
+
+            await asyncio.to_thread(rabbit.start)
+            await wait_until_ready(services, 30)
+            await wait_for_observations(database_url, len(targets), dt.datetime.now(dt.UTC), services)
+
+            # A broker restart: down for seven seconds, then observations resume within 15 s of it being back.
+            await asyncio.to_thread(rabbit.stop)
+            broker_down = dt.datetime.now(dt.UTC)
+            await asyncio.sleep(7)
+            await asyncio.to_thread(rabbit.start)
+            broker_back = dt.datetime.now(dt.UTC)
+            after_broker = await wait_for_observations(database_url, len(targets), broker_back, services)
+            await wait_for_drained_outboxes(database_url, services)
+
+            # A database restart: the same.
+            await asyncio.to_thread(postgres.stop)
+            await asyncio.sleep(5)
+            await asyncio.to_thread(postgres.start)
+            database_back = dt.datetime.now(dt.UTC)
+            after_database = await wait_for_observations(database_url, len(targets), database_back, services)
+            await wait_for_drained_outboxes(database_url, services)
+            await wait_until_ready(services, RECOVERY_SECONDS)
+            assert services.running() == list(PROCESSES), services.logs()
+        finally:
+            exit_codes = await services.stop()
+        assert exit_codes == [0] * len(PROCESSES), services.logs()
+
+    written, pending = await outbox_rows(database_url)
+    assert pending == 0
+    seen = await drain_queue(rabbit.url, "test.tap")
+    position = {event_id: index for index, event_id in reversed(list(enumerate(seen)))}  # first time seen
+    for schema, rows in written.items():
+        assert {row["event_id"] for row in rows} <= set(position), f"an event of the {schema} outbox never arrived"
+        backlog = [
+            position[row["event_id"]]
+            for row in rows
+            if broker_down < row["created_at"] < broker_back - dt.timedelta(seconds=1)
+            and row["published_at"] >= broker_back
+        ]
+        assert backlog == sorted(backlog), f"the {schema} outbox published its backlog out of order"
+    assert sum(1 for row in written["scanner"] if broker_down < row["created_at"] < broker_back) >= 4
+    assert await drain_queue(rabbit.url, "certmon.dead-letters") == [], services.logs()
+    print(f"observations resumed {after_broker:.1f} s after the broker and {after_database:.1f} s after the database")
