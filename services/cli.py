@@ -80,11 +80,19 @@ def _modules_loaded() -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from shared.config import ConfigError, load_app_config
     from shared.logging import configure_logging
     from shared.settings import Settings
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # one line per bad variable, never a traceback (nor the value: it may be secret)
+        for error in exc.errors():
+            name = "CERTMON_" + "__".join(str(part) for part in error["loc"]).upper()
+            print(f"certmon: settings refused: {name}: {error['msg']}", file=sys.stderr)
+        return EXIT_UNKNOWN if args.command == "check" else 1
     # A one-shot check prints its verdict; progress logs would only clutter a monitoring plugin's output.
     quiet = args.command in ("check", "config") and "log_level" not in settings.model_fields_set
     configure_logging("warning" if quiet else settings.log_level, settings.log_format)

@@ -48,7 +48,7 @@ class HttpServer:
             self._app, log_config=None, lifespan="off", ws="none", access_log=False, server_header=False
         )
         self._server = _EmbeddedServer(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="reporter:http")
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name=f"http:{self._port}")
         async with asyncio.timeout(STARTUP_TIMEOUT_SECONDS):
             while not self._server.started:
                 if self._task.done():

@@ -7,7 +7,8 @@ so every way of starting certmon shuts down the same way.
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 import structlog
@@ -15,10 +16,13 @@ import structlog
 from shared.broker import Bus
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig, load_app_config
+from shared.health import Readiness, database_probe, health_app, readiness
+from shared.http_server import HttpServer
 from shared.logging import configure_logging
-from shared.runtime import infrastructure
+from shared.runtime import CONNECT_BACKOFF, Infrastructure, StartAborted, infrastructure
 from shared.service import Service
 from shared.settings import Settings
+from shared.transient import is_transient
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +78,15 @@ class ShutdownSignal:
             loop.remove_signal_handler(sig)
         self._installed.clear()
 
+    @property
+    def event(self) -> asyncio.Event:
+        """Set once a signal came (what waiting for a dependency gives up on)."""
+        return self._event
+
+    def is_set(self) -> bool:
+        """Whether a signal came."""
+        return self._event.is_set()
+
     async def wait(self, exit_after: float | None = None) -> None:
         """Return once a signal came, or after `exit_after` seconds."""
         with contextlib.suppress(TimeoutError):
@@ -94,16 +107,96 @@ def build(
     return [builder(settings, config, bus=bus, pool=pool, clock=clock) for builder in builders]
 
 
-async def serve_one(builder: ServiceBuilder, *, needs_database: bool = True) -> None:
-    """The `python -m services.<name>` entry point: one service on the configured broker and database."""
+@dataclass
+class _Process:
+    """What this process's readiness probe looks at; it changes as the process (re)connects and starts."""
+
+    bus: Bus | None = None
+    database: Callable[[], Awaitable[object]] | None = None
+    started: bool = False
+
+    async def readiness(self) -> Readiness:
+        if self.bus is None:
+            return Readiness(status="unavailable", checks={"services": "connecting"})
+        return await readiness(self.bus, self.database, started=self.started)
+
+
+async def serve(
+    builders: Sequence[ServiceBuilder],
+    settings: Settings,
+    config: CertmonConfig,
+    shutdown: ShutdownSignal,
+    *,
+    allow_embedded: bool,
+    needs_database: bool,
+    health_server: bool,
+    exit_after: float | None = None,
+    on_started: Callable[[Infrastructure, list[Service]], None] | None = None,
+) -> None:
+    """Run services until shutdown: wait for the broker and the database, start, serve, stop.
+
+    A start that fails because a dependency went away again is retried from the connection on (nothing of the
+    failed attempt stays subscribed: its bus is closed). With `health_server`, `/healthz/*` and `/metrics` are
+    served on `CERTMON_HTTP_PORT` from the beginning, unready until the services have started (the reporter
+    serves them itself, beside its dashboard).
+    """
+    process = _Process()
+    http = HttpServer(health_app(process.readiness), settings.http_host, settings.http_port) if health_server else None
+    if http is not None:
+        await http.start()
+    failures = 0
+    try:
+        while not shutdown.is_set():
+            try:
+                async with infrastructure(
+                    settings, allow_embedded=allow_embedded, needs_database=needs_database, give_up=shutdown.event
+                ) as infra:
+                    process.bus = infra.bus
+                    process.database = database_probe(infra.pool) if infra.pool is not None else None
+                    services = build(builders, settings, config, bus=infra.bus, pool=infra.pool)
+                    await start_all(services)
+                    process.started = True
+                    try:
+                        if on_started is not None:
+                            on_started(infra, services)
+                        await shutdown.wait(exit_after)
+                        return
+                    finally:
+                        process.started = False
+                        await stop_all(services)
+            except StartAborted:
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                failures += 1
+                delay = CONNECT_BACKOFF.delay(failures)
+                log.warning(
+                    "service_start_failed",
+                    error_type=type(exc).__name__,
+                    error=str(exc)[:500],
+                    attempt=failures,
+                    retry_in_seconds=round(delay, 2),
+                )
+                await shutdown.wait(delay)
+    finally:
+        if http is not None:
+            await http.stop()
+
+
+async def serve_one(builder: ServiceBuilder, *, needs_database: bool = True, health_server: bool = True) -> None:
+    """The `python -m services.<name>` entry point: one service on the configured broker and database
+    (`health_server=False` for a service that serves the health routes itself, as the reporter does)."""
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
     config = load_app_config(settings)
     with ShutdownSignal() as shutdown:
-        async with infrastructure(settings, allow_embedded=False, needs_database=needs_database) as infra:
-            services = build([builder], settings, config, bus=infra.bus, pool=infra.pool)
-            await start_all(services)
-            try:
-                await shutdown.wait()
-            finally:
-                await stop_all(services)
+        await serve(
+            [builder],
+            settings,
+            config,
+            shutdown,
+            allow_embedded=False,
+            needs_database=needs_database,
+            health_server=health_server,
+        )

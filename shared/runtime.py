@@ -7,10 +7,10 @@ in-memory bus and an embedded PostgreSQL (the `pgserver` package) under `CERTMON
 import asyncio
 import contextlib
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
@@ -18,6 +18,7 @@ import structlog
 from shared.broker import Bus, BusError, InMemoryBus
 from shared.broker.amqp import AmqpBus
 from shared.db import DatabaseError, create_pool
+from shared.periodic import Backoff
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -25,6 +26,41 @@ log = structlog.get_logger(__name__)
 
 class RuntimeConfigError(Exception):
     """The process cannot start with these settings (the message says what to set)."""
+
+
+class StartAborted(Exception):
+    """Shutdown was asked for while the process still waited for the broker or the database."""
+
+
+#: Waiting for a dependency at start: retried quickly enough to be ready soon after it returns.
+CONNECT_BACKOFF = Backoff(initial=0.5, maximum=5.0)
+
+T = TypeVar("T")
+
+
+async def _connect(what: str, connect: Callable[[], Awaitable[T]], give_up: asyncio.Event | None) -> T:
+    """`connect()`, retried with backoff while it fails and `give_up` is not set; without `give_up`, one try."""
+    failures = 0
+    while True:
+        try:
+            return await connect()
+        except (DatabaseError, BusError) as exc:
+            if give_up is None:
+                raise RuntimeConfigError(str(exc)) from exc
+            failures += 1
+            delay = CONNECT_BACKOFF.delay(failures)
+            log.warning(
+                "dependency_unavailable",
+                dependency=what,
+                attempt=failures,
+                error=str(exc),
+                retry_in_seconds=round(delay, 2),
+            )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await give_up.wait()
+            if give_up.is_set():
+                raise StartAborted(f"stopped while waiting for {what}") from exc
 
 
 @dataclass
@@ -54,9 +90,17 @@ def _stop_embedded_postgres(server: Any) -> None:
 
 @contextlib.asynccontextmanager
 async def infrastructure(
-    settings: Settings, *, allow_embedded: bool = True, needs_database: bool = True
+    settings: Settings,
+    *,
+    allow_embedded: bool = True,
+    needs_database: bool = True,
+    give_up: asyncio.Event | None = None,
 ) -> AsyncIterator[Infrastructure]:
-    """Open the bus and the pool (unless `needs_database` is False) for the life of the block, then close them."""
+    """Open the bus and the pool (unless `needs_database` is False) for the life of the block, then close them.
+
+    With `give_up`, a broker or database that does not answer is waited for, with backoff and a log line per
+    attempt, until it does or `give_up` is set (then StartAborted); without it, the first failure is final.
+    """
     server: Any = None
     dsn: str | None = None
     if needs_database and settings.database_url is not None:
@@ -78,12 +122,10 @@ async def infrastructure(
         raise RuntimeConfigError("CERTMON_AMQP_URL must be set to run a single service")
     pool: asyncpg.Pool | None = None
     try:
-        try:
-            if dsn is not None:
-                pool = await create_pool(dsn)
-            await bus.start()
-        except (DatabaseError, BusError) as exc:
-            raise RuntimeConfigError(str(exc)) from exc
+        if dsn is not None:
+            pool = await _connect("database", lambda: create_pool(dsn), give_up)
+        await _connect("broker", bus.start, give_up)
+        log.info("infrastructure_connected", broker=type(bus).__name__, database=pool is not None)
         yield Infrastructure(
             bus=bus, pool=pool, embedded_bus=settings.amqp_url is None, embedded_database=server is not None
         )

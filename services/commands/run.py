@@ -7,11 +7,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from services.composition import build_services
+from services.composition import BUILDERS
+from services.names import START_ORDER
 from shared.clock import utc_now
 from shared.config import CertmonConfig
-from shared.lifecycle import ShutdownSignal, start_all, stop_all
-from shared.runtime import infrastructure
+from shared.lifecycle import ShutdownSignal, serve
+from shared.runtime import Infrastructure
+from shared.service import Service
 from shared.settings import Settings
 
 
@@ -24,7 +26,8 @@ async def run(
     exit_after: float | None,
     embedded: bool = True,
 ) -> None:
-    """Run the named services until SIGINT/SIGTERM or `exit_after` seconds."""
+    """Run the named services until SIGINT/SIGTERM or `exit_after` seconds; a broker or database that does not
+    answer yet is waited for."""
     console = Console(stderr=True)
     async with contextlib.AsyncExitStack() as stack:
         shutdown = stack.enter_context(ShutdownSignal())
@@ -43,12 +46,8 @@ async def run(
                 settings = settings.model_copy(update={"data_dir": scratch / "data"})
             console.print(f"[bold]demo endpoints[/bold] on 127.0.0.1: {ports}")
         stateless = set(names) == {"evaluator"}  # the evaluator alone keeps no state
-        infra = await stack.enter_async_context(
-            infrastructure(settings, allow_embedded=embedded, needs_database=not stateless)
-        )
-        services = build_services(names, settings, config, bus=infra.bus, pool=infra.pool)
-        await start_all(services)
-        try:
+
+        def started(infra: Infrastructure, services: list[Service]) -> None:
             mode = "in-memory bus" if infra.embedded_bus else "RabbitMQ"
             db = "embedded PostgreSQL" if infra.embedded_database else "PostgreSQL"
             console.print(
@@ -56,6 +55,15 @@ async def run(
                 f"{len(config.targets)} targets"
                 + (f"; dashboard http://{settings.http_host}:{settings.http_port}/" if "reporter" in names else "")
             )
-            await shutdown.wait(exit_after)
-        finally:
-            await stop_all(services)
+
+        await serve(
+            [BUILDERS[name] for name in START_ORDER if name in names],
+            settings,
+            config,
+            shutdown,
+            allow_embedded=embedded,
+            needs_database=not stateless,
+            health_server="reporter" not in names,  # the reporter serves them beside its dashboard
+            exit_after=exit_after,
+            on_started=started,
+        )

@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from services.reporter.adapters.bucket import Bucket, bucket_from_settings
 from services.reporter.adapters.history import SCHEMA, History
 from services.reporter.adapters.http import create_app
-from services.reporter.adapters.server import HttpServer
 from services.reporter.handlers import QUEUE, ROUTING_KEYS, ReporterHandlers
 from services.reporter.publishing import ReportPublisher
 from services.reporter.render import ReportRenderer
@@ -18,6 +17,8 @@ from shared.broker import Bus
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
 from shared.events import ReportPublished
+from shared.health import database_probe, readiness
+from shared.http_server import HttpServer
 from shared.lifecycle import serve_one
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
@@ -107,7 +108,9 @@ def bootstrap(
             publisher, clock=clock, hour_utc=settings.daily_report_hour_utc, tick_seconds=report_tick_seconds
         )
     )
-    app = create_app(history, settings, renderer=renderer, clock=clock)
+    app = create_app(
+        history, settings, renderer=renderer, clock=clock, readiness=lambda: readiness(bus, database_probe(pool))
+    )
     http = HttpServer(app, settings.http_host, settings.http_port) if serve_http else None
     return ReporterService(
         bus=bus, history=history, publisher=publisher, relay=relay, scheduler=scheduler, app=app, http=http
@@ -116,4 +119,4 @@ def bootstrap(
 
 async def run_standalone() -> None:
     """Run the reporter alone on RabbitMQ and PostgreSQL from `CERTMON_*` settings until SIGINT or SIGTERM."""
-    await serve_one(bootstrap)
+    await serve_one(bootstrap, health_server=False)

@@ -4,13 +4,11 @@ When `settings.api_tokens` is non-empty, the dashboard and `/api/v1/*` need `Aut
 health and metrics never do (probes and Prometheus scrape without secrets).
 """
 
-import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-import asyncpg
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -28,9 +26,10 @@ from services.reporter.views import (
 )
 from shared.clock import Clock, utc_now
 from shared.events.evaluation import Grade, Level
+from shared.health import Readiness, add_health_routes
+from shared.health import readiness as shared_readiness
 from shared.settings import Settings
 
-READY_TIMEOUT_SECONDS = 2.0
 #: The dashboard is one self-contained page: nothing may load from anywhere, styles are inline.
 DASHBOARD_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
 
@@ -62,8 +61,10 @@ def create_app(
     *,
     renderer: ReportRenderer | None = None,
     clock: Clock = utc_now,
+    readiness: Callable[[], Awaitable[Readiness]] | None = None,
 ) -> FastAPI:
-    """The FastAPI application over `history`, with its own metrics registry."""
+    """The FastAPI application over `history`, with its own estate metrics registry; `readiness` is the process's
+    probe (by default the database and the background loops only)."""
     renderer = renderer or ReportRenderer()
     metrics = EstateMetrics()
     auth = [Depends(_token_check(settings))]
@@ -130,27 +131,10 @@ def create_app(
         """Published reports and their bucket keys, newest period first."""
         return ReportList(items=await history.reports())
 
-    @app.get("/healthz/live")
-    async def live() -> dict[str, str]:
-        """The process answers (never checks dependencies)."""
-        return {"status": "ok"}
+    async def estate_metrics() -> bytes:
+        return metrics.exposition(await history.latest())
 
-    @app.get("/healthz/ready")
-    async def ready(response: Response) -> dict[str, str]:
-        """Ready when PostgreSQL answers within a short timeout."""
-        try:
-            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-                await history.ping()
-        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            response.status_code = 503
-            return {"status": "unavailable", "reason": type(exc).__name__}
-        return {"status": "ready"}
-
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus() -> Response:
-        """Estate metrics in the Prometheus text format."""
-        body = metrics.exposition(await history.latest())
-        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+    add_health_routes(app, readiness or (lambda: shared_readiness(None, history.ping)), extra_metrics=estate_metrics)
 
     app.include_router(api)
     return app
