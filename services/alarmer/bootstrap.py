@@ -29,7 +29,7 @@ class AlarmerService:
         log.info("alarmer_migrated", applied=applied)
         await self.outbox.start()
         for route in self.routes:
-            await self.bus.subscribe(route.queue, route.routing_keys, route.handler)
+            await self.bus.subscribe(route)
         log.info("alarmer_started", queues=[route.queue for route in self.routes])
 
     async def stop(self) -> None:

@@ -5,33 +5,27 @@ events it causes (the outbox), in one transaction that also claims the consumed 
 (`subscriptions`) is where further inputs join: reminders and acknowledgements arrive as their own
 subscriptions with their own handlers, next to the evaluations one.
 
-Errors: `BadEvaluation` means the event's data is not an evaluation; it is raised, so the bus rejects the
-message and dead-letters it once the delivery limit is reached.
+The bus validates each payload before a handler sees it; one that is not an evaluation is dead-lettered there.
 """
 
 import asyncpg
 import structlog
-from pydantic import ValidationError
 
 from services.alarmer.adapters import repository
 from services.alarmer.alarm_events import alarm_event, envelope, new_alarm_id
 from services.alarmer.domain import consecutive_failures, decide
 from services.alarmer.ownership import configured_target
-from shared.broker import Subscription
+from shared.broker import Message, Subscription
 from shared.clock import Clock
 from shared.config import CertmonConfig
 from shared.db import claim_event
-from shared.events import CloudEvent, Evaluation
+from shared.events import Evaluation
 from shared.outbox import OutboxRelay, enqueue
 
 log = structlog.get_logger(__name__)
 
 EVALUATIONS_QUEUE = "certmon.alarmer.evaluations"
 EVALUATED = "certificate.evaluated.v1"
-
-
-class BadEvaluation(ValueError):
-    """A `certificate.evaluated.v1` event whose data is not a valid evaluation."""
 
 
 class EvaluationHandler:
@@ -42,22 +36,16 @@ class EvaluationHandler:
     def __init__(self, *, pool: asyncpg.Pool, config: CertmonConfig, outbox: OutboxRelay, clock: Clock) -> None:
         self._pool, self._config, self._outbox, self._clock = pool, config, outbox, clock
 
-    async def __call__(self, event: CloudEvent) -> None:
+    async def __call__(self, message: Message[Evaluation]) -> None:
         """Handle one evaluated event; a redelivered event id has no effect."""
-        try:
-            evaluation = Evaluation.model_validate(event.data)
-        except ValidationError as exc:
-            raise BadEvaluation(f"event {event.id}: {exc.error_count()} invalid fields") from exc
-        with structlog.contextvars.bound_contextvars(
-            event_id=event.id, routing_key=event.routing_key, service="alarmer", target=evaluation.target_key
-        ):
-            async with self._pool.acquire() as conn, conn.transaction():
-                if not await claim_event(conn, repository.SCHEMA, event.id, self.consumer):
-                    log.info("evaluation_already_processed")
-                    return
-                published = await self._apply(conn, event.id, evaluation)
-            if published:
-                self._outbox.kick()
+        event, evaluation = message.event, message.payload
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await claim_event(conn, repository.SCHEMA, event.id, self.consumer):
+                log.info("evaluation_already_processed")
+                return
+            published = await self._apply(conn, event.id, evaluation)
+        if published:
+            self._outbox.kick()
 
     async def _apply(self, conn: asyncpg.Connection, event_id: str, evaluation: Evaluation) -> int:
         health = await repository.lock_target_health(conn, evaluation.target_key)
@@ -104,4 +92,4 @@ class EvaluationHandler:
 
 def subscriptions(evaluations: EvaluationHandler) -> list[Subscription]:
     """Every queue the alarmer consumes and its handler."""
-    return [Subscription(EVALUATIONS_QUEUE, (EVALUATED,), evaluations)]
+    return [Subscription("alarmer", EVALUATIONS_QUEUE, {EVALUATED: evaluations})]

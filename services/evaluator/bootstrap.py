@@ -29,7 +29,7 @@ class EvaluatorService:
     async def start(self) -> None:
         """Subscribe the handler to its queue."""
         for route in self.routes:
-            await self.bus.subscribe(route.queue, route.routing_keys, route.handler)
+            await self.bus.subscribe(route)
         log.info("evaluator_started", queues=[route.queue for route in self.routes])
 
     async def stop(self) -> None:

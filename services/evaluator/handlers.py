@@ -11,10 +11,10 @@ import structlog
 from services.evaluator.application import evaluate_observation
 from services.evaluator.completion import IntermediateFinder
 from services.evaluator.domain import TrustStore
-from shared.broker import Bus, Subscription
+from shared.broker import Bus, Message, Subscription
 from shared.clock import Clock
 from shared.config import CertmonConfig
-from shared.events import CloudEvent, Observation, derived_id, make_event
+from shared.events import Observation, derived_id, make_event
 
 log = structlog.get_logger(__name__)
 
@@ -22,10 +22,6 @@ QUEUE = "certmon.evaluator.observations"
 CONSUMES = "certificate.observed.v1"
 PUBLISHES = "certificate.evaluated.v1"
 SOURCE = "certmon/evaluator"
-
-
-class UnexpectedEvent(ValueError):
-    """The queue delivered an event of a type this handler does not consume."""
 
 
 class ObservationHandler:
@@ -43,37 +39,34 @@ class ObservationHandler:
         self._bus, self._config, self._trust, self._clock = bus, config, trust, clock
         self._finder = finder
 
-    async def __call__(self, event: CloudEvent) -> None:
-        """Parse, evaluate (off the event loop: signature checks are CPU work, and completing a chain may fetch an
-        intermediate by AIA), publish; raise on failure."""
-        if event.routing_key != CONSUMES:
-            raise UnexpectedEvent(f"{QUEUE} consumes {CONSUMES}, not {event.routing_key}")
-        observation = Observation.model_validate(event.data)
-        with structlog.contextvars.bound_contextvars(event_id=event.id, target=observation.target.key):
-            evaluation = await asyncio.to_thread(
-                evaluate_observation,
-                observation,
-                config=self._config,
-                trust=self._trust,
-                now=self._clock(),
-                finder=self._finder,
-            )
-            out = make_event(
-                PUBLISHES,
-                evaluation,
-                source=SOURCE,
-                subject=observation.target.key,
-                event_id=derived_id(event.id, "evaluated"),
-            )
-            await self._bus.publish(out)
-            log.info(
-                "certificate_evaluated",
-                level=evaluation.alarm.level,
-                grade=evaluation.security.grade if evaluation.security else None,
-                findings=[f.code for f in evaluation.findings],
-            )
+    async def __call__(self, message: Message[Observation]) -> None:
+        """Evaluate (off the event loop: signature checks are CPU work, and completing a chain may fetch an
+        intermediate by AIA) and publish; raise on failure."""
+        event, observation = message.event, message.payload
+        evaluation = await asyncio.to_thread(
+            evaluate_observation,
+            observation,
+            config=self._config,
+            trust=self._trust,
+            now=self._clock(),
+            finder=self._finder,
+        )
+        out = make_event(
+            PUBLISHES,
+            evaluation,
+            source=SOURCE,
+            subject=observation.target.key,
+            event_id=derived_id(event.id, "evaluated"),
+        )
+        await self._bus.publish(out)
+        log.info(
+            "certificate_evaluated",
+            level=evaluation.alarm.level,
+            grade=evaluation.security.grade if evaluation.security else None,
+            findings=[f.code for f in evaluation.findings],
+        )
 
 
 def subscriptions(handler: ObservationHandler) -> list[Subscription]:
     """The explicit routing of the evaluator: one queue, one routing key, one handler."""
-    return [Subscription(queue=QUEUE, routing_keys=(CONSUMES,), handler=handler)]
+    return [Subscription(service="evaluator", queue=QUEUE, handlers={CONSUMES: handler})]

@@ -12,7 +12,7 @@ from services.notifier.adapters.console import ConsoleSender
 from services.notifier.adapters.delivery_log import DeliveryLog
 from services.notifier.adapters.email import EmailSender
 from services.notifier.domain import ChannelKind, RetryPolicy
-from services.notifier.handlers import QUEUE, ROUTING_KEYS, AlarmHandler
+from services.notifier.handlers import QUEUE, AlarmHandler, subscriptions
 from services.notifier.ports import Sender
 from services.notifier.rendering import Renderer
 from shared.broker import Bus
@@ -40,7 +40,8 @@ class NotifierService:
         """Apply the `notifier` migrations, start the outbox relay and subscribe to alarm events."""
         await self._delivery_log.migrate()
         await self._relay.start()
-        await self._bus.subscribe(QUEUE, ROUTING_KEYS, self.handler, prefetch=16)
+        for route in subscriptions(self.handler):
+            await self._bus.subscribe(route)
         log.info("notifier_started", queue=QUEUE)
 
     async def stop(self) -> None:

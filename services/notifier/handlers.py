@@ -16,14 +16,16 @@ from services.notifier.adapters.delivery_log import DeliveryLog, DeliveryRecord,
 from services.notifier.domain import ChannelKind, Delivery, RetryPolicy, plan_deliveries
 from services.notifier.ports import DeliveryError, Sender
 from services.notifier.rendering import RenderedMessage, Renderer, RenderError
+from shared.broker import Message, Subscription
 from shared.clock import Clock
-from shared.events import AlarmEvent, CloudEvent, NotificationResult, derived_id, make_event
+from shared.events import AlarmEvent, NotificationResult, derived_id, make_event
 from shared.outbox import OutboxRelay
 
 log = structlog.get_logger(__name__)
 
 QUEUE = "certmon.notifier.alarms"
 ROUTING_KEYS = ("alarm.raised.v1", "alarm.changed.v1", "alarm.resolved.v1")
+PREFETCH = 16
 CONSUMER = "notifier.alarms"
 SOURCE = "certmon/notifier"
 #: Deliveries of one event in flight at once (an `individual` owner may list many addresses).
@@ -83,30 +85,27 @@ class AlarmHandler:
         self._retry = retry
         self._clock = clock
 
-    async def __call__(self, event: CloudEvent) -> None:
+    async def __call__(self, message: Message[AlarmEvent]) -> None:
         """Deliver one alarm event to its owners, at most once per idempotency key."""
-        with structlog.contextvars.bound_contextvars(
-            event_id=event.id, routing_key=event.routing_key, service="notifier"
-        ):
-            alarm = AlarmEvent.model_validate(event.data)
-            if await self._log.is_processed(event.id, CONSUMER):
-                log.info("alarm_event_already_processed", alarm_id=alarm.alarm_id)
-                return
-            plan = plan_deliveries(alarm, event.id, channels=self._senders.keys())
-            already_sent = await self._log.sent_keys([d.idempotency_key for d in plan])
-            limit = asyncio.Semaphore(MAX_PARALLEL_DELIVERIES)
+        event, alarm = message.event, message.payload
+        if await self._log.is_processed(event.id, CONSUMER):
+            log.info("alarm_event_already_processed", alarm_id=alarm.alarm_id)
+            return
+        plan = plan_deliveries(alarm, event.id, channels=self._senders.keys())
+        already_sent = await self._log.sent_keys([d.idempotency_key for d in plan])
+        limit = asyncio.Semaphore(MAX_PARALLEL_DELIVERIES)
 
-            async def deliver(delivery: Delivery) -> None:
-                async with limit:
-                    await self._deliver(alarm, event.id, delivery)
+        async def deliver(delivery: Delivery) -> None:
+            async with limit:
+                await self._deliver(alarm, event.id, delivery)
 
-            async with asyncio.TaskGroup() as group:
-                for delivery in plan:
-                    if delivery.idempotency_key in already_sent:
-                        log.info("delivery_already_sent", key=delivery.idempotency_key)
-                    else:
-                        group.create_task(deliver(delivery))
-            await self._log.mark_processed(event.id, CONSUMER)
+        async with asyncio.TaskGroup() as group:
+            for delivery in plan:
+                if delivery.idempotency_key in already_sent:
+                    log.info("delivery_already_sent", key=delivery.idempotency_key)
+                else:
+                    group.create_task(deliver(delivery))
+        await self._log.mark_processed(event.id, CONSUMER)
 
     async def _deliver(self, alarm: AlarmEvent, alarm_event_id: str, delivery: Delivery) -> None:
         try:
@@ -143,3 +142,8 @@ class AlarmHandler:
             status=outcome.status,
             attempts=outcome.attempts,
         )
+
+
+def subscriptions(handler: AlarmHandler) -> list[Subscription]:
+    """The notifier's one queue: every alarm transition it tells owners about goes to the one handler."""
+    return [Subscription("notifier", QUEUE, dict.fromkeys(ROUTING_KEYS, handler), prefetch=PREFETCH)]

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from services.reporter.adapters.bucket import Bucket, bucket_from_settings
 from services.reporter.adapters.history import SCHEMA, History
 from services.reporter.adapters.http import create_app
-from services.reporter.handlers import QUEUE, ROUTING_KEYS, ReporterHandlers
+from services.reporter.handlers import ReporterHandlers, subscriptions
 from services.reporter.publishing import ReportPublisher
 from services.reporter.render import ReportRenderer
 from services.reporter.scheduling import DailyReportScheduler
@@ -61,7 +61,8 @@ class ReporterService:
         try:
             if self._http is not None:
                 await self._http.start()
-            await self._bus.subscribe(QUEUE, ROUTING_KEYS, ReporterHandlers(self.history).handle)
+            for route in subscriptions(ReporterHandlers(self.history)):
+                await self._bus.subscribe(route)
             await self._relay.start()
             if self._scheduler is not None:
                 await self._scheduler.start()

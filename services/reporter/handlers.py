@@ -1,52 +1,53 @@
 """One handler per consumed event: parse the payload, store it in history (idempotently on the event id)."""
 
-from collections.abc import Awaitable, Callable
-
 import structlog
 
 from services.reporter.adapters.history import History
-from shared.events import AlarmEvent, CloudEvent, Evaluation, NotificationResult
+from shared.broker import Message, Subscription
+from shared.events import AlarmEvent, Evaluation, NotificationResult
 
 log = structlog.get_logger(__name__)
 
 QUEUE = "certmon.reporter.events"
-ROUTING_KEYS = ("certificate.evaluated.v1", "alarm.*.v1", "notification.*.v1")
 
 
 class ReporterHandlers:
-    """Routes each consumed event to its routing key's handler; a failing handler raises (the bus retries)."""
+    """Stores each consumed event in the history; a failing store raises (the bus retries)."""
 
     def __init__(self, history: History) -> None:
         self._history = history
-        self._routes: dict[str, Callable[[CloudEvent], Awaitable[bool]]] = {
-            "certificate.evaluated.v1": self.on_evaluated,
-            "alarm.raised.v1": self.on_alarm,
-            "alarm.changed.v1": self.on_alarm,
-            "alarm.resolved.v1": self.on_alarm,
-            "notification.sent.v1": self.on_notification,
-            "notification.failed.v1": self.on_notification,
-        }
 
-    async def handle(self, event: CloudEvent) -> None:
-        """The bus handler: dispatch by routing key; an event type this version does not know is skipped."""
-        log_ = log.bind(event_id=event.id, routing_key=event.routing_key, service="reporter")
-        route = self._routes.get(event.routing_key)
-        if route is None:
-            log_.info("event_skipped", reason="routing key not handled by this version")
-            return
-        stored = await route(event)
-        log_.debug("event_stored" if stored else "event_redelivered_ignored")
-
-    async def on_evaluated(self, event: CloudEvent) -> bool:
+    async def on_evaluated(self, message: Message[Evaluation]) -> None:
         """`certificate.evaluated.v1`: keep the evaluation; it is its target's latest unless one is newer."""
-        return await self._history.record_evaluation(event.id, Evaluation.model_validate(event.data))
+        _stored(await self._history.record_evaluation(message.event.id, message.payload))
 
-    async def on_alarm(self, event: CloudEvent) -> bool:
+    async def on_alarm(self, message: Message[AlarmEvent]) -> None:
         """`alarm.raised|changed|resolved.v1`: keep the transition in the alarm history."""
-        return await self._history.record_alarm(event.id, AlarmEvent.model_validate(event.data))
+        _stored(await self._history.record_alarm(message.event.id, message.payload))
 
-    async def on_notification(self, event: CloudEvent) -> bool:
+    async def on_notification(self, message: Message[NotificationResult]) -> None:
         """`notification.sent|failed.v1`: keep the delivery outcome."""
-        result = NotificationResult.model_validate(event.data)
-        ok = event.routing_key == "notification.sent.v1"
-        return await self._history.record_notification(event.id, result, ok=ok)
+        ok = message.event.routing_key == "notification.sent.v1"
+        _stored(await self._history.record_notification(message.event.id, message.payload, ok=ok))
+
+
+def _stored(stored: bool) -> None:
+    log.debug("event_stored" if stored else "event_redelivered_ignored")
+
+
+def subscriptions(handlers: ReporterHandlers) -> list[Subscription]:
+    """The reporter's one queue and the handler of each routing key bound to it."""
+    return [
+        Subscription(
+            "reporter",
+            QUEUE,
+            {
+                "certificate.evaluated.v1": handlers.on_evaluated,
+                "alarm.raised.v1": handlers.on_alarm,
+                "alarm.changed.v1": handlers.on_alarm,
+                "alarm.resolved.v1": handlers.on_alarm,
+                "notification.sent.v1": handlers.on_notification,
+                "notification.failed.v1": handlers.on_notification,
+            },
+        )
+    ]

@@ -9,7 +9,7 @@ queue's delivery count advances, and a message that is not a valid CloudEvent is
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 
 import aio_pika
 import aiormq
@@ -23,8 +23,15 @@ from aio_pika.abc import (
 )
 from pydantic import ValidationError
 
-from shared.broker.bus import DEAD_LETTER_EXCHANGE, DEFAULT_DELIVERY_LIMIT, EXCHANGE, BusError, Handler, PublishError
-from shared.broker.dispatch import call_handler
+from shared.broker.bus import (
+    DEAD_LETTER_EXCHANGE,
+    DEFAULT_DELIVERY_LIMIT,
+    EXCHANGE,
+    BusError,
+    PublishError,
+    Subscription,
+)
+from shared.broker.dispatch import PoisonMessage, deliver
 from shared.events import BROADCAST_KEYS, CloudEvent
 from shared.logging import redact_text
 
@@ -132,26 +139,26 @@ class AmqpBus:
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):
             raise PublishError(f"{event.routing_key} {event.id} not confirmed: {confirmation!r}")
 
-    async def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler, *, prefetch: int = 32) -> None:
+    async def subscribe(self, subscription: Subscription) -> None:
         """Declare a quorum queue with the delivery limit and dead-lettering, bind it, and consume."""
         connection = self._connection
         if connection is None or self._exchange is None:
             raise BusError("bus not started")
-        queue = self._queue_prefix + queue
+        queue = self._queue_prefix + subscription.queue
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             task = asyncio.current_task()
             if task is not None:
                 self._in_flight.add(task)
             try:
-                await self._deliver(queue, message, handler)
+                await self._deliver(queue, message, subscription)
             finally:
                 if task is not None:
                     self._in_flight.discard(task)
 
         try:
             channel = await connection.channel(publisher_confirms=False)
-            await channel.set_qos(prefetch_count=prefetch)
+            await channel.set_qos(prefetch_count=subscription.prefetch)
             declared = await channel.declare_queue(
                 queue,
                 durable=True,
@@ -161,7 +168,7 @@ class AmqpBus:
                     "x-dead-letter-exchange": self._dlx_name,
                 },
             )
-            for key in routing_keys:
+            for key in subscription.routing_keys:
                 await declared.bind(self._exchange_name, key)
             tag = await declared.consume(on_message, no_ack=False)
         except Exception as exc:  # the broker went away since start(): the caller's start fails and is retried
@@ -169,7 +176,7 @@ class AmqpBus:
         self.declared_queues.append(queue)
         self._consumers.append((declared, tag))
 
-    async def _deliver(self, queue: str, message: AbstractIncomingMessage, handler: Handler) -> None:
+    async def _deliver(self, queue: str, message: AbstractIncomingMessage, subscription: Subscription) -> None:
         try:
             event = CloudEvent.model_validate_json(message.body)
         except ValidationError as exc:
@@ -177,7 +184,11 @@ class AmqpBus:
             await _settle(message.reject(requeue=False), queue, None)
             return
         try:
-            await call_handler(handler, event, queue=queue, closing=self._closing)
+            await deliver(subscription, event, queue=queue, closing=self._closing)
+        except PoisonMessage as exc:  # retrying cannot fix it: dead-lettered at once
+            log.error("event_malformed", queue=queue, event_id=event.id, error=str(exc)[:500])
+            await _settle(message.reject(requeue=False), queue, event)
+            return
         except Exception as exc:  # any other handler failure is one failed attempt; the delivery limit bounds it
             log.warning(
                 "event_rejected",

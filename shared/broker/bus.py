@@ -4,13 +4,15 @@ Errors: `BusError` is the root; `PublishError` means the broker did not confirm 
 returned as unroutable, or the connection failed) and the caller must treat it as not sent.
 """
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel
 
 from shared.events import CloudEvent
 
-Handler = Callable[[CloudEvent], Awaitable[None]]
+P = TypeVar("P", bound=BaseModel)
 
 EXCHANGE = "certmon.events"
 DEAD_LETTER_EXCHANGE = "certmon.dlx"
@@ -18,12 +20,38 @@ DEFAULT_DELIVERY_LIMIT = 5
 
 
 @dataclass(frozen=True)
-class Subscription:
-    """A queue, the routing keys bound to it and the handler consuming it: a service's routing, spelled out."""
+class Message(Generic[P]):
+    """What a handler receives: the envelope (its `id` is the idempotency key) and its payload, already validated
+    by the bus into the model of the event's routing key."""
 
+    event: CloudEvent
+    payload: P
+
+
+Handler = Callable[[Message[Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A service's routing, spelled out: a queue, the handler of each routing key bound to it, and the service it
+    belongs to (named in the log context of every line its handlers write)."""
+
+    service: str
     queue: str
-    routing_keys: tuple[str, ...]
-    handler: Handler
+    handlers: Mapping[str, Handler]
+    prefetch: int = 32
+
+    @property
+    def routing_keys(self) -> tuple[str, ...]:
+        """The routing keys (or topic patterns) the queue is bound to."""
+        return tuple(self.handlers)
+
+    def handler_for(self, routing_key: str) -> Handler | None:
+        """The handler of a routing key: the one bound to it exactly, else the first whose pattern matches it."""
+        exact = self.handlers.get(routing_key)
+        if exact is not None:
+            return exact
+        return next((h for pattern, h in self.handlers.items() if topic_matches(pattern, routing_key)), None)
 
 
 class BusError(Exception):
@@ -54,8 +82,10 @@ class Bus(Protocol):
     async def publish(self, event: CloudEvent) -> None:
         """Publish with the event's routing key; returns once the broker confirmed it."""
 
-    async def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler, *, prefetch: int = 32) -> None:
-        """Declare `queue` bound to `routing_keys` on the events exchange and start consuming."""
+    async def subscribe(self, subscription: Subscription) -> None:
+        """Declare the subscription's queue bound to its routing keys on the events exchange and start consuming:
+        each event's payload is validated (one that does not validate is dead-lettered at once) and handed to the
+        handler with the log context bound (`shared.broker.dispatch`)."""
 
 
 def topic_matches(pattern: str, routing_key: str) -> bool:

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from shared.broker.bus import DEFAULT_DELIVERY_LIMIT, BusError, Handler, PublishError, topic_matches
-from shared.broker.dispatch import call_handler
+from shared.broker.bus import DEFAULT_DELIVERY_LIMIT, BusError, PublishError, Subscription, topic_matches
+from shared.broker.dispatch import PoisonMessage, deliver
 from shared.events import BROADCAST_KEYS, CloudEvent
 
 log = structlog.get_logger(__name__)
@@ -68,15 +68,16 @@ class InMemoryBus:
         for queue in targets:
             queue.items.put_nowait((event, 0))
 
-    async def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler, *, prefetch: int = 32) -> None:
+    async def subscribe(self, subscription: Subscription) -> None:
         """Declare (or join) a queue and start `min(prefetch, 8)` competing consumer tasks."""
-        q = self._queues.get(queue)
+        name, keys = subscription.queue, subscription.routing_keys
+        q = self._queues.get(name)
         if q is None:
-            q = self._queues[queue] = _Queue(queue, list(routing_keys))
+            q = self._queues[name] = _Queue(name, list(keys))
         else:
-            q.patterns.extend(k for k in routing_keys if k not in q.patterns)
-        for _ in range(max(1, min(prefetch, 8))):
-            q.consumers.append(asyncio.create_task(self._consume(q, handler), name=f"consume:{queue}"))
+            q.patterns.extend(k for k in keys if k not in q.patterns)
+        for _ in range(max(1, min(subscription.prefetch, 8))):
+            q.consumers.append(asyncio.create_task(self._consume(q, subscription), name=f"consume:{name}"))
 
     def declare(self, queue: str, routing_keys: Sequence[str]) -> None:
         """Declare a bound queue without a consumer (so publishes to it are routable and kept)."""
@@ -96,12 +97,15 @@ class InMemoryBus:
                 idle_rounds = 0 if busy else idle_rounds + 1
                 await asyncio.sleep(0.01)
 
-    async def _consume(self, q: _Queue, handler: Handler) -> None:
+    async def _consume(self, q: _Queue, subscription: Subscription) -> None:
         while True:
             event, attempts = await q.items.get()
             q.in_flight += 1
             try:
-                await call_handler(handler, event, queue=q.name, closing=self._closing)
+                await deliver(subscription, event, queue=q.name, closing=self._closing)
+            except PoisonMessage as exc:  # as the real adapter: dead-lettered at once
+                log.error("event_malformed", queue=q.name, event_id=event.id, error=str(exc)[:500])
+                self.dead_letters.append((q.name, event))
             except Exception as exc:  # a failed attempt: reject, as the real adapter does
                 attempts += 1
                 if attempts >= self.delivery_limit:

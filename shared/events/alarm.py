@@ -47,3 +47,8 @@ class AlarmEvent(Frozen):
     grade: str | None = None
     occurred_at: datetime
     evaluation_id: str | None = None
+
+    @property
+    def target_key(self) -> str:
+        """The key of the target the alarm is about."""
+        return self.key.target_key

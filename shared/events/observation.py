@@ -69,3 +69,8 @@ class Observation(Frozen):
     address: str | None = None
     error: ObservationError | None = None
     duration_ms: float | None = None
+
+    @property
+    def target_key(self) -> str:
+        """The key of the target observed."""
+        return self.target.key

@@ -11,3 +11,8 @@ class ScanRequested(Frozen):
 
     target: Target
     due_at: datetime
+
+    @property
+    def target_key(self) -> str:
+        """The key of the target to scan."""
+        return self.target.key

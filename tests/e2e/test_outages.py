@@ -80,6 +80,14 @@ class Services:
             log.close()
             self.processes.append((name, port, process))
 
+    async def wait_for_log(self, event: str, *, seconds: float) -> None:
+        """Wait until every process has logged `event` (processes start slowly on a busy machine)."""
+        deadline = time.monotonic() + seconds
+        while not all(event in path.read_text(errors="replace") for path in self.directory.glob("*.log")):
+            if time.monotonic() > deadline:
+                pytest.fail(f"not every process logged {event} within {seconds} s\n" + self.logs())
+            await asyncio.sleep(0.25)
+
     def running(self) -> list[str]:
         """Names of the processes that have not exited."""
         return [name for name, _, process in self.processes if process.returncode is None]
@@ -249,10 +257,9 @@ async def test_services_wait_for_the_broker_and_survive_broker_and_database_rest
         await services.start()
         try:
             # The broker is down: every process waits for it, alive and unready, logging each attempt.
-            await asyncio.sleep(4)
+            await services.wait_for_log("dependency_unavailable", seconds=60)
             assert services.running() == list(PROCESSES), services.logs()
             assert all(code in (0, 503) for code in await services.readiness())
-            assert "dependency_unavailable" in services.logs()
 
             await asyncio.to_thread(rabbit.start)
             await wait_until_ready(services, 30)

@@ -5,12 +5,15 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 import asyncpg
 import pytest
+import structlog
+from structlog.testing import capture_logs
 
-from shared.broker import Bus, BusError, InMemoryBus, PublishError
+from shared.broker import Bus, BusError, InMemoryBus, Message, PublishError, Subscription
 from shared.broker.amqp import AmqpBus
 from shared.events import CloudEvent, ReportPublished, ScanRequested, Target, make_event
 
@@ -73,6 +76,17 @@ async def under_test(request: pytest.FixtureRequest, amqp_url: str) -> AsyncIter
         await admin.close()
 
 
+def route(
+    queue: str, keys: list[str], handler: Callable[[CloudEvent], Awaitable[None]], *, prefetch: int = 32
+) -> Subscription:
+    """A subscription whose handler sees only the envelope (what most contract tests look at)."""
+
+    async def on_message(message: Message[Any]) -> None:
+        await handler(message.event)
+
+    return Subscription("test", queue, dict.fromkeys(keys, on_message), prefetch=prefetch)
+
+
 async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     """Poll until `predicate` holds or fail."""
     async with asyncio.timeout(timeout):
@@ -90,7 +104,7 @@ class TestBusContract:
         async def handler(event: CloudEvent) -> None:
             got.append(event)
 
-        await under_test.bus.subscribe(f"{under_test.prefix}.work", ["scan.requested.v1"], handler)
+        await under_test.bus.subscribe(route(f"{under_test.prefix}.work", ["scan.requested.v1"], handler))
         sent = scan_event()
         await under_test.bus.publish(sent)
         await wait_for(lambda: len(got) == 1)
@@ -109,8 +123,8 @@ class TestBusContract:
         async def on_scan(event: CloudEvent) -> None:
             scans.append(event.routing_key)
 
-        await under_test.bus.subscribe(f"{under_test.prefix}.work", ["alarm.*.v1"], on_alarm)
-        await under_test.bus.subscribe(f"{under_test.prefix}.other", ["scan.#"], on_scan)
+        await under_test.bus.subscribe(route(f"{under_test.prefix}.work", ["alarm.*.v1"], on_alarm))
+        await under_test.bus.subscribe(route(f"{under_test.prefix}.other", ["scan.#"], on_scan))
         await under_test.bus.publish(scan_event())
         await wait_for(lambda: len(scans) == 1)
         await asyncio.sleep(0.2)
@@ -124,8 +138,8 @@ class TestBusContract:
             seen.append(event.id)
 
         queue = f"{under_test.prefix}.work"
-        await under_test.bus.subscribe(queue, ["scan.requested.v1"], handler, prefetch=2)
-        await under_test.bus.subscribe(queue, ["scan.requested.v1"], handler, prefetch=2)
+        await under_test.bus.subscribe(route(queue, ["scan.requested.v1"], handler, prefetch=2))
+        await under_test.bus.subscribe(route(queue, ["scan.requested.v1"], handler, prefetch=2))
         sent = [scan_event(f"h{i}.example") for i in range(20)]
         for event in sent:
             await under_test.bus.publish(event)
@@ -141,7 +155,7 @@ class TestBusContract:
             attempts.append(event.id)
             raise RuntimeError("boom")
 
-        await under_test.bus.subscribe(f"{under_test.prefix}.work", ["scan.requested.v1"], failing, prefetch=1)
+        await under_test.bus.subscribe(route(f"{under_test.prefix}.work", ["scan.requested.v1"], failing, prefetch=1))
         sent = scan_event()
         await under_test.bus.publish(sent)
         dead: list[str] = []
@@ -167,7 +181,7 @@ class TestBusContract:
                 raise RuntimeError("transient")
             done.append(event.id)
 
-        await under_test.bus.subscribe(f"{under_test.prefix}.work", ["scan.requested.v1"], flaky, prefetch=1)
+        await under_test.bus.subscribe(route(f"{under_test.prefix}.work", ["scan.requested.v1"], flaky, prefetch=1))
         await under_test.bus.publish(scan_event())
         await wait_for(lambda: len(done) == 1)
         assert len(attempts) == 2
@@ -188,7 +202,7 @@ class TestBusContract:
             done.append(event.id)
 
         await under_test.bus.subscribe(
-            f"{under_test.prefix}.work", ["scan.requested.v1"], database_restarting, prefetch=1
+            route(f"{under_test.prefix}.work", ["scan.requested.v1"], database_restarting, prefetch=1)
         )
         await under_test.bus.publish(scan_event())
         await wait_for(lambda: len(done) == 1, timeout=20)
@@ -201,6 +215,52 @@ class TestBusContract:
         await under_test.bus.close()
         with pytest.raises(BusError):
             await under_test.bus.ping()
+
+    async def test_handler_gets_the_validated_payload_with_the_log_context_bound(
+        self, under_test: BusUnderTest
+    ) -> None:
+        """The bus validates the payload into its routing key's model and binds event id, routing key, service
+        and target once, for every line the handler logs."""
+        got: list[Message[ScanRequested]] = []
+        logged: list[dict[str, Any]] = []
+
+        async def handler(message: Message[ScanRequested]) -> None:
+            with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+                structlog.get_logger().info("handled")
+            logged.extend(logs)
+            got.append(message)
+
+        subscription = Subscription("scanner", f"{under_test.prefix}.work", {"scan.requested.v1": handler})
+        await under_test.bus.subscribe(subscription)
+        sent = scan_event("typed.example")
+        await under_test.bus.publish(sent)
+        await wait_for(lambda: len(got) == 1)
+        assert isinstance(got[0].payload, ScanRequested)
+        assert got[0].payload.target.host == "typed.example"
+        assert {k: logged[0][k] for k in ("event_id", "routing_key", "service", "target")} == {
+            "event_id": sent.id,
+            "routing_key": "scan.requested.v1",
+            "service": "scanner",
+            "target": "typed.example:443",
+        }
+
+    async def test_a_payload_that_does_not_validate_is_dead_lettered_at_once(self, under_test: BusUnderTest) -> None:
+        """An event whose data is not its routing key's model never reaches the handler and is not retried."""
+        handled: list[str] = []
+
+        async def handler(event: CloudEvent) -> None:
+            handled.append(event.id)
+
+        await under_test.bus.subscribe(route(f"{under_test.prefix}.work", ["scan.requested.v1"], handler))
+        bad = CloudEvent(source="test", type="io.certmon.scan.requested.v1", data={"target": "not a target"})
+        await under_test.bus.publish(bad)
+        dead: list[str] = []
+        async with asyncio.timeout(10):
+            while not dead:
+                dead.extend(await under_test.dead_letter_ids())
+                await asyncio.sleep(0.05)
+        assert dead == [bad.id]
+        assert handled == []
 
     async def test_unroutable_publish_raises(self, under_test: BusUnderTest) -> None:
         """Publishing a routing key no queue is bound to is an error, not a silent loss."""
@@ -231,7 +291,7 @@ async def test_malformed_message_goes_straight_to_dead_letters(amqp_url: str) ->
 
     admin = await aio_pika.connect(amqp_url)
     try:
-        await bus.subscribe(f"{prefix}.work", ["scan.requested.v1"], handler)
+        await bus.subscribe(route(f"{prefix}.work", ["scan.requested.v1"], handler))
         channel = await admin.channel()
         exchange = await channel.get_exchange(names["exchange"])
         await exchange.publish(aio_pika.Message(b"{not json", message_id="junk"), "scan.requested.v1")
