@@ -13,9 +13,9 @@ from services.evaluator import evaluate_observation
 from services.evaluator.adapters.aia import AddressPolicy, AiaFetcher
 from services.evaluator.adapters.trust import load_trust_store
 from services.evaluator.completion import IntermediateFinder
-from services.scanner.adapters.file_source import expand_file_targets, observe_file
-from services.scanner.concurrency import ScanLimiter
-from services.scanner.domain import ProbeLimits
+from services.scanner.domain.limits import ProbeLimits
+from services.scanner.probes.files.source import expand_file_targets, observe_file
+from services.scanner.service_layer.scan_limiter import ScanLimiter
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
 from shared.config.schema import WELL_KNOWN_STARTTLS_PORTS
@@ -81,7 +81,8 @@ async def check_targets(
 
     async def observe_endpoint(target: Target) -> Observation:
         async with limiter.slot(target.host or ""):
-            from services.scanner.observe import observe  # the network probes load only when an endpoint is checked
+            # The network probes load only when an endpoint is checked.
+            from services.scanner.service_layer.observe import observe
 
             return await observe(target, now=clock(), limits=limits)
 

@@ -18,7 +18,7 @@ from services.evaluator.domain import evaluate
 from services.evaluator.domain.chain import analyse_chain
 from services.evaluator.domain.parse import parse_chain, parse_leaf
 from services.evaluator.domain.verifier import verify_path
-from services.scanner.adapters.file_source import expand_file_targets, observe_file
+from services.scanner.probes.files.source import expand_file_targets, observe_file
 from shared.config import Policy, load_app_config
 from shared.events import Observation, Target
 from shared.logging import configure_logging

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from services.scanner.observe import observe
+from services.scanner.service_layer.observe import observe
 from shared.events import Target
 
 NOW = dt.datetime.now(dt.UTC)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from services.demo.endpoints import tls_server
 from services.demo.pki import ec_key, make_ca, make_leaf, rsa_key, write_chain
-from services.scanner.probes.groups import ffdhe_primes
+from services.scanner.probes.enumeration.groups import ffdhe_primes
 
 #: name → (min version, max version, OpenSSL cipher string or None for the default, server preference, key type)
 CONFIGS: dict[str, tuple[ssl.TLSVersion, ssl.TLSVersion, str | None, bool, str]] = {

@@ -12,7 +12,7 @@ from services.check_output import JsonWriter, exit_code, render_table, worst_exi
 from services.checkrun import TargetSyntaxError, check_targets, parse_endpoint
 from services.evaluator.adapters.trust import TrustStoreError
 from services.exit_codes import EXIT_UNKNOWN
-from services.scanner.limits import limits_from, scan_concurrency
+from services.scanner.domain.limits import limits_from, scan_concurrency
 from shared.config import ConfigError, load_app_config
 from shared.events import Evaluation, Target
 from shared.events.target import Profile

@@ -7,14 +7,13 @@ import asyncpg
 import structlog
 
 from services.scanner.adapters.discovery_repo import DiscoveryRepository
-from services.scanner.adapters.file_source import expand_file_targets
-from services.scanner.adapters.sweeper import Sweeper
 from services.scanner.adapters.targets_repo import SCHEMA, TargetsRepository
-from services.scanner.concurrency import ScanLimiter
-from services.scanner.domain import ProbeLimits
+from services.scanner.domain.limits import ProbeLimits, limits_from, scan_concurrency
 from services.scanner.handlers import QUEUE, ScanRequestHandler
-from services.scanner.limits import limits_from, scan_concurrency
-from services.scanner.scheduler import Scheduler
+from services.scanner.probes.files.source import expand_file_targets
+from services.scanner.service_layer.scan_limiter import ScanLimiter
+from services.scanner.service_layer.scheduler import Scheduler
+from services.scanner.service_layer.sweeper import Sweeper
 from shared.broker import Bus
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig

@@ -11,9 +11,9 @@ from collections.abc import Callable
 import structlog
 
 from services.scanner.adapters.targets_repo import SOURCE, TargetsRepository
-from services.scanner.concurrency import ScanLimiter
-from services.scanner.domain import ProbeLimits
-from services.scanner.observe import observe
+from services.scanner.domain.limits import ProbeLimits
+from services.scanner.service_layer.observe import observe
+from services.scanner.service_layer.scan_limiter import ScanLimiter
 from shared.clock import Clock
 from shared.events import CloudEvent, ScanRequested, derived_id, make_event
 

@@ -1,1 +1,1 @@
-"""The scanner's outside world: TLS and STARTTLS probes, certificate files, and its PostgreSQL tables."""
+"""The scanner's PostgreSQL tables: configured targets, discovery sweeps and the endpoints they found."""

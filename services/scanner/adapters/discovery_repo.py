@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from services.scanner.discovery import Endpoint, EndpointChange, KnownEndpoint
-from services.scanner.domain import next_due
+from services.scanner.domain.discovery import Endpoint, EndpointChange, KnownEndpoint
+from services.scanner.domain.schedule import next_due
 
 
 @dataclass(frozen=True)

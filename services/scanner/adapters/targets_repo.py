@@ -10,7 +10,7 @@ from datetime import datetime
 
 import asyncpg
 
-from services.scanner.domain import next_due
+from services.scanner.domain.schedule import next_due
 from shared.db import claim_event, load_migrations, migrate
 from shared.events import CloudEvent, Observation, ScanRequested, Target, derived_id, make_event
 from shared.outbox import enqueue

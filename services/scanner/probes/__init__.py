@@ -1,9 +1,6 @@
-"""Hand-built ClientHello probes: protocol versions, cipher suites by elimination, server preference and
-key-exchange groups, read from the server's first flight without completing a handshake (the `full` profile).
+"""Every probe of the scanner, one subpackage per kind, and the registry that maps each kind to its probe.
+
+`handshake` reads the chain a TLS endpoint presents; `files` reads certificate files; `enumeration` finds
+versions, cipher suites and groups with hand-built ClientHellos; `starttls` holds the plaintext dialogue of
+each protocol that talks before TLS. Nothing is imported here, so reading files never loads the network probes.
 """
-
-from services.scanner.probes.connection import Endpoint
-from services.scanner.probes.enumerate import Enumeration, enumerate_endpoint
-from services.scanner.probes.full import complete_full
-
-__all__ = ["Endpoint", "Enumeration", "complete_full", "enumerate_endpoint"]

@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 
 from services.scanner.bootstrap import ScannerService, ScannerUnavailable, bootstrap
-from services.scanner.domain import ProbeLimits
+from services.scanner.domain.limits import ProbeLimits
 from services.scanner.handlers import QUEUE
-from services.scanner.observe import observe
+from services.scanner.service_layer.observe import observe
 from shared.broker import InMemoryBus
 from shared.config import parse_config
 from shared.events import CloudEvent, Observation, ScanRequested, Target, derived_id, make_event

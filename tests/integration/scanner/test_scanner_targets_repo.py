@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 
 from services.scanner.adapters.targets_repo import TargetsRepository
-from services.scanner.domain import next_due
+from services.scanner.domain.schedule import next_due
 from shared.events import CloudEvent, ScanRequested, Target
 
 NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from services.scanner.adapters.tls_probe import observe_endpoint
-from services.scanner.domain import ProbeLimits
+from services.scanner.domain.limits import ProbeLimits
+from services.scanner.probes.handshake.endpoint import observe_endpoint
 from shared.events import Target
 from tests.support.pki import NOW, Issued, make_ca, make_leaf, write_chain
 from tests.support.tls_server import raw_server, server_context, tls_server

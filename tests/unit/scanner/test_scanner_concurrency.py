@@ -2,7 +2,7 @@
 
 import asyncio
 
-from services.scanner.concurrency import ScanLimiter
+from services.scanner.service_layer.scan_limiter import ScanLimiter
 
 
 async def _peak(limiter: ScanLimiter, hosts: list[str]) -> dict[str, int]:

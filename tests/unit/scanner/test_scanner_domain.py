@@ -6,8 +6,9 @@ from ipaddress import ip_network
 
 import pytest
 
-from services.scanner.cipher_suites import OPENSSL_TO_IANA, iana_cipher_name
-from services.scanner.domain import ProbeLimits, address_allowed, is_ip_literal, jitter, next_due, tls_version_name
+from services.scanner.domain.limits import ProbeLimits, address_allowed
+from services.scanner.domain.schedule import jitter, next_due
+from services.scanner.domain.tls_names import OPENSSL_TO_IANA, iana_cipher_name, is_ip_literal, tls_version_name
 
 NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)
 

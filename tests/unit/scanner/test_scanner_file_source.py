@@ -9,10 +9,10 @@ from pathlib import Path
 
 import structlog
 
-from services.scanner.adapters import file_formats
-from services.scanner.adapters.file_source import observe_file
-from services.scanner.domain import DEFAULT_LIMITS, ProbeLimits
-from services.scanner.observe import observe
+from services.scanner.domain.limits import DEFAULT_LIMITS, ProbeLimits
+from services.scanner.probes.files import formats
+from services.scanner.probes.files.source import observe_file
+from services.scanner.service_layer.observe import observe
 from shared.events import Target
 from tests.support.pki import Issued
 
@@ -159,9 +159,9 @@ def test_a_large_pem_block_is_read_but_not_memoised(tmp_path: Path) -> None:
     body = base64.b64encode(os.urandom(48 * 1024)).decode()  # 64 KiB of base64, within the file size limit
     path = tmp_path / "large.pem"
     path.write_text(f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")
-    kept = file_formats._memoised_entry.cache_info().currsize
+    kept = formats._memoised_entry.cache_info().currsize
     assert _observe(path) == ([body], None, None)  # passed on: the evaluator says it is too large
-    assert file_formats._memoised_entry.cache_info().currsize == kept
+    assert formats._memoised_entry.cache_info().currsize == kept
 
 
 async def test_the_scanner_logs_each_file_it_observes(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:

@@ -6,8 +6,8 @@ import pytest
 
 from services.evaluator import evaluate_observation
 from services.evaluator.domain import TrustStore
-from services.scanner.domain import ProbeLimits
-from services.scanner.observe import observe
+from services.scanner.domain.limits import ProbeLimits
+from services.scanner.service_layer.observe import observe
 from shared.config import parse_config
 from shared.events import Evaluation, Target
 from tests.integration.evaluator.zoo.zoo_pki import CASES, HOST, Served, served_context

@@ -14,10 +14,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from services.scanner.adapters.discovery_repo import DiscoveryRepository
-from services.scanner.adapters.sweeper import Sweeper
 from services.scanner.adapters.targets_repo import TargetsRepository
 from services.scanner.bootstrap import bootstrap
-from services.scanner.domain import ProbeLimits
+from services.scanner.domain.limits import ProbeLimits
+from services.scanner.service_layer.sweeper import Sweeper
 from shared.broker import InMemoryBus
 from shared.config import CertmonConfig, parse_config
 from shared.db import create_pool

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from services.scanner.adapters.tls_probe import observe_endpoint
-from services.scanner.domain import ProbeLimits, networks
-from services.scanner.limits import limits_from
+from services.scanner.domain.limits import ProbeLimits, limits_from, networks
+from services.scanner.probes.handshake.endpoint import observe_endpoint
 from shared.config import parse_config
 from shared.events import Observation, Target
 from shared.settings import Settings

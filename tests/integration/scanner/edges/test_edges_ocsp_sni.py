@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from OpenSSL import SSL
 
-from services.scanner.adapters.tls_probe import observe_endpoint
-from services.scanner.domain import ProbeLimits
+from services.scanner.domain.limits import ProbeLimits
+from services.scanner.probes.handshake.endpoint import observe_endpoint
 from shared.events import Observation, Target
 from tests.integration.scanner.edges.peers import ocsp_response, openssl_context, openssl_server, stdlib_context
 from tests.support.pki import Issued, make_ca, make_leaf

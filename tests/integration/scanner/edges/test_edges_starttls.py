@@ -11,8 +11,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.scanner.adapters.tls_probe import observe_endpoint
-from services.scanner.domain import ProbeLimits
+from services.scanner.domain.limits import ProbeLimits
+from services.scanner.probes.handshake.endpoint import observe_endpoint
 from shared.events import Observation, Target
 from shared.events.target import Protocol
 from tests.integration.scanner.edges.peers import PlainDialogue, starttls_peer, stdlib_context

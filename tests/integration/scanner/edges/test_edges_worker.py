@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from services.scanner.bootstrap import bootstrap
-from services.scanner.domain import ProbeLimits
+from services.scanner.domain.limits import ProbeLimits
 from shared.broker import InMemoryBus
 from shared.config import parse_config
 from shared.events import Observation, ScanRequested, Target, make_event

@@ -6,9 +6,9 @@ import datetime as dt
 import ssl
 from pathlib import Path
 
-from services.scanner.domain import ProbeLimits
-from services.scanner.observe import observe
-from services.scanner.probes import Endpoint, enumerate_endpoint
+from services.scanner.domain.limits import ProbeLimits
+from services.scanner.probes.enumeration import Endpoint, enumerate_endpoint
+from services.scanner.service_layer.observe import observe
 from shared.events import Target
 from tests.integration.scanner.probes.legacy_server import LegacyConfig, legacy_server
 from tests.support.pki import Issued

@@ -5,9 +5,9 @@ import ssl
 import warnings
 from pathlib import Path
 
-from services.scanner.domain import ProbeLimits
-from services.scanner.probes import Endpoint, enumerate_endpoint
-from services.scanner.probes.groups import ffdhe_primes
+from services.scanner.domain.limits import ProbeLimits
+from services.scanner.probes.enumeration import Endpoint, enumerate_endpoint
+from services.scanner.probes.enumeration.groups import ffdhe_primes
 from tests.support.tls_server import tls_server
 
 FAST = ProbeLimits(connect_seconds=2, handshake_seconds=2, target_seconds=10)

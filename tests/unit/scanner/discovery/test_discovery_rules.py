@@ -5,7 +5,7 @@ from ipaddress import ip_network
 
 import pytest
 
-from services.scanner.discovery import (
+from services.scanner.domain.discovery import (
     MAX_SWEEP_PROBES,
     Endpoint,
     EndpointChange,
@@ -21,7 +21,7 @@ from services.scanner.discovery import (
     sweep_lease,
     sweep_size,
 )
-from services.scanner.domain import ProbeLimits
+from services.scanner.domain.limits import ProbeLimits
 from shared.config import parse_config
 from shared.config.schema import DiscoverySweep, Scanning
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, NoEncryption, pkcs12
 
-from services.scanner.adapters.file_source import expand_file_targets, observe_directory, observe_file
 from services.scanner.bootstrap import configured_targets
+from services.scanner.probes.files.source import expand_file_targets, observe_directory, observe_file
 from shared.config import parse_config
 from shared.events import Target
 from tests.support.pki import Issued

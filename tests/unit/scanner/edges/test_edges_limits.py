@@ -2,8 +2,7 @@
 
 import pytest
 
-from services.scanner.domain import ProbeLimits, address_allowed, networks
-from services.scanner.limits import limits_from, scan_concurrency
+from services.scanner.domain.limits import ProbeLimits, address_allowed, limits_from, networks, scan_concurrency
 from shared.config import parse_config
 from shared.settings import Settings
 

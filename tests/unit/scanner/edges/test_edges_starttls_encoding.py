@@ -1,8 +1,8 @@
 """The bytes the STARTTLS dialogues put on the wire, checked against the protocols' own definitions."""
 
-from services.scanner.adapters.starttls import POSTGRES_SSL_REQUEST
-from services.scanner.adapters.starttls_ldap import starttls_request
-from services.scanner.adapters.starttls_xmpp import stream_header
+from services.scanner.probes.starttls.ldap import starttls_request
+from services.scanner.probes.starttls.postgres import SSL_REQUEST
+from services.scanner.probes.starttls.xmpp import stream_header
 
 
 def test_ldap_starttls_request_is_the_rfc_4511_extended_request() -> None:
@@ -12,7 +12,7 @@ def test_ldap_starttls_request_is_the_rfc_4511_extended_request() -> None:
 
 def test_postgres_ssl_request_is_length_8_and_code_80877103() -> None:
     """The SSLRequest is the length 8 followed by the request code 1234.5679 (0x04d2162f)."""
-    assert bytes.fromhex("0000000804d2162f") == POSTGRES_SSL_REQUEST
+    assert bytes.fromhex("0000000804d2162f") == SSL_REQUEST
 
 
 def test_xmpp_stream_header_quotes_a_hostile_domain() -> None:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from services.scanner.probes.hello import SSL3, TLS12, TLS13, client_hello, sslv2_client_hello
-from services.scanner.probes.records import Cursor
+from services.scanner.probes.enumeration.hello import SSL3, TLS12, TLS13, client_hello, sslv2_client_hello
+from services.scanner.probes.enumeration.records import Cursor
 
 
 def test_sslv3_hello_is_byte_exact() -> None:

@@ -1,8 +1,8 @@
 """The IANA cipher-suite registry table: complete, unique, and with the attributes grading relies on."""
 
-from services.scanner.cipher_suites import OPENSSL_TO_IANA
-from services.scanner.probes.groups import dh_group_name, ffdhe_primes
-from services.scanner.probes.iana import BY_CODE, BY_NAME, SUITES
+from services.scanner.domain.tls_names import OPENSSL_TO_IANA
+from services.scanner.probes.enumeration.groups import dh_group_name, ffdhe_primes
+from services.scanner.probes.enumeration.iana import BY_CODE, BY_NAME, SUITES
 
 
 def test_registry_has_every_assigned_suite_once() -> None:

@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from services.scanner.probes.records import MalformedReply, RecordReader, framed, handshake_message
-from services.scanner.probes.reply import (
+from services.scanner.probes.enumeration.records import MalformedReply, RecordReader, framed, handshake_message
+from services.scanner.probes.enumeration.reply import (
     HELLO_RETRY_RANDOM,
     Refused,
     ServerFlight,

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 
-from services.scanner.adapters.probe_errors import ProbeFailure
-from services.scanner.domain import iana_cipher_name, tls_version_name
+from services.scanner.domain.tls_names import iana_cipher_name, tls_version_name
+from services.scanner.probes.errors import ProbeFailure
 from shared.events import NegotiatedTls
 
 _READ_SIZE = 16384

@@ -18,8 +18,7 @@ import structlog
 
 from services.scanner.adapters.discovery_repo import DiscoveryRepository, SweepSchedule
 from services.scanner.adapters.targets_repo import TargetsRepository
-from services.scanner.adapters.tls_probe import observe_endpoint
-from services.scanner.discovery import (
+from services.scanner.domain.discovery import (
     GONE_AFTER_SWEEPS,
     Endpoint,
     EndpointChange,
@@ -32,7 +31,8 @@ from services.scanner.discovery import (
     sweep_lease,
     sweep_size,
 )
-from services.scanner.domain import ProbeLimits
+from services.scanner.domain.limits import ProbeLimits
+from services.scanner.probes.handshake.endpoint import observe_endpoint
 from shared.clock import Clock
 from shared.config import CertmonConfig
 from shared.config.schema import DiscoverySweep

@@ -8,8 +8,8 @@ exactly what servers need to choose a version, a suite and a group, and nothing 
 import os
 from collections.abc import Sequence
 
-from services.scanner.probes.groups import ECDHE_GROUPS, TLS13_GROUPS, key_shares
-from services.scanner.probes.records import CONTENT_HANDSHAKE, framed, handshake_message
+from services.scanner.probes.enumeration.groups import ECDHE_GROUPS, TLS13_GROUPS, key_shares
+from services.scanner.probes.enumeration.records import CONTENT_HANDSHAKE, framed, handshake_message
 
 SSL2 = 0x0002
 SSL3 = 0x0300

@@ -4,7 +4,7 @@ Only the few BER forms an LDAPMessage uses are read (one-byte tags, definite len
 response must fit the STARTTLS byte budget before a byte of its body is read.
 """
 
-from services.scanner.adapters.dialogue import Dialogue, protocol_error, refused
+from services.scanner.probes.starttls.dialogue import Dialogue, protocol_error, refused
 
 #: The StartTLS extended operation's name.
 STARTTLS_OID = b"1.3.6.1.4.1.1466.20037"
@@ -75,7 +75,7 @@ def _text(value: bytes) -> str:
     return value.decode("utf-8", errors="replace")
 
 
-async def ldap_starttls(talk: Dialogue) -> None:
+async def starttls(talk: Dialogue) -> None:
     """Ask for StartTLS and require a success ExtendedResponse to it."""
     await talk.send_bytes(starttls_request())
     elements = _elements(await _message(talk))

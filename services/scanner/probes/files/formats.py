@@ -12,7 +12,7 @@ import re
 
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
-from services.scanner.adapters.probe_errors import ProbeFailure
+from services.scanner.probes.errors import ProbeFailure
 from shared.der import element
 
 # A block is a BEGIN marker, then everything up to the first END marker after it. Searched for one marker at a

@@ -1,6 +1,6 @@
 """The probe's one exception: raised inside a probe to end it early, turned into `Observation.error` at its edge.
 
-Nothing outside `services.scanner.adapters` ever sees it: `observe_endpoint` and `observe_file` return
+Nothing outside `services.scanner.probes` ever sees it: `observe_endpoint` and `observe_file` return
 an observation with the error instead of raising.
 """
 

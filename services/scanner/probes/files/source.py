@@ -13,9 +13,9 @@ from pathlib import Path
 
 import structlog
 
-from services.scanner.adapters.file_formats import certificates_in
-from services.scanner.adapters.probe_errors import ProbeFailure
-from services.scanner.domain import DEFAULT_LIMITS, ProbeLimits
+from services.scanner.domain.limits import DEFAULT_LIMITS, ProbeLimits
+from services.scanner.probes.errors import ProbeFailure
+from services.scanner.probes.files.formats import certificates_in
 from shared.events import Observation, Target
 
 log = structlog.get_logger(__name__)

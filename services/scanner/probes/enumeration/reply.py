@@ -8,9 +8,9 @@ hung up. The connection module turns both into values.
 import asyncio
 from dataclasses import dataclass
 
-from services.scanner.probes.hello import HELLO_RETRY_RANDOM, SSL2, TLS13
-from services.scanner.probes.iana import BY_CODE
-from services.scanner.probes.records import (
+from services.scanner.probes.enumeration.hello import HELLO_RETRY_RANDOM, SSL2, TLS13
+from services.scanner.probes.enumeration.iana import BY_CODE
+from services.scanner.probes.enumeration.records import (
     CONTENT_ALERT,
     CONTENT_HANDSHAKE,
     Cursor,

@@ -3,9 +3,10 @@
 import asyncio
 import base64
 
-from services.scanner.domain import ProbeLimits, is_ip_literal
-from services.scanner.probes.connection import Endpoint
-from services.scanner.probes.enumerate import DEFAULT_CONCURRENCY, Enumeration, enumerate_endpoint
+from services.scanner.domain.limits import ProbeLimits
+from services.scanner.domain.tls_names import is_ip_literal
+from services.scanner.probes.enumeration.connection import Endpoint
+from services.scanner.probes.enumeration.enumerate import DEFAULT_CONCURRENCY, Enumeration, enumerate_endpoint
 from shared.events import Observation, TlsFacts
 
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, collapse_addresses, ip_address, ip_network
 from typing import Literal
 
-from services.scanner.domain import ProbeLimits, address_allowed
+from services.scanner.domain.limits import ProbeLimits, address_allowed
 from shared.config import CertmonConfig, server_for
 from shared.config.schema import WELL_KNOWN_STARTTLS_PORTS, DiscoverySweep, Scanning
 from shared.events import Target

@@ -1,8 +1,11 @@
-"""OpenSSL cipher-suite names → IANA names (TLS 1.3 suites already carry their IANA name).
+"""How the TLS facts a probe reads are named in the contract (versions; cipher suites by their IANA names, TLS
+1.3 suites already carrying theirs), and which server names are sent as SNI.
 
-Generated from `openssl ciphers -stdname ALL:COMPLEMENTOFALL:@SECLEVEL=0` (OpenSSL 3.0), plus the RC4, DES,
-3DES and EXPORT suites that build no longer compiles but legacy servers still negotiate.
+The OpenSSL → IANA table is generated from `openssl ciphers -stdname ALL:COMPLEMENTOFALL:@SECLEVEL=0` (OpenSSL
+3.0), plus the RC4, DES, 3DES and EXPORT suites that build no longer compiles but legacy servers still negotiate.
 """
+
+from ipaddress import ip_address
 
 #: OpenSSL name → IANA name.
 OPENSSL_TO_IANA: dict[str, str] = {
@@ -182,3 +185,21 @@ OPENSSL_TO_IANA: dict[str, str] = {
 def iana_cipher_name(openssl_name: str) -> str:
     """The IANA name of a suite; TLS 1.3 names and suites missing from the table come back unchanged."""
     return OPENSSL_TO_IANA.get(openssl_name, openssl_name)
+
+
+#: Python reports TLS 1.0 as "TLSv1"; the evaluation contract spells it "TLSv1.0".
+_VERSION_NAMES = {"TLSv1": "TLSv1.0"}
+
+
+def tls_version_name(ssl_version: str) -> str:
+    """The contract's name for a version as `ssl.SSLObject.version()` reports it."""
+    return _VERSION_NAMES.get(ssl_version, ssl_version)
+
+
+def is_ip_literal(host: str) -> bool:
+    """True for `192.0.2.1`, `2001:db8::1` and `[2001:db8::1]`; such names are never sent as SNI."""
+    try:
+        ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    return True

@@ -6,7 +6,7 @@ Every read counts against `ProbeLimits.max_banner_bytes`; the caller bounds the 
 
 import asyncio
 
-from services.scanner.adapters.probe_errors import ProbeFailure
+from services.scanner.probes.errors import ProbeFailure
 
 PHASE = "starttls"
 _CHUNK = 4096
@@ -91,6 +91,13 @@ class Dialogue:
             if strict and not _numbered(line, code):
                 raise protocol_error(f"not an {protocol.upper()} reply: {line[:80]!r}")
         return code, line
+
+
+async def expect(talk: Dialogue, protocol: str, code: str, *, strict: bool) -> None:
+    """Read one numbered reply (`220 …`, multi-line allowed) and refuse the upgrade unless it has `code`."""
+    got, line = await talk.numbered_reply(protocol, strict=strict)
+    if got != code:
+        raise refused(protocol, line)
 
 
 def _numbered(line: str, code: str) -> bool:

@@ -9,10 +9,10 @@ from datetime import datetime
 
 import structlog
 
-from services.scanner.adapters.file_source import observe_file
-from services.scanner.adapters.tls_probe import observe_endpoint
-from services.scanner.domain import DEFAULT_LIMITS, ProbeLimits
-from services.scanner.probes import complete_full
+from services.scanner.domain.limits import DEFAULT_LIMITS, ProbeLimits
+from services.scanner.probes.enumeration import complete_full
+from services.scanner.probes.files.source import observe_file
+from services.scanner.probes.handshake.endpoint import observe_endpoint
 from shared.events import Observation, Target
 
 log = structlog.get_logger(__name__)

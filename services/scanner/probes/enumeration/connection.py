@@ -8,11 +8,11 @@ import asyncio
 from dataclasses import dataclass
 from typing import Literal
 
-from services.scanner.adapters.probe_errors import ProbeFailure
-from services.scanner.adapters.starttls import negotiate_starttls
-from services.scanner.domain import ProbeLimits
-from services.scanner.probes.records import MalformedReply, RecordReader
-from services.scanner.probes.reply import Refused, Reply, read_sslv2_reply, read_tls_reply
+from services.scanner.domain.limits import ProbeLimits
+from services.scanner.probes.enumeration.records import MalformedReply, RecordReader
+from services.scanner.probes.enumeration.reply import Refused, Reply, read_sslv2_reply, read_tls_reply
+from services.scanner.probes.errors import ProbeFailure
+from services.scanner.probes.starttls.negotiate import negotiate_starttls
 from shared.events.target import Protocol
 
 FailureKind = Literal["timeout", "refused", "protocol"]

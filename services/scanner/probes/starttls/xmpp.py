@@ -9,7 +9,7 @@ no entity can expand.
 from xml.etree.ElementTree import Element, ParseError, XMLPullParser
 from xml.sax.saxutils import quoteattr
 
-from services.scanner.adapters.dialogue import Dialogue, protocol_error, refused
+from services.scanner.probes.starttls.dialogue import Dialogue, protocol_error, refused
 
 STREAMS_NS = "http://etherx.jabber.org/streams"
 TLS_NS = "urn:ietf:params:xml:ns:xmpp-tls"
@@ -64,7 +64,7 @@ class _Stream:
             raise protocol_error(f"xmpp server sent malformed XML: {exc}") from None
 
 
-async def xmpp_starttls(talk: Dialogue) -> None:
+async def starttls(talk: Dialogue) -> None:
     """Open the stream, require STARTTLS among the features, and ask for it."""
     await talk.send_bytes(stream_header(talk.domain or "localhost"))
     stream = _Stream(talk)

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from services.scanner.cipher_suites import OPENSSL_TO_IANA
-from services.scanner.domain import ProbeLimits
-from services.scanner.probes.connection import Endpoint, Failure, exchange
-from services.scanner.probes.groups import ECDHE_GROUPS, TLS13_GROUPS, dh_group_name, group_bits, group_name
-from services.scanner.probes.hello import (
+from services.scanner.domain.limits import ProbeLimits
+from services.scanner.domain.tls_names import OPENSSL_TO_IANA
+from services.scanner.probes.enumeration.connection import Endpoint, Failure, exchange
+from services.scanner.probes.enumeration.groups import ECDHE_GROUPS, TLS13_GROUPS, dh_group_name, group_bits, group_name
+from services.scanner.probes.enumeration.hello import (
     MAX_SUITES_PER_HELLO,
     SSL2,
     SSL3,
@@ -33,8 +33,8 @@ from services.scanner.probes.hello import (
     client_hello,
     sslv2_client_hello,
 )
-from services.scanner.probes.iana import BY_CODE, BY_NAME, SUITES, Suite
-from services.scanner.probes.reply import Reply, ServerFlight, Sslv2Hello
+from services.scanner.probes.enumeration.iana import BY_CODE, BY_NAME, SUITES, Suite
+from services.scanner.probes.enumeration.reply import Reply, ServerFlight, Sslv2Hello
 from shared.events import CipherSuiteFacts, NegotiatedTls
 
 log = structlog.get_logger(__name__)

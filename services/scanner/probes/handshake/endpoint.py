@@ -28,10 +28,11 @@ from datetime import datetime
 
 import structlog
 
-from services.scanner.adapters.probe_errors import ProbeFailure
-from services.scanner.adapters.starttls import negotiate_starttls
-from services.scanner.adapters.tls_handshake import HandshakeResult, handshake
-from services.scanner.domain import ProbeLimits, address_allowed, is_ip_literal
+from services.scanner.domain.limits import ProbeLimits, address_allowed
+from services.scanner.domain.tls_names import is_ip_literal
+from services.scanner.probes.errors import ProbeFailure
+from services.scanner.probes.handshake.client import HandshakeResult, handshake
+from services.scanner.probes.starttls.negotiate import negotiate_starttls
 from shared.events import Observation, ObservationError, Target, TlsFacts
 
 log = structlog.get_logger(__name__)
