@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from services import START_ORDER
 from services.exit_codes import EXIT_UNKNOWN
-from services.names import START_ORDER
 
 
 class _Parser(argparse.ArgumentParser):

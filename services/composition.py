@@ -5,9 +5,9 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from services import START_ORDER
 from services.alarmer.bootstrap import bootstrap as alarmer_bootstrap
 from services.evaluator.bootstrap import bootstrap as evaluator_bootstrap
-from services.names import START_ORDER
 from services.notifier.bootstrap import bootstrap as notifier_bootstrap
 from services.reporter.bootstrap import bootstrap as reporter_bootstrap
 from services.scanner.bootstrap import bootstrap as scanner_bootstrap

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from services import START_ORDER
 from services.composition import BUILDERS
-from services.names import START_ORDER
 from shared.clock import utc_now
 from shared.config import CertmonConfig
 from shared.lifecycle import ShutdownSignal, serve
