@@ -87,6 +87,16 @@ async def test_outbox_keeps_events_while_the_bus_refuses_them(pg_pool: asyncpg.P
     assert await pg_pool.fetchval("SELECT count(*) FROM svc.outbox WHERE published_at IS NULL") == 0
 
 
+async def _enqueued(pool: asyncpg.Pool, count: int) -> list[CloudEvent]:
+    """`count` events written to a fresh `svc` outbox, each in its own transaction, in order."""
+    await migrate(pool, "svc", [])
+    sent = [scan_event(f"h{i}.example") for i in range(count)]
+    async with pool.acquire() as conn:
+        for event in sent:
+            await enqueue(conn, "svc", event)
+    return sent
+
+
 class _FlakyBus(InMemoryBus):
     """Refuses the publishes whose number is in `refuse` (1-based), the way a broker going away does."""
 
@@ -103,13 +113,9 @@ class _FlakyBus(InMemoryBus):
 
 async def test_a_publish_failing_mid_batch_keeps_what_was_confirmed(pg_pool: asyncpg.Pool) -> None:
     """When the third publish fails, the first two stay published (they are not sent again) and the rest wait."""
-    await migrate(pg_pool, "svc", [])
     bus = _FlakyBus({3}, PublishError("not confirmed"))
     bus.declare("q", ["scan.requested.v1"])
-    sent = [scan_event(f"h{i}.example") for i in range(5)]
-    async with pg_pool.acquire() as conn:
-        for event in sent:
-            await enqueue(conn, "svc", event)
+    sent = await _enqueued(pg_pool, 5)
     relay = OutboxRelay(pg_pool, "svc", bus)
     with pytest.raises(PublishError):
         await relay.flush()
@@ -137,13 +143,9 @@ async def test_the_relay_outlives_any_error_of_the_client(pg_pool: asyncpg.Pool)
 
 async def test_replicas_publish_one_outbox_in_commit_order(pg_pool: asyncpg.Pool) -> None:
     """Two relays flushing the same outbox at once publish every event once, in the order they were written."""
-    await migrate(pg_pool, "svc", [])
     bus = InMemoryBus()
     bus.declare("q", ["scan.requested.v1"])
-    sent = [scan_event(f"h{i}.example") for i in range(250)]
-    async with pg_pool.acquire() as conn:
-        for event in sent:
-            await enqueue(conn, "svc", event)
+    sent = await _enqueued(pg_pool, 250)
     relays = [OutboxRelay(pg_pool, "svc", bus), OutboxRelay(pg_pool, "svc", bus)]
     while await pg_pool.fetchval("SELECT count(*) FROM svc.outbox WHERE published_at IS NULL"):
         await asyncio.gather(*(relay.flush() for relay in relays))
