@@ -1,5 +1,5 @@
-"""Test peers for the scanner's edges, all on 127.0.0.1 (or ::1): STARTTLS servers speaking the real protocol
-bytes before upgrading with `loop.start_tls`, and a pyOpenSSL TLS server pumped over asyncio (the stdlib
+"""Test peers for the scanner's integration tests, all on 127.0.0.1 (or ::1): STARTTLS servers speaking the real
+protocol bytes before upgrading with `loop.start_tls`, and a pyOpenSSL TLS server pumped over asyncio (the stdlib
 server cannot staple OCSP responses)."""
 
 import asyncio

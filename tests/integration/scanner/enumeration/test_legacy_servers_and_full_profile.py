@@ -10,7 +10,7 @@ from services.scanner.domain.limits import ProbeLimits
 from services.scanner.probes.enumeration import Endpoint, enumerate_endpoint
 from services.scanner.service_layer.observe import observe
 from shared.events import Target
-from tests.integration.scanner.probes.legacy_server import LegacyConfig, legacy_server
+from tests.integration.scanner.enumeration.legacy_server import LegacyConfig, legacy_server
 from tests.support.pki import Issued
 from tests.support.tls_server import raw_server, tls_server
 

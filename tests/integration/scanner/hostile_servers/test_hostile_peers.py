@@ -19,7 +19,7 @@ from services.scanner.probes.handshake.endpoint import observe_endpoint
 from shared.config import parse_config
 from shared.events import Observation, Target
 from shared.settings import Settings
-from tests.integration.scanner.edges.peers import stdlib_context
+from tests.integration.scanner.peers import stdlib_context
 from tests.support.pki import Issued, make_ca, make_leaf
 from tests.support.tls_server import raw_server, tls_server
 

@@ -14,11 +14,11 @@ from shared.broker import InMemoryBus
 from shared.config import parse_config
 from shared.events import Observation, ScanRequested, Target, make_event
 from shared.settings import Settings
-from tests.integration.scanner.edges.peers import stdlib_context
+from tests.integration.scanner.peers import stdlib_context
 from tests.support.pki import make_ca, make_leaf
 from tests.support.tls_server import raw_server, tls_server
 
-OBSERVED = "test.edges.observed"
+OBSERVED = "test.hostile.observed"
 LIMITS = ProbeLimits(connect_seconds=1, handshake_seconds=0.3, target_seconds=2)
 
 

@@ -15,7 +15,7 @@ from services.scanner.domain.limits import ProbeLimits
 from services.scanner.probes.handshake.endpoint import observe_endpoint
 from shared.events import Observation, Target
 from shared.events.target import Protocol
-from tests.integration.scanner.edges.peers import PlainDialogue, starttls_peer, stdlib_context
+from tests.integration.scanner.peers import PlainDialogue, starttls_peer, stdlib_context
 from tests.support.pki import Issued, make_ca, make_leaf
 
 FAST = ProbeLimits(connect_seconds=2, handshake_seconds=2, target_seconds=5)

@@ -11,7 +11,7 @@ from OpenSSL import SSL
 from services.scanner.domain.limits import ProbeLimits
 from services.scanner.probes.handshake.endpoint import observe_endpoint
 from shared.events import Observation, Target
-from tests.integration.scanner.edges.peers import ocsp_response, openssl_context, openssl_server, stdlib_context
+from tests.integration.scanner.peers import ocsp_response, openssl_context, openssl_server, stdlib_context
 from tests.support.pki import Issued, make_ca, make_leaf
 from tests.support.tls_server import tls_server
 
