@@ -9,7 +9,7 @@ import structlog
 from services.scanner.adapters.discovery_repo import DiscoveryRepository
 from services.scanner.adapters.targets_repo import SCHEMA, TargetsRepository
 from services.scanner.domain.limits import ProbeLimits, limits_from, scan_concurrency
-from services.scanner.handlers import QUEUE, ScanRequestHandler
+from services.scanner.handlers import ScanRequestHandler, subscriptions
 from services.scanner.probes.files.source import expand_file_targets
 from services.scanner.service_layer.scan_limiter import ScanLimiter
 from services.scanner.service_layer.scheduler import Scheduler
@@ -53,7 +53,7 @@ class ScannerService:
 
     def _require(self) -> _Parts:
         if self._parts is None:
-            raise ScannerUnavailable("the scanner needs PostgreSQL to schedule; use services.scanner.observe")
+            raise ScannerUnavailable("the scanner needs PostgreSQL to schedule; use services.scanner.service_layer.observe")
         return self._parts
 
     async def start(self) -> None:
@@ -64,7 +64,8 @@ class ScannerService:
         summary = await parts.repo.sync(targets, now=self._clock())
         log.info("scanner_started", migrations=applied, targets=summary.configured, disabled=summary.disabled)
         prefetch = scan_concurrency(self._settings, self._config)
-        await self._bus.subscribe(QUEUE, ["scan.requested.v1"], parts.handler, prefetch=prefetch)
+        for route in subscriptions(parts.handler, prefetch=prefetch):
+            await self._bus.subscribe(route)
         await parts.relay.start()
         await parts.scheduler.start()
         await parts.sweeper.start()
@@ -90,7 +91,7 @@ def bootstrap(
     clock: Clock = utc_now,
     limits: ProbeLimits | None = None,
 ) -> ScannerService:
-    """Wire the scanner; with `pool=None` it cannot start (one-off scans use `services.scanner.observe`)."""
+    """Wire the scanner; with `pool=None` it cannot start (one-off scans use `services.scanner.service_layer.observe`)."""
     parts = None
     if pool is not None:
         repo = TargetsRepository(pool)

@@ -3,7 +3,7 @@
 The observation is published through the outbox, in the same transaction that records the request as
 processed, so a crash between the two neither loses the observation nor publishes it twice; its event id is
 derived from the request's, so a redelivered request yields the same observation id downstream.
-A malformed request raises (the bus rejects it and, after the delivery limit, dead-letters it).
+The bus validates each request before the handler sees it; a malformed one is dead-lettered there.
 """
 
 from collections.abc import Callable
@@ -14,8 +14,9 @@ from services.scanner.adapters.targets_repo import SOURCE, TargetsRepository
 from services.scanner.domain.limits import ProbeLimits
 from services.scanner.service_layer.observe import observe
 from services.scanner.service_layer.scan_limiter import ScanLimiter
+from shared.broker import Message, Subscription
 from shared.clock import Clock
-from shared.events import CloudEvent, ScanRequested, derived_id, make_event
+from shared.events import ScanRequested, derived_id, make_event
 
 log = structlog.get_logger(__name__)
 
@@ -38,13 +39,11 @@ class ScanRequestHandler:
         self._repo, self._limiter = repo, limiter
         self._limits, self._clock, self._on_enqueued = limits, clock, on_enqueued
 
-    async def __call__(self, event: CloudEvent) -> None:
+    async def __call__(self, message: Message[ScanRequested]) -> None:
         """Observe the requested target and enqueue its observation (once per request id)."""
-        request = ScanRequested.model_validate(event.data)
-        target = request.target
-        bound = log.bind(event_id=event.id, routing_key=event.routing_key, target=target.key)
+        event, target = message.event, message.payload.target
         if await self._repo.already_processed(CONSUMER, event.id):
-            bound.info("scan_request_duplicate")
+            log.info("scan_request_duplicate")
             return
         async with self._limiter.slot((target.host or target.file or target.key).lower()):
             observation = await observe(target, now=self._clock(), limits=self._limits)
@@ -57,6 +56,11 @@ class ScanRequestHandler:
         )
         if await self._repo.record_observation(CONSUMER, event.id, observation, outgoing):
             self._on_enqueued()
-            bound.info("scan_completed", error_kind=observation.error.kind if observation.error else None)
+            log.info("scan_completed", error_kind=observation.error.kind if observation.error else None)
         else:
-            bound.info("scan_request_duplicate")
+            log.info("scan_request_duplicate")
+
+
+def subscriptions(handler: ScanRequestHandler, *, prefetch: int) -> list[Subscription]:
+    """The scanner's one queue: scan requests, as many at once as the scan concurrency allows."""
+    return [Subscription("scanner", QUEUE, {"scan.requested.v1": handler}, prefetch=prefetch)]
