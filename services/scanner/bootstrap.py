@@ -53,7 +53,9 @@ class ScannerService:
 
     def _require(self) -> _Parts:
         if self._parts is None:
-            raise ScannerUnavailable("the scanner needs PostgreSQL to schedule; use services.scanner.service_layer.observe")
+            raise ScannerUnavailable(
+                "the scanner needs PostgreSQL to schedule; use services.scanner.service_layer.observe"
+            )
         return self._parts
 
     async def start(self) -> None:
@@ -91,7 +93,8 @@ def bootstrap(
     clock: Clock = utc_now,
     limits: ProbeLimits | None = None,
 ) -> ScannerService:
-    """Wire the scanner; with `pool=None` it cannot start (one-off scans use `services.scanner.service_layer.observe`)."""
+    """Wire the scanner; with `pool=None` it cannot start (one-off scans use
+    `services.scanner.service_layer.observe`)."""
     parts = None
     if pool is not None:
         repo = TargetsRepository(pool)
