@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from services.reporter.views import NotificationRecord
+from services.reporter.domain.views import NotificationRecord
 from shared.db import claim_event, load_migrations, migrate
 from shared.events import AlarmEvent, CloudEvent, Evaluation, NotificationResult, ReportPublished
 from shared.outbox import enqueue

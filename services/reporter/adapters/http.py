@@ -14,9 +14,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.reporter.adapters.history import CertificateFilter, History
 from services.reporter.adapters.metrics import EstateMetrics
-from services.reporter.domain import build_status_report, normalize_fingerprint
-from services.reporter.render import ReportRenderer
-from services.reporter.views import (
+from services.reporter.adapters.rendering import ReportRenderer
+from services.reporter.domain.report import build_status_report, normalize_fingerprint
+from services.reporter.domain.views import (
     AlarmState,
     AlarmView,
     CertificateDetail,

@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from services.reporter.domain import LEVELS
+from services.reporter.domain.report import LEVELS
 from shared.events import Evaluation
 
 #: SAN lists can be huge; the label keeps the first names only, to bound series size.

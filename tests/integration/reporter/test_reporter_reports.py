@@ -13,7 +13,7 @@ from botocore.config import Config
 
 from services.reporter.adapters.bucket import BucketError, LocalFolderBucket, S3Bucket, bucket_from_settings
 from services.reporter.bootstrap import ReporterService, bootstrap
-from services.reporter.domain import StatusReport
+from services.reporter.domain.report import StatusReport
 from shared.broker import InMemoryBus
 from shared.config import CertmonConfig
 from shared.events import CloudEvent, ReportPublished, make_event

@@ -2,7 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
-from services.reporter.domain import (
+from services.reporter.adapters.rendering import ReportRenderer
+from services.reporter.domain.report import (
     StatusReport,
     build_status_report,
     by_urgency,
@@ -10,7 +11,6 @@ from services.reporter.domain import (
     daily_report_due,
     normalize_fingerprint,
 )
-from services.reporter.render import ReportRenderer
 from shared.events import Finding, ObservationError
 from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation
 

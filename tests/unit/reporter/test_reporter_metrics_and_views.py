@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from services.reporter.adapters.metrics import EstateMetrics, common_name, dnsnames_label
-from services.reporter.views import NotificationRecord, alarm_views
+from services.reporter.domain.views import NotificationRecord, alarm_views
 from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation
 
 

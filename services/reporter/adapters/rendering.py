@@ -1,6 +1,6 @@
 """Render a status report as JSON and as self-contained HTML (inline CSS, no external assets).
 
-HTML comes from the Jinja2 templates in `services/reporter/templates/`, rendered in a sandboxed environment
+HTML comes from the Jinja2 templates in `services/reporter/adapters/templates/`, rendered in a sandboxed environment
 with autoescaping on: certificate subjects, findings and target names come from servers we do not trust.
 """
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from services.reporter.domain import StatusReport, by_urgency
+from services.reporter.domain.report import StatusReport, by_urgency
 
 DASHBOARD_REFRESH_SECONDS = 60
 
@@ -19,7 +19,7 @@ class ReportRenderer:
 
     def __init__(self) -> None:
         self._env = ImmutableSandboxedEnvironment(
-            loader=PackageLoader("services.reporter", "templates"),
+            loader=PackageLoader("services.reporter.adapters", "templates"),
             autoescape=True,
             undefined=StrictUndefined,
             trim_blocks=True,

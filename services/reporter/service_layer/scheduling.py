@@ -4,8 +4,8 @@ from datetime import datetime
 
 import structlog
 
-from services.reporter.domain import daily_period, daily_report_due
-from services.reporter.publishing import ReportPublisher
+from services.reporter.domain.report import daily_period, daily_report_due
+from services.reporter.service_layer.publishing import ReportPublisher
 from shared.clock import Clock
 from shared.periodic import PeriodicTask
 

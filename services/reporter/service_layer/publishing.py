@@ -11,8 +11,8 @@ import structlog
 
 from services.reporter.adapters.bucket import Bucket
 from services.reporter.adapters.history import History
-from services.reporter.domain import build_status_report, daily_period
-from services.reporter.render import ReportRenderer
+from services.reporter.adapters.rendering import ReportRenderer
+from services.reporter.domain.report import build_status_report, daily_period
 from shared.events import ReportPublished, derived_id, make_event
 
 log = structlog.get_logger(__name__)
