@@ -162,7 +162,7 @@ async def test_without_a_database_the_service_refuses_to_start(bus: InMemoryBus)
     """With `pool=None` the scanner cannot schedule; it says to use `observe` instead."""
     service = bootstrap(Settings(), parse_config({}), bus=bus, pool=None)
     assert service.name == "scanner"
-    with pytest.raises(ScannerUnavailable, match=r"services\.scanner\.observe"):
+    with pytest.raises(ScannerUnavailable, match=r"services\.scanner\.service_layer\.observe"):
         await service.start()
     await service.stop()
 
