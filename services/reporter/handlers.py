@@ -2,7 +2,7 @@
 
 import structlog
 
-from services.reporter.adapters.history import History
+from services.reporter.adapters.history import HistoryStore
 from shared.broker import Message, Subscription
 from shared.events import AlarmEvent, Evaluation, NotificationResult
 
@@ -14,7 +14,7 @@ QUEUE = "certmon.reporter.events"
 class ReporterHandlers:
     """Stores each consumed event in the history; a failing store raises (the bus retries)."""
 
-    def __init__(self, history: History) -> None:
+    def __init__(self, history: HistoryStore) -> None:
         self._history = history
 
     async def on_evaluated(self, message: Message[Evaluation]) -> None:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.reporter.adapters.history import CertificateFilter, History
+from services.reporter.adapters.history import CertificateFilter, HistoryStore
 from services.reporter.adapters.metrics import EstateMetrics
 from services.reporter.adapters.rendering import ReportRenderer
 from services.reporter.domain.report import build_status_report, normalize_fingerprint
@@ -56,7 +56,7 @@ def _token_check(settings: Settings) -> Callable[..., Awaitable[None]]:
 
 
 def create_app(
-    history: History,
+    history: HistoryStore,
     settings: Settings,
     *,
     renderer: ReportRenderer | None = None,

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events import AlarmEvent, CertificateInfo, Evaluation, OwnerRef, ReportPublished
+from shared.events import AlarmEvent, CertificateInfo, Evaluation, NotificationResult, OwnerRef, ReportPublished
 
 AlarmState = Literal["open", "resolved"]
 
@@ -29,6 +29,20 @@ class NotificationRecord(View):
     attempt: int
     error: str | None = None
     at: datetime
+
+    @classmethod
+    def of(cls, result: NotificationResult, *, ok: bool) -> "NotificationRecord":
+        """The record of a `notification.sent|failed.v1` payload; `ok` says which of the two it came as."""
+        return cls(
+            alarm_id=result.alarm_id,
+            alarm_event_id=result.alarm_event_id,
+            channel=result.channel,
+            recipient=result.recipient,
+            ok=ok,
+            attempt=result.attempt,
+            error=result.error,
+            at=result.at,
+        )
 
 
 class AlarmTransitionView(View):

@@ -1,7 +1,7 @@
 """Publishing reports: render the status report, write it to the bucket, record it and announce it once.
 
-The `reports` row per (kind, period) and the `report.published.v1` outbox entry commit in one transaction, so
-replicas or restarts racing on the same day announce the report exactly once.
+The history claims the report's (kind, period) and enqueues its `report.published.v1` announcement atomically
+(`HistoryStore.record_report`), so replicas or restarts racing on the same day announce the report exactly once.
 """
 
 from collections.abc import Callable
@@ -10,7 +10,7 @@ from datetime import datetime
 import structlog
 
 from services.reporter.adapters.bucket import Bucket
-from services.reporter.adapters.history import History
+from services.reporter.adapters.history import HistoryStore
 from services.reporter.adapters.rendering import ReportRenderer
 from services.reporter.domain.report import build_status_report, daily_period
 from shared.events import ReportPublished, derived_id, make_event
@@ -25,7 +25,7 @@ class ReportPublisher:
 
     def __init__(
         self,
-        history: History,
+        history: HistoryStore,
         bucket: Bucket,
         renderer: ReportRenderer,
         *,

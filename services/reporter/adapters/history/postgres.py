@@ -4,12 +4,11 @@ Every write records the consumed event id in the same transaction (`shared.db.cl
 event changes nothing. The pool must come from `shared.db.create_pool`, whose connections map jsonb to Python.
 """
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
+from services.reporter.adapters.history.store import CertificateFilter
 from services.reporter.domain.views import NotificationRecord
 from shared.db import claim_event, load_migrations, migrate
 from shared.events import AlarmEvent, CloudEvent, Evaluation, NotificationResult, ReportPublished
@@ -20,24 +19,13 @@ CONSUMER = "reporter"
 _S = f'"{SCHEMA}"'
 
 
-@dataclass(frozen=True)
-class CertificateFilter:
-    """Which latest evaluations to list (None: any); `q` matches target, subject, issuer, SAN, fingerprint."""
-
-    level: str | None = None
-    grade: str | None = None
-    owner: str | None = None
-    server: str | None = None
-    q: str | None = None
-
-
 def _like_pattern(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
 class History:
-    """Reads and writes the reporter schema through an asyncpg pool."""
+    """The `HistoryStore` in the reporter schema, through an asyncpg pool."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -169,7 +157,7 @@ class History:
             "WHERE ($1::text[] IS NULL OR alarm_id = ANY($1)) ORDER BY at, event_id",
             alarm_ids,
         )
-        return [_notification(r["ok"], r["event"]) for r in rows]
+        return [NotificationRecord.of(NotificationResult.model_validate(r["event"]), ok=r["ok"]) for r in rows]
 
     async def reports(self, *, limit: int = 100) -> list[ReportPublished]:
         """Published reports, newest period first."""
@@ -203,17 +191,3 @@ class History:
                 return False
             await enqueue(conn, SCHEMA, announcement)
             return True
-
-
-def _notification(ok: bool, event: dict[str, Any]) -> NotificationRecord:
-    result = NotificationResult.model_validate(event)
-    return NotificationRecord(
-        alarm_id=result.alarm_id,
-        alarm_event_id=result.alarm_event_id,
-        channel=result.channel,
-        recipient=result.recipient,
-        ok=ok,
-        attempt=result.attempt,
-        error=result.error,
-        at=result.at,
-    )

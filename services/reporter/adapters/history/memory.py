@@ -1,0 +1,142 @@
+"""The in-memory twin of the PostgreSQL history: the same `HistoryStore` semantics, kept in dictionaries.
+
+It passes the history contract tests beside `History`, so handler, publisher and HTTP tests can run on it.
+Each method finishes without awaiting anything, so concurrent calls are as atomic as PostgreSQL's transactions.
+"""
+
+import json
+from datetime import datetime
+
+from services.reporter.adapters.history.store import CertificateFilter
+from services.reporter.domain.views import NotificationRecord
+from shared.events import AlarmEvent, CloudEvent, Evaluation, NotificationResult, ReportPublished
+
+
+class InMemoryHistory:
+    """A history in one process; `outbox` holds the announcements `record_report` enqueued, oldest first."""
+
+    def __init__(self) -> None:
+        self.outbox: list[CloudEvent] = []
+        self._claimed: set[str] = set()
+        self._evaluations: list[Evaluation] = []
+        self._latest: dict[str, Evaluation] = {}
+        self._alarms: list[tuple[str, AlarmEvent]] = []
+        self._notifications: list[tuple[str, NotificationRecord]] = []
+        self._reports: dict[str, ReportPublished] = {}
+
+    async def ping(self) -> None:
+        """Always answers: there is nothing to reach."""
+
+    def _claim(self, event_id: str) -> bool:
+        if event_id in self._claimed:
+            return False
+        self._claimed.add(event_id)
+        return True
+
+    async def record_evaluation(self, event_id: str, evaluation: Evaluation) -> bool:
+        """Store an evaluation, the target's latest unless a newer one is there; False on redelivery."""
+        if not self._claim(event_id):
+            return False
+        self._evaluations.append(evaluation)
+        current = self._latest.get(evaluation.target_key)
+        if current is None or current.evaluated_at <= evaluation.evaluated_at:
+            self._latest[evaluation.target_key] = evaluation
+        return True
+
+    async def record_alarm(self, event_id: str, alarm: AlarmEvent) -> bool:
+        """Store one alarm transition; False on redelivery."""
+        if not self._claim(event_id):
+            return False
+        self._alarms.append((event_id, alarm))
+        return True
+
+    async def record_notification(self, event_id: str, result: NotificationResult, *, ok: bool) -> bool:
+        """Store one delivery outcome; False on redelivery."""
+        if not self._claim(event_id):
+            return False
+        self._notifications.append((event_id, NotificationRecord.of(result, ok=ok)))
+        return True
+
+    async def latest(
+        self, where: CertificateFilter | None = None, *, after: str | None = None, limit: int | None = None
+    ) -> list[Evaluation]:
+        """The latest evaluation of every target matching `where`, by target key, after the key `after`."""
+        f = where or CertificateFilter()
+        matching = [
+            evaluation
+            for key, evaluation in sorted(self._latest.items())
+            if (after is None or key > after) and _matches(f, evaluation)
+        ]
+        return matching if limit is None else matching[:limit]
+
+    async def evaluations_of(self, fingerprint: str, *, limit: int = 100) -> list[Evaluation]:
+        """Evaluations of one certificate (canonical fingerprint), newest first."""
+        of_it = [e for e in self._evaluations if e.certificate and e.certificate.fingerprint_sha256 == fingerprint]
+        return sorted(of_it, key=lambda e: e.evaluated_at, reverse=True)[:limit]
+
+    async def alarm_events(
+        self, *, fingerprint: str | None = None, since: datetime | None = None
+    ) -> list[tuple[str, AlarmEvent]]:
+        """`(event_id, alarm event)` pairs in the order they happened, maybe of one certificate or recent."""
+        return sorted(
+            (
+                (event_id, alarm)
+                for event_id, alarm in self._alarms
+                if (fingerprint is None or alarm.key.fingerprint_sha256 == fingerprint)
+                and (since is None or alarm.occurred_at >= since)
+            ),
+            key=lambda pair: (pair[1].occurred_at, pair[0]),
+        )
+
+    async def notifications(self, alarm_ids: list[str] | None = None) -> list[NotificationRecord]:
+        """Delivery outcomes, oldest first, optionally of some alarms only."""
+        chosen = [
+            (event_id, record)
+            for event_id, record in self._notifications
+            if alarm_ids is None or record.alarm_id in alarm_ids
+        ]
+        return [record for _, record in sorted(chosen, key=lambda pair: (pair[1].at, pair[0]))]
+
+    async def reports(self, *, limit: int = 100) -> list[ReportPublished]:
+        """Published reports, newest period first."""
+        by_key = sorted(self._reports.items())
+        return [report for _, report in sorted(by_key, key=lambda item: item[1].period_start, reverse=True)][:limit]
+
+    async def report_for(self, kind: str, start: datetime, end: datetime) -> ReportPublished | None:
+        """The report of one kind and period, if it was published."""
+        return self._report_for(kind, start, end)
+
+    def _report_for(self, kind: str, start: datetime, end: datetime) -> ReportPublished | None:
+        return next(
+            (r for r in self._reports.values() if (r.kind, r.period_start, r.period_end) == (kind, start, end)),
+            None,
+        )
+
+    async def record_report(self, key: str, report: ReportPublished, announcement: CloudEvent) -> bool:
+        """Claim the report's (kind, period) and enqueue its announcement atomically; False if taken."""
+        if key in self._reports or self._report_for(report.kind, report.period_start, report.period_end):
+            return False
+        self._reports[key] = report
+        self.outbox.append(announcement)
+        return True
+
+
+def _matches(where: CertificateFilter, evaluation: Evaluation) -> bool:
+    """Whether `evaluation` passes every filter set in `where`, as the PostgreSQL query decides it."""
+    grade = evaluation.security.grade if evaluation.security else None
+    return (
+        (where.level is None or evaluation.alarm.level == where.level)
+        and (where.grade is None or grade == where.grade)
+        and (where.owner is None or evaluation.owner == where.owner)
+        and (where.server is None or evaluation.target.server == where.server)
+        and (where.q is None or where.q.lower() in _searchable(evaluation).lower())
+    )
+
+
+def _searchable(evaluation: Evaluation) -> str:
+    """The text `q` searches: target key, fingerprint, subject, issuer and the SAN list as JSON, space-separated."""
+    cert = evaluation.certificate
+    if cert is None:
+        return evaluation.target_key
+    san = json.dumps(cert.san, ensure_ascii=False)
+    return " ".join((evaluation.target_key, cert.fingerprint_sha256, cert.subject, cert.issuer, san))

@@ -1,0 +1,71 @@
+"""The port of the reporter's history: what the handlers, the publisher and the HTTP app read and write.
+
+Two adapters implement it and pass the same contract tests: `History` (PostgreSQL) and `InMemoryHistory`.
+The semantics every implementation keeps:
+
+- Each `record_*` claims the consumed event id first; an id seen before (by any `record_*`) changes nothing
+  and answers False.
+- A target's latest evaluation is the one evaluated last, whatever order the events arrived in (on a tie, the
+  one stored last).
+- `record_report` claims a report's key and its (kind, period) together with enqueuing its announcement, so
+  a period is reported, and announced, once.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from services.reporter.domain.views import NotificationRecord
+from shared.events import AlarmEvent, CloudEvent, Evaluation, NotificationResult, ReportPublished
+
+
+@dataclass(frozen=True)
+class CertificateFilter:
+    """Which latest evaluations to list (None: any); `q` matches target, subject, issuer, SAN, fingerprint."""
+
+    level: str | None = None
+    grade: str | None = None
+    owner: str | None = None
+    server: str | None = None
+    q: str | None = None
+
+
+class HistoryStore(Protocol):
+    """Evaluations, alarm transitions, delivery outcomes and published reports, as the reporter keeps them."""
+
+    async def ping(self) -> None:
+        """Raise unless the store answers."""
+
+    async def record_evaluation(self, event_id: str, evaluation: Evaluation) -> bool:
+        """Store an evaluation, the target's latest unless a newer one is there; False on redelivery."""
+
+    async def record_alarm(self, event_id: str, alarm: AlarmEvent) -> bool:
+        """Store one alarm transition; False on redelivery."""
+
+    async def record_notification(self, event_id: str, result: NotificationResult, *, ok: bool) -> bool:
+        """Store one delivery outcome; False on redelivery."""
+
+    async def latest(
+        self, where: CertificateFilter | None = None, *, after: str | None = None, limit: int | None = None
+    ) -> list[Evaluation]:
+        """The latest evaluation of every target matching `where`, by target key, after the key `after`."""
+
+    async def evaluations_of(self, fingerprint: str, *, limit: int = 100) -> list[Evaluation]:
+        """Evaluations of one certificate (canonical fingerprint), newest first."""
+
+    async def alarm_events(
+        self, *, fingerprint: str | None = None, since: datetime | None = None
+    ) -> list[tuple[str, AlarmEvent]]:
+        """`(event_id, alarm event)` pairs in the order they happened, maybe of one certificate or recent."""
+
+    async def notifications(self, alarm_ids: list[str] | None = None) -> list[NotificationRecord]:
+        """Delivery outcomes, oldest first, optionally of some alarms only."""
+
+    async def reports(self, *, limit: int = 100) -> list[ReportPublished]:
+        """Published reports, newest period first."""
+
+    async def report_for(self, kind: str, start: datetime, end: datetime) -> ReportPublished | None:
+        """The report of one kind and period, if it was published."""
+
+    async def record_report(self, key: str, report: ReportPublished, announcement: CloudEvent) -> bool:
+        """Claim the report's (kind, period) and enqueue its announcement atomically; False if taken."""

@@ -1,0 +1,267 @@
+"""One contract, two adapters: the in-memory history and the PostgreSQL one must behave alike."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from services.reporter.adapters.history import CertificateFilter, HistoryStore, InMemoryHistory
+from services.reporter.adapters.history.postgres import History
+from shared.events import NotificationResult, ReportPublished, TargetRef, make_event
+from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation
+
+
+@dataclass
+class StoreUnderTest:
+    """A ready history and a way to read the ids of the announcements it enqueued, oldest first."""
+
+    history: HistoryStore
+    outbox_ids: Callable[[], Awaitable[list[str]]]
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def pool_or_none(request: pytest.FixtureRequest) -> asyncpg.Pool | None:
+    """None for the in-memory history; a pool on a fresh database for PostgreSQL (only that one creates it)."""
+    return request.getfixturevalue("pg_pool") if request.param == "postgres" else None
+
+
+@pytest.fixture
+async def under_test(pool_or_none: asyncpg.Pool | None) -> StoreUnderTest:
+    """Each contract test runs once per adapter; the PostgreSQL one is migrated first."""
+    pool = pool_or_none
+    if pool is None:
+        memory = InMemoryHistory()
+
+        async def memory_outbox() -> list[str]:
+            return [event.id for event in memory.outbox]
+
+        return StoreUnderTest(memory, memory_outbox)
+    postgres = History(pool)
+    await postgres.migrate()
+
+    async def postgres_outbox() -> list[str]:
+        return [r["event_id"] for r in await pool.fetch('SELECT event_id FROM "reporter".outbox ORDER BY seq')]
+
+    return StoreUnderTest(postgres, postgres_outbox)
+
+
+def sent(alarm_id: str, at: datetime, *, channel: str = "email") -> NotificationResult:
+    """A delivery of alarm `alarm_id`'s first event at `at`."""
+    return NotificationResult.model_validate(
+        {
+            "alarm_id": alarm_id,
+            "alarm_event_id": f"{alarm_id}-e1",
+            "channel": channel,
+            "recipient": "ops@example.com",
+            "attempt": 1,
+            "at": at,
+        }
+    )
+
+
+def daily(day: datetime, *, key_prefix: str = "daily") -> ReportPublished:
+    """The daily report of the UTC day starting at `day`, as the publisher records it."""
+    return ReportPublished(
+        kind="daily",
+        period_start=day,
+        period_end=day + timedelta(days=1),
+        keys=[f"{key_prefix}/{day:%Y-%m-%d}/status.json"],
+        location="/reports",
+    )
+
+
+async def record_report(history: HistoryStore, report: ReportPublished, key: str) -> bool:
+    """Record `report` under `key` with an announcement whose id is derived from the key."""
+    announcement = make_event("report.published.v1", report, source="t", event_id=f"announce-{key}")
+    return await history.record_report(key, report, announcement)
+
+
+class TestHistoryContract:
+    """Behaviour both history adapters share."""
+
+    async def test_ping_answers(self, under_test: StoreUnderTest) -> None:
+        """A working store answers the readiness probe without raising."""
+        await under_test.history.ping()
+
+    async def test_a_redelivered_evaluation_changes_nothing(self, under_test: StoreUnderTest) -> None:
+        """The same event id stored twice answers True then False and leaves one evaluation."""
+        history = under_test.history
+        first = evaluation("a.example", days=10)
+        assert await history.record_evaluation("e1", first) is True
+        assert await history.record_evaluation("e1", evaluation("a.example", days=3, evaluated_at=NOW)) is False
+        assert await history.latest() == [first]
+        assert first.certificate is not None
+        assert await history.evaluations_of(first.certificate.fingerprint_sha256) == [first]
+
+    async def test_an_event_id_is_claimed_once_whatever_it_carried(self, under_test: StoreUnderTest) -> None:
+        """An id used by an evaluation makes a later alarm or delivery with that id a redelivery."""
+        history = under_test.history
+        assert await history.record_evaluation("shared-id", evaluation("a.example", days=10))
+        assert await history.record_alarm("shared-id", alarm("a1", "raised", "warning", NOW)) is False
+        assert await history.record_notification("shared-id", sent("a1", NOW), ok=True) is False
+        assert await history.alarm_events() == []
+        assert await history.notifications() == []
+
+    async def test_concurrent_redeliveries_store_once(self, under_test: StoreUnderTest) -> None:
+        """Five consumers storing the same alarm event at once: one stores it, four see a redelivery."""
+        raised = alarm("a1", "raised", "critical", NOW)
+        stored = await asyncio.gather(*(under_test.history.record_alarm("e1", raised) for _ in range(5)))
+        assert sorted(stored) == [False, False, False, False, True]
+        assert await under_test.history.alarm_events() == [("e1", raised)]
+
+    async def test_latest_is_the_newest_whatever_the_arrival_order(self, under_test: StoreUnderTest) -> None:
+        """An older evaluation arriving late is kept in the history but does not become the target's latest."""
+        history = under_test.history
+        newer = evaluation("a.example", days=10, level="warning", evaluated_at=NOW)
+        older = evaluation("a.example", days=11, level="ok", evaluated_at=NOW - timedelta(hours=1))
+        await history.record_evaluation("newer", newer)
+        await history.record_evaluation("older", older)
+        assert await history.latest() == [newer]
+        assert newer.certificate is not None
+        assert await history.evaluations_of(newer.certificate.fingerprint_sha256) == [newer, older]
+        assert await history.evaluations_of(newer.certificate.fingerprint_sha256, limit=1) == [newer]
+
+    async def test_an_evaluation_as_new_as_the_latest_replaces_it(self, under_test: StoreUnderTest) -> None:
+        """Of two evaluations of one target at the same moment, the one stored last is the latest."""
+        history = under_test.history
+        first = evaluation("a.example", days=10, level="ok", evaluated_at=NOW)
+        second = evaluation("a.example", days=10, level="critical", evaluated_at=NOW)
+        await history.record_evaluation("first", first)
+        await history.record_evaluation("second", second)
+        assert await history.latest() == [second]
+
+    async def test_latest_filters_by_level_grade_owner_and_server(self, under_test: StoreUnderTest) -> None:
+        """Each filter narrows the latest evaluations to exact matches; filters combine with AND."""
+        history = under_test.history
+        web = evaluation("web.example", days=5, level="critical", grade="B", owner="shop-team")
+        web = web.model_copy(update={"target": TargetRef(host="web.example", port=443, server="web-01")})
+        api = evaluation("api.example", days=50, level="ok", grade="A", owner="shop-team")
+        down = evaluation("down.example", days=None, level="warning")
+        for event_id, item in enumerate((web, api, down)):
+            await history.record_evaluation(f"e{event_id}", item)
+
+        async def keys(where: CertificateFilter) -> list[str]:
+            return [e.target_key for e in await history.latest(where)]
+
+        assert await keys(CertificateFilter(level="critical")) == ["web.example:443"]
+        assert await keys(CertificateFilter(grade="A")) == ["api.example:443"]
+        assert await keys(CertificateFilter(owner="shop-team")) == ["api.example:443", "web.example:443"]
+        assert await keys(CertificateFilter(server="web-01")) == ["web.example:443"]
+        assert await keys(CertificateFilter(owner="shop-team", level="ok")) == ["api.example:443"]
+        assert await keys(CertificateFilter(owner="nobody")) == []
+        assert await keys(CertificateFilter()) == ["api.example:443", "down.example:443", "web.example:443"]
+
+    async def test_latest_query_searches_names_case_insensitively_and_literally(
+        self, under_test: StoreUnderTest
+    ) -> None:
+        """`q` finds a substring of target, subject, issuer, SAN or fingerprint, any case; `%` and `_` are text."""
+        history = under_test.history
+        shop = evaluation("shop.example", days=5, subject="CN=Shop Front,O=Acme_Corp")
+        other = evaluation("other.example", days=50)
+        bare = evaluation("bare.example", days=None)
+        for event_id, item in enumerate((shop, other, bare)):
+            await history.record_evaluation(f"e{event_id}", item)
+        assert shop.certificate is not None
+
+        async def keys(q: str) -> list[str]:
+            return [e.target_key for e in await history.latest(CertificateFilter(q=q))]
+
+        assert await keys("SHOP FRONT") == ["shop.example:443"]
+        assert await keys("acme_corp") == ["shop.example:443"]
+        assert await keys("acme%corp") == []
+        assert await keys("%") == []
+        assert await keys("_") == ["shop.example:443"]
+        assert await keys(shop.certificate.fingerprint_sha256[10:30].upper()) == ["shop.example:443"]
+        assert await keys("test ca") == ["other.example:443", "shop.example:443"]
+        assert await keys('"other.example"') == ["other.example:443"]
+        assert await keys("bare.example") == ["bare.example:443"]
+
+    async def test_latest_pages_by_target_key(self, under_test: StoreUnderTest) -> None:
+        """`after` continues past a target key and `limit` caps the page; no limit lists every target."""
+        history = under_test.history
+        for host in ("d.example", "b.example", "a.example", "c.example"):
+            await history.record_evaluation(host, evaluation(host, days=10))
+
+        async def keys(after: str | None, limit: int | None) -> list[str]:
+            return [e.target_key for e in await history.latest(after=after, limit=limit)]
+
+        assert await keys(None, 2) == ["a.example:443", "b.example:443"]
+        assert await keys("b.example:443", 2) == ["c.example:443", "d.example:443"]
+        assert await keys("d.example:443", 2) == []
+        assert await keys(None, None) == ["a.example:443", "b.example:443", "c.example:443", "d.example:443"]
+        filtered = await history.latest(CertificateFilter(q="c.example"), after="a.example:443", limit=5)
+        assert [e.target_key for e in filtered] == ["c.example:443"]
+
+    async def test_alarm_events_come_in_time_order_by_certificate_and_since(self, under_test: StoreUnderTest) -> None:
+        """Alarm events are ordered by when they happened (then event id); `fingerprint` and `since` narrow them."""
+        history = under_test.history
+        resolved = alarm("a1", "resolved", "ok", NOW)
+        raised = alarm("a1", "raised", "critical", NOW - timedelta(hours=3))
+        other = alarm("a2", "raised", "warning", NOW - timedelta(hours=3), host="b.example", fingerprint="cd" * 32)
+        await history.record_alarm("e3", resolved)
+        await history.record_alarm("e2", other)
+        await history.record_alarm("e1", raised)
+        assert await history.alarm_events() == [("e1", raised), ("e2", other), ("e3", resolved)]
+        assert await history.alarm_events(fingerprint="ab" * 32) == [("e1", raised), ("e3", resolved)]
+        assert await history.alarm_events(since=NOW - timedelta(hours=3)) == [
+            ("e1", raised),
+            ("e2", other),
+            ("e3", resolved),
+        ]
+        assert await history.alarm_events(since=NOW - timedelta(hours=1)) == [("e3", resolved)]
+        assert await history.alarm_events(fingerprint="ef" * 32) == []
+
+    async def test_notifications_keep_the_outcome_in_time_order(self, under_test: StoreUnderTest) -> None:
+        """Deliveries come oldest first with their success flag; `alarm_ids` narrows them, an empty list to none."""
+        history = under_test.history
+        await history.record_notification("n2", sent("a1", NOW, channel="snmp"), ok=False)
+        await history.record_notification("n1", sent("a1", NOW - timedelta(minutes=1)), ok=True)
+        await history.record_notification("n3", sent("a2", NOW - timedelta(minutes=2)), ok=True)
+        assert [(n.alarm_id, n.channel, n.ok) for n in await history.notifications()] == [
+            ("a2", "email", True),
+            ("a1", "email", True),
+            ("a1", "snmp", False),
+        ]
+        assert [n.channel for n in await history.notifications(["a1"])] == ["email", "snmp"]
+        assert await history.notifications([]) == []
+        [record] = await history.notifications(["a2"])
+        assert (record.alarm_event_id, record.recipient, record.attempt, record.at) == (
+            "a2-e1",
+            "ops@example.com",
+            1,
+            NOW - timedelta(minutes=2),
+        )
+
+    async def test_a_period_is_reported_and_announced_once(self, under_test: StoreUnderTest) -> None:
+        """A second report of the same kind and period is refused under any key, and nothing more is enqueued."""
+        history = under_test.history
+        day = datetime(2026, 11, 27, tzinfo=UTC)
+        report = daily(day)
+        assert await history.report_for("daily", day, day + timedelta(days=1)) is None
+        assert await record_report(history, report, "daily/2026-11-27") is True
+        assert await record_report(history, report, "daily/2026-11-27") is False
+        assert await record_report(history, daily(day, key_prefix="again"), "again/2026-11-27") is False
+        assert await history.report_for("daily", day, day + timedelta(days=1)) == report
+        assert await history.report_for("weekly", day, day + timedelta(days=1)) is None
+        assert await under_test.outbox_ids() == ["announce-daily/2026-11-27"]
+
+    async def test_a_taken_key_refuses_another_period(self, under_test: StoreUnderTest) -> None:
+        """A report key names one report: recording another period under it is refused."""
+        history = under_test.history
+        day = datetime(2026, 11, 27, tzinfo=UTC)
+        assert await record_report(history, daily(day), "daily/2026-11-27")
+        assert await record_report(history, daily(day + timedelta(days=1)), "daily/2026-11-27") is False
+        assert await history.reports() == [daily(day)]
+
+    async def test_reports_list_newest_period_first(self, under_test: StoreUnderTest) -> None:
+        """Published reports come newest period first, capped by `limit`."""
+        history = under_test.history
+        days = [datetime(2026, 11, d, tzinfo=UTC) for d in (26, 28, 27)]
+        for day in days:
+            await record_report(history, daily(day), f"daily/{day:%Y-%m-%d}")
+        assert [r.period_start.day for r in await history.reports()] == [28, 27, 26]
+        assert [r.period_start.day for r in await history.reports(limit=1)] == [28]
+        assert len(await under_test.outbox_ids()) == 3
