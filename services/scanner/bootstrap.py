@@ -107,7 +107,7 @@ def bootstrap(
             clock=clock,
             on_enqueued=relay.kick,
         )
-        scheduler = Scheduler(repo, relay, clock=clock, tick_seconds=settings.scheduler_tick_seconds)
+        scheduler = Scheduler(repo, on_enqueued=relay.kick, clock=clock, tick_seconds=settings.scheduler_tick_seconds)
         sweeper = Sweeper(
             DiscoveryRepository(pool),
             repo,

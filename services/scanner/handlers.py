@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import structlog
 
-from services.scanner.adapters.targets_repo import SOURCE, TargetsRepository
 from services.scanner.domain.limits import ProbeLimits
+from services.scanner.ports import SOURCE, TargetStore
 from services.scanner.service_layer.observe import observe
 from services.scanner.service_layer.scan_limiter import ScanLimiter
 from shared.broker import Message, Subscription
@@ -29,7 +29,7 @@ class ScanRequestHandler:
 
     def __init__(
         self,
-        repo: TargetsRepository,
+        repo: TargetStore,
         *,
         limiter: ScanLimiter,
         limits: ProbeLimits,

@@ -1,4 +1,4 @@
-"""Discovery's PostgreSQL tables: the configured sweeps with their schedule and claim, and the endpoints found.
+"""The PostgreSQL `DiscoveryStore`: the configured sweeps with their schedule and claim, and the endpoints found.
 
 `claim_due` is what keeps several scanner replicas from running a sweep twice: it locks a due, unclaimed row
 with `FOR UPDATE SKIP LOCKED`, moves its `next_due` on and sets `running_until` (the sweep's worst-case
@@ -6,26 +6,17 @@ duration) in one transaction. Until the claimant calls `finish` or `release`, or
 replica can claim it; the sweeper cancels a sweep that outlives its lease, so two never overlap.
 """
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
 
 from services.scanner.domain.discovery import Endpoint, EndpointChange, KnownEndpoint
-from services.scanner.domain.schedule import next_due
-
-
-@dataclass(frozen=True)
-class SweepSchedule:
-    """A sweep as the schedule knows it: how often it runs and how long one run may hold its claim."""
-
-    name: str
-    interval_seconds: int
-    lease: timedelta
+from services.scanner.domain.schedule import sweep_next_due
+from services.scanner.ports import StoreUnavailable, SweepSchedule
 
 
 class DiscoveryRepository:
-    """Sweeps and discovered endpoints, in schema `scanner` (the tables come with the scanner's migrations)."""
+    """The `DiscoveryStore` in schema `scanner` (its tables come with the scanner's migrations)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -36,7 +27,13 @@ class DiscoveryRepository:
         A sweep whose interval shrank is due no later than one new interval from `now`.
         """
         rows = [
-            (s.name, s.interval_seconds, int(s.lease.total_seconds()), now, _next(s.name, s.interval_seconds, now))
+            (
+                s.name,
+                s.interval_seconds,
+                int(s.lease.total_seconds()),
+                now,
+                sweep_next_due(s.name, s.interval_seconds, now),
+            )
             for s in sweeps
         ]
         async with self._pool.acquire() as conn, conn.transaction():
@@ -70,7 +67,7 @@ class DiscoveryRepository:
                 "UPDATE scanner.discovery_sweeps SET next_due = $2, running_until = $3, last_started_at = $4 "
                 "WHERE name = $1",
                 name,
-                _next(name, row["interval_seconds"], now),
+                sweep_next_due(name, row["interval_seconds"], now),
                 now + timedelta(seconds=row["lease_seconds"]),
                 now,
             )
@@ -106,10 +103,11 @@ class DiscoveryRepository:
             )
 
     async def release(self, sweep: str) -> None:
-        """Give up a claim without recording results (the sweep failed); it runs again when next due."""
-        await self._pool.execute("UPDATE scanner.discovery_sweeps SET running_until = NULL WHERE name = $1", sweep)
+        """Give up a claim without recording results (the sweep failed); it runs again when next due.
 
-
-def _next(name: str, interval_seconds: int, now: datetime) -> datetime:
-    # Sweeps get the same deterministic jitter as targets, keyed apart from any target's key.
-    return next_due(f"discovery:{name}", interval_seconds, now)
+        Raises `StoreUnavailable` when PostgreSQL cannot be reached or fails the update.
+        """
+        try:
+            await self._pool.execute("UPDATE scanner.discovery_sweeps SET running_until = NULL WHERE name = $1", sweep)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreUnavailable(f"cannot release sweep {sweep!r}: {type(exc).__name__}: {exc}") from exc

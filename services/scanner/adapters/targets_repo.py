@@ -1,34 +1,25 @@
-"""The scanner's PostgreSQL tables: configured targets with their schedule, processed events, and the outbox.
+"""The PostgreSQL `TargetStore`: configured targets with their schedule, processed events, and the outbox.
 
 `claim_due` is what keeps several scheduler replicas from scheduling a target twice: it locks due rows with
 `FOR UPDATE SKIP LOCKED`, moves their `next_due` on and enqueues their `scan.requested.v1` events in one
 transaction, so a row is either claimed by exactly one replica or by none.
 """
 
-from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
 from services.scanner.domain.schedule import next_due
+from services.scanner.ports import SyncSummary, scan_request
 from shared.db import claim_event, load_migrations, migrate
-from shared.events import CloudEvent, Observation, ScanRequested, Target, derived_id, make_event
+from shared.events import CloudEvent, Observation, Target
 from shared.outbox import enqueue
 
 SCHEMA = "scanner"
-SOURCE = "certmon/scanner"
-
-
-@dataclass(frozen=True)
-class SyncSummary:
-    """What a sync did: how many targets are configured (upserted) and how many were disabled."""
-
-    configured: int
-    disabled: int
 
 
 class TargetsRepository:
-    """Targets, their schedule and the scanner's outbox, in schema `scanner`."""
+    """The `TargetStore` in schema `scanner`: targets, their schedule, processed events and the outbox."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -87,15 +78,7 @@ class TargetsRepository:
                     row["key"],
                     next_due(row["key"], target.interval_seconds, now),
                 )
-                request = ScanRequested(target=target, due_at=due)
-                event = make_event(
-                    "scan.requested.v1",
-                    request,
-                    source=SOURCE,
-                    subject=row["key"],
-                    event_id=derived_id("scan", row["key"], due.isoformat()),
-                )
-                await enqueue(conn, SCHEMA, event)
+                await enqueue(conn, SCHEMA, scan_request(target, due))
                 claimed.append(target)
         return claimed
 

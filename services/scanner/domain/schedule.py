@@ -27,3 +27,9 @@ def jitter(target_key: str, interval_seconds: int) -> timedelta:
 def next_due(target_key: str, interval_seconds: int, now: datetime) -> datetime:
     """When a target scanned (claimed) at `now` is due again: one interval later plus its jitter."""
     return now + timedelta(seconds=interval_seconds) + jitter(target_key, interval_seconds)
+
+
+def sweep_next_due(sweep: str, interval_seconds: int, now: datetime) -> datetime:
+    """When a discovery sweep claimed at `now` is due again: like a target, with a jitter keyed apart from any
+    target's key."""
+    return next_due(f"discovery:{sweep}", interval_seconds, now)

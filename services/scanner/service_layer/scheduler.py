@@ -1,13 +1,14 @@
 """The scheduler loop: every tick, claim the due targets (which enqueues their scan requests) and kick the relay.
 
-Several replicas may run it at once; `TargetsRepository.claim_due` guarantees each due target is claimed once.
+Several replicas may run it at once; `TargetStore.claim_due` guarantees each due target is claimed once.
 """
+
+from collections.abc import Callable
 
 import structlog
 
-from services.scanner.adapters.targets_repo import TargetsRepository
+from services.scanner.ports import TargetStore
 from shared.clock import Clock
-from shared.outbox import OutboxRelay
 from shared.periodic import PeriodicTask
 
 log = structlog.get_logger(__name__)
@@ -16,10 +17,12 @@ BATCH = 100
 
 
 class Scheduler:
-    """Claims due targets every `tick_seconds` until stopped."""
+    """Claims due targets every `tick_seconds` until stopped; `on_enqueued` runs after a claim enqueued requests."""
 
-    def __init__(self, repo: TargetsRepository, relay: OutboxRelay, *, clock: Clock, tick_seconds: float) -> None:
-        self._repo, self._relay, self._clock = repo, relay, clock
+    def __init__(
+        self, repo: TargetStore, *, on_enqueued: Callable[[], None], clock: Clock, tick_seconds: float
+    ) -> None:
+        self._repo, self._on_enqueued, self._clock = repo, on_enqueued, clock
         # The database may be away; the next tick retries, and a failed tick claimed nothing.
         self._loop = PeriodicTask(
             "scanner:scheduler",
@@ -34,7 +37,7 @@ class Scheduler:
             claimed = await self._repo.claim_due(self._clock(), BATCH)
             total += len(claimed)
             if claimed:
-                self._relay.kick()
+                self._on_enqueued()
             if len(claimed) < BATCH:
                 break
         if total:

@@ -1,7 +1,7 @@
 """The discovery sweeper: on each sweep's interval, probe its CIDRs x ports, register every TLS endpoint found
 as a target, and report endpoints that appear, disappear and come back.
 
-A sweep is claimed in PostgreSQL (`DiscoveryRepository.claim_due`), so of several scanner replicas only one
+A sweep is claimed in the store (`DiscoveryStore.claim_due`), so of several scanner replicas only one
 runs it at a time. Each address:port gets a TCP connect with a short timeout, with at most `concurrency`
 probes at once; one that accepts gets a TLS handshake (`observe_endpoint`, STARTTLS where the port implies it)
 to confirm it speaks TLS. Addresses the scan policy denies are never connected to. An endpoint that is gone
@@ -13,11 +13,8 @@ import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 
-import asyncpg
 import structlog
 
-from services.scanner.adapters.discovery_repo import DiscoveryRepository, SweepSchedule
-from services.scanner.adapters.targets_repo import TargetsRepository
 from services.scanner.domain.discovery import (
     GONE_AFTER_SWEEPS,
     Endpoint,
@@ -32,6 +29,7 @@ from services.scanner.domain.discovery import (
     sweep_size,
 )
 from services.scanner.domain.limits import ProbeLimits
+from services.scanner.ports import DiscoveryStore, StoreUnavailable, SweepSchedule, TargetStore
 from services.scanner.probes.handshake.endpoint import observe_endpoint
 from shared.clock import Clock
 from shared.config import CertmonConfig
@@ -68,8 +66,8 @@ class Sweeper:
 
     def __init__(
         self,
-        repo: DiscoveryRepository,
-        targets: TargetsRepository,
+        repo: DiscoveryStore,
+        targets: TargetStore,
         config: CertmonConfig,
         *,
         limits: ProbeLimits,
@@ -137,8 +135,8 @@ class Sweeper:
             await self._repo.release(sweep.name)
             return None
         except BaseException:
-            # Cancelled, or the database failed: free the claim (if the database lets us) and pass it on.
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # Cancelled, or the store failed: free the claim (if the store lets us) and pass it on.
+            with contextlib.suppress(StoreUnavailable):
                 await self._repo.release(sweep.name)
             raise
 

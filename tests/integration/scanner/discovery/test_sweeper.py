@@ -180,23 +180,6 @@ async def test_an_endpoint_gone_for_two_sweeps_is_reported_and_kept_as_a_target(
     assert [e["port"] for e in _events(third, "endpoint_reappeared")] == [stopped]
 
 
-async def test_config_sync_leaves_discovered_targets_enabled(
-    lab: Lab, targets: TargetsRepository, pg_pool: asyncpg.Pool
-) -> None:
-    """Syncing the configured targets never disables what a sweep registered, and a configured target wins."""
-    configured = Target(host="127.0.0.1", port=lab.tls_ports[0], owner="config-team")
-    await targets.sync([configured], now=START)
-    sweeper = _sweeper(pg_pool, targets, _config(lab.ports), FakeClock())
-    await sweeper.prepare()
-    await sweeper.tick()
-    summary = await targets.sync([configured], now=START)
-    assert summary.disabled == 0
-    registered = await _targets(pg_pool)
-    assert registered[configured.key] == (configured, True)
-    assert registered[f"127.0.0.1:{lab.tls_ports[1]}"][0].discovered_by == "loopback"
-    assert all(enabled for _, enabled in registered.values())
-
-
 async def test_two_sweepers_claim_a_due_sweep_once(
     lab: Lab, targets: TargetsRepository, pg_pool: asyncpg.Pool, database_url: str
 ) -> None:
@@ -213,20 +196,6 @@ async def test_two_sweepers_claim_a_due_sweep_once(
         assert await pg_pool.fetchval("SELECT count(*) FROM scanner.discovered_endpoints") == 2
     finally:
         await other_pool.close()
-
-
-async def test_a_running_sweep_is_not_claimed_again_until_released(
-    targets: TargetsRepository, pg_pool: asyncpg.Pool
-) -> None:
-    """Past its next due time a sweep still running (within its lease) is not claimed; once released, it is."""
-    sweeper = _sweeper(pg_pool, targets, _config([443]), FakeClock())
-    await sweeper.prepare()
-    repo = DiscoveryRepository(pg_pool)
-    assert await repo.claim_due(START) == "loopback"
-    later = START + dt.timedelta(seconds=45)  # past the 30 s interval and its jitter, within the lease
-    assert await repo.claim_due(later) is None
-    await repo.release("loopback")
-    assert await repo.claim_due(later) == "loopback"
 
 
 async def test_a_denied_cidr_is_never_connected_to(targets: TargetsRepository, pg_pool: asyncpg.Pool) -> None:
@@ -282,20 +251,6 @@ async def test_the_scanner_service_runs_its_sweeps_from_start_until_stop(lab: La
         await bus.close()
     registered = await _targets(pg_pool)
     assert sorted(registered) == sorted(f"127.0.0.1:{port}" for port in lab.tls_ports)
-
-
-async def test_discovery_takes_over_a_target_the_config_dropped(
-    lab: Lab, targets: TargetsRepository, pg_pool: asyncpg.Pool
-) -> None:
-    """A configured target disabled by a later sync is re-enabled as discovered when a sweep finds it."""
-    dropped = Target(host="127.0.0.1", port=lab.tls_ports[0])
-    await targets.sync([dropped], now=START)
-    await targets.sync([], now=START)
-    sweeper = _sweeper(pg_pool, targets, _config(lab.ports), FakeClock())
-    await sweeper.prepare()
-    await sweeper.tick()
-    target, enabled = (await _targets(pg_pool))[dropped.key]
-    assert (target.discovered_by, enabled) == ("loopback", True)
 
 
 async def test_sweeps_dropped_from_the_config_are_no_longer_scheduled(

@@ -1,0 +1,126 @@
+"""What the scanner's handler, scheduler and sweeper need from storage: a target store and a discovery store.
+
+Each port has two adapters that pass the same contract tests: PostgreSQL (`adapters.targets_repo`,
+`adapters.discovery_repo`) and an in-memory twin (`adapters.memory`) for unit tests. A store's writes and the
+events they cause commit together: claiming a target enqueues its scan request in the store's outbox, and
+recording an observation enqueues the observation, so a crash never loses one nor publishes it twice.
+
+Errors: `StoreUnavailable` when the store cannot be reached, raised where a caller must tell it apart (a
+sweep releasing its claim after a failure); anything else a store raises is a bug or an outage to retry later.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from services.scanner.domain.discovery import EndpointChange, KnownEndpoint
+from shared.events import CloudEvent, Observation, ScanRequested, Target, derived_id, make_event
+
+#: The CloudEvents `source` of everything the scanner publishes.
+SOURCE = "certmon/scanner"
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached; what was asked of it did not happen."""
+
+
+@dataclass(frozen=True)
+class SyncSummary:
+    """What a sync did: how many targets are configured (upserted) and how many were disabled."""
+
+    configured: int
+    disabled: int
+
+
+@dataclass(frozen=True)
+class SweepSchedule:
+    """A sweep as the schedule knows it: how often it runs and how long one run may hold its claim."""
+
+    name: str
+    interval_seconds: int
+    lease: timedelta
+
+
+def scan_request(target: Target, due_at: datetime) -> CloudEvent:
+    """The `scan.requested.v1` a store enqueues for `target` claimed in the slot due at `due_at`; its id is
+    derived from both, so the request of one slot has one id."""
+    return make_event(
+        "scan.requested.v1",
+        ScanRequested(target=target, due_at=due_at),
+        source=SOURCE,
+        subject=target.key,
+        event_id=derived_id("scan", target.key, due_at.isoformat()),
+    )
+
+
+class TargetStore(Protocol):
+    """The scheduled targets, the scan requests processed, and the outbox of the events they cause."""
+
+    async def sync(self, targets: list[Target], *, now: datetime) -> SyncSummary:
+        """Upsert the configured targets (new ones due at `now`) and disable, never delete, the others.
+
+        A target whose interval shrank is due no later than one new interval from `now`. Targets a discovery
+        sweep registered are not configured, so they are left alone rather than disabled.
+        """
+        ...
+
+    async def register_discovered(self, targets: list[Target], *, now: datetime) -> None:
+        """Upsert targets a discovery sweep found (new ones due at `now`), enabled; a configured target with
+        the same key wins and is left as it is, unless the config dropped it (then discovery takes it over)."""
+        ...
+
+    async def claim_due(self, now: datetime, limit: int) -> list[Target]:
+        """Claim up to `limit` enabled targets due at `now`, earliest first: reschedule them and enqueue their
+        scan requests, atomically. Of concurrent claimers each due target is claimed by exactly one."""
+        ...
+
+    async def make_all_due(self, now: datetime) -> int:
+        """Make every enabled target due at `now` (a "scan everything now"); returns how many."""
+        ...
+
+    async def already_processed(self, consumer: str, event_id: str) -> bool:
+        """Whether `consumer` already committed its work for `event_id` (a redelivery to skip early)."""
+        ...
+
+    async def record_observation(
+        self, consumer: str, event_id: str, observation: Observation, outgoing: CloudEvent
+    ) -> bool:
+        """Atomically: mark `event_id` processed, note the target's last result, enqueue `outgoing`.
+
+        Returns False (and changes nothing) when the event was already processed.
+        """
+        ...
+
+
+class DiscoveryStore(Protocol):
+    """The configured sweeps with their schedule and claim, and the endpoints each sweep found."""
+
+    async def sync_sweeps(self, sweeps: list[SweepSchedule], *, now: datetime) -> int:
+        """Upsert the configured sweeps (new ones due at `now`) and disable the others; returns how many disabled.
+
+        A sweep whose interval shrank is due no later than one new interval from `now`.
+        """
+        ...
+
+    async def claim_due(self, now: datetime) -> str | None:
+        """Claim one enabled sweep due at `now` that no replica is running; returns its name, or None.
+
+        The claim moves its next due time on and holds it for its lease: until `finish`, `release` or the lease
+        runs out, no other claimer gets it.
+        """
+        ...
+
+    async def known(self, sweep: str) -> list[KnownEndpoint]:
+        """Every endpoint `sweep` has found before, with its recorded state."""
+        ...
+
+    async def finish(self, sweep: str, changes: list[tuple[EndpointChange, str]], *, now: datetime) -> None:
+        """Atomically: record each endpoint's change (with its target key) and release the sweep's claim."""
+        ...
+
+    async def release(self, sweep: str) -> None:
+        """Give up a claim without recording results (the sweep failed); it runs again when next due.
+
+        Raises `StoreUnavailable` when the store cannot be reached.
+        """
+        ...

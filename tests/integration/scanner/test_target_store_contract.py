@@ -1,0 +1,216 @@
+"""One contract, two adapters: the in-memory `TargetStore` twin and the PostgreSQL repository behave alike."""
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+
+from services.scanner.adapters.memory import InMemoryTargetStore
+from services.scanner.adapters.targets_repo import TargetsRepository
+from services.scanner.domain.schedule import next_due
+from services.scanner.ports import TargetStore
+from shared.events import CloudEvent, Observation, ObservationError, ScanRequested, Target, make_event
+
+NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)
+TICK = dt.timedelta(microseconds=1)
+CONSUMER = "test.consumer"
+
+#: When the target was last observed, and its last error as the store notes it.
+LastResult = tuple[dt.datetime | None, str | None]
+
+
+@dataclass
+class StoreUnderTest:
+    """A store, another replica on the same data, and readers for what the protocol does not return."""
+
+    store: TargetStore
+    replica: Callable[[], TargetStore]
+    outbox: Callable[[], Awaitable[list[CloudEvent]]]
+    last_result: Callable[[str], Awaitable[LastResult]]
+
+
+@pytest.fixture
+async def under_test(store_pool: asyncpg.Pool | None) -> StoreUnderTest:
+    """Each contract test runs once per adapter; PostgreSQL gets a fresh, migrated database."""
+    if store_pool is None:
+        memory = InMemoryTargetStore()
+
+        async def memory_outbox() -> list[CloudEvent]:
+            return list(memory.outbox)
+
+        async def memory_last(key: str) -> LastResult:
+            row = memory.targets[key]
+            return row.last_observed_at, row.last_error
+
+        return StoreUnderTest(memory, lambda: memory, memory_outbox, memory_last)
+    pool = store_pool
+    repo = TargetsRepository(pool)
+    await repo.migrate()
+
+    async def pg_outbox() -> list[CloudEvent]:
+        rows = await pool.fetch("SELECT event FROM scanner.outbox ORDER BY seq")
+        return [CloudEvent.model_validate(r["event"]) for r in rows]
+
+    async def pg_last(key: str) -> LastResult:
+        row = await pool.fetchrow("SELECT last_observed_at, last_error FROM scanner.targets WHERE key = $1", key)
+        assert row is not None
+        return row["last_observed_at"], row["last_error"]
+
+    return StoreUnderTest(repo, lambda: TargetsRepository(pool), pg_outbox, pg_last)
+
+
+def hosts(n: int) -> list[Target]:
+    """`n` configured endpoint targets scanned hourly."""
+    return [Target(host=f"host-{i}.example.test", port=443, interval_seconds=3600) for i in range(n)]
+
+
+def observed(target: Target, error: ObservationError | None = None) -> tuple[Observation, CloudEvent]:
+    """An observation of `target` at NOW and the event that carries it."""
+    observation = Observation(target=target, observed_at=NOW, error=error)
+    return observation, make_event("certificate.observed.v1", observation, source="test", subject=target.key)
+
+
+class TestTargetStoreContract:
+    """The behaviour every TargetStore adapter promises."""
+
+    async def test_sync_adds_targets_due_now(self, under_test: StoreUnderTest) -> None:
+        """New targets are enabled and due at `now`, not a moment before."""
+        store = under_test.store
+        summary = await store.sync(hosts(3), now=NOW)
+        assert (summary.configured, summary.disabled) == (3, 0)
+        assert await store.claim_due(NOW - TICK, 10) == []
+        assert await store.claim_due(NOW, 10) == hosts(3)
+
+    async def test_sync_disables_targets_no_longer_configured(self, under_test: StoreUnderTest) -> None:
+        """A target dropped from the config is disabled, not deleted, and re-enabled when it comes back."""
+        store = under_test.store
+        await store.sync(hosts(3), now=NOW)
+        summary = await store.sync(hosts(1), now=NOW)
+        assert (summary.configured, summary.disabled) == (1, 2)
+        assert await store.make_all_due(NOW) == 1
+        await store.sync(hosts(2), now=NOW)
+        assert await store.claim_due(NOW, 10) == hosts(2)
+
+    async def test_sync_stores_a_changed_target_and_pulls_in_a_shorter_interval(
+        self, under_test: StoreUnderTest
+    ) -> None:
+        """Changed settings are what the next claim returns; a shorter interval brings that claim forward."""
+        store = under_test.store
+        daily = Target(host="a.example.test", interval_seconds=86400)
+        await store.sync([daily], now=NOW)
+        await store.claim_due(NOW, 10)
+        later = NOW + dt.timedelta(hours=1)
+        quarter = daily.model_copy(update={"interval_seconds": 900})
+        await store.sync([quarter], now=later)
+        due = next_due(daily.key, 900, later)
+        assert await store.claim_due(due - TICK, 10) == []
+        assert await store.claim_due(due, 10) == [quarter]
+
+    async def test_claim_due_returns_each_due_target_once(self, under_test: StoreUnderTest) -> None:
+        """A claim reschedules its targets one interval (plus jitter) on, so they are not claimed again until then."""
+        store, targets = under_test.store, hosts(3)
+        await store.sync(targets, now=NOW)
+        assert await store.claim_due(NOW, 10) == targets
+        assert await store.claim_due(NOW, 10) == []
+        first = min(next_due(t.key, 3600, NOW) for t in targets)
+        assert await store.claim_due(first - TICK, 10) == []
+        again = max(next_due(t.key, 3600, NOW) for t in targets)
+        assert sorted(t.key for t in await store.claim_due(again, 10)) == sorted(t.key for t in targets)
+
+    async def test_claim_due_skips_disabled_targets_and_stops_at_the_limit(self, under_test: StoreUnderTest) -> None:
+        """Only enabled targets are claimed, at most `limit` per claim."""
+        store = under_test.store
+        await store.sync(hosts(5), now=NOW)
+        await store.sync(hosts(4), now=NOW)
+        assert len(await store.claim_due(NOW, 3)) == 3
+        assert len(await store.claim_due(NOW, 3)) == 1
+
+    async def test_each_claim_enqueues_one_scan_request(self, under_test: StoreUnderTest) -> None:
+        """The outbox gets exactly one `scan.requested.v1` per claimed target, with the slot it was due in."""
+        store, targets = under_test.store, hosts(2)
+        await store.sync(targets, now=NOW)
+        await store.claim_due(NOW, 10)
+        events = await under_test.outbox()
+        assert [(e.routing_key, e.source) for e in events] == [("scan.requested.v1", "certmon/scanner")] * 2
+        requests = [ScanRequested.model_validate(e.data) for e in events]
+        assert [(r.target, r.due_at) for r in requests] == [(t, NOW) for t in targets]
+        assert [e.subject for e in events] == [t.key for t in targets]
+        assert len({e.id for e in events}) == 2
+
+    async def test_concurrent_claimers_never_share_a_target(self, under_test: StoreUnderTest) -> None:
+        """Two replicas claiming in parallel split the due targets between them, none twice."""
+        targets = hosts(40)
+        await under_test.store.sync(targets, now=NOW)
+
+        async def claim_all(store: TargetStore) -> list[str]:
+            keys: list[str] = []
+            while batch := await store.claim_due(NOW, 5):
+                keys += [t.key for t in batch]
+                await asyncio.sleep(0)
+            return keys
+
+        first, second = await asyncio.gather(claim_all(under_test.store), claim_all(under_test.replica()))
+        assert set(first).isdisjoint(second)
+        assert sorted(first + second) == sorted(t.key for t in targets)
+        assert len(await under_test.outbox()) == 40
+
+    async def test_make_all_due_brings_every_enabled_target_forward(self, under_test: StoreUnderTest) -> None:
+        """`make_all_due` makes already-claimed enabled targets claimable again, and counts them."""
+        store = under_test.store
+        await store.sync(hosts(3), now=NOW)
+        await store.claim_due(NOW, 10)
+        later = NOW + dt.timedelta(minutes=1)
+        assert await store.make_all_due(later) == 3
+        assert len(await store.claim_due(later, 10)) == 3
+
+    async def test_discovered_targets_survive_a_sync_and_yield_to_configured_ones(
+        self, under_test: StoreUnderTest
+    ) -> None:
+        """A sync never disables a discovered target; a configured target with the same key stays as configured."""
+        store = under_test.store
+        configured = Target(host="10.0.0.1", owner="config-team")
+        found = [Target(host=host, owner="lab-team", discovered_by="lab") for host in ("10.0.0.1", "10.0.0.2")]
+        await store.sync([configured], now=NOW)
+        await store.register_discovered(found, now=NOW)
+        assert (await store.sync([configured], now=NOW)).disabled == 0
+        assert await store.claim_due(NOW, 10) == [configured, found[1]]
+
+    async def test_discovery_takes_over_a_target_the_config_dropped(self, under_test: StoreUnderTest) -> None:
+        """A configured target disabled by a later sync is re-enabled, as discovered, when a sweep finds it."""
+        store = under_test.store
+        dropped = Target(host="10.0.0.1")
+        await store.sync([dropped], now=NOW)
+        await store.sync([], now=NOW)
+        found = dropped.model_copy(update={"discovered_by": "lab"})
+        await store.register_discovered([found], now=NOW)
+        assert await store.claim_due(NOW, 10) == [found]
+
+    async def test_record_observation_takes_effect_once_per_request(self, under_test: StoreUnderTest) -> None:
+        """The first record marks the request processed, notes the result and enqueues; a repeat changes nothing."""
+        store, (target,) = under_test.store, hosts(1)
+        await store.sync([target], now=NOW)
+        observation, outgoing = observed(target)
+        assert not await store.already_processed(CONSUMER, "request-1")
+        assert await store.record_observation(CONSUMER, "request-1", observation, outgoing)
+        assert await store.already_processed(CONSUMER, "request-1")
+        assert not await store.already_processed("another.consumer", "request-1")
+        assert not await store.record_observation(CONSUMER, "request-1", *observed(target))
+        assert [e.id for e in await under_test.outbox()] == [outgoing.id]
+        assert await under_test.last_result(target.key) == (NOW, None)
+
+    async def test_record_observation_notes_the_error_of_a_failed_scan(self, under_test: StoreUnderTest) -> None:
+        """A failed scan's error is noted on its target as `kind: message`."""
+        store, (target,) = under_test.store, hosts(1)
+        await store.sync([target], now=NOW)
+        failed = ObservationError(kind="dns", message="no such host")
+        assert await store.record_observation(CONSUMER, "request-1", *observed(target, failed))
+        assert await under_test.last_result(target.key) == (NOW, "dns: no such host")
+
+    async def test_record_observation_of_an_unknown_target_still_enqueues(self, under_test: StoreUnderTest) -> None:
+        """A request for a target the store does not schedule (a one-off) is still recorded and published."""
+        observation, outgoing = observed(Target(host="one-off.example.test"))
+        assert await under_test.store.record_observation(CONSUMER, "request-1", observation, outgoing)
+        assert [e.id for e in await under_test.outbox()] == [outgoing.id]
