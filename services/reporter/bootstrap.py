@@ -7,7 +7,7 @@ import structlog
 from fastapi import FastAPI
 
 from services.reporter.adapters.bucket import Bucket, bucket_from_settings
-from services.reporter.adapters.history.postgres import SCHEMA, History
+from services.reporter.adapters.history import SCHEMA, History
 from services.reporter.adapters.http import create_app
 from services.reporter.adapters.rendering import ReportRenderer
 from services.reporter.handlers import ReporterHandlers, subscriptions

@@ -2,7 +2,7 @@
 
 import structlog
 
-from services.reporter.adapters.history import HistoryStore
+from services.reporter.ports import HistoryStore
 from shared.broker import Message, Subscription
 from shared.events import AlarmEvent, Evaluation, NotificationResult
 

@@ -12,7 +12,6 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.reporter.adapters.history import CertificateFilter, HistoryStore
 from services.reporter.adapters.metrics import EstateMetrics
 from services.reporter.adapters.rendering import ReportRenderer
 from services.reporter.domain.report import build_status_report, normalize_fingerprint
@@ -24,6 +23,7 @@ from services.reporter.domain.views import (
     ReportList,
     alarm_views,
 )
+from services.reporter.ports import CertificateFilter, HistoryStore
 from shared.clock import Clock, utc_now
 from shared.events.evaluation import Grade, Level
 from shared.health import Readiness, add_health_routes

@@ -10,9 +10,9 @@ from datetime import datetime
 import structlog
 
 from services.reporter.adapters.bucket import Bucket
-from services.reporter.adapters.history import HistoryStore
 from services.reporter.adapters.rendering import ReportRenderer
 from services.reporter.domain.report import build_status_report, daily_period
+from services.reporter.ports import HistoryStore
 from shared.events import ReportPublished, derived_id, make_event
 
 log = structlog.get_logger(__name__)

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from services.reporter.adapters.history import CertificateFilter, HistoryStore, InMemoryHistory
-from services.reporter.adapters.history.postgres import History
+from services.reporter.adapters.history import History
+from services.reporter.adapters.memory import InMemoryHistory
+from services.reporter.ports import CertificateFilter, HistoryStore
 from shared.events import NotificationResult, ReportPublished, TargetRef, make_event
 from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation
 

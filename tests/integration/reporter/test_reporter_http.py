@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from services.reporter.adapters.history.postgres import History
+from services.reporter.adapters.history import History
 from services.reporter.adapters.http import create_app
 from services.reporter.bootstrap import ReporterService, bootstrap
 from shared.broker import InMemoryBus

@@ -1,7 +1,7 @@
-"""The port of the reporter's history: what the handlers, the publisher and the HTTP app read and write.
+"""What the reporter's handlers, publisher and HTTP app need from storage: a history store.
 
-Two adapters implement it and pass the same contract tests: `History` (PostgreSQL) and `InMemoryHistory`.
-The semantics every implementation keeps:
+Two adapters pass the same contract tests: PostgreSQL (`adapters.history`) and the in-memory twin
+(`adapters.memory`) the unit tests use. The semantics both keep:
 
 - Each `record_*` claims the consumed event id first; an id seen before (by any `record_*`) changes nothing
   and answers False.

@@ -1,19 +1,21 @@
-"""The in-memory twin of the PostgreSQL history: the same `HistoryStore` semantics, kept in dictionaries.
+"""The in-memory twin of the PostgreSQL history: the same `HistoryStore` semantics (claims, newest evaluation per
+target, the API's filters and paging, a report once per period), no database.
 
-It passes the history contract tests beside `History`, so handler, publisher and HTTP tests can run on it.
-Each method finishes without awaiting anything, so concurrent calls are as atomic as PostgreSQL's transactions.
+Each method runs without awaiting in between, so on one event loop it is as atomic as the PostgreSQL
+transaction it stands for. `outbox` holds the announcements `record_report` enqueued, in order, for a test to
+read. Ties are ordered as they were inserted, where PostgreSQL leaves them unordered.
 """
 
 import json
 from datetime import datetime
 
-from services.reporter.adapters.history.store import CertificateFilter
 from services.reporter.domain.views import NotificationRecord
+from services.reporter.ports import CertificateFilter
 from shared.events import AlarmEvent, CloudEvent, Evaluation, NotificationResult, ReportPublished
 
 
 class InMemoryHistory:
-    """A history in one process; `outbox` holds the announcements `record_report` enqueued, oldest first."""
+    """A history in one process."""
 
     def __init__(self) -> None:
         self.outbox: list[CloudEvent] = []

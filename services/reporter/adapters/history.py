@@ -8,8 +8,8 @@ from datetime import datetime
 
 import asyncpg
 
-from services.reporter.adapters.history.store import CertificateFilter
 from services.reporter.domain.views import NotificationRecord
+from services.reporter.ports import CertificateFilter
 from shared.db import claim_event, load_migrations, migrate
 from shared.events import AlarmEvent, CloudEvent, Evaluation, NotificationResult, ReportPublished
 from shared.outbox import enqueue
