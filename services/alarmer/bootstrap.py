@@ -1,9 +1,10 @@
-"""Wiring: the alarmer service from settings, config, a bus and a pool (the composition root calls this)."""
+"""Wiring: the alarmer service from settings, config, a bus and a pool (the composition root calls this): the
+PostgreSQL alarm store, its outbox relay and the evaluation handler."""
 
 import asyncpg
 import structlog
 
-from services.alarmer.adapters import repository
+from services.alarmer.adapters.repository import SCHEMA, PostgresAlarmStore
 from services.alarmer.handlers import EvaluationHandler, subscriptions
 from shared.broker import Bus, Subscription
 from shared.clock import Clock, utc_now
@@ -20,12 +21,12 @@ class AlarmerService:
 
     name = "alarmer"
 
-    def __init__(self, *, bus: Bus, pool: asyncpg.Pool, outbox: OutboxRelay, routes: list[Subscription]) -> None:
-        self.bus, self.pool, self.outbox, self.routes = bus, pool, outbox, routes
+    def __init__(self, *, bus: Bus, store: PostgresAlarmStore, outbox: OutboxRelay, routes: list[Subscription]) -> None:
+        self.bus, self.store, self.outbox, self.routes = bus, store, outbox, routes
 
     async def start(self) -> None:
         """Migrate the `alarmer` schema, start the outbox relay, then consume."""
-        applied = await repository.migrate_schema(self.pool)
+        applied = await self.store.migrate()
         log.info("alarmer_migrated", applied=applied)
         await self.outbox.start()
         for route in self.routes:
@@ -50,9 +51,10 @@ def bootstrap(
     """Build the alarmer; it keeps alarm state in PostgreSQL, so `pool` is required."""
     if pool is None:
         raise ValueError("the alarmer keeps alarm state in PostgreSQL: pass a pool")
-    outbox = OutboxRelay(pool, repository.SCHEMA, bus, poll_seconds=outbox_poll_seconds)
-    evaluations = EvaluationHandler(pool=pool, config=config, outbox=outbox, clock=clock)
-    return AlarmerService(bus=bus, pool=pool, outbox=outbox, routes=subscriptions(evaluations))
+    outbox = OutboxRelay(pool, SCHEMA, bus, poll_seconds=outbox_poll_seconds)
+    store = PostgresAlarmStore(pool, outbox)
+    evaluations = EvaluationHandler(store=store, config=config, clock=clock)
+    return AlarmerService(bus=bus, store=store, outbox=outbox, routes=subscriptions(evaluations))
 
 
 async def run_standalone() -> None:

@@ -1,9 +1,26 @@
-"""Alarm events as the alarmer publishes them, for the tests of their consumers."""
+"""Alarm events as the alarmer publishes them, for the tests of their consumers, and the evaluations that cause
+them with the `certmon.yaml` that says who owns what, for the tests of the alarmer."""
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.events import AlarmEvent, AlarmKey, CertificateInfo, Finding, KeyInfo, OwnerRef, TargetRef
+from shared.config import parse_config
+from shared.events import (
+    AlarmEvent,
+    AlarmKey,
+    AlarmSummary,
+    CertificateInfo,
+    CloudEvent,
+    Evaluation,
+    ExpiryInfo,
+    Finding,
+    KeyInfo,
+    OwnerRef,
+    TargetRef,
+)
+from shared.events.evaluation import Severity, Trigger
+from shared.events.observation import ObservationError
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 FINGERPRINT = "3b" * 32
@@ -44,3 +61,84 @@ def build_alarm(**overrides: Any) -> AlarmEvent:
     }
     fields.update(overrides)
     return AlarmEvent(**fields)
+
+
+#: Owners by certificate rule, by server and by default; `unreachable` is critical after two failures.
+ALARMER_CONFIG = parse_config(
+    {
+        "defaults": {"owner": "security-team", "unreachable_critical_after": 2},
+        "channels": {"email": {"host": "smtp.example.com", "from": "certmon@example.com"}},
+        "owners": {
+            "security-team": {"email": ["secops@example.com"]},
+            "platform-team": {"email": ["platform@example.com"]},
+            "shop-team": {"email": ["alice@example.com", "bob@example.com"], "delivery": "individual"},
+        },
+        "servers": {"web-01": {"addresses": ["10.0.0.5"], "owner": "platform-team"}},
+        "targets": [
+            {"host": "www.shop.example.com", "port": 443, "server": "web-01"},
+            {"host": "api.example.com", "port": 443, "server": "web-01"},
+            {"host": "blog.example.com", "port": 443, "server": "web-01"},
+            {"host": "intranet.example.com", "port": 443},
+        ],
+        "certificates": [
+            {"match": {"san": "*.shop.example.com"}, "owner": "shop-team", "critical": True},
+            {"match": {"san": "api.example.com"}, "owner": "shop-team"},
+        ],
+    }
+)
+
+WITHIN_30 = Finding(code="expiry.within_30_days", severity="warning", message="expires in 20 days", trigger="expiry")
+WITHIN_7 = Finding(code="expiry.within_7_days", severity="critical", message="expires in 5 days", trigger="expiry")
+_minutes = itertools.count()
+
+
+def finding(code: str, severity: Severity, trigger: Trigger) -> Finding:
+    """A finding as the evaluator reports it."""
+    return Finding(code=code, severity=severity, message=code, trigger=trigger)
+
+
+def evaluation(host: str, fingerprint: str = "a" * 64, *findings: Finding) -> Evaluation:
+    """A reachable target's evaluation, observed a minute after the previous one built here."""
+    at = NOW + timedelta(minutes=next(_minutes))
+    certificate = CertificateInfo(
+        fingerprint_sha256=fingerprint,
+        subject=f"CN={host}",
+        issuer="CN=Example CA",
+        serial="01",
+        not_before=NOW - timedelta(days=70),
+        not_after=NOW + timedelta(days=20),
+        san=[host],
+        key=KeyInfo(type="EC", bits=256, curve="secp256r1"),
+        signature_algorithm="ecdsa-with-SHA256",
+    )
+    return Evaluation(
+        target=TargetRef(host=host, port=443, sni=host, server="web-01" if host != "intranet.example.com" else None),
+        target_key=f"{host}:443",
+        observed_at=at,
+        evaluated_at=at,
+        reachable=True,
+        certificate=certificate,
+        expiry=ExpiryInfo(days_remaining=20.0, status="expiring_soon", renewal_window="urgent"),
+        findings=list(findings),
+        alarm=AlarmSummary(level="ok"),
+    )
+
+
+def unreachable(host: str) -> Evaluation:
+    """An evaluation of a target that refused the connection."""
+    at = NOW + timedelta(minutes=next(_minutes))
+    return Evaluation(
+        target=TargetRef(host=host, port=443, sni=host),
+        target_key=f"{host}:443",
+        observed_at=at,
+        evaluated_at=at,
+        reachable=False,
+        error=ObservationError(kind="refused", message="connection refused"),
+        findings=[finding("endpoint.unreachable", "warning", "reachability")],
+        alarm=AlarmSummary(level="warning", triggers=["reachability"]),
+    )
+
+
+def payloads(events: list[CloudEvent]) -> list[AlarmEvent]:
+    """The alarm payloads of published events."""
+    return [AlarmEvent.model_validate(event.data) for event in events]

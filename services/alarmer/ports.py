@@ -1,0 +1,96 @@
+"""What the evaluation handler needs from storage: an alarm store that opens units of work.
+
+A unit of work is one transaction: `async with store.unit_of_work() as uow:` claims the consumed event, reads
+and writes alarm state and queues the alarm events it causes; it commits when the block ends normally and rolls
+back, leaving nothing behind, when it raises. Two adapters pass the same contract tests: PostgreSQL
+(`adapters.repository`) and the in-memory twin (`adapters.memory`) the unit tests use.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from services.alarmer.domain import OpenAlarm
+from shared.events import AlarmEvent, CloudEvent
+
+
+@dataclass(frozen=True)
+class StoredAlarm:
+    """An open alarm with the event of its latest transition (its certificate, owners, findings)."""
+
+    alarm: OpenAlarm
+    last_event: AlarmEvent
+
+
+@dataclass(frozen=True)
+class TargetHealth:
+    """A target's run of failed observations and the newest observation applied to it."""
+
+    consecutive_failures: int
+    last_observed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One kept transition of an alarm."""
+
+    alarm_id: str
+    at: datetime
+    transition: str
+    from_level: str | None
+    to_level: str
+    cause: str
+    evaluation_id: str | None
+
+
+class AlarmUnitOfWork(Protocol):
+    """One transaction over alarm state; everything done inside it commits together or not at all."""
+
+    async def __aenter__(self) -> Self:
+        """Begin the transaction."""
+        ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Commit when the block ended normally, else roll back; queued events are published after a commit."""
+        ...
+
+    async def claim(self, event_id: str, consumer: str) -> bool:
+        """Record that `consumer` handled `event_id`; False when it already had (a redelivery to ignore)."""
+        ...
+
+    async def lock_target_health(self, target_key: str) -> TargetHealth:
+        """The target's health (no failures, nothing observed, if new), locked until the unit of work ends so
+        that evaluations of one target apply one at a time."""
+        ...
+
+    async def save_target_health(self, target_key: str, *, failures: int, observed_at: datetime) -> None:
+        """Store the target's failure run and the observation time it reflects (its health is locked first)."""
+        ...
+
+    async def open_alarms(self, target_key: str) -> list[StoredAlarm]:
+        """The target's open alarms, oldest first."""
+        ...
+
+    async def record_transition(self, event: AlarmEvent, *, at: datetime, cause: str) -> None:
+        """Apply an alarm event to its alarm (opening it on a raise, closing it on a resolve) and keep it in the
+        alarm's history."""
+        ...
+
+    async def history(self, alarm_id: str) -> list[HistoryEntry]:
+        """An alarm's transitions, oldest first."""
+        ...
+
+    async def publish_later(self, event: CloudEvent) -> None:
+        """Queue `event` to be published once this unit of work commits (an id queued before is ignored)."""
+        ...
+
+
+class AlarmStore(Protocol):
+    """Where alarms, their history, each target's health and the alarmer's outbox are kept."""
+
+    def unit_of_work(self) -> AlarmUnitOfWork:
+        """A new unit of work, begun by `async with`."""
+        ...

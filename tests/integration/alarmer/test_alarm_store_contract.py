@@ -1,0 +1,212 @@
+"""One contract, two alarm stores: the in-memory twin and PostgreSQL must behave alike in what the evaluation
+handler relies on (claims, target health and its lock, open alarms, history, outbox, all-or-nothing)."""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+import pytest
+
+from services.alarmer.adapters.memory import InMemoryAlarmStore
+from services.alarmer.adapters.repository import SCHEMA, PostgresAlarmStore
+from services.alarmer.domain import OpenAlarm
+from services.alarmer.ports import AlarmStore, HistoryEntry, TargetHealth
+from shared.broker import InMemoryBus
+from shared.events import AlarmEvent, AlarmKey, CloudEvent, derived_id, make_event
+from shared.outbox import OutboxRelay
+from tests.support.alarms import NOW, build_alarm
+
+pytestmark = pytest.mark.integration
+
+BLOG, SHOP = "blog.example.com:443", "shop.example.com:443"
+
+
+@dataclass
+class StoreUnderTest:
+    """A migrated store and a way to read the events its committed units of work queued, in order."""
+
+    store: AlarmStore
+    outbox_ids: Callable[[], Awaitable[list[str]]]
+
+
+@pytest.fixture(params=["memory", "postgres"])
+async def under_test(request: pytest.FixtureRequest, pg_pool: asyncpg.Pool) -> AsyncIterator[StoreUnderTest]:
+    """Each contract test runs once per store; PostgreSQL on a fresh database."""
+    if request.param == "memory":
+        memory = InMemoryAlarmStore()
+
+        async def memory_outbox() -> list[str]:
+            return [event.id for event in memory.outbox]
+
+        yield StoreUnderTest(memory, memory_outbox)
+        return
+    postgres = PostgresAlarmStore(pg_pool, OutboxRelay(pg_pool, SCHEMA, InMemoryBus()))  # a relay never started
+    await postgres.migrate()
+
+    async def postgres_outbox() -> list[str]:
+        rows = await pg_pool.fetch(f"SELECT event_id FROM {SCHEMA}.outbox ORDER BY seq")
+        return [row["event_id"] for row in rows]
+
+    yield StoreUnderTest(postgres, postgres_outbox)
+
+
+def alarm(alarm_id: str, target_key: str = BLOG, *, trigger: str = "expiry", **fields: object) -> AlarmEvent:
+    """An alarm event of `alarm_id` (a UUID, as the alarmer derives them) on `target_key`."""
+    key = AlarmKey(target_key=target_key, fingerprint_sha256="a" * 64, trigger=trigger)
+    return build_alarm(alarm_id=derived_id(alarm_id), key=key, evaluation_id=f"ev-{alarm_id}", **fields)
+
+
+def announced(event: AlarmEvent) -> CloudEvent:
+    """The CloudEvent announcing an alarm event."""
+    return make_event(f"alarm.{event.transition}.v1", event, source="certmon/alarmer", subject=event.alarm_id)
+
+
+class Failure(Exception):
+    """Raised inside a unit of work to make it roll back."""
+
+
+async def test_claim_succeeds_once_per_consumer_and_event(under_test: StoreUnderTest) -> None:
+    """An event id is claimed once per consumer; a second claim, even in a later unit of work, is refused."""
+    store = under_test.store
+    async with store.unit_of_work() as uow:
+        assert await uow.claim("ev-1", "alarmer.evaluations") is True
+        assert await uow.claim("ev-1", "alarmer.evaluations") is False
+    async with store.unit_of_work() as uow:
+        assert await uow.claim("ev-1", "alarmer.evaluations") is False
+        assert await uow.claim("ev-1", "alarmer.other") is True
+        assert await uow.claim("ev-2", "alarmer.evaluations") is True
+
+
+async def test_new_target_has_no_failures_and_no_observation(under_test: StoreUnderTest) -> None:
+    """A target never seen before starts with no failure run and no observation applied."""
+    async with under_test.store.unit_of_work() as uow:
+        assert await uow.lock_target_health(BLOG) == TargetHealth(0, None)
+
+
+async def test_target_health_is_kept_per_target(under_test: StoreUnderTest) -> None:
+    """A saved failure run and observation time are what the next unit of work reads, for that target only."""
+    async with under_test.store.unit_of_work() as uow:
+        await uow.lock_target_health(BLOG)
+        await uow.save_target_health(BLOG, failures=2, observed_at=NOW)
+    async with under_test.store.unit_of_work() as uow:
+        assert await uow.lock_target_health(BLOG) == TargetHealth(2, NOW)
+        assert await uow.lock_target_health(SHOP) == TargetHealth(0, None)
+
+
+async def test_units_of_work_on_one_target_apply_one_after_another(under_test: StoreUnderTest) -> None:
+    """A second unit of work locking a target's health waits for the first to commit, then sees its write."""
+    store, first_locked = under_test.store, asyncio.Event()
+
+    async def second() -> TargetHealth:
+        await first_locked.wait()
+        async with store.unit_of_work() as uow:
+            return await uow.lock_target_health(BLOG)
+
+    waiting = asyncio.create_task(second())
+    async with store.unit_of_work() as uow:
+        await uow.lock_target_health(BLOG)
+        first_locked.set()
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        await uow.save_target_health(BLOG, failures=3, observed_at=NOW)
+    assert await asyncio.wait_for(waiting, 5) == TargetHealth(3, NOW)
+
+
+async def test_raise_opens_an_alarm_listed_with_its_target_only(under_test: StoreUnderTest) -> None:
+    """A raised alarm is open on its own target, with its key, level and event; other targets do not list it."""
+    raised = alarm("1", level="warning")
+    async with under_test.store.unit_of_work() as uow:
+        await uow.record_transition(raised, at=NOW, cause="evaluation ev-1")
+        await uow.record_transition(alarm("2", SHOP), at=NOW, cause="evaluation ev-2")
+    async with under_test.store.unit_of_work() as uow:
+        [stored] = await uow.open_alarms(BLOG)
+        assert await uow.open_alarms("other.example.com:443") == []
+    assert stored.alarm == OpenAlarm(alarm_id=raised.alarm_id, key=raised.key, level="warning")
+    assert stored.last_event == raised
+
+
+async def test_open_alarms_are_listed_oldest_first(under_test: StoreUnderTest) -> None:
+    """A target's open alarms come in the order they were opened, whatever order they were recorded in."""
+    later, earlier = alarm("1", trigger="security"), alarm("2", trigger="expiry")
+    async with under_test.store.unit_of_work() as uow:
+        await uow.record_transition(later, at=NOW + timedelta(minutes=1), cause="c")
+        await uow.record_transition(earlier, at=NOW, cause="c")
+        assert [s.alarm.alarm_id for s in await uow.open_alarms(BLOG)] == [earlier.alarm_id, later.alarm_id]
+
+
+async def test_change_updates_the_open_alarm_and_resolve_closes_it(under_test: StoreUnderTest) -> None:
+    """A change gives the open alarm its new level and event; a resolve takes it off the open alarms."""
+    raised = alarm("1", level="warning")
+    changed = alarm("1", transition="changed", level="critical", previous_level="warning")
+    resolved = alarm("1", transition="resolved", level="ok", previous_level="critical")
+    async with under_test.store.unit_of_work() as uow:
+        await uow.record_transition(raised, at=NOW, cause="c")
+        await uow.record_transition(changed, at=NOW + timedelta(minutes=1), cause="c")
+        [stored] = await uow.open_alarms(BLOG)
+        assert (stored.alarm.level, stored.last_event) == ("critical", changed)
+        await uow.record_transition(resolved, at=NOW + timedelta(minutes=2), cause="c")
+        assert await uow.open_alarms(BLOG) == []
+
+
+async def test_history_lists_an_alarms_transitions_oldest_first(under_test: StoreUnderTest) -> None:
+    """Each transition is kept with its time, levels, cause and evaluation; ties keep the order recorded."""
+    raised = alarm("1", level="warning")
+    changed = alarm("1", transition="changed", level="critical", previous_level="warning")
+    resolved = alarm("1", transition="resolved", level="ok", previous_level="critical")
+    async with under_test.store.unit_of_work() as uow:
+        await uow.record_transition(raised, at=NOW, cause="evaluation ev-a")
+        await uow.record_transition(alarm("2", SHOP), at=NOW, cause="evaluation ev-b")
+        await uow.record_transition(changed, at=NOW + timedelta(minutes=1), cause="evaluation ev-c")
+        await uow.record_transition(resolved, at=NOW + timedelta(minutes=1), cause="evaluation ev-d")
+    async with under_test.store.unit_of_work() as uow:
+        kept = await uow.history(raised.alarm_id)
+    later = NOW + timedelta(minutes=1)
+    assert kept == [
+        HistoryEntry(raised.alarm_id, NOW, "raised", None, "warning", "evaluation ev-a", "ev-1"),
+        HistoryEntry(raised.alarm_id, later, "changed", "warning", "critical", "evaluation ev-c", "ev-1"),
+        HistoryEntry(raised.alarm_id, later, "resolved", "critical", "ok", "evaluation ev-d", "ev-1"),
+    ]
+
+
+async def test_outbox_keeps_committed_events_in_order_once_per_id(under_test: StoreUnderTest) -> None:
+    """Queued events are kept in the order queued, across units of work; an id queued again is ignored."""
+    first, second = announced(alarm("1")), announced(alarm("2"))
+    async with under_test.store.unit_of_work() as uow:
+        await uow.publish_later(first)
+        await uow.publish_later(second)
+    async with under_test.store.unit_of_work() as uow:
+        await uow.publish_later(first)
+    assert await under_test.outbox_ids() == [first.id, second.id]
+
+
+async def test_a_unit_of_work_that_raises_leaves_nothing_behind(under_test: StoreUnderTest) -> None:
+    """Claim, health, transitions, history and queued events of a failed unit of work are all rolled back."""
+    raised = alarm("1")
+    with pytest.raises(Failure):
+        async with under_test.store.unit_of_work() as uow:
+            assert await uow.claim("ev-1", "alarmer.evaluations")
+            await uow.lock_target_health(BLOG)
+            await uow.save_target_health(BLOG, failures=1, observed_at=NOW)
+            await uow.record_transition(raised, at=NOW, cause="c")
+            await uow.publish_later(announced(raised))
+            raise Failure
+    async with under_test.store.unit_of_work() as uow:
+        assert await uow.claim("ev-1", "alarmer.evaluations") is True
+        assert await uow.lock_target_health(BLOG) == TargetHealth(0, None)
+        assert await uow.open_alarms(BLOG) == []
+        assert await uow.history(raised.alarm_id) == []
+    assert await under_test.outbox_ids() == []
+
+
+async def test_writes_are_visible_inside_their_own_unit_of_work(under_test: StoreUnderTest) -> None:
+    """Within one unit of work, what was written is read back before the commit."""
+    raised = alarm("1")
+    async with under_test.store.unit_of_work() as uow:
+        await uow.lock_target_health(BLOG)
+        await uow.save_target_health(BLOG, failures=1, observed_at=NOW)
+        await uow.record_transition(raised, at=NOW, cause="c")
+        assert await uow.lock_target_health(BLOG) == TargetHealth(1, NOW)
+        assert [s.alarm.alarm_id for s in await uow.open_alarms(BLOG)] == [raised.alarm_id]
+        assert [h.transition for h in await uow.history(raised.alarm_id)] == ["raised"]
