@@ -215,28 +215,6 @@ async def test_a_denied_cidr_is_never_connected_to(targets: TargetsRepository, p
     assert await _targets(pg_pool) == {}
 
 
-async def test_a_sweep_over_the_cap_is_refused_at_start_and_the_others_run(
-    targets: TargetsRepository, pg_pool: asyncpg.Pool
-) -> None:
-    """A too-large sweep is logged as refused with its reason and never scheduled; the good one is."""
-    config = parse_config(
-        {
-            "discovery": [
-                {"name": "everything", "cidrs": ["10.0.0.0/8"], "ports": [443]},
-                {"name": "loopback", "cidrs": ["127.0.0.1/32"], "ports": [443]},
-            ]
-        }
-    )
-    sweeper = _sweeper(pg_pool, targets, config, FakeClock())
-    with capture_logs() as logs:
-        await sweeper.prepare()
-    (refused,) = _events(logs, "discovery_sweep_refused")
-    assert refused["log_level"] == "error"
-    assert refused["reason"].startswith("discovery[0] ('everything'): 16,777,216 addresses x 1 ports")
-    names = await pg_pool.fetch("SELECT name FROM scanner.discovery_sweeps WHERE enabled")
-    assert [r["name"] for r in names] == ["loopback"]
-
-
 async def test_the_scanner_service_runs_its_sweeps_from_start_until_stop(lab: Lab, pg_pool: asyncpg.Pool) -> None:
     """`bootstrap` wires the sweeper: once started, the scanner registers discovered endpoints by itself."""
     bus = InMemoryBus(delivery_limit=2)
@@ -251,12 +229,3 @@ async def test_the_scanner_service_runs_its_sweeps_from_start_until_stop(lab: La
         await bus.close()
     registered = await _targets(pg_pool)
     assert sorted(registered) == sorted(f"127.0.0.1:{port}" for port in lab.tls_ports)
-
-
-async def test_sweeps_dropped_from_the_config_are_no_longer_scheduled(
-    targets: TargetsRepository, pg_pool: asyncpg.Pool
-) -> None:
-    """A sweep removed from `discovery:` is disabled at the next start and never claimed."""
-    await _sweeper(pg_pool, targets, _config([443]), FakeClock()).prepare()
-    await _sweeper(pg_pool, targets, parse_config({}), FakeClock()).prepare()
-    assert await DiscoveryRepository(pg_pool).claim_due(START + NEXT_SWEEP) is None
