@@ -1,6 +1,6 @@
-"""Consuming events into history: each stored once, redeliveries ignored, the newest evaluation per target kept."""
+"""Consuming events into the PostgreSQL history through the bus: each stored once, redeliveries ignored, malformed
+events dead-lettered (the handlers' rules are in tests/unit/reporter, the history's in test_history_contract)."""
 
-import asyncio
 from datetime import timedelta
 
 import asyncpg
@@ -38,25 +38,6 @@ async def test_evaluation_redelivered_is_stored_once(
     assert bus.dead_letters == []
 
 
-async def test_latest_is_the_newest_evaluation_whatever_the_arrival_order(
-    reporter: ReporterService, bus: InMemoryBus
-) -> None:
-    """A late-arriving older evaluation does not replace the newer one as the target's latest."""
-    newer = evaluation("a.example", days=10, level="warning", evaluated_at=NOW)
-    older = evaluation("a.example", days=11, level="ok", evaluated_at=NOW - timedelta(hours=1))
-    other = evaluation("b.example", days=50, level="info")
-    await deliver(
-        bus,
-        make_event("certificate.evaluated.v1", newer, source=SOURCE),
-        make_event("certificate.evaluated.v1", other, source=SOURCE),
-    )
-    await deliver(bus, make_event("certificate.evaluated.v1", older, source=SOURCE))
-    latest = {e.target_key: e.alarm.level for e in await reporter.history.latest()}
-    assert latest == {"a.example:443": "warning", "b.example:443": "info"}
-    assert newer.certificate is not None
-    assert len(await reporter.history.evaluations_of(newer.certificate.fingerprint_sha256)) == 2
-
-
 async def test_alarm_and_notification_events_are_stored_once(
     reporter: ReporterService, bus: InMemoryBus, pg_pool: asyncpg.Pool
 ) -> None:
@@ -91,15 +72,3 @@ async def test_malformed_event_is_dead_lettered_not_stored(
     await deliver(bus, bad)
     assert [(queue, e.id) for queue, e in bus.dead_letters] == [(QUEUE, "broken")]
     assert await count(pg_pool, "evaluations") == 0
-
-
-async def test_concurrent_redeliveries_store_once(
-    reporter: ReporterService, bus: InMemoryBus, pg_pool: asyncpg.Pool
-) -> None:
-    """Competing consumers handling the same event at once still store it once."""
-    event = make_event("alarm.raised.v1", alarm("a1", "raised", "critical", NOW), source=SOURCE)
-    stored = await asyncio.gather(
-        *(reporter.history.record_alarm(event.id, alarm("a1", "raised", "critical", NOW)) for _ in range(5))
-    )
-    assert sorted(stored) == [False, False, False, False, True]
-    assert await count(pg_pool, "alarm_events") == 1

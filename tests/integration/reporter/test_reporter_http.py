@@ -1,6 +1,7 @@
 """The reporter's HTTP surface: dashboard, API filters, tokens, metrics, health; and the real server over TCP."""
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import asyncpg
@@ -10,7 +11,9 @@ from pydantic import SecretStr
 
 from services.reporter.adapters.history import History
 from services.reporter.adapters.http import create_app
+from services.reporter.adapters.memory import InMemoryHistory
 from services.reporter.bootstrap import ReporterService, bootstrap
+from services.reporter.ports import HistoryStore
 from shared.broker import InMemoryBus
 from shared.config import CertmonConfig
 from shared.events import Finding, NotificationResult, make_event
@@ -33,7 +36,7 @@ MONTH = evaluation("month.example", days=20, level="warning", grade="A", subject
 ESTATE = [FINE, SOON, MONTH]
 
 
-async def fill(history: History) -> None:
+async def fill(history: HistoryStore) -> None:
     """Store the estate, an alarm on SOON's certificate and one delivery of it."""
     for e in ESTATE:
         await history.record_evaluation(make_event("certificate.evaluated.v1", e, source="t").id, e)
@@ -47,15 +50,27 @@ async def fill(history: History) -> None:
     await history.record_notification("notification-1", sent, ok=True)
 
 
-@pytest.fixture
-async def client(reporter: ReporterService, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client on the app (in process), with one API token configured and the estate stored."""
-    await fill(reporter.history)
-    app = create_app(
-        reporter.history, settings.model_copy(update={"api_tokens": [SecretStr(TOKEN)]}), clock=lambda: NOW
-    )
+@asynccontextmanager
+async def client_on(history: HistoryStore, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the app (in process) over `history`, with one API token configured and the estate stored."""
+    await fill(history)
+    app = create_app(history, settings.model_copy(update={"api_tokens": [SecretStr(TOKEN)]}), clock=lambda: NOW)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://reporter", timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on the in-memory history, for what the HTTP layer decides (dashboard, tokens, alarm views, metrics)."""
+    async with client_on(InMemoryHistory(), settings) as client:
+        yield client
+
+
+@pytest.fixture
+async def pg_client(reporter: ReporterService, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on the reporter's PostgreSQL history, for what SQL decides (filters, pages, fingerprints)."""
+    async with client_on(reporter.history, settings) as client:
         yield client
 
 
@@ -86,51 +101,51 @@ async def test_tokens_are_required_for_dashboard_and_api(client: httpx.AsyncClie
         assert (await client.get(path)).status_code == 200
 
 
-async def test_certificates_filter_by_level_and_query(client: httpx.AsyncClient) -> None:
+async def test_certificates_filter_by_level_and_query(pg_client: httpx.AsyncClient) -> None:
     """`level=` and `q=` narrow the latest evaluations; every item is a full evaluation object."""
-    everything = (await client.get("/api/v1/certificates", headers=AUTH)).json()
+    everything = (await pg_client.get("/api/v1/certificates", headers=AUTH)).json()
     assert [i["target_key"] for i in everything["items"]] == [
         "fine.example:443",
         "month.example:443",
         "soon.example:443",
     ]
     assert everything["next_cursor"] is None
-    critical = (await client.get("/api/v1/certificates", params={"level": "critical"}, headers=AUTH)).json()
+    critical = (await pg_client.get("/api/v1/certificates", params={"level": "critical"}, headers=AUTH)).json()
     assert [i["target_key"] for i in critical["items"]] == ["soon.example:443"]
     assert critical["items"][0]["owner"] == "shop-team"
-    by_subject = (await client.get("/api/v1/certificates", params={"q": "MONTH"}, headers=AUTH)).json()
+    by_subject = (await pg_client.get("/api/v1/certificates", params={"q": "MONTH"}, headers=AUTH)).json()
     assert [i["target_key"] for i in by_subject["items"]] == ["month.example:443"]
-    wildcard = (await client.get("/api/v1/certificates", params={"q": "%"}, headers=AUTH)).json()
+    wildcard = (await pg_client.get("/api/v1/certificates", params={"q": "%"}, headers=AUTH)).json()
     assert wildcard["items"] == []
-    bad = await client.get("/api/v1/certificates", params={"level": "bogus"}, headers=AUTH)
+    bad = await pg_client.get("/api/v1/certificates", params={"level": "bogus"}, headers=AUTH)
     assert bad.status_code == 422
 
 
-async def test_certificates_page_with_a_cursor(client: httpx.AsyncClient) -> None:
+async def test_certificates_page_with_a_cursor(pg_client: httpx.AsyncClient) -> None:
     """A limited page returns a cursor that continues where it stopped."""
-    first = (await client.get("/api/v1/certificates", params={"limit": 2}, headers=AUTH)).json()
+    first = (await pg_client.get("/api/v1/certificates", params={"limit": 2}, headers=AUTH)).json()
     assert len(first["items"]) == 2
     rest = (
-        await client.get("/api/v1/certificates", params={"limit": 2, "cursor": first["next_cursor"]}, headers=AUTH)
+        await pg_client.get("/api/v1/certificates", params={"limit": 2, "cursor": first["next_cursor"]}, headers=AUTH)
     ).json()
     assert [i["target_key"] for i in rest["items"]] == ["soon.example:443"]
     assert rest["next_cursor"] is None
 
 
-async def test_certificate_by_fingerprint_accepts_colons_and_upper_case(client: httpx.AsyncClient) -> None:
+async def test_certificate_by_fingerprint_accepts_colons_and_upper_case(pg_client: httpx.AsyncClient) -> None:
     """A fingerprint typed as `AB:CD:…` finds the certificate, where it is served, and its alarms."""
     assert SOON.certificate is not None
     fingerprint = SOON.certificate.fingerprint_sha256
     typed = ":".join(fingerprint[i : i + 2] for i in range(0, 64, 2)).upper()
-    response = await client.get(f"/api/v1/certificates/{typed}", headers=AUTH)
+    response = await pg_client.get(f"/api/v1/certificates/{typed}", headers=AUTH)
     assert response.status_code == 200
     detail = response.json()
     assert detail["fingerprint_sha256"] == fingerprint
     assert detail["served_at"] == ["soon.example:443"]
     assert [a["alarm_id"] for a in detail["alarms"]] == ["a1"]
     assert detail["alarms"][0]["notifications"][0]["recipient"] == "shop@example.com"
-    assert (await client.get(f"/api/v1/certificates/{'0' * 64}", headers=AUTH)).status_code == 404
-    assert (await client.get("/api/v1/certificates/not-a-fingerprint", headers=AUTH)).status_code == 422
+    assert (await pg_client.get(f"/api/v1/certificates/{'0' * 64}", headers=AUTH)).status_code == 404
+    assert (await pg_client.get("/api/v1/certificates/not-a-fingerprint", headers=AUTH)).status_code == 422
 
 
 async def test_alarms_come_with_state_history_and_notifications(client: httpx.AsyncClient) -> None:
