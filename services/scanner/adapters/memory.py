@@ -57,10 +57,11 @@ class InMemoryTargetStore:
     async def claim_due(self, now: datetime, limit: int) -> list[Target]:
         """Claim up to `limit` enabled targets due at `now`, reschedule them and enqueue their scan requests."""
         due = sorted((r for r in self.targets.values() if r.enabled and r.next_due <= now), key=lambda r: r.next_due)
-        for row in due[:limit]:
+        claimed = due[:limit]
+        for row in claimed:
             self._enqueue(scan_request(row.target, row.next_due))
             row.next_due = next_due(row.target.key, row.target.interval_seconds, now)
-        return [row.target for row in due[:limit]]
+        return [row.target for row in claimed]
 
     async def make_all_due(self, now: datetime) -> int:
         """Make every enabled target due at `now`; returns how many."""

@@ -1,4 +1,4 @@
-"""`TargetsRepository` on real PostgreSQL only: its migrations, and `FOR UPDATE SKIP LOCKED` between replicas.
+"""`TargetsRepository` on real PostgreSQL only: its migrations, and `FOR UPDATE SKIP LOCKED` in `claim_due`.
 
 What every `TargetStore` promises is in `test_target_store_contract.py`, run against this repository and its twin.
 """
@@ -9,7 +9,6 @@ import datetime as dt
 import asyncpg
 
 from services.scanner.adapters.targets_repo import TargetsRepository
-from shared.db import create_pool
 from shared.events import Target
 
 NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -22,25 +21,15 @@ async def test_migrate_applies_each_file_once(pg_pool: asyncpg.Pool) -> None:
     assert await repo.migrate() == []
 
 
-async def test_replicas_on_their_own_pools_never_share_a_target(pg_pool: asyncpg.Pool, database_url: str) -> None:
-    """Two replicas, each with its own connection pool, claiming in parallel split the due targets, none twice."""
+async def test_a_claim_skips_rows_another_transaction_holds_instead_of_waiting(pg_pool: asyncpg.Pool) -> None:
+    """While another replica's transaction locks a due target, a claim returns the others at once; that one later."""
     repo = TargetsRepository(pg_pool)
     await repo.migrate()
-    targets = [Target(host=f"host-{i}.example.test", interval_seconds=3600) for i in range(40)]
-    await repo.sync(targets, now=NOW)
-
-    async def claim_all(replica: TargetsRepository) -> list[str]:
-        keys: list[str] = []
-        while batch := await replica.claim_due(NOW, 5):
-            keys += [t.key for t in batch]
-            await asyncio.sleep(0)
-        return keys
-
-    other_pool = await create_pool(database_url, max_size=5)
-    try:
-        first, second = await asyncio.gather(claim_all(repo), claim_all(TargetsRepository(other_pool)))
-    finally:
-        await other_pool.close()
-    assert set(first).isdisjoint(second)
-    assert sorted(first + second) == sorted(t.key for t in targets)
-    assert await pg_pool.fetchval("SELECT count(*) FROM scanner.outbox") == 40
+    held, free = Target(host="held.example.test"), Target(host="free.example.test")
+    await repo.sync([held, free], now=NOW)
+    async with pg_pool.acquire() as other, other.transaction():
+        await other.execute("SELECT 1 FROM scanner.targets WHERE key = $1 FOR UPDATE", held.key)
+        async with asyncio.timeout(5):
+            assert await repo.claim_due(NOW, 10) == [free]
+    assert await repo.claim_due(NOW, 10) == [held]
+    assert await pg_pool.fetchval("SELECT count(*) FROM scanner.outbox") == 2
