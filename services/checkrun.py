@@ -13,6 +13,7 @@ from services.evaluator import evaluate_observation
 from services.evaluator.adapters.aia import AddressPolicy, AiaFetcher
 from services.evaluator.adapters.trust import load_trust_store
 from services.evaluator.completion import IntermediateFinder
+from services.evaluator.domain import EvaluatorCaches
 from services.scanner.domain.limits import ProbeLimits
 from services.scanner.probes.files.source import expand_file_targets, observe_file
 from services.scanner.service_layer.scan_limiter import ScanLimiter
@@ -67,15 +68,17 @@ async def check_targets(
     config: CertmonConfig,
     limits: ProbeLimits,
     concurrency: int,
+    caches: EvaluatorCaches,
     extra_ca_files: Sequence[Path] = (),
     clock: Clock = utc_now,
 ) -> None:
     """Observe and evaluate every target, concurrently but within the workers' total and per-host caps; directory
     targets are expanded into one target per certificate file. Each evaluation goes to `sink` (called from a
     worker thread) in the order the targets were given, and is not kept. Evaluation follows that order too, so
-    the intermediates a target sends complete the chains of the targets after it, never of those before."""
+    the intermediates a target sends complete the chains of the targets after it, never of those before. `caches`
+    are the run's memos, shared by every target (the caller builds one for the run, as a service's bootstrap does)."""
     trust = load_trust_store([*config.trust.ca_files, *extra_ca_files], replace_default=config.trust.replace_default)
-    finder = IntermediateFinder(aia=AiaFetcher(policy=AddressPolicy.from_scanning(config.scanning)))
+    finder = IntermediateFinder(aia=AiaFetcher(policy=AddressPolicy.from_scanning(config.scanning)), caches=caches)
     limiter = ScanLimiter(total=concurrency, per_host=limits.per_host_concurrency)
     loop = asyncio.get_running_loop()
 
@@ -101,7 +104,10 @@ async def check_targets(
         for index, target in enumerate(expanded):
             pending = endpoints.get(index)
             observation = observe_file(target, now=clock(), limits=limits) if pending is None else pending.result()
-            sink(evaluate_observation(observation, config=config, trust=trust, now=clock(), finder=finder))
+            evaluation = evaluate_observation(
+                observation, config=config, trust=trust, now=clock(), caches=caches, finder=finder
+            )
+            sink(evaluation)
 
     try:
         await asyncio.to_thread(evaluate_in_order)

@@ -14,13 +14,13 @@ from services.check_output import JsonWriter
 from services.evaluator.adapters.trust import load_trust_store
 from services.evaluator.application import evaluate_observation
 from services.evaluator.completion import IntermediateFinder
-from services.evaluator.domain import evaluate
+from services.evaluator.domain import EvaluatorCaches, evaluate
 from services.evaluator.domain.chain import analyse_chain
-from services.evaluator.domain.parse import parse_chain, parse_leaf
+from services.evaluator.domain.parse import parse_chain, parse_presented
 from services.evaluator.domain.verifier import verify_path
 from services.scanner.probes.files.source import expand_file_targets, observe_file
 from shared.config import Policy, load_app_config
-from shared.events import Observation, Target
+from shared.events import Evaluation, Observation, Target
 from shared.logging import configure_logging
 from shared.settings import Settings
 
@@ -42,30 +42,32 @@ def main() -> None:
     configure_logging("warning", "json")
     config = load_app_config(Settings(), None)
     trust = load_trust_store([ca_file], replace_default=False)
-    finder = IntermediateFinder()
+    caches = EvaluatorCaches()
+    finder = IntermediateFinder(caches=caches)
     writer = JsonWriter(io.BytesIO())
     now = dt.datetime.now(dt.UTC)
     policy = Policy()
 
     def verify(observation: Observation) -> None:
-        certs, _ = parse_chain(observation.chain)
-        verify_path(certs[0], [c.cert for c in certs[1:]], now=now, trust=trust, chain_bytes=sum(c.size for c in certs))
+        certs, _ = parse_chain(observation.chain, caches)
+        size = sum(c.size for c in certs)
+        verify_path(certs[0], [c.cert for c in certs[1:]], now=now, trust=trust, chain_bytes=size, caches=caches)
 
     def chain_verdict(observation: Observation) -> None:
-        analyse_chain(parse_chain(observation.chain)[0], now=now, trust=trust)
+        analyse_chain(parse_chain(observation.chain, caches)[0], now=now, trust=trust, caches=caches)
 
-    def application(observation: Observation) -> None:
-        evaluate_observation(observation, config=config, trust=trust, now=now, finder=finder)
+    def application(observation: Observation) -> Evaluation:
+        return evaluate_observation(observation, config=config, trust=trust, now=now, caches=caches, finder=finder)
 
     def json(observation: Observation) -> None:
-        writer.write(evaluate_observation(observation, config=config, trust=trust, now=now, finder=finder))
+        writer.write(application(observation))
 
     steps: list[Callable[[Observation], object]] = [
         lambda observation: None,
-        lambda observation: parse_leaf(observation.chain[0]),
+        lambda observation: parse_presented(observation.chain[0], caches),
         verify,
         chain_verdict,
-        lambda observation: evaluate(observation, now=now, policy=policy, trust=trust),
+        lambda observation: evaluate(observation, now=now, policy=policy, trust=trust, caches=caches),
         application,
         json,
     ]

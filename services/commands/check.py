@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO
 from services.check_output import JsonWriter, exit_code, render_table, worst_exit_code
 from services.checkrun import TargetSyntaxError, check_targets, parse_endpoint
 from services.evaluator.adapters.trust import TrustStoreError
+from services.evaluator.domain import EvaluatorCaches
 from services.exit_codes import EXIT_UNKNOWN
 from services.scanner.domain.limits import limits_from, scan_concurrency
 from shared.config import ConfigError, load_app_config
@@ -104,6 +105,7 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
             config=config,
             limits=limits,
             concurrency=scan_concurrency(settings, config),
+            caches=EvaluatorCaches(),  # one set of memos for the run, shared by every target
             extra_ca_files=args.ca_file,
         )
     except TrustStoreError as exc:

@@ -17,10 +17,10 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from services.evaluator.adapters.aia import AiaError, AiaFetcher
 from services.evaluator.adapters.intermediates import KnownIntermediates
-from services.evaluator.domain import TrustStore
+from services.evaluator.domain import EvaluatorCaches, TrustStore
 from services.evaluator.domain.completion import MAX_ADDED, CandidateIntermediate, first_gap, gap_in
 from services.evaluator.domain.evaluate import MAX_CERTIFICATE_BYTES, MAX_PRESENTED
-from services.evaluator.domain.parse import ParsedCert, parse_leaf
+from services.evaluator.domain.parse import ParsedCert, parse_presented
 
 log = structlog.get_logger(__name__)
 
@@ -31,11 +31,12 @@ CACHE_SOURCE = "the known-intermediates cache (sent by another server)"
 
 #: The longest base64 text taken for a certificate.
 _MAX_TEXT = MAX_CERTIFICATE_BYTES * 4 // 3 + 4
+#: Presented certificates the evaluator's parser refuses, kept loaded by `cryptography` alone (by their text).
+LOADED_ENTRIES = 4096
 
 
-@functools.lru_cache(maxsize=4096)
 def _load(text: str) -> x509.Certificate | None:
-    """A presented certificate, parsed once per process for lookups (None when it is not one)."""
+    """A presented certificate, loaded for lookups (None when it is not one)."""
     if len(text) > _MAX_TEXT:
         return None
     try:
@@ -59,19 +60,30 @@ def ca_issuers_urls(cert: x509.Certificate) -> list[str]:
 
 
 class IntermediateFinder:
-    """Looks up the issuers a presented chain lacks: known intermediates first, then AIA (when a fetcher is set)."""
+    """Looks up the issuers a presented chain lacks: known intermediates first, then AIA (when a fetcher is set).
 
-    def __init__(self, *, known: KnownIntermediates | None = None, aia: AiaFetcher | None = None) -> None:
+    It reads presented certificates through the evaluator's `caches` (pass the process's: the evaluation parses
+    the same certificates), and keeps those only `cryptography` can load in a memo of its own."""
+
+    def __init__(
+        self,
+        *,
+        known: KnownIntermediates | None = None,
+        aia: AiaFetcher | None = None,
+        caches: EvaluatorCaches | None = None,
+    ) -> None:
         self.known = known if known is not None else KnownIntermediates()
         self.aia = aia
+        self.caches = caches if caches is not None else EvaluatorCaches()
+        self._load = functools.lru_cache(maxsize=LOADED_ENTRIES)(_load)
 
     def candidates(self, chain: list[str], trust: TrustStore) -> tuple[CandidateIntermediate, ...]:
         """Intermediates found outside `chain` (base64 DER, leaf first) that may complete it; learns its own."""
         texts = chain[:MAX_PRESENTED]
-        parsed = [parse_leaf(text) if len(text) <= _MAX_TEXT else None for text in texts]
+        parsed = [parse_presented(text, self.caches) if len(text) <= _MAX_TEXT else None for text in texts]
         if not all(parsed):  # something the evaluator's parser refuses: the general path, on `cryptography` alone
-            return self._complete([c for c in map(_load, texts) if c is not None], trust)
-        # The usual case: every certificate is in the evaluator's parse cache, with its fingerprint and name keys,
+            return self._complete([c for c in map(self._load, texts) if c is not None], trust)
+        # The usual case: every certificate is in the evaluator's caches, with its fingerprint and name keys,
         # so learning and finding no gap cost a few lookups (fingerprinting each intermediate anew cost more).
         certs = cast("list[ParsedCert]", parsed)
         for cert in certs[1:]:

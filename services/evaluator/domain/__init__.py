@@ -2,20 +2,22 @@
 
 No I/O and no clock here. One module per concern: `parse`, `expiry`, `hostname`, `keys`, `signature`, `usage`,
 `chain` (with `completion` for intermediates found elsewhere), `revocation` (the stapled OCSP response),
-`transparency`, `ciphers`/`protocol`, `grade`, `level`; `evaluate` composes them.
+`transparency`, `ciphers`/`protocol`, `grade`, `level`; `evaluate` composes them. What they keep between
+evaluations lives in one `EvaluatorCaches`, built by the composition root and passed in.
 """
 
+from services.evaluator.domain.caches import EvaluatorCaches
 from services.evaluator.domain.completion import CandidateIntermediate
-from services.evaluator.domain.evaluate import certificate_info, clear_caches, evaluate
+from services.evaluator.domain.evaluate import certificate_info, evaluate
 from services.evaluator.domain.parse import ParsedCert, parse_chain
 from services.evaluator.domain.trust import TrustStore
 
 __all__ = [
     "CandidateIntermediate",
+    "EvaluatorCaches",
     "ParsedCert",
     "TrustStore",
     "certificate_info",
-    "clear_caches",
     "evaluate",
     "parse_chain",
 ]

@@ -15,7 +15,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
@@ -23,12 +23,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from services.evaluator.domain.codes import finding
 from services.evaluator.domain.completion import CandidateIntermediate, complete_path, completed_from
-from services.evaluator.domain.memo import BoundedMemo, Identity
+from services.evaluator.domain.memo import Identity
 from services.evaluator.domain.parse import NameKey, ParsedCert, fingerprint_of, name_key
 from services.evaluator.domain.signature import link_verifies, unsupported_algorithm, weak_hash
 from services.evaluator.domain.trust import TrustStore
 from services.evaluator.domain.verifier import MEMOISED_CHAIN_BYTES, verify_path
 from shared.events.evaluation import ChainInfo, CompletedFrom, Finding, PresentedCertificate
+
+if TYPE_CHECKING:
+    from services.evaluator.domain.caches import EvaluatorCaches
 
 #: Longest presented path we walk; real chains have 2 to 4 certificates.
 MAX_PATH = 16
@@ -83,15 +86,17 @@ class _Signer(Protocol):
 _S = TypeVar("_S", bound=_Signer)
 
 
-def _first_signer(child: ParsedCert, named: Sequence[_S], vouched: Vouched) -> tuple[_S | None, bool | None]:
+def _first_signer(
+    child: ParsedCert, named: Sequence[_S], vouched: Vouched, caches: "EvaluatorCaches"
+) -> tuple[_S | None, bool | None]:
     """Among the certificates named as the child's issuer, the one whose key verifies the child, else the first;
-    and whether its key verifies the child. A link the verifier went through is known to verify (a signature
-    check costs up to 90 µs); any other is checked (memoised)."""
+    and whether its key verifies the child. A link the verifier went through is known to verify, and not checked
+    again (a signature check is the costliest step of a walk); any other is checked (kept in `caches`)."""
     first: bool | None = None
     for index, candidate in enumerate(named):
         if (id(child.cert), id(candidate.cert)) in vouched:
             return candidate, True
-        verdict = link_verifies(child, candidate.public_key, candidate.spki)
+        verdict = link_verifies(child, candidate.public_key, candidate.spki, caches)
         if verdict is True:
             return candidate, True
         if index == 0:
@@ -107,23 +112,23 @@ def _is_anchor(cert: ParsedCert, trust: TrustStore) -> bool:
     return bool(anchors) and cert.spki is not None and any(anchor.spki == cert.spki for anchor in anchors)
 
 
-def _walk(unique: list[ParsedCert], trust: TrustStore, vouched: Vouched) -> _Walk:
+def _walk(unique: list[ParsedCert], trust: TrustStore, vouched: Vouched, caches: "EvaluatorCaches") -> _Walk:
     leaf = unique[0]
     path = [leaf]
     broken: list[tuple[ParsedCert, str]] = []
     anchored = _is_anchor(leaf, trust)
     current = leaf
     end: WalkEnd = "missing"
-    if leaf.self_issued and link_verifies(leaf, leaf.public_key, leaf.spki) is False:
+    if leaf.self_issued and link_verifies(leaf, leaf.public_key, leaf.spki, caches) is False:
         broken.append((leaf, "its self-signature does not verify with its own key"))
     while len(path) <= MAX_PATH:
         if current.self_issued:
             end = "root"
             break
         named = [c for c in unique if c.subject_key == current.issuer_key and c not in path]
-        chosen, verifies = _first_signer(current, named, vouched)
+        chosen, verifies = _first_signer(current, named, vouched, caches)
         if chosen is None:
-            anchor, verifies = _first_signer(current, trust.anchors_named(current.issuer_key), vouched)
+            anchor, verifies = _first_signer(current, trust.anchors_named(current.issuer_key), vouched, caches)
             if anchor is not None:
                 end, anchored = "store", True
                 if verifies is False:
@@ -246,16 +251,22 @@ def _dedupe(certs: list[ParsedCert]) -> list[ParsedCert]:
 
 
 def _try_completion(
-    unique: list[ParsedCert], walk: _Walk, extra: Sequence[CandidateIntermediate], *, now: datetime, trust: TrustStore
+    unique: list[ParsedCert],
+    walk: _Walk,
+    extra: Sequence[CandidateIntermediate],
+    *,
+    now: datetime,
+    trust: TrustStore,
+    caches: "EvaluatorCaches",
 ) -> tuple[list[x509.Certificate], list[CandidateIntermediate]] | None:
     """The verified path through the extra intermediates and the ones used, when they complete the chain."""
     if walk.end != "missing" or walk.anchored or not extra:
         return None
-    added = complete_path(walk.path[-1].cert, extra, trust)
+    added = complete_path(walk.path[-1].cert, extra, trust, caches)
     if not added:
         return None
     pool = [c.cert for c in unique[1:]] + [c.cert for c in added]
-    verified, _ = verify_path(unique[0], pool, now=now, trust=trust, chain_bytes=None)  # rare: not kept
+    verified, _ = verify_path(unique[0], pool, now=now, trust=trust, chain_bytes=None, caches=caches)  # rare: not kept
     return (verified, added) if verified is not None else None
 
 
@@ -287,50 +298,50 @@ def _subject_key(cert: x509.Certificate, trust: TrustStore) -> NameKey:
     return anchor.subject_key if anchor is not None else name_key(cert.subject)
 
 
-#: Chain verdicts kept: about one per distinct (presented chain, trust store, verifier outcome) of an estate.
-VERDICT_CACHE_SIZE = 8192
-
-
-_VerdictKey = tuple[
+#: What a chain verdict is kept by: the presented certificates (fingerprint, position), the store, the verified
+#: path (the objects the verifier handed back) and the verifier's reason.
+VerdictKey = tuple[
     tuple[tuple[str, int], ...], Identity[TrustStore], tuple[Identity[x509.Certificate], ...] | None, str | None
 ]
-_VERDICTS: BoundedMemo[_VerdictKey, ChainResult] = BoundedMemo(VERDICT_CACHE_SIZE)
-
-
-def forget_verdicts() -> None:
-    """Forget every memoised chain verdict (benchmarks measure the cold path with it)."""
-    _VERDICTS.clear()
 
 
 def analyse_chain(
-    certs: list[ParsedCert], *, now: datetime, trust: TrustStore, extra: Sequence[CandidateIntermediate] = ()
+    certs: list[ParsedCert],
+    *,
+    now: datetime,
+    trust: TrustStore,
+    caches: "EvaluatorCaches",
+    extra: Sequence[CandidateIntermediate] = (),
 ) -> ChainResult:
     """Judge the presented chain (`certs[0]` is the leaf) against the trust store at `now`; `extra` holds
     intermediates found elsewhere, used only to complete a chain the server sent without its intermediate.
 
     The verifier's answer is what depends on `now` (`verifier.py` asks it again only when that answer could
     change). What follows from its answer, the chain's content and the store (the walk, the findings, the chain
-    section) is the same for the same three, so it is memoised on them: an estate presents the same chains on
-    every scan and from many endpoints."""
+    section) is the same for the same three, so it is kept in `caches.verdicts` by them: an estate presents the
+    same chains on every scan and from many endpoints."""
     unique = _dedupe(certs)
     chain_bytes = sum(c.size for c in unique)
     verified, error = verify_path(
-        unique[0], [c.cert for c in unique[1:]], now=now, trust=trust, chain_bytes=chain_bytes
+        unique[0], [c.cert for c in unique[1:]], now=now, trust=trust, chain_bytes=chain_bytes, caches=caches
     )
     # Completion asks the verifier again, through the extra intermediates; a chain too large to keep (the key
     # keeps the verified path alive) is judged afresh each time.
     if (verified is None and extra) or chain_bytes > MEMOISED_CHAIN_BYTES:
-        return _verdict(certs, unique, verified, error, now=now, trust=trust, extra=extra)
+        return _verdict(certs, unique, verified, error, now=now, trust=trust, caches=caches, extra=extra)
     # The verifier hands back the objects it was given (presented certificates, anchors), kept alive by the key.
-    key: _VerdictKey = (
+    key: VerdictKey = (
         tuple((c.fingerprint, c.position) for c in certs),
         Identity(trust),
         None if verified is None else tuple(map(Identity, verified)),
         error,
     )
-    found = _VERDICTS.get(key, None)
+    verdicts = caches.verdicts
+    found = verdicts.get(key, None)
     if found is None:
-        found = _VERDICTS.put(key, _verdict(certs, unique, verified, error, now=now, trust=trust, extra=()))
+        found = verdicts.put(
+            key, _verdict(certs, unique, verified, error, now=now, trust=trust, caches=caches, extra=())
+        )
     return found
 
 
@@ -342,10 +353,11 @@ def _verdict(
     *,
     now: datetime,
     trust: TrustStore,
+    caches: "EvaluatorCaches",
     extra: Sequence[CandidateIntermediate],
 ) -> ChainResult:
-    walk = _walk(unique, trust, _vouched(verified))
-    completion = _try_completion(unique, walk, extra, now=now, trust=trust) if verified is None else None
+    walk = _walk(unique, trust, _vouched(verified), caches)
+    completion = _try_completion(unique, walk, extra, now=now, trust=trust, caches=caches) if verified is None else None
     origin: CompletedFrom | None = None
     if completion is None:
         findings = _trust_findings(walk, verified is not None, error, trust)

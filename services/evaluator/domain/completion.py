@@ -8,7 +8,7 @@ the candidates to `evaluate`, which extends the path with `complete_path` and le
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -18,6 +18,9 @@ from services.evaluator.domain.parse import ParsedCert
 from services.evaluator.domain.signature import signature_verifies
 from services.evaluator.domain.trust import TrustStore
 from shared.events.evaluation import CompletedFrom
+
+if TYPE_CHECKING:
+    from services.evaluator.domain.caches import EvaluatorCaches
 
 C = TypeVar("C")
 
@@ -104,7 +107,7 @@ def gap_in(certs: Sequence[ParsedCert], trust: TrustStore) -> ParsedCert | None:
 
 
 def complete_path(
-    last: x509.Certificate, candidates: Sequence[CandidateIntermediate], trust: TrustStore
+    last: x509.Certificate, candidates: Sequence[CandidateIntermediate], trust: TrustStore, caches: "EvaluatorCaches"
 ) -> list[CandidateIntermediate]:
     """The candidates that extend the path from `last` (each verifying the one before) up to an anchor or root."""
     added: list[CandidateIntermediate] = []
@@ -116,7 +119,7 @@ def complete_path(
                 for c in candidates
                 if c not in added
                 and c.cert.subject == current.issuer
-                and signature_verifies(current, public_key_of(c.cert)) is True
+                and signature_verifies(current, public_key_of(c.cert), caches) is True
             ),
             None,
         )

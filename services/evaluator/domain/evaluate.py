@@ -1,19 +1,19 @@
 """`evaluate`: one observation → the evaluation object, under a policy and a trust store, at a given time.
 
 An estate is evaluated again on every scan, so what depends on the leaf alone (its `certificate` section, key and
-usage findings, CT facts) is computed once per distinct leaf and kept with its parsed form, and the grade is
-memoised on its inputs. Only what depends on `now`, the policy or the trust store is computed each time. The
-models reused across evaluations are frozen; nothing downstream changes them in place.
+usage findings, CT facts) is computed once per distinct leaf and kept with its parsed form, and the grade is kept
+by its inputs, both in the `EvaluatorCaches` passed in. Only what depends on `now`, the policy or the trust store
+is computed each time. The models reused across evaluations are frozen; nothing downstream changes them in place.
 """
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
-from services.evaluator.domain.chain import analyse_chain, forget_verdicts
+from services.evaluator.domain.chain import analyse_chain
 from services.evaluator.domain.codes import TRUST_CODES, finding
 from services.evaluator.domain.completion import CandidateIntermediate, public_key_of
 from services.evaluator.domain.expiry import evaluate_expiry
@@ -21,7 +21,7 @@ from services.evaluator.domain.grade import GradeInputs, grade
 from services.evaluator.domain.hostname import check_hostname
 from services.evaluator.domain.keys import check_key, check_key_algorithm, key_info, rsa_exponent
 from services.evaluator.domain.level import alarm_summary, apply_policy
-from services.evaluator.domain.parse import Malformed, ParsedCert, clear_cache, parse_chain
+from services.evaluator.domain.parse import Malformed, ParsedCert, parse_chain
 from services.evaluator.domain.protocol import TlsJudgement, judge_tls
 from services.evaluator.domain.revocation import check_revocation
 from services.evaluator.domain.signature import (
@@ -34,7 +34,6 @@ from services.evaluator.domain.signature import (
 from services.evaluator.domain.transparency import transparency_info
 from services.evaluator.domain.trust import TrustStore
 from services.evaluator.domain.usage import check_usage
-from services.evaluator.domain.verifier import forget_answers
 from shared.config import Policy
 from shared.events.evaluation import (
     CertificateInfo,
@@ -48,6 +47,9 @@ from shared.events.evaluation import (
     TransparencyInfo,
 )
 from shared.events.observation import Observation
+
+if TYPE_CHECKING:
+    from services.evaluator.domain.caches import EvaluatorCaches
 
 #: At most this many presented certificates are evaluated; real chains have 2 to 4, a few cross-signed ones 6.
 MAX_PRESENTED = 10
@@ -66,15 +68,6 @@ class _LeafJudgement:
     revocation: RevocationInfo | None
     transparency: TransparencyInfo
     findings: list[Finding] = field(default_factory=list)
-
-
-def clear_caches() -> None:
-    """Forget every certificate parsed, every verifier answer and every chain verdict: the next evaluation is the
-    first of its estate (the cache tests and the benchmark's cold path). Checked link signatures are kept: keyed
-    by content, they were never the first scan's cost to measure again."""
-    clear_cache()
-    forget_answers()
-    forget_verdicts()
 
 
 def certificate_info(leaf: ParsedCert) -> CertificateInfo:
@@ -113,15 +106,11 @@ def _leaf_facts(leaf: ParsedCert) -> _LeafFacts:
     )
 
 
-#: Distinct grade inputs kept graded: an estate's few TLS configurations times its key sizes and trust faults.
-GRADE_CACHE_SIZE = 4096
-
-
-@functools.lru_cache(maxsize=GRADE_CACHE_SIZE)
-def _graded(
+def graded(
     tls: TlsJudgement, key: KeyInfo, md5_signed: bool, incomplete: bool, trust_problems: tuple[str, ...]
 ) -> SecurityInfo:
-    """`grade`, memoised: a pure function of these inputs (the judgement is compared by identity)."""
+    """`grade` of these inputs, hashable so that `EvaluatorCaches.grades` can keep it (the judgement is compared
+    by identity)."""
     inputs = GradeInputs(tls.view, key, md5_signed, incomplete, list(trust_problems))
     return grade(inputs)
 
@@ -134,24 +123,25 @@ def _judge_leaf(
     now: datetime,
     policy: Policy,
     trust: TrustStore,
+    caches: "EvaluatorCaches",
     extra: Sequence[CandidateIntermediate],
 ) -> _LeafJudgement:
     leaf = certs[0]
     facts = leaf.derived(_leaf_facts)
     expiry = evaluate_expiry(leaf, now=now, policy=policy)
-    chain = analyse_chain(certs, now=now, trust=trust, extra=extra)
+    chain = analyse_chain(certs, now=now, trust=trust, caches=caches, extra=extra)
     findings = [expiry.finding] if expiry.finding is not None else []
     findings += facts.key_findings
     target = observation.target
     if target.file is None and target.server_name:
-        mismatch = check_hostname(leaf, target.server_name)
+        mismatch = check_hostname(leaf, target.server_name, caches)
         if mismatch is not None:
             findings.append(mismatch)
     findings += check_signature_hashes(certs) + check_signature_algorithms(certs)
     findings += facts.usage_findings
     findings += chain.findings
-    issuer = _issuer_of(leaf, certs, extra, trust) if observation.tls.ocsp_response is not None else None
-    revocation = check_revocation(observation.tls, leaf.cert, issuer, now=now)
+    issuer = _issuer_of(leaf, certs, extra, trust, caches) if observation.tls.ocsp_response is not None else None
+    revocation = check_revocation(observation.tls, leaf.cert, issuer, now=now, caches=caches)
     findings += revocation.findings
     signers = [c for c in certs if c.position == 0 or not c.self_issued]
     incomplete = any(f.code == "chain.incomplete" for f in findings)
@@ -159,17 +149,25 @@ def _judge_leaf(
     if incomplete and not chain.info.trusted:  # completed from elsewhere it is B; not even completable, untrusted
         trust_problems.append("the chain is incomplete and could not be completed to a trusted anchor")
     md5_signed = any(weak_hash(c.cert) in ("MD5", "MD2") for c in signers)
-    security = _graded(tls, facts.info.key, md5_signed, incomplete, tuple(trust_problems))
+    security = caches.grades(tls, facts.info.key, md5_signed, incomplete, tuple(trust_problems))
     return _LeafJudgement(facts.info, chain.info, expiry.info, security, revocation.info, facts.transparency, findings)
 
 
 def _issuer_of(
-    leaf: ParsedCert, certs: list[ParsedCert], extra: Sequence[CandidateIntermediate], trust: TrustStore
+    leaf: ParsedCert,
+    certs: list[ParsedCert],
+    extra: Sequence[CandidateIntermediate],
+    trust: TrustStore,
+    caches: "EvaluatorCaches",
 ) -> x509.Certificate | None:
     """The certificate that signed the leaf, among those presented, found elsewhere, or anchors."""
     pool = [c.cert for c in certs[1:]] + [c.cert for c in extra] + list(trust.issuers_named(leaf.cert.issuer))
     return next(
-        (c for c in pool if c.subject == leaf.cert.issuer and signature_verifies(leaf.cert, public_key_of(c)) is True),
+        (
+            c
+            for c in pool
+            if c.subject == leaf.cert.issuer and signature_verifies(leaf.cert, public_key_of(c), caches) is True
+        ),
         None,
     )
 
@@ -178,10 +176,10 @@ def _what(position: int) -> str:
     return "the leaf" if position == 0 else f"certificate #{position}"
 
 
-def _parse_presented(chain: list[str]) -> tuple[list[ParsedCert], list[Finding]]:
+def _parse_presented(chain: list[str], caches: "EvaluatorCaches") -> tuple[list[ParsedCert], list[Finding]]:
     """Parse the presented certificates, refusing any over the size limit unparsed; positions are kept."""
     if all(len(text) <= _MAX_BASE64 for text in chain):
-        certs, malformed = parse_chain(chain)
+        certs, malformed = parse_chain(chain, caches)
         return certs, [_malformed(item) for item in malformed]
     certs, findings = [], []
     for position, text in enumerate(chain):
@@ -193,7 +191,7 @@ def _parse_presented(chain: list[str]) -> tuple[list[ParsedCert], list[Finding]]
             )
             findings.append(finding("certificate.malformed", message))
             continue
-        parsed, malformed = parse_chain([text])
+        parsed, malformed = parse_chain([text], caches)
         certs += [replace(c, position=position) for c in parsed]
         findings += [_malformed(replace(item, position=position)) for item in malformed]
     return certs, findings
@@ -209,16 +207,18 @@ def evaluate(
     now: datetime,
     policy: Policy,
     trust: TrustStore,
+    caches: "EvaluatorCaches",
     server: str | None = None,
     extra_intermediates: Sequence[CandidateIntermediate] = (),
 ) -> Evaluation:
     """Judge one observation at `now` (timezone-aware) under `policy`; `server` names the server it belongs to
     when the target does not (the composition resolves it from the address); `extra_intermediates`, found
-    outside the observation, may complete a chain the server sent without its intermediate."""
+    outside the observation, may complete a chain the server sent without its intermediate. `caches` only
+    make it faster: the same arguments give the same evaluation with any caches object."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     now = now.astimezone(UTC)
-    tls = judge_tls(observation.tls)
+    tls = judge_tls(observation.tls, caches)
     findings: list[Finding] = []
     if observation.error is not None:
         error = observation.error
@@ -230,13 +230,15 @@ def evaluate(
             "evaluated (real chains have 2 to 4)"
         )
         findings.append(finding("chain.too_long", message))
-    certs, bad = _parse_presented(presented)
+    certs, bad = _parse_presented(presented, caches)
     findings += bad
     if not observation.chain and observation.error is None:
         findings.append(finding("certificate.missing", "the endpoint completed no handshake with a certificate"))
     judgement = None
     if certs and certs[0].position == 0:
-        judgement = _judge_leaf(certs, observation, tls, now=now, policy=policy, trust=trust, extra=extra_intermediates)
+        judgement = _judge_leaf(
+            certs, observation, tls, now=now, policy=policy, trust=trust, caches=caches, extra=extra_intermediates
+        )
         findings += judgement.findings
     findings += tls.findings
     judged = apply_policy(findings, policy)

@@ -6,8 +6,9 @@ public suffix-like single label (`*.com`). The subject CN is consulted only when
 and the finding says so: browsers ignore the CN.
 """
 
-import functools
+from collections.abc import Callable
 from ipaddress import ip_address
+from typing import TYPE_CHECKING
 
 import idna
 from cryptography import x509
@@ -17,8 +18,10 @@ from services.evaluator.domain.codes import finding
 from services.evaluator.domain.parse import ParsedCert
 from shared.events.evaluation import Finding
 
+if TYPE_CHECKING:
+    from services.evaluator.domain.caches import EvaluatorCaches
 
-@functools.lru_cache(maxsize=16384)  # IDNA encoding is costly and the same names recur on every scan
+
 def to_a_label(name: str) -> str | None:
     """A hostname as a lowercase A-label without the trailing dot, or None when it is not a valid name."""
     name = name.strip().rstrip(".")
@@ -31,7 +34,7 @@ def to_a_label(name: str) -> str | None:
         return name.lower() if name.isascii() and " " not in name else None
 
 
-def _pattern_labels(pattern: str) -> list[str] | None:
+def _pattern_labels(pattern: str, a_label: Callable[[str], str | None]) -> list[str] | None:
     """A presented identifier split into A-labels; `*` is kept as a label; None when it is unusable."""
     labels = pattern.strip().rstrip(".").lower().split(".")
     out: list[str] = []
@@ -39,18 +42,18 @@ def _pattern_labels(pattern: str) -> list[str] | None:
         if label == "*":
             out.append(label)
             continue
-        encoded = to_a_label(label)
+        encoded = a_label(label)
         if encoded is None or "." in encoded:
             return None
         out.append(encoded)
     return out
 
 
-@functools.lru_cache(maxsize=16384)  # a pure function of two strings, asked again for every scan of a target
-def dns_name_matches(pattern: str, hostname: str) -> bool:
-    """RFC 6125 §6.4: exact match, or a whole left-most-label wildcard covering exactly one label."""
-    host = to_a_label(hostname)
-    labels = _pattern_labels(pattern)
+def dns_name_matches(pattern: str, hostname: str, *, a_label: Callable[[str], str | None] = to_a_label) -> bool:
+    """RFC 6125 §6.4: exact match, or a whole left-most-label wildcard covering exactly one label. `a_label` is
+    `to_a_label`, or a memo of it (IDNA encoding is costly, and the same names recur on every scan)."""
+    host = a_label(hostname)
+    labels = _pattern_labels(pattern, a_label)
     if host is None or labels is None or any(not label for label in labels):
         return False
     host_labels = host.split(".")
@@ -69,18 +72,20 @@ def _common_names(leaf: ParsedCert) -> list[str]:
     return [str(attr.value) for attr in leaf.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
 
 
-@functools.lru_cache(maxsize=4096)  # `ip_address` raises for every host name, which is slow to ask each time
-def _as_ip(name: str) -> str | None:
+def as_ip(name: str) -> str | None:
+    """The name as a canonical IP address (brackets allowed), or None when it is a host name."""
     try:
         return str(ip_address(name.strip("[]")))
     except ValueError:
         return None
 
 
-def check_hostname(leaf: ParsedCert, server_name: str) -> Finding | None:
-    """`hostname.mismatch` when the leaf does not name `server_name`, `hostname.cn_only` when only its CN does."""
+def check_hostname(leaf: ParsedCert, server_name: str, caches: "EvaluatorCaches") -> Finding | None:
+    """`hostname.mismatch` when the leaf does not name `server_name`, `hostname.cn_only` when only its CN does
+    (names matched and addresses read through `caches`: a target's name is asked again on every scan, and
+    `ip_address` raises for every host name, which is slow)."""
     has_san = leaf.extension(x509.SubjectAlternativeName) is not None
-    ip = _as_ip(server_name)
+    ip = caches.ips(server_name)
     if ip is not None:
         if _ip_matches(leaf.ip_addresses(), ip):
             return None
@@ -92,14 +97,14 @@ def check_hostname(leaf: ParsedCert, server_name: str) -> Finding | None:
         )
     if has_san:
         names = leaf.dns_names()
-        if any(dns_name_matches(name, server_name) for name in names):
+        if any(caches.names_match(name, server_name) for name in names):
             return None
         return finding(
             "hostname.mismatch",
             f"the certificate does not name {server_name} (SAN DNS names: {', '.join(names) or 'none'})",
         )
     common_names = _common_names(leaf)
-    if any(dns_name_matches(cn, server_name) for cn in common_names):
+    if any(caches.names_match(cn, server_name) for cn in common_names):
         return finding(
             "hostname.cn_only",
             f"{server_name} matches only the subject CN; the certificate has no subjectAltName extension, "

@@ -3,22 +3,21 @@
 `cryptography` parses some fields lazily, so everything the rules read is touched here once: a certificate that
 gets past `parse_der` will not raise later when a rule reads its names, validity or extensions.
 
-Parsing is memoised by content in a bounded LRU, for certificates up to 16 KiB: an estate re-evaluated every
-scan presents the same leaves and, above all, the same few intermediates again and again, and parsing (names as
-RFC 4514 strings, extensions, the key) costs more than verifying the path. What is cached is immutable; only the
-position in the chain is not, and it lives on the `ParsedCert` made fresh for each chain. Facts the rules derive
-from the certificate alone (its `CertificateInfo`, its usage findings...) are memoised with it
-(`ParsedCert.derived`), so they live and are evicted with the parsed certificate: the LRU bounds them too.
+Parsing goes through the evaluator's caches (`EvaluatorCaches.parse`), which keep certificates by content: an
+estate re-evaluated every scan presents the same leaves and, above all, the same few intermediates again and
+again, and parsing (names as RFC 4514 strings, extensions, the key) costs more than verifying the path. What is
+kept is immutable; only the position in the chain is not, and it lives on the `ParsedCert` made fresh for each
+chain. Facts the rules derive from the certificate alone (its `CertificateInfo`, its usage findings...) are kept
+with it (`ParsedCert.derived`), so they live and are evicted with the parsed certificate.
 """
 
 import base64
 import binascii
-import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -29,6 +28,9 @@ from cryptography.utils import CryptographyDeprecationWarning
 from services.evaluator.domain.memo import BoundedMemo
 from shared.der import element
 
+if TYPE_CHECKING:
+    from services.evaluator.domain.caches import EvaluatorCaches
+
 _E = TypeVar("_E", bound=x509.ExtensionType)
 _T = TypeVar("_T")
 
@@ -37,12 +39,9 @@ _T = TypeVar("_T")
 #: store compare names many times per evaluation.
 NameKey = tuple[frozenset[tuple[str, str | bytes]], ...]
 
-#: Distinct certificates kept parsed: a large estate's leaves plus every intermediate, a few MB at most.
-CACHE_SIZE = 8192
 #: Certificates up to this size are kept parsed (real ones are 1 to 3 KiB, 10 with a very long SAN list), so the
-#: memo holds at most 128 MB of DER whatever an estate presents; a larger one is parsed each time it is met.
+#: caches hold at most 128 MB of DER whatever an estate presents; a larger one is parsed each time it is met.
 MEMOISED_CERTIFICATE_BYTES = 16 * 1024
-_MEMOISED_BASE64 = (MEMOISED_CERTIFICATE_BYTES + 2) // 3 * 4
 
 #: What `cryptography` raises for a certificate it cannot read. Its warnings (the deprecation warning for a
 #: non-positive serial, a `UserWarning` for a name attribute of the wrong length, such as a 13-character
@@ -185,24 +184,24 @@ def _bounds(der: bytes, at: int) -> tuple[int, int]:
     return bounds
 
 
-#: Issuer names already read, by their encoding: the RFC 4514 string and the key. Leaves share a few issuers,
-#: and `cryptography` builds a name as Python objects, one per attribute, before the string is made (about 20 µs
-#: of a new leaf's parse): a new leaf's issuer name is found here by its bytes instead.
-_ISSUER_NAMES: BoundedMemo[bytes, tuple[str, NameKey]] = BoundedMemo(CACHE_SIZE)
-#: Names up to this size are memoised (real ones are 50-300 bytes), so the memo stays a few MB whatever names
-#: certificates carry; a larger one is built each time.
+#: Names up to this size are kept (real ones are 50-300 bytes), so the issuer-name memo stays a few MB whatever
+#: names certificates carry; a larger one is built each time.
 _MEMOISED_NAME_BYTES = 1024
 
 
-def _issuer_name(cert: x509.Certificate, der: bytes) -> tuple[str, NameKey]:
-    """The issuer's RFC 4514 string and key, built once per distinct issuer name."""
+def _issuer_name(
+    cert: x509.Certificate, der: bytes, known: BoundedMemo[bytes, tuple[str, NameKey]]
+) -> tuple[str, NameKey]:
+    """The issuer's RFC 4514 string and key, built once per distinct issuer name and then found in `known` by
+    the name's encoding: leaves share a few issuers, and `cryptography` builds a name as Python objects, one per
+    attribute, before the string is made."""
     encoded = _issuer_der(der)
-    found = _ISSUER_NAMES.get(encoded, None)
+    found = known.get(encoded, None)
     if found is None:
         issuer = cert.issuer
         found = (issuer.rfc4514_string(), name_key(issuer))
         if len(encoded) <= _MEMOISED_NAME_BYTES:
-            _ISSUER_NAMES.put(encoded, found)
+            known.put(encoded, found)
     return found
 
 
@@ -223,19 +222,16 @@ def _san(extensions: x509.Extensions) -> tuple[tuple[str, ...], tuple[str, ...]]
     return dns, tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
 
 
-def _parse(der: bytes) -> ParsedCert | str:
-    """The certificate at position 0, or why it does not parse; memoised by content up to a size."""
-    return _parse_kept(der) if len(der) <= MEMOISED_CERTIFICATE_BYTES else _parse_certificate(der)
-
-
-def _parse_certificate(der: bytes) -> ParsedCert | str:
+def parse_certificate(der: bytes, issuer_names: BoundedMemo[bytes, tuple[str, NameKey]]) -> ParsedCert | str:
+    """The certificate at position 0, or why it does not parse (issuer names found in, and added to,
+    `issuer_names`). Not kept: `EvaluatorCaches.parse` keeps it."""
     try:
         cert = x509.load_der_x509_certificate(der)
         extensions = cert.extensions
         public_key = _public_key(cert)
         subject = cert.subject  # each read builds the name anew: read once
         subject_key = name_key(subject)
-        issuer, issuer_key = _issuer_name(cert, der)
+        issuer, issuer_key = _issuer_name(cert, der, issuer_names)
         dns, ips = _san(extensions)
         return ParsedCert(
             cert=cert,
@@ -260,23 +256,12 @@ def _parse_certificate(der: bytes) -> ParsedCert | str:
         return f"{type(exc).__name__}: {exc}"
 
 
-_parse_kept = functools.lru_cache(maxsize=CACHE_SIZE)(_parse_certificate)
-
-
-def _decode_and_parse(text: str) -> ParsedCert | str:
-    """`_parse` keyed by the base64 text itself, which spares decoding a certificate seen before."""
-    return _decode_kept(text) if len(text) <= _MEMOISED_BASE64 else _decode_text(text)
-
-
-def _decode_text(text: str) -> ParsedCert | str:
+def decode_base64(text: str) -> bytes | str:
+    """The DER of a presented certificate, or why its base64 cannot be read."""
     try:
-        der = base64.b64decode(text, validate=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         return f"not base64: {exc}"
-    return _parse(der)
-
-
-_decode_kept = functools.lru_cache(maxsize=CACHE_SIZE)(_decode_text)
 
 
 def _at(result: ParsedCert | str, position: int) -> ParsedCert | Malformed:
@@ -292,33 +277,27 @@ def _at(result: ParsedCert | str, position: int) -> ParsedCert | Malformed:
     return clone
 
 
-def parse_der(der: bytes, position: int) -> ParsedCert | Malformed:
+def parse_der(der: bytes, position: int, caches: "EvaluatorCaches") -> ParsedCert | Malformed:
     """Parse one DER certificate; never raises for bad input."""
-    return _at(_parse(der), position)
+    return _at(caches.parse(der), position)
 
 
-def parse_leaf(text: str) -> ParsedCert | None:
-    """The first presented certificate (base64 DER) parsed, or None when it does not parse: the shared cached
-    record itself, for reading its fields (every chain's copy of it has the same content)."""
-    result = _decode_and_parse(text)
+def parse_presented(text: str, caches: "EvaluatorCaches") -> ParsedCert | None:
+    """Any presented certificate (base64 DER) parsed, or None when it does not parse: the shared cached record
+    itself, at position 0, for reading its fields (every chain's copy of it has the same content)."""
+    result = caches.parse_text(text)
     return None if isinstance(result, str) else result
 
 
-def parse_chain(chain: list[str]) -> tuple[list[ParsedCert], list[Malformed]]:
+def parse_chain(chain: list[str], caches: "EvaluatorCaches") -> tuple[list[ParsedCert], list[Malformed]]:
     """Parse the presented chain (base64 DER, leaf first); returns what parsed and what did not."""
     parsed: list[ParsedCert] = []
     malformed: list[Malformed] = []
+    parse_text = caches.parse_text
     for position, text in enumerate(chain):
-        result = _at(_decode_and_parse(text), position)
+        result = _at(parse_text(text), position)
         if isinstance(result, Malformed):
             malformed.append(result)
         else:
             parsed.append(result)
     return parsed, malformed
-
-
-def clear_cache() -> None:
-    """Forget every parsed certificate (benchmarks measure the cold path with it)."""
-    _parse_kept.cache_clear()
-    _decode_kept.cache_clear()
-    _ISSUER_NAMES.clear()

@@ -8,14 +8,15 @@ negotiated version is the best the server supports, and nothing is known about o
 import functools
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from services.evaluator.domain.ciphers import SuiteTraits, classify
 from services.evaluator.domain.codes import finding
 from shared.events.evaluation import Finding, TlsSummary
 from shared.events.observation import NegotiatedTls, TlsFacts
 
-#: Distinct TLS configurations kept judged; an estate has a handful (the `expiry` profile: version and suite).
-CACHE_SIZE = 1024
+if TYPE_CHECKING:
+    from services.evaluator.domain.caches import EvaluatorCaches
 
 VERSIONS = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 #: Deprecated versions: their finding code and the RFC that retired them.
@@ -63,10 +64,10 @@ class TlsView:
 
 
 #: What `tls_view` reads of the facts, hashable: (enumerated, versions, suites per version, negotiated).
-_TlsKey = tuple[bool, tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...], NegotiatedTls | None]
+TlsKey = tuple[bool, tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...], NegotiatedTls | None]
 
 
-def _tls_key(facts: TlsFacts) -> _TlsKey:
+def _tls_key(facts: TlsFacts) -> TlsKey:
     if not facts.enumerated:  # only `negotiated` is read
         return False, (), (), facts.negotiated
     suites = tuple((version, tuple(names)) for version, names in facts.cipher_suites.items())
@@ -75,10 +76,10 @@ def _tls_key(facts: TlsFacts) -> _TlsKey:
 
 def tls_view(facts: TlsFacts) -> TlsView:
     """What the observation's TLS facts tell, normalised."""
-    return judge_tls(facts).view
+    return _view(_tls_key(facts))
 
 
-def _view(key: _TlsKey) -> TlsView:
+def _view(key: TlsKey) -> TlsView:
     enumerated, listed_versions, listed_suites, negotiated = key
     if enumerated:
         raw_versions = list(listed_versions)
@@ -103,20 +104,20 @@ def _view(key: _TlsKey) -> TlsView:
 @dataclass(frozen=True, eq=False)
 class TlsJudgement:
     """The view of one TLS configuration, its `tls` section and its findings (one object per configuration
-    while it is cached: compared by identity, so it can key further memos)."""
+    while it is kept: compared by identity, so it can key further memos)."""
 
     view: TlsView
     summary: TlsSummary
     findings: tuple[Finding, ...]
 
 
-def judge_tls(facts: TlsFacts) -> TlsJudgement:
-    """`tls_view`, `tls_summary` and `check_protocols` of these facts, memoised by what they read."""
-    return _judge(_tls_key(facts))
+def judge_tls(facts: TlsFacts, caches: "EvaluatorCaches") -> TlsJudgement:
+    """`tls_view`, `tls_summary` and `check_protocols` of these facts, kept in `caches` by what they read."""
+    return caches.tls_judgements(_tls_key(facts))
 
 
-@functools.lru_cache(maxsize=CACHE_SIZE)
-def _judge(key: _TlsKey) -> TlsJudgement:
+def judge_configuration(key: TlsKey) -> TlsJudgement:
+    """`judge_tls` of the facts with this key, judged afresh."""
     view = _view(key)
     return TlsJudgement(view=view, summary=tls_summary(view), findings=tuple(check_protocols(view)))
 

@@ -10,7 +10,7 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -24,6 +24,9 @@ from services.evaluator.domain.completion import public_key_of
 from services.evaluator.domain.signature import signature_verifies, verify_signature
 from shared.events.evaluation import Finding, RevocationInfo
 from shared.events.observation import TlsFacts
+
+if TYPE_CHECKING:
+    from services.evaluator.domain.caches import EvaluatorCaches
 
 #: How far in the future `thisUpdate` may be: responder and scanner clocks disagree a little.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -75,7 +78,7 @@ def _names_responder(response: ocsp.OCSPResponse, cert: x509.Certificate) -> boo
     return key is not None and response.responder_key_hash == x509.SubjectKeyIdentifier.from_public_key(key).digest
 
 
-def _delegated(cert: x509.Certificate, issuer: x509.Certificate, now: datetime) -> bool:
+def _delegated(cert: x509.Certificate, issuer: x509.Certificate, now: datetime, caches: "EvaluatorCaches") -> bool:
     """`cert` is an OCSP responder certificate the issuer signed, in force at `now`."""
     try:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
@@ -85,16 +88,19 @@ def _delegated(cert: x509.Certificate, issuer: x509.Certificate, now: datetime) 
         ExtendedKeyUsageOID.OCSP_SIGNING in eku
         and cert.issuer == issuer.subject
         and cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
-        and signature_verifies(cert, public_key_of(issuer)) is True
+        and signature_verifies(cert, public_key_of(issuer), caches) is True
     )
 
 
-def _signer_key(response: ocsp.OCSPResponse, issuer: x509.Certificate, now: datetime) -> CertificatePublicKeyTypes:
+def _signer_key(
+    response: ocsp.OCSPResponse, issuer: x509.Certificate, now: datetime, caches: "EvaluatorCaches"
+) -> CertificatePublicKeyTypes:
     if _names_responder(response, issuer):
         key = public_key_of(issuer)
     else:
         responder = next(
-            (c for c in response.certificates if _names_responder(response, c) and _delegated(c, issuer, now)), None
+            (c for c in response.certificates if _names_responder(response, c) and _delegated(c, issuer, now, caches)),
+            None,
         )
         key = public_key_of(responder) if responder is not None else None
     if key is None:
@@ -137,12 +143,14 @@ def _stale_reason(single: ocsp.OCSPSingleResponse, now: datetime) -> str | None:
     return None
 
 
-def _judge(text: str, leaf: x509.Certificate, issuer: x509.Certificate | None, now: datetime) -> RevocationResult:
+def _judge(
+    text: str, leaf: x509.Certificate, issuer: x509.Certificate | None, now: datetime, caches: "EvaluatorCaches"
+) -> RevocationResult:
     response = _load(text)
     if issuer is None:
         raise _Invalid("the leaf's issuer is unknown, so the response cannot be checked")
     single = _for_leaf(response, leaf, issuer)
-    _check_signature(response, _signer_key(response, issuer, now))
+    _check_signature(response, _signer_key(response, issuer, now, caches))
     if single.certificate_status == ocsp.OCSPCertStatus.REVOKED:
         info = _info(response, single, "revoked")
         message = (
@@ -161,13 +169,14 @@ def _judge(text: str, leaf: x509.Certificate, issuer: x509.Certificate | None, n
 
 
 def check_revocation(
-    tls: TlsFacts, leaf: x509.Certificate, issuer: x509.Certificate | None, *, now: datetime
+    tls: TlsFacts, leaf: x509.Certificate, issuer: x509.Certificate | None, *, now: datetime, caches: "EvaluatorCaches"
 ) -> RevocationResult:
-    """Judge the stapled OCSP response for `leaf` (issued by `issuer`, when known) at `now`; never raises."""
+    """Judge the stapled OCSP response for `leaf` (issued by `issuer`, when known) at `now`; never raises. A
+    delegated responder's certificate is checked through `caches`."""
     if tls.ocsp_response is None:
         return RevocationResult(None if tls.ocsp_stapled is None else RevocationInfo(ocsp_stapled=False))
     try:
-        return _judge(tls.ocsp_response, leaf, issuer, now)
+        return _judge(tls.ocsp_response, leaf, issuer, now, caches)
     except (_Invalid, ValueError, TypeError, UnsupportedAlgorithm) as exc:
         # `cryptography` reads some response fields lazily: a malformed one raises late, and is just as invalid
         why = str(exc) if isinstance(exc, _Invalid) else f"it is malformed ({type(exc).__name__}: {exc})"

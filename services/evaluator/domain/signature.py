@@ -4,7 +4,7 @@ Link checks are done here with the issuer's public key (RSA PKCS#1 v1.5 and PSS,
 because the path builder only says that some path failed, not which link is broken.
 """
 
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -14,9 +14,11 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.x509.oid import ObjectIdentifier, SignatureAlgorithmOID
 
 from services.evaluator.domain.codes import finding
-from services.evaluator.domain.memo import BoundedMemo
 from services.evaluator.domain.parse import ParsedCert, spki_of
 from shared.events.evaluation import Finding
+
+if TYPE_CHECKING:
+    from services.evaluator.domain.caches import EvaluatorCaches
 
 #: The old OIW OID some legacy certificates still carry for SHA-1 with RSA.
 _OIW_SHA1_WITH_RSA = ObjectIdentifier("1.3.14.3.2.29")
@@ -153,37 +155,36 @@ def verify_signature(
 
 
 _UNSET = object()
-_VERIFIED_MAX = 16384
-_VERIFIED: BoundedMemo[tuple[x509.Certificate, bytes], bool | None] = BoundedMemo(_VERIFIED_MAX)
 
 
-def signature_verifies(cert: x509.Certificate, issuer_key: CertificatePublicKeyTypes | None) -> bool | None:
+def signature_verifies(
+    cert: x509.Certificate, issuer_key: CertificatePublicKeyTypes | None, caches: "EvaluatorCaches"
+) -> bool | None:
     """True when `issuer_key` verifies `cert`'s signature, False when it does not, None when we cannot tell.
 
-    Memoised by (certificate, issuer key): the same links are checked on every scan of an estate.
+    Kept by (certificate, issuer key) in `caches`: the same links are checked on every scan of an estate.
     """
     if issuer_key is None:
         return None
     key = (cert, spki_of(issuer_key))
-    found = _VERIFIED.get(key, _UNSET)
+    found = caches.signatures.get(key, _UNSET)
     if found is not _UNSET:
         return cast("bool | None", found)
-    return _VERIFIED.put(key, _signature_verifies(cert, issuer_key))
+    return caches.signatures.put(key, _signature_verifies(cert, issuer_key))
 
 
-_LINKS: BoundedMemo[tuple[str, bytes], bool | None] = BoundedMemo(_VERIFIED_MAX)
-
-
-def link_verifies(child: ParsedCert, issuer_key: CertificatePublicKeyTypes | None, spki: bytes | None) -> bool | None:
-    """`signature_verifies` for a parsed certificate and a key whose SPKI the caller has, memoised by the
+def link_verifies(
+    child: ParsedCert, issuer_key: CertificatePublicKeyTypes | None, spki: bytes | None, caches: "EvaluatorCaches"
+) -> bool | None:
+    """`signature_verifies` for a parsed certificate and a key whose SPKI the caller has, kept by the
     certificate's fingerprint and that SPKI (hashing an `x509.Certificate` costs more than the lookup saves)."""
     if issuer_key is None or spki is None:
         return None
     key = (child.fingerprint, spki)
-    found = _LINKS.get(key, _UNSET)
+    found = caches.links.get(key, _UNSET)
     if found is not _UNSET:
         return cast("bool | None", found)
-    return _LINKS.put(key, _signature_verifies(child.cert, issuer_key))
+    return caches.links.put(key, _signature_verifies(child.cert, issuer_key))
 
 
 def _signature_verifies(cert: x509.Certificate, issuer_key: CertificatePublicKeyTypes) -> bool | None:

@@ -6,16 +6,17 @@ certificate it considers is valid then, to the second (`Policy::permits_basic` i
 So between two seconds at which no certificate given or in the store becomes valid or stops being valid, its
 answer cannot change: it is memoised with that span, and asked again only for other certificates, another
 store, or a time outside the span. An estate presents the same chains scan after scan, and verifying one
-again costs a signature check per link, up to 90 µs each.
+again costs a signature check per link, which is most of the verifier's time.
 
 A new leaf under an issuer already seen with the same intermediates costs one signature check, not one per link:
-see `_Tail`.
+see `Tail`. The answers and tails are kept in the evaluator's caches (`EvaluatorCaches.answers`, `.tails`), which
+also say whom to ask: `ask` below, or what a test puts in its place to count the questions.
 """
 
 import bisect
 from datetime import datetime
 from ipaddress import ip_address
-from typing import NamedTuple, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, Protocol, Self, TypeVar
 
 from cryptography import x509
 from cryptography.x509.verification import (
@@ -31,13 +32,14 @@ from services.evaluator.domain.memo import BoundedMemo
 from services.evaluator.domain.parse import NameKey, ParsedCert, name_key
 from services.evaluator.domain.trust import TrustStore, validity_changes, verifier_second
 
+if TYPE_CHECKING:
+    from services.evaluator.domain.caches import EvaluatorCaches
+
 #: The leaf's extensions are judged by `usage.py`; the verifier only has to insist on a SAN, which it needs.
 _EE_POLICY = ExtensionPolicy.permit_all().require_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
 _ANY_EE_POLICY = ExtensionPolicy.permit_all()
 _CA_POLICY = ExtensionPolicy.webpki_defaults_ca()
 
-#: Answers kept: about one per distinct presented chain and trust store of an estate.
-ANSWER_CACHE_SIZE = 8192
 #: An answer is kept only for certificates of this size in all (real chains: 3 to 10 KiB), as it keeps them
 #: alive: at most 128 MB of DER, whatever an estate presents.
 MEMOISED_CHAIN_BYTES = 16 * 1024
@@ -45,7 +47,7 @@ MEMOISED_CHAIN_BYTES = 16 * 1024
 Answer = tuple[list[x509.Certificate] | None, str | None]
 
 
-class _Memoised(NamedTuple):
+class Memoised(NamedTuple):
     """The verifier's answer at one validation second, and the span of seconds [first, last] it holds for: found
     when first needed at another second (a new leaf's is never needed within a bulk check's second)."""
 
@@ -57,7 +59,7 @@ class _Memoised(NamedTuple):
     span: tuple[float, float] | None = None
 
 
-class _Tail(NamedTuple):
+class Tail(NamedTuple):
     """The verified path above a leaf's issuer (issuer → anchor), as the verifier built it for one leaf, with the
     same intermediates and store, at one second; `issuer_alone` is a store holding only that issuer, or None when
     the path cannot serve another leaf.
@@ -81,15 +83,7 @@ class _Tail(NamedTuple):
 
 #: The ids of the store and the certificates given, in order (compared in C: this is on every new leaf's path):
 #: the leaf and intermediates for an answer, the intermediates alone for a tail.
-_AnswerKey = tuple[int, ...]
-_ANSWERS: BoundedMemo[_AnswerKey, _Memoised] = BoundedMemo(ANSWER_CACHE_SIZE)
-_TAILS: BoundedMemo[_AnswerKey, _Tail] = BoundedMemo(ANSWER_CACHE_SIZE)
-
-
-def forget_answers() -> None:
-    """Forget every memoised answer and tail (benchmarks measure the cold path with it)."""
-    _ANSWERS.clear()
-    _TAILS.clear()
+AnswerKey = tuple[int, ...]
 
 
 def _clamp(now: datetime, leaf: ParsedCert) -> datetime:
@@ -115,7 +109,9 @@ def _server_verifier(builder: PolicyBuilder, subject: x509.DNSName | x509.IPAddr
         return None
 
 
-def _ask(leaf: ParsedCert, intermediates: list[x509.Certificate], at: datetime, store: Store) -> Answer:
+def ask(leaf: ParsedCert, intermediates: list[x509.Certificate], at: datetime, store: Store) -> Answer:
+    """The verifier itself, asked once: the path it builds for the leaf through the intermediates to an anchor of
+    `store` at `at` (its subject taken from the leaf's own SAN), or None and its reason."""
     builder = PolicyBuilder().store(store).time(at)
     error: str | None = None
     server = builder.extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
@@ -168,8 +164,8 @@ _S = TypeVar("_S", bound=_Spanned)
 
 
 def _current(
-    memo: BoundedMemo[_AnswerKey, _S],
-    key: _AnswerKey,
+    memo: BoundedMemo[AnswerKey, _S],
+    key: AnswerKey,
     second: int,
     given: tuple[x509.Certificate, ...],
     trust: TrustStore,
@@ -210,22 +206,24 @@ def _tail(
     path: list[x509.Certificate],
     second: int,
     trust: TrustStore,
-) -> _Tail:
-    """What `path` (the leaf's, of three certificates or more) says to other leaves of its issuer (see `_Tail`)."""
+) -> Tail:
+    """What `path` (the leaf's, of three certificates or more) says to other leaves of its issuer (see `Tail`)."""
     named = len(trust.anchors_named(leaf.issuer_key)) + sum(_named(c, leaf.issuer_key) for c in intermediates)
     usable = named == 1 and not any(map(_constrains_names, path[2:]))
     alone = Store([path[1]]) if usable else None
-    return _Tail(second, leaf.issuer_key, tuple(path[1:]), alone, (trust, intermediates))
+    return Tail(second, leaf.issuer_key, tuple(path[1:]), alone, (trust, intermediates))
 
 
-def _ask_through(leaf: ParsedCert, tail: _Tail, at: datetime, trust: TrustStore) -> list[x509.Certificate] | None:
+def _ask_through(
+    leaf: ParsedCert, tail: Tail, at: datetime, trust: TrustStore, caches: "EvaluatorCaches"
+) -> list[x509.Certificate] | None:
     """The leaf's path through `tail`, when the verifier accepts the leaf against its issuer alone; None when it
     must be asked along the whole path."""
     if tail.issuer_alone is None or tail.issuer_key != leaf.issuer_key:
         return None
     if trust.anchors_named(leaf.subject_key):  # the store may hold the leaf itself, which ends the path at once
         return None
-    path, _ = _ask(leaf, [], at, tail.issuer_alone)
+    path, _ = caches.verifier(leaf, [], at, tail.issuer_alone)
     if path is None or len(path) != 2 or path[0] is not leaf.cert:
         return None  # asked along the whole path, the verifier gives its own reason
     return [leaf.cert, *tail.path]
@@ -238,29 +236,31 @@ def verify_path(
     now: datetime,
     trust: TrustStore,
     chain_bytes: int | None,
+    caches: "EvaluatorCaches",
 ) -> Answer:
-    """The verified path (leaf → anchor) or None, and the verifier's reason when there is none. `chain_bytes` is
-    the size of the certificates given (their DER), which decides whether the answer is kept; None when unknown."""
+    """The verified path (leaf → anchor) or None, and the verifier's reason when there is none, from
+    `caches.verifier` or its answers in `caches`. `chain_bytes` is the size of the certificates given (their
+    DER), which decides whether the answer is kept; None when unknown."""
     if trust.store is None:
         return None, "the trust store is empty"
     at = _clamp(now, leaf)
     if chain_bytes is None or chain_bytes > MEMOISED_CHAIN_BYTES:
-        return _ask(leaf, intermediates, at, trust.store)
+        return caches.verifier(leaf, intermediates, at, trust.store)
     second = verifier_second(at)
     # Keyed by identity: parsed certificates are shared by every chain that presents them, and the verifier
     # hands back the very objects it was given.
     certs = (leaf.cert, *intermediates)
-    key: _AnswerKey = (id(trust), *map(id, certs))
-    found = _current(_ANSWERS, key, second, certs, trust)
+    key: AnswerKey = (id(trust), *map(id, certs))
+    found = _current(caches.answers, key, second, certs, trust)
     if found is None:
         given = certs[1:]
-        tail_key: _AnswerKey = (id(trust), *map(id, given))
-        tail = _current(_TAILS, tail_key, second, given, trust)
-        path = None if tail is None else _ask_through(leaf, tail, at, trust)
+        tail_key: AnswerKey = (id(trust), *map(id, given))
+        tail = _current(caches.tails, tail_key, second, given, trust)
+        path = None if tail is None else _ask_through(leaf, tail, at, trust, caches)
         error: str | None = None
         if path is None:
-            path, error = _ask(leaf, intermediates, at, trust.store)
+            path, error = caches.verifier(leaf, intermediates, at, trust.store)
             if path is not None and len(path) > 2 and (tail is None or tail.issuer_key != leaf.issuer_key):
-                _TAILS.put(tail_key, _tail(leaf, given, path, second, trust))
-        found = _ANSWERS.put(key, _Memoised(second, None if path is None else tuple(path), error, (trust, certs)))
+                caches.tails.put(tail_key, _tail(leaf, given, path, second, trust))
+        found = caches.answers.put(key, Memoised(second, None if path is None else tuple(path), error, (trust, certs)))
     return (None if found.path is None else list(found.path)), found.error

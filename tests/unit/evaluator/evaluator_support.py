@@ -3,15 +3,13 @@
 
 import base64
 import datetime as dt
-from collections.abc import Callable
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.verification import Store
 
-from services.evaluator.domain import TrustStore, evaluate, verifier
+from services.evaluator.domain import EvaluatorCaches, TrustStore, evaluate, verifier
 from services.evaluator.domain.parse import ParsedCert, parse_der
 from shared.config import Policy
 from shared.events import Evaluation, NegotiatedTls, Observation, ObservationError, Target, TlsFacts
@@ -80,24 +78,27 @@ def large_leaf(issuer: Issued) -> Issued:
     return make_leaf(issuer, [f"host-{n:04d}.a-long-label-to-make-the-certificate-large.example" for n in range(320)])
 
 
-def parsed_cert(issued: Issued) -> ParsedCert:
-    """The certificate as the evaluator parses it, at position 0."""
-    result = parse_der(issued.der, 0)
+def parsed_cert(issued: Issued, caches: EvaluatorCaches | None = None) -> ParsedCert:
+    """The certificate as the evaluator parses it, at position 0 (through `caches`, else new ones)."""
+    result = parse_der(issued.der, 0, caches or EvaluatorCaches())
     assert isinstance(result, ParsedCert)
     return result
 
 
-def spy_on_verifier(monkeypatch: pytest.MonkeyPatch, record: Callable[[dt.datetime, Store], object]) -> None:
-    """Empty the verifier's memos, then have `record(validation time, store)` called at each question the real
-    verifier is asked, for the rest of the test."""
-    real = verifier._ask
+class CountingVerifier:
+    """The real path verifier (`verifier.ask`), recording the validation time and store of every question it is
+    asked: given to `EvaluatorCaches(verifier=...)`, it tells when the caches ask again."""
 
-    def spy(leaf: ParsedCert, intermediates: list[x509.Certificate], at: dt.datetime, store: Store) -> object:
-        record(at, store)
-        return real(leaf, intermediates, at, store)
+    def __init__(self) -> None:
+        self.times: list[dt.datetime] = []
+        self.stores: list[Store] = []
 
-    verifier.forget_answers()
-    monkeypatch.setattr(verifier, "_ask", spy)
+    def __call__(
+        self, leaf: ParsedCert, intermediates: list[x509.Certificate], at: dt.datetime, store: Store
+    ) -> verifier.Answer:
+        self.times.append(at)
+        self.stores.append(store)
+        return verifier.ask(leaf, intermediates, at, store)
 
 
 def store(*anchors: Issued) -> TrustStore:
@@ -105,9 +106,16 @@ def store(*anchors: Issued) -> TrustStore:
     return TrustStore(anchors=tuple(a.cert for a in anchors), description="test anchors")
 
 
-def judge(obs: Observation, trust: TrustStore, *, now: dt.datetime = NOW, policy: Policy | None = None) -> Evaluation:
-    """Evaluate with the default policy at the PKI's `NOW` unless told otherwise."""
-    return evaluate(obs, now=now, policy=policy or Policy(), trust=trust)
+def judge(
+    obs: Observation,
+    trust: TrustStore,
+    *,
+    now: dt.datetime = NOW,
+    policy: Policy | None = None,
+    caches: EvaluatorCaches | None = None,
+) -> Evaluation:
+    """Evaluate with the default policy at the PKI's `NOW` unless told otherwise, with new caches unless given."""
+    return evaluate(obs, now=now, policy=policy or Policy(), trust=trust, caches=caches or EvaluatorCaches())
 
 
 def codes(evaluation: Evaluation) -> set[str]:

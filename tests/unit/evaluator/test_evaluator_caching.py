@@ -3,17 +3,22 @@
 import datetime as dt
 import threading
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 
-from services.evaluator.domain import TrustStore, clear_caches, signature
+from services.evaluator.domain import EvaluatorCaches, TrustStore
 from services.evaluator.domain.memo import BoundedMemo
-from services.evaluator.domain.parse import MEMOISED_CERTIFICATE_BYTES, ParsedCert, name_key, parse_chain, parse_der
+from services.evaluator.domain.parse import (
+    MEMOISED_CERTIFICATE_BYTES,
+    ParsedCert,
+    name_key,
+    parse_chain,
+    parse_der,
+    spki_of,
+)
 from shared.der import element
 from shared.events import Observation
 from tests.support.pki import NOW, Issued, ec_key, make_ca, make_leaf
@@ -42,16 +47,14 @@ def test_warm_results_equal_cold_results_in_any_order(
 ) -> None:
     """Evaluating after the caches were filled by other chains gives exactly what a cold evaluation gives."""
     cases = _cases(intermediate, rogue_root)
-    cold = []
-    for obs in cases:
-        clear_caches()
-        cold.append(judge(obs, trust).model_dump(mode="json"))
-    warm_forward = [judge(obs, trust).model_dump(mode="json") for obs in cases]
-    warm_backward = [judge(obs, trust).model_dump(mode="json") for obs in reversed(cases)][::-1]
+    cold = [judge(obs, trust, caches=EvaluatorCaches()).model_dump(mode="json") for obs in cases]
+    caches = EvaluatorCaches()
+    warm_forward = [judge(obs, trust, caches=caches).model_dump(mode="json") for obs in cases]
+    warm_backward = [judge(obs, trust, caches=caches).model_dump(mode="json") for obs in reversed(cases)][::-1]
     assert warm_forward == cold
     assert warm_backward == cold
     later = NOW + dt.timedelta(days=400)  # the same chains at another time: nothing time-dependent was cached
-    assert [judge(o, trust, now=later).alarm.level for o in cases[:1]] == ["critical"]
+    assert [judge(o, trust, now=later, caches=caches).alarm.level for o in cases[:1]] == ["critical"]
 
 
 def test_a_memoised_chain_verdict_follows_the_verifier_as_time_and_trust_change(root: Issued) -> None:
@@ -68,11 +71,9 @@ def test_a_memoised_chain_verdict_follows_the_verifier_as_time_and_trust_change(
     obs = observation(leaf, short_lived)
     later = NOW + dt.timedelta(days=20)  # the intermediate has expired, the leaf has not
     steps = [(NOW, store(root)), (later, store(root)), (NOW, store(make_ca("Other Root"))), (NOW, store(root))]
-    cold = []
-    for now, trust in steps:
-        clear_caches()
-        cold.append(judge(obs, trust, now=now).model_dump(mode="json"))
-    warm = [judge(obs, trust, now=now).model_dump(mode="json") for now, trust in steps]
+    cold = [judge(obs, trust, now=now, caches=EvaluatorCaches()).model_dump(mode="json") for now, trust in steps]
+    caches = EvaluatorCaches()
+    warm = [judge(obs, trust, now=now, caches=caches).model_dump(mode="json") for now, trust in steps]
     assert warm == cold
     assert [doc["chain"]["trusted"] for doc in warm] == [True, False, False, True]
     assert "chain.intermediate_expiring" in {f["code"] for f in warm[0]["findings"]}
@@ -110,24 +111,21 @@ def test_bounded_memo_is_safe_to_fill_from_several_threads() -> None:
     assert len(memo) <= 64
 
 
-def test_links_on_the_verified_path_are_not_checked_twice(
-    intermediate: Issued, trust: TrustStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_links_on_the_verified_path_are_not_checked_twice(intermediate: Issued, trust: TrustStore) -> None:
     """When the verifier builds a path, the chain walk takes its links' signatures as checked (a new leaf costs
-    one verification, not two); a link the verifier did not vouch for is still checked by certmon itself."""
-    checked: list[str] = []
-    real = signature._signature_verifies
-
-    def counting(cert: x509.Certificate, key: CertificatePublicKeyTypes) -> bool | None:
-        checked.append(cert.subject.rfc4514_string())
-        return real(cert, key)
-
-    monkeypatch.setattr(signature, "_signature_verifies", counting)
-    trusted = judge(observation(make_leaf(intermediate, ["localhost"], cn="fresh leaf"), intermediate), trust)
-    assert trusted.chain.trusted and checked == []
+    one verification, not two); a link the verifier did not vouch for is still checked by certmon itself (every
+    link certmon checks is kept in `caches.links`, by the certificate's fingerprint)."""
+    caches = EvaluatorCaches()
+    trusted = judge(
+        observation(make_leaf(intermediate, ["localhost"], cn="fresh leaf"), intermediate), trust, caches=caches
+    )
+    assert trusted.chain.trusted and len(caches.links) == 0
     rogue = make_ca("certmon Rogue Intermediate")
-    untrusted = judge(observation(make_leaf(rogue, ["localhost"], cn="rogue leaf"), rogue), trust)
-    assert not untrusted.chain.trusted and checked == ["O=certmon tests,CN=rogue leaf"]
+    rogue_leaf = make_leaf(rogue, ["localhost"], cn="rogue leaf")
+    untrusted = judge(observation(rogue_leaf, rogue), trust, caches=caches)
+    assert not untrusted.chain.trusted
+    checked = (rogue_leaf.cert.fingerprint(hashes.SHA256()).hex(), spki_of(rogue.cert.public_key()))
+    assert len(caches.links) == 1 and caches.links.get(checked, None) is True
 
 
 def _issued_under(issuer: x509.Name) -> bytes:
@@ -182,13 +180,13 @@ def test_an_issuer_name_found_by_its_encoding_is_the_one_cryptography_builds() -
         x509.Name([x509.NameAttribute(cn, "Same", _ASN1Type.PrintableString)]),
         x509.Name([x509.NameAttribute(cn, "Same", _ASN1Type.UTF8String)]),
     ]
-    clear_caches()
+    caches = EvaluatorCaches()
     for _ in range(2):  # new certificates each round: names built first, then found by their encoding
         issued = [_issued_under(name) for name in names]
         issued += [_version_1(der) for der in issued]
         assert x509.load_der_x509_certificate(issued[-1]).version == x509.Version.v1
         for der in issued:
-            parsed = parse_der(der, 0)
+            parsed = parse_der(der, 0, caches)
             cert = x509.load_der_x509_certificate(der)
             assert isinstance(parsed, ParsedCert)
             assert (parsed.issuer, parsed.issuer_key) == (cert.issuer.rfc4514_string(), name_key(cert.issuer))
@@ -200,7 +198,8 @@ def test_only_certificates_up_to_16_kib_are_kept_parsed(intermediate: Issued) ->
     large = large_leaf(intermediate)
     assert len(large.der) > MEMOISED_CERTIFICATE_BYTES
     small = make_leaf(intermediate, ["localhost"])
-    first, second = parse_chain([b64(large), b64(small)]), parse_chain([b64(large), b64(small)])
+    caches = EvaluatorCaches()
+    first, second = parse_chain([b64(large), b64(small)], caches), parse_chain([b64(large), b64(small)], caches)
     (large_1, small_1), (large_2, small_2) = first[0], second[0]
     assert large_1.cert is not large_2.cert and large_1.fingerprint == large_2.fingerprint
     names = large.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -5,9 +5,10 @@ import datetime as dt
 import pytest
 
 from services.evaluator.domain.expiry import evaluate_expiry
-from services.evaluator.domain.parse import ParsedCert, parse_der
+from services.evaluator.domain.parse import ParsedCert
 from shared.config import Policy
 from tests.support.pki import NOW, Issued, make_leaf
+from tests.unit.evaluator.evaluator_support import parsed_cert
 
 SECOND = dt.timedelta(seconds=1)
 DAY = dt.timedelta(days=1)
@@ -17,10 +18,7 @@ NOT_AFTER = NOW + dt.timedelta(days=400)
 @pytest.fixture(scope="module")
 def expiring(intermediate: Issued) -> ParsedCert:
     """A leaf valid from 10 days before NOW until NOT_AFTER."""
-    issued = make_leaf(intermediate, not_before=NOW - 10 * DAY, not_after=NOT_AFTER)
-    parsed = parse_der(issued.der, 0)
-    assert isinstance(parsed, ParsedCert)
-    return parsed
+    return parsed_cert(make_leaf(intermediate, not_before=NOW - 10 * DAY, not_after=NOT_AFTER))
 
 
 def _at(leaf: ParsedCert, now: dt.datetime, policy: Policy | None = None) -> tuple[str, str, str | None, float]:

@@ -2,6 +2,7 @@
 
 import pytest
 
+from services.evaluator.domain import EvaluatorCaches
 from services.evaluator.domain.hostname import check_hostname, dns_name_matches
 from tests.support.pki import Issued, make_leaf
 from tests.unit.evaluator.evaluator_support import parsed_cert
@@ -36,8 +37,8 @@ def test_dns_name_matching(pattern: str, hostname: str, matches: bool) -> None:
 def test_wildcard_leaf_names_a_subdomain_but_not_the_apex(intermediate: Issued) -> None:
     """`*.shop.example` covers `www.shop.example` and not `shop.example`, which is a critical mismatch."""
     leaf = parsed_cert(make_leaf(intermediate, ("*.shop.example",)))
-    assert check_hostname(leaf, "www.shop.example") is None
-    mismatch = check_hostname(leaf, "shop.example")
+    assert check_hostname(leaf, "www.shop.example", EvaluatorCaches()) is None
+    mismatch = check_hostname(leaf, "shop.example", EvaluatorCaches())
     assert mismatch is not None
     assert (mismatch.code, mismatch.severity) == ("hostname.mismatch", "critical")
     assert "*.shop.example" in mismatch.message
@@ -46,29 +47,29 @@ def test_wildcard_leaf_names_a_subdomain_but_not_the_apex(intermediate: Issued) 
 def test_ip_address_matches_only_an_ip_san(intermediate: Issued) -> None:
     """An IP target is matched against IP SANs, not against a DNS SAN spelling the same address."""
     by_ip = parsed_cert(make_leaf(intermediate, ("127.0.0.1", "::1")))
-    assert check_hostname(by_ip, "127.0.0.1") is None
-    assert check_hostname(by_ip, "[::1]") is None
+    assert check_hostname(by_ip, "127.0.0.1", EvaluatorCaches()) is None
+    assert check_hostname(by_ip, "[::1]", EvaluatorCaches()) is None
     by_dns = parsed_cert(make_leaf(intermediate, ("localhost",)))
-    mismatch = check_hostname(by_dns, "127.0.0.1")
+    mismatch = check_hostname(by_dns, "127.0.0.1", EvaluatorCaches())
     assert mismatch is not None and mismatch.code == "hostname.mismatch"
 
 
 def test_common_name_is_used_only_without_san_and_reported(intermediate: Issued) -> None:
     """With no SAN extension a matching CN is a warning that says so; with a SAN the CN is ignored."""
     cn_only = parsed_cert(make_leaf(intermediate, ("legacy.example",), san=False))
-    found = check_hostname(cn_only, "legacy.example")
+    found = check_hostname(cn_only, "legacy.example", EvaluatorCaches())
     assert found is not None
     assert (found.code, found.severity) == ("hostname.cn_only", "warning")
     assert "e_ext_san_missing" in found.message
     with_san = parsed_cert(make_leaf(intermediate, ("other.example",), cn="legacy.example"))
-    mismatch = check_hostname(with_san, "legacy.example")
+    mismatch = check_hostname(with_san, "legacy.example", EvaluatorCaches())
     assert mismatch is not None and mismatch.code == "hostname.mismatch"
 
 
 def test_cn_only_mismatch_names_the_cn(intermediate: Issued) -> None:
     """A leaf without SAN whose CN does not match is a mismatch whose message gives the CN."""
     cn_only = parsed_cert(make_leaf(intermediate, ("legacy.example",), san=False))
-    mismatch = check_hostname(cn_only, "new.example")
+    mismatch = check_hostname(cn_only, "new.example", EvaluatorCaches())
     assert mismatch is not None
     assert mismatch.code == "hostname.mismatch"
     assert "legacy.example" in mismatch.message

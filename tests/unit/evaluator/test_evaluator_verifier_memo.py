@@ -6,31 +6,49 @@ import datetime as dt
 import pytest
 from cryptography import x509
 
-from services.evaluator.domain import TrustStore, chain, verifier
+from services.evaluator.domain import EvaluatorCaches, TrustStore, chain, verifier
 from services.evaluator.domain.parse import ParsedCert
 from services.evaluator.domain.trust import validity_changes, verifier_second
 from tests.support.pki import NOW, Issued, make_ca, make_leaf
-from tests.unit.evaluator.evaluator_support import large_leaf, parsed_cert, spy_on_verifier, store
+from tests.unit.evaluator.evaluator_support import CountingVerifier, large_leaf, parsed_cert, store
 
 SECOND = dt.timedelta(seconds=1)
 
 
 @pytest.fixture
-def asked(monkeypatch: pytest.MonkeyPatch) -> list[dt.datetime]:
-    """The validation times at which the real verifier was asked, this test's memo starting empty."""
-    times: list[dt.datetime] = []
-    spy_on_verifier(monkeypatch, lambda at, _: times.append(at))
-    return times
+def counted() -> CountingVerifier:
+    """The real verifier, counting its questions."""
+    return CountingVerifier()
 
 
-def _trusted(leaf: ParsedCert, intermediates: list[x509.Certificate], now: dt.datetime, trust: TrustStore) -> bool:
-    path, _ = verifier.verify_path(leaf, intermediates, now=now, trust=trust, chain_bytes=4096)
+@pytest.fixture
+def caches(counted: CountingVerifier) -> EvaluatorCaches:
+    """This test's caches, starting empty, asking `counted`."""
+    return EvaluatorCaches(verifier=counted)
+
+
+@pytest.fixture
+def asked(counted: CountingVerifier) -> list[dt.datetime]:
+    """The validation times at which the real verifier was asked."""
+    return counted.times
+
+
+def _trusted(
+    leaf: ParsedCert,
+    intermediates: list[x509.Certificate],
+    now: dt.datetime,
+    trust: TrustStore,
+    caches: EvaluatorCaches,
+) -> bool:
+    path, _ = verifier.verify_path(leaf, intermediates, now=now, trust=trust, chain_bytes=4096, caches=caches)
     if path is not None:
         assert path[0] is leaf.cert  # the objects given, as the chain walk finds them by identity
     return path is not None
 
 
-def test_an_answer_holds_until_a_given_certificate_changes_validity(root: Issued, asked: list[dt.datetime]) -> None:
+def test_an_answer_holds_until_a_given_certificate_changes_validity(
+    root: Issued, asked: list[dt.datetime], caches: EvaluatorCaches
+) -> None:
     """Asked once while the intermediate is valid, up to and through the last second of its notAfter (the
     verifier drops fractions of a second); asked again one second later, when the answer does change."""
     expires = NOW + dt.timedelta(days=10)
@@ -41,19 +59,19 @@ def test_an_answer_holds_until_a_given_certificate_changes_validity(root: Issued
     trust = store(root)
     chain = [short_lived.cert]
     instants = [NOW, NOW + dt.timedelta(days=1), expires, expires + SECOND / 2]
-    assert [_trusted(leaf, chain, now, trust) for now in instants] == [True] * 4
+    assert [_trusted(leaf, chain, now, trust, caches) for now in instants] == [True] * 4
     assert asked == [NOW]
-    assert _trusted(leaf, chain, expires + SECOND, trust) is False
+    assert _trusted(leaf, chain, expires + SECOND, trust, caches) is False
     assert asked == [NOW, expires + SECOND]
-    assert _trusted(leaf, chain, expires + dt.timedelta(days=1), trust) is False  # the new answer holds in turn
-    assert _trusted(leaf, chain, NOW, trust) is True  # and the old span asks again
+    assert _trusted(leaf, chain, expires + dt.timedelta(days=1), trust, caches) is False  # the new answer holds in turn
+    assert _trusted(leaf, chain, NOW, trust, caches) is True  # and the old span asks again
     assert len(asked) == 3
-    verifier.forget_answers()  # each memoised answer is what a fresh verifier says
-    assert [_trusted(leaf, chain, now, trust) for now in [*instants, expires + SECOND]] == [True] * 4 + [False]
+    fresh = EvaluatorCaches()  # each kept answer is what a fresh verifier says
+    assert [_trusted(leaf, chain, now, trust, fresh) for now in [*instants, expires + SECOND]] == [True] * 4 + [False]
 
 
 def test_an_anchor_changing_validity_asks_again(
-    root: Issued, leaf: Issued, intermediate: Issued, asked: list[dt.datetime]
+    root: Issued, leaf: Issued, intermediate: Issued, asked: list[dt.datetime], caches: EvaluatorCaches
 ) -> None:
     """Any anchor's notBefore or notAfter between two times ends the span, even one off the chain's path: the
     verifier may build a path through whichever anchor it likes."""
@@ -62,21 +80,21 @@ def test_an_anchor_changing_validity_asks_again(
     trust = store(root, other)
     parsed, chain = parsed_cert(leaf), [intermediate.cert]
     assert verifier_second(later) + 1 in trust.validity_changes
-    assert [_trusted(parsed, chain, now, trust) for now in (NOW, later, later + SECOND)] == [True] * 3
+    assert [_trusted(parsed, chain, now, trust, caches) for now in (NOW, later, later + SECOND)] == [True] * 3
     assert asked == [NOW, later + SECOND]
 
 
 def test_other_certificates_or_another_store_ask_again(
-    root: Issued, intermediate: Issued, leaf: Issued, asked: list[dt.datetime]
+    root: Issued, intermediate: Issued, leaf: Issued, asked: list[dt.datetime], caches: EvaluatorCaches
 ) -> None:
     """The memo is keyed by the certificates given, in order, and by the store."""
     parsed = parsed_cert(leaf)
-    assert _trusted(parsed, [intermediate.cert], NOW, store(root))
-    assert _trusted(parsed, [intermediate.cert], NOW, store(root))  # an equal store, yet another object
-    assert not _trusted(parsed, [], NOW, store(root))  # without the intermediate
+    assert _trusted(parsed, [intermediate.cert], NOW, store(root), caches)
+    assert _trusted(parsed, [intermediate.cert], NOW, store(root), caches)  # an equal store, yet another object
+    assert not _trusted(parsed, [], NOW, store(root), caches)  # without the intermediate
     trust = store(root)
-    assert _trusted(parsed, [intermediate.cert], NOW, trust)
-    assert _trusted(parsed, [intermediate.cert], NOW + SECOND, trust)
+    assert _trusted(parsed, [intermediate.cert], NOW, trust, caches)
+    assert _trusted(parsed, [intermediate.cert], NOW + SECOND, trust, caches)
     assert len(asked) == 4
 
 
@@ -91,7 +109,7 @@ def test_validity_changes_are_whole_seconds_with_notafter_inclusive(intermediate
 
 
 def test_a_chain_too_large_to_keep_is_verified_each_time(
-    root: Issued, intermediate: Issued, asked: list[dt.datetime]
+    root: Issued, intermediate: Issued, asked: list[dt.datetime], caches: EvaluatorCaches
 ) -> None:
     """A memoised answer keeps its certificates alive, so only chains up to 16 KiB are kept: a larger one (a leaf
     with a long SAN list here) is verified at every evaluation, with the same answer."""
@@ -99,10 +117,12 @@ def test_a_chain_too_large_to_keep_is_verified_each_time(
     assert len(large.der) + len(intermediate.der) > verifier.MEMOISED_CHAIN_BYTES
     parsed, trust = parsed_cert(large), store(root)
     size = len(large.der) + len(intermediate.der)
-    path, _ = verifier.verify_path(parsed, [intermediate.cert], now=NOW, trust=trust, chain_bytes=size)
-    again, _ = verifier.verify_path(parsed, [intermediate.cert], now=NOW, trust=trust, chain_bytes=size)
+    path, _ = verifier.verify_path(parsed, [intermediate.cert], now=NOW, trust=trust, chain_bytes=size, caches=caches)
+    again, _ = verifier.verify_path(parsed, [intermediate.cert], now=NOW, trust=trust, chain_bytes=size, caches=caches)
     assert path is not None and again is not None
     assert asked == [NOW, NOW]
-    verdicts = len(chain._VERDICTS)  # nor is its chain verdict kept, whose key keeps the verified path alive
-    assert chain.analyse_chain([parsed, parsed_cert(intermediate)], now=NOW, trust=trust).info.trusted
-    assert len(chain._VERDICTS) == verdicts
+    assert len(caches.answers) == 0
+    # nor is its chain verdict kept, whose key keeps the verified path alive
+    certs = [parsed, parsed_cert(intermediate, caches)]
+    assert chain.analyse_chain(certs, now=NOW, trust=trust, caches=caches).info.trusted
+    assert len(caches.verdicts) == 0

@@ -1,7 +1,7 @@
 """Chain completion: intermediates the server did not send, found in the known-intermediates cache or elsewhere."""
 
 from services.evaluator.completion import CACHE_SOURCE, IntermediateFinder
-from services.evaluator.domain import TrustStore, evaluate
+from services.evaluator.domain import EvaluatorCaches, TrustStore, evaluate
 from services.evaluator.domain.completion import CandidateIntermediate, first_gap
 from services.evaluator.domain.parse import fingerprint_of
 from shared.config import Policy
@@ -12,7 +12,14 @@ from tests.unit.evaluator.evaluator_support import b64, codes, observation, seve
 
 
 def _judge(obs_chain: tuple[Issued, ...], trust: TrustStore, extra: list[CandidateIntermediate]) -> Evaluation:
-    return evaluate(observation(*obs_chain), now=NOW, policy=Policy(), trust=trust, extra_intermediates=extra)
+    return evaluate(
+        observation(*obs_chain),
+        now=NOW,
+        policy=Policy(),
+        trust=trust,
+        caches=EvaluatorCaches(),
+        extra_intermediates=extra,
+    )
 
 
 def test_missing_intermediate_found_elsewhere_completes_the_chain_but_stays_incomplete(
