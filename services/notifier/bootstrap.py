@@ -9,7 +9,7 @@ import asyncpg
 import structlog
 
 from services.notifier.adapters.console import ConsoleSender
-from services.notifier.adapters.delivery_log import DeliveryLog
+from services.notifier.adapters.delivery_log import SCHEMA, PostgresDeliveryLog
 from services.notifier.adapters.email import EmailSender
 from services.notifier.domain import ChannelKind, RetryPolicy
 from services.notifier.handlers import QUEUE, AlarmHandler, subscriptions
@@ -30,7 +30,9 @@ class NotifierService:
 
     name = "notifier"
 
-    def __init__(self, *, bus: Bus, delivery_log: DeliveryLog, relay: OutboxRelay, handler: AlarmHandler) -> None:
+    def __init__(
+        self, *, bus: Bus, delivery_log: PostgresDeliveryLog, relay: OutboxRelay, handler: AlarmHandler
+    ) -> None:
         self._bus = bus
         self._delivery_log = delivery_log
         self._relay = relay
@@ -83,11 +85,10 @@ def bootstrap(
         senders[ChannelKind.EMAIL] = EmailSender(
             config.channels.email, clock=clock, tls_context=smtp_tls_context(config)
         )
-    delivery_log = DeliveryLog(pool)
-    relay = OutboxRelay(pool, delivery_log.schema, bus, poll_seconds=relay_poll_seconds)
+    relay = OutboxRelay(pool, SCHEMA, bus, poll_seconds=relay_poll_seconds)
+    delivery_log = PostgresDeliveryLog(pool, relay)
     handler = AlarmHandler(
         delivery_log=delivery_log,
-        relay=relay,
         renderer=Renderer(public_url=settings.public_url, templates_dir=templates_dir),
         senders=senders,
         retry=retry or RetryPolicy(),

@@ -12,14 +12,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from services.notifier.adapters.delivery_log import DeliveryLog, DeliveryRecord, Status
 from services.notifier.domain import ChannelKind, Delivery, RetryPolicy, plan_deliveries
-from services.notifier.ports import DeliveryError, Sender
+from services.notifier.ports import DeliveryError, DeliveryLog, DeliveryRecord, Sender, Status
 from services.notifier.rendering import RenderedMessage, Renderer, RenderError
 from shared.broker import Message, Subscription
 from shared.clock import Clock
 from shared.events import AlarmEvent, NotificationResult, derived_id, make_event
-from shared.outbox import OutboxRelay
 
 log = structlog.get_logger(__name__)
 
@@ -72,14 +70,12 @@ class AlarmHandler:
         self,
         *,
         delivery_log: DeliveryLog,
-        relay: OutboxRelay,
         renderer: Renderer,
         senders: Mapping[ChannelKind, Sender],
         retry: RetryPolicy,
         clock: Clock,
     ) -> None:
         self._log = delivery_log
-        self._relay = relay
         self._renderer = renderer
         self._senders = senders
         self._retry = retry
@@ -135,7 +131,6 @@ class AlarmHandler:
             delivery, alarm.alarm_id, alarm_event_id, outcome.status, outcome.attempts, outcome.error, now
         )
         await self._log.record(record, event)
-        self._relay.kick()
         log.info(
             "delivery_recorded",
             key=delivery.idempotency_key,

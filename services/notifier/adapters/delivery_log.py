@@ -1,62 +1,45 @@
-"""The delivery log in PostgreSQL (schema `notifier`): one row per idempotency key, written together with the
+"""The PostgreSQL `DeliveryLog` (schema `notifier`): one row per idempotency key, written together with the
 `notification.*.v1` event it causes (transactional outbox), plus the alarm events already handled."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
 
 import asyncpg
 
-from services.notifier.domain import Delivery
+from services.notifier.ports import DeliveryRecord
 from shared.db import claim_event, load_migrations, migrate
 from shared.events import CloudEvent
-from shared.outbox import enqueue
+from shared.outbox import OutboxRelay, enqueue
 
 SCHEMA = "notifier"
 
-Status = Literal["sent", "failed"]
 
+class PostgresDeliveryLog:
+    """Reads and writes the delivery log; each write enqueues its result event in the same transaction and then
+    wakes `relay`, which publishes the outbox."""
 
-@dataclass(frozen=True)
-class DeliveryRecord:
-    """The outcome of one delivery: attempts made in this run and the last error (or partial-refusal note)."""
-
-    delivery: Delivery
-    alarm_id: str
-    alarm_event_id: str
-    status: Status
-    attempts: int
-    error: str | None
-    at: datetime
-
-
-class DeliveryLog:
-    """Reads and writes the delivery log; each write enqueues its result event in the same transaction."""
-
-    def __init__(self, pool: asyncpg.Pool, *, schema: str = SCHEMA) -> None:
-        self._pool = pool
-        self.schema = schema
+    def __init__(self, pool: asyncpg.Pool, relay: OutboxRelay) -> None:
+        self._pool, self._relay = pool, relay
 
     async def migrate(self) -> None:
         """Create or update the schema."""
-        await migrate(self._pool, self.schema, load_migrations("services.notifier.adapters.migrations"))
+        await migrate(self._pool, SCHEMA, load_migrations("services.notifier.adapters.migrations"))
 
     async def sent_keys(self, keys: Sequence[str]) -> set[str]:
         """Which of these idempotency keys were already delivered."""
         rows = await self._pool.fetch(
-            f'SELECT idempotency_key FROM "{self.schema}".deliveries '
+            f'SELECT idempotency_key FROM "{SCHEMA}".deliveries '
             "WHERE idempotency_key = ANY($1::text[]) AND status = 'sent'",
             list(keys),
         )
         return {row["idempotency_key"] for row in rows}
 
     async def record(self, record: DeliveryRecord, result: CloudEvent) -> None:
-        """Upsert the delivery's row (a `sent` row never turns back into `failed`) and enqueue `result`."""
+        """Upsert the delivery's row (a `sent` row never turns back into `failed`) and enqueue `result`; after
+        the commit, wake the relay."""
         delivery = record.delivery
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                f'INSERT INTO "{self.schema}".deliveries AS d (idempotency_key, alarm_id, alarm_event_id, '
+                f'INSERT INTO "{SCHEMA}".deliveries AS d (idempotency_key, alarm_id, alarm_event_id, '
                 "channel, recipient, status, attempts, last_error, updated_at) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
                 "ON CONFLICT (idempotency_key) DO UPDATE SET status = excluded.status, "
@@ -72,12 +55,13 @@ class DeliveryLog:
                 record.error,
                 record.at,
             )
-            await enqueue(conn, self.schema, result)
+            await enqueue(conn, SCHEMA, result)
+        self._relay.kick()
 
     async def is_processed(self, event_id: str, consumer: str) -> bool:
         """Whether every delivery of this event was already recorded by `consumer`."""
         found = await self._pool.fetchval(
-            f'SELECT 1 FROM "{self.schema}".processed_events WHERE consumer = $1 AND event_id = $2',
+            f'SELECT 1 FROM "{SCHEMA}".processed_events WHERE consumer = $1 AND event_id = $2',
             consumer,
             event_id,
         )
@@ -86,4 +70,4 @@ class DeliveryLog:
     async def mark_processed(self, event_id: str, consumer: str) -> None:
         """Record that every delivery of this event is settled, so a redelivery of it does nothing."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await claim_event(conn, self.schema, event_id, consumer)
+            await claim_event(conn, SCHEMA, event_id, consumer)
