@@ -92,7 +92,7 @@ WITHIN_7 = Finding(code="expiry.within_7_days", severity="critical", message="ex
 _minutes = itertools.count()
 
 
-def finding(code: str, severity: Severity, trigger: Trigger) -> Finding:
+def finding(code: str, severity: Severity, trigger: Trigger | None) -> Finding:
     """A finding as the evaluator reports it."""
     return Finding(code=code, severity=severity, message=code, trigger=trigger)
 

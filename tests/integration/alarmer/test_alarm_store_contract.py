@@ -58,6 +58,15 @@ def alarm(alarm_id: str, target_key: str = BLOG, *, trigger: str = "expiry", **f
     return build_alarm(alarm_id=derived_id(alarm_id), key=key, evaluation_id=f"ev-{alarm_id}", **fields)
 
 
+def lifecycle() -> tuple[AlarmEvent, AlarmEvent, AlarmEvent]:
+    """Alarm 1 raised at warning, changed to critical, resolved."""
+    return (
+        alarm("1", level="warning"),
+        alarm("1", transition="changed", level="critical", previous_level="warning"),
+        alarm("1", transition="resolved", level="ok", previous_level="critical"),
+    )
+
+
 def announced(event: AlarmEvent) -> CloudEvent:
     """The CloudEvent announcing an alarm event."""
     return make_event(f"alarm.{event.transition}.v1", event, source="certmon/alarmer", subject=event.alarm_id)
@@ -138,9 +147,7 @@ async def test_open_alarms_are_listed_oldest_first(under_test: StoreUnderTest) -
 
 async def test_change_updates_the_open_alarm_and_resolve_closes_it(under_test: StoreUnderTest) -> None:
     """A change gives the open alarm its new level and event; a resolve takes it off the open alarms."""
-    raised = alarm("1", level="warning")
-    changed = alarm("1", transition="changed", level="critical", previous_level="warning")
-    resolved = alarm("1", transition="resolved", level="ok", previous_level="critical")
+    raised, changed, resolved = lifecycle()
     async with under_test.store.unit_of_work() as uow:
         await uow.record_transition(raised, at=NOW, cause="c")
         await uow.record_transition(changed, at=NOW + timedelta(minutes=1), cause="c")
@@ -152,9 +159,7 @@ async def test_change_updates_the_open_alarm_and_resolve_closes_it(under_test: S
 
 async def test_history_lists_an_alarms_transitions_oldest_first(under_test: StoreUnderTest) -> None:
     """Each transition is kept with its time, levels, cause and evaluation; ties keep the order recorded."""
-    raised = alarm("1", level="warning")
-    changed = alarm("1", transition="changed", level="critical", previous_level="warning")
-    resolved = alarm("1", transition="resolved", level="ok", previous_level="critical")
+    raised, changed, resolved = lifecycle()
     async with under_test.store.unit_of_work() as uow:
         await uow.record_transition(raised, at=NOW, cause="evaluation ev-a")
         await uow.record_transition(alarm("2", SHOP), at=NOW, cause="evaluation ev-b")

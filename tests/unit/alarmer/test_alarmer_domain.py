@@ -12,11 +12,12 @@ from services.alarmer.domain import (
     trigger_of,
 )
 from shared.events import AlarmKey, AlarmSummary, CertificateInfo, Evaluation, Finding, KeyInfo, TargetRef
-from shared.events.evaluation import Level, Severity, Trigger
-from shared.events.observation import ObservationError
+from shared.events.evaluation import Level, Trigger
+from tests.support.alarms import finding, unreachable
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-TARGET = "shop.example.com:443"
+SHOP = "shop.example.com"
+TARGET = f"{SHOP}:443"
 OLD = "a" * 64
 NEW = "b" * 64
 
@@ -36,11 +37,6 @@ def certificate(fingerprint: str) -> CertificateInfo:
     )
 
 
-def finding(code: str, severity: Severity, trigger: Trigger | None) -> Finding:
-    """A finding as the evaluator reports it."""
-    return Finding(code=code, severity=severity, message=code, trigger=trigger)
-
-
 def evaluated(fingerprint: str, *findings: Finding) -> Evaluation:
     """An evaluation of a reachable target serving the certificate `fingerprint`."""
     return Evaluation(
@@ -52,20 +48,6 @@ def evaluated(fingerprint: str, *findings: Finding) -> Evaluation:
         certificate=certificate(fingerprint),
         findings=list(findings),
         alarm=AlarmSummary(level="ok"),
-    )
-
-
-def unreachable() -> Evaluation:
-    """An evaluation of a target that refused the connection."""
-    return Evaluation(
-        target=TargetRef(host="shop.example.com", port=443, sni="shop.example.com"),
-        target_key=TARGET,
-        observed_at=NOW,
-        evaluated_at=NOW,
-        reachable=False,
-        error=ObservationError(kind="refused", message="connection refused"),
-        findings=[finding("endpoint.unreachable", "warning", "reachability")],
-        alarm=AlarmSummary(level="warning", triggers=["reachability"]),
     )
 
 
@@ -132,16 +114,16 @@ def test_renewed_certificate_with_its_own_problem_opens_a_new_alarm() -> None:
 
 def test_unreachable_does_not_resolve_the_certificates_alarms() -> None:
     """No certificate is unknown, not ok: the certificate's alarm stays and a reachability alarm is raised."""
-    decisions = run([open_alarm(OLD, "expiry", "critical")], unreachable(), failures=1)
+    decisions = run([open_alarm(OLD, "expiry", "critical")], unreachable(SHOP), failures=1)
     assert decisions == [
-        Decision("raised", key(NO_CERTIFICATE, "reachability"), "warning", None, tuple(unreachable().findings))
+        Decision("raised", key(NO_CERTIFICATE, "reachability"), "warning", None, tuple(unreachable(SHOP).findings))
     ]
 
 
 def test_unreachable_becomes_critical_after_consecutive_failures() -> None:
     """The reachability alarm stays at warning for two failures and changes to critical at the third."""
-    second = run([open_alarm(NO_CERTIFICATE, "reachability", "warning")], unreachable(), failures=2)
-    third = run([open_alarm(NO_CERTIFICATE, "reachability", "warning")], unreachable(), failures=3)
+    second = run([open_alarm(NO_CERTIFICATE, "reachability", "warning")], unreachable(SHOP), failures=2)
+    third = run([open_alarm(NO_CERTIFICATE, "reachability", "warning")], unreachable(SHOP), failures=3)
     assert second == []
     assert [(d.transition, d.level, d.previous_level) for d in third] == [("changed", "critical", "warning")]
 
@@ -157,7 +139,7 @@ def test_reachable_again_resolves_the_reachability_alarm() -> None:
 
 def test_consecutive_failures_count_up_and_reset_on_success() -> None:
     """Each unobserved evaluation lengthens the run; an observed certificate ends it."""
-    assert consecutive_failures(2, unreachable()) == 3
+    assert consecutive_failures(2, unreachable(SHOP)) == 3
     assert consecutive_failures(2, evaluated(OLD)) == 0
 
 
