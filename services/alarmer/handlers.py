@@ -10,9 +10,9 @@ The bus validates each payload before a handler sees it; one that is not an eval
 
 import structlog
 
-from services.alarmer.alarm_events import alarm_event, envelope, new_alarm_id
-from services.alarmer.domain import consecutive_failures, decide
-from services.alarmer.ownership import configured_target
+from services.alarmer.domain.alarm_events import alarm_event, envelope, new_alarm_id
+from services.alarmer.domain.alarms import consecutive_failures, decide
+from services.alarmer.domain.ownership import configured_target
 from services.alarmer.ports import AlarmStore, AlarmUnitOfWork
 from shared.broker import Message, Subscription
 from shared.clock import Clock

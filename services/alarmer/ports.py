@@ -11,7 +11,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
-from services.alarmer.domain import OpenAlarm
+from services.alarmer.domain.alarms import OpenAlarm
 from shared.events import AlarmEvent, CloudEvent
 
 

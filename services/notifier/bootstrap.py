@@ -11,10 +11,10 @@ import structlog
 from services.notifier.adapters.console import ConsoleSender
 from services.notifier.adapters.delivery_log import SCHEMA, PostgresDeliveryLog
 from services.notifier.adapters.email import EmailSender
-from services.notifier.domain import ChannelKind, RetryPolicy
+from services.notifier.adapters.rendering import Renderer
+from services.notifier.domain.deliveries import ChannelKind, RetryPolicy
 from services.notifier.handlers import QUEUE, AlarmHandler, subscriptions
 from services.notifier.ports import Sender
-from services.notifier.rendering import Renderer
 from shared.broker import Bus
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig

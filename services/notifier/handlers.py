@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import structlog
 
-from services.notifier.domain import ChannelKind, Delivery, RetryPolicy, plan_deliveries
+from services.notifier.adapters.rendering import RenderedMessage, Renderer, RenderError
+from services.notifier.domain.deliveries import ChannelKind, Delivery, RetryPolicy, plan_deliveries
 from services.notifier.ports import DeliveryError, DeliveryLog, DeliveryRecord, Sender, Status
-from services.notifier.rendering import RenderedMessage, Renderer, RenderError
 from shared.broker import Message, Subscription
 from shared.clock import Clock
 from shared.events import AlarmEvent, NotificationResult, derived_id, make_event

@@ -12,7 +12,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Literal, Self
 
-from services.alarmer.domain import OpenAlarm
+from services.alarmer.domain.alarms import OpenAlarm
 from services.alarmer.ports import HistoryEntry, StoredAlarm, TargetHealth
 from shared.events import AlarmEvent, CloudEvent
 

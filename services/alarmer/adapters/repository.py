@@ -12,7 +12,7 @@ from typing import Self
 
 import asyncpg
 
-from services.alarmer.domain import OpenAlarm
+from services.alarmer.domain.alarms import OpenAlarm
 from services.alarmer.ports import HistoryEntry, StoredAlarm, TargetHealth
 from shared.db import claim_event, load_migrations, migrate
 from shared.events import AlarmEvent, AlarmKey, CloudEvent

@@ -4,9 +4,9 @@ other way to reach an owner."""
 import sys
 from typing import TextIO
 
-from services.notifier.domain import Delivery
+from services.notifier.adapters.rendering import RenderedMessage
+from services.notifier.domain.deliveries import Delivery
 from services.notifier.ports import DeliveryError
-from services.notifier.rendering import RenderedMessage
 
 _RULE = "=" * 72
 

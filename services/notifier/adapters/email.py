@@ -17,9 +17,9 @@ import aiosmtplib
 import structlog
 from pydantic import SecretStr
 
-from services.notifier.domain import Delivery
+from services.notifier.adapters.rendering import RenderedMessage
+from services.notifier.domain.deliveries import Delivery
 from services.notifier.ports import DeliveryError
-from services.notifier.rendering import RenderedMessage
 from shared.clock import Clock, utc_now
 from shared.config import EmailChannel
 

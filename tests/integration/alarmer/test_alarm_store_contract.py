@@ -11,7 +11,7 @@ import pytest
 
 from services.alarmer.adapters.memory import InMemoryAlarmStore
 from services.alarmer.adapters.repository import SCHEMA, PostgresAlarmStore
-from services.alarmer.domain import OpenAlarm
+from services.alarmer.domain.alarms import OpenAlarm
 from services.alarmer.ports import AlarmStore, HistoryEntry, TargetHealth
 from shared.broker import InMemoryBus
 from shared.events import AlarmEvent, AlarmKey, CloudEvent, derived_id, make_event

@@ -10,7 +10,7 @@ import pytest
 
 from services.notifier.adapters.delivery_log import SCHEMA, PostgresDeliveryLog
 from services.notifier.adapters.memory import InMemoryDeliveryLog
-from services.notifier.domain import ChannelKind, Delivery, idempotency_key
+from services.notifier.domain.deliveries import ChannelKind, Delivery, idempotency_key
 from services.notifier.ports import DeliveryLog, DeliveryRecord, Status
 from shared.broker import InMemoryBus
 from shared.events import CloudEvent, NotificationResult, make_event

@@ -8,9 +8,9 @@ import pytest
 import structlog.testing
 
 from services.notifier.adapters.email import EmailSender
-from services.notifier.domain import ChannelKind, plan_deliveries
+from services.notifier.adapters.rendering import Renderer
+from services.notifier.domain.deliveries import ChannelKind, plan_deliveries
 from services.notifier.ports import DeliveryError
-from services.notifier.rendering import Renderer
 from shared.config import EmailChannel
 
 PASSWORD = "s3cr3t-Sm7p-pässword"

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from services.notifier.bootstrap import NotifierService, bootstrap
-from services.notifier.domain import RetryPolicy
+from services.notifier.domain.deliveries import RetryPolicy
 from shared.broker import InMemoryBus
 from shared.config import CertmonConfig
 from shared.events import CloudEvent, make_event

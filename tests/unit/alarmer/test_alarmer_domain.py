@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from services.alarmer.domain import (
+from services.alarmer.domain.alarms import (
     NO_CERTIFICATE,
     Decision,
     OpenAlarm,

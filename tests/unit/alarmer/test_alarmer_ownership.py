@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from services.alarmer.ownership import configured_target, owners_for, target_from_ref
+from services.alarmer.domain.ownership import configured_target, owners_for, target_from_ref
 from shared.config import parse_config
 from shared.events import AlarmSummary, CertificateInfo, Evaluation, KeyInfo, TargetRef
 

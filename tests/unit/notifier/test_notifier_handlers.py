@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from services.notifier.adapters.memory import InMemoryDeliveryLog
-from services.notifier.domain import ChannelKind, Delivery, RetryPolicy, plan_deliveries
+from services.notifier.adapters.rendering import RenderedMessage, Renderer
+from services.notifier.domain.deliveries import ChannelKind, Delivery, RetryPolicy, plan_deliveries
 from services.notifier.handlers import CONSUMER, AlarmHandler
 from services.notifier.ports import DeliveryError, DeliveryRecord
-from services.notifier.rendering import RenderedMessage, Renderer
 from shared.broker import Message
 from shared.events import AlarmEvent, CloudEvent, OwnerRef, make_event
 from tests.support.alarms import NOW

@@ -2,7 +2,7 @@
 
 import pytest
 
-from services.notifier.domain import ChannelKind, RetryPolicy, idempotency_key, plan_deliveries
+from services.notifier.domain.deliveries import ChannelKind, RetryPolicy, idempotency_key, plan_deliveries
 from shared.events import OwnerRef
 
 EMAIL_AND_CONSOLE = (ChannelKind.EMAIL, ChannelKind.CONSOLE)

@@ -5,8 +5,8 @@ import io
 import pytest
 
 from services.notifier.adapters.console import ConsoleSender
-from services.notifier.domain import ChannelKind, plan_deliveries
-from services.notifier.rendering import Renderer, RenderError, days_phrase, subject_line
+from services.notifier.adapters.rendering import Renderer, RenderError, days_phrase, subject_line
+from services.notifier.domain.deliveries import ChannelKind, plan_deliveries
 from shared.events import TargetRef
 from tests.support.alarms import FINGERPRINT
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from services.notifier.domain import Delivery
+from services.notifier.domain.deliveries import Delivery
 from shared.events import AlarmEvent, TargetRef
 
 #: The most a rendered body may weigh; the sandbox bounds what a template may call, not how much it prints.
@@ -133,7 +133,7 @@ class Renderer:
         loaders: list[jinja2.BaseLoader] = []
         if templates_dir is not None:
             loaders.append(jinja2.FileSystemLoader(templates_dir))
-        loaders.append(jinja2.PackageLoader("services.notifier", "templates"))
+        loaders.append(jinja2.PackageLoader("services.notifier.adapters", "templates"))
         self._public_url = public_url
         self._env = ImmutableSandboxedEnvironment(
             loader=jinja2.ChoiceLoader(loaders),

@@ -2,8 +2,8 @@
 
 from datetime import datetime
 
-from services.alarmer.domain import Decision
-from services.alarmer.ownership import owners_for
+from services.alarmer.domain.alarms import Decision
+from services.alarmer.domain.ownership import owners_for
 from shared.config import CertmonConfig
 from shared.events import AlarmEvent, CloudEvent, Evaluation, Target, derived_id, make_event
 
