@@ -24,6 +24,9 @@ from shared.events import Evaluation, Observation, Target
 from shared.logging import configure_logging
 from shared.settings import Settings
 
+#: The caches of the run, held to the end of the process and left there, as `certmon check` does.
+_KEPT_TO_EXIT: list[object] = []
+
 #: Stage name → what it adds, in order.
 STAGES = (
     ("observe", "read the file, find its PEM blocks, build the observation"),
@@ -76,6 +79,7 @@ def main() -> None:
     for target in expand_file_targets(Target(file=str(directory))):
         step(observe_file(target, now=now))
     gc.freeze()  # as `certmon check` exits: no last collection over what the caches hold
+    _KEPT_TO_EXIT.extend((caches, _KEPT_TO_EXIT))  # nor freed one by one as `main` returns
 
 
 if __name__ == "__main__":

@@ -24,6 +24,12 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
+#: The run's caches, held to the end of the process and left there: freeing their thousands of kept certificates
+#: one by one would cost more than the rest of the exit. The list holds itself, so clearing this module's globals
+#: at exit does not free it either, and the check freezes it out of the collector's last pass.
+_KEPT_TO_EXIT: list[object] = []
+
+
 def _console(*, stderr: bool = False) -> "Console":
     from rich.console import Console  # imported only to print for people: `--json` output never needs it
 
@@ -87,6 +93,8 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
     # walk it all, seconds for a directory of distinct certificates.
     gc.freeze()
     gc.disable()
+    caches = EvaluatorCaches()  # one set of memos for the run, shared by every target
+    _KEPT_TO_EXIT.extend((caches, _KEPT_TO_EXIT))
     codes: set[int] = set()
     shown: list[Evaluation] = []
     writer = JsonWriter(_bulk_stdout()) if args.json else None
@@ -105,7 +113,7 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
             config=config,
             limits=limits,
             concurrency=scan_concurrency(settings, config),
-            caches=EvaluatorCaches(),  # one set of memos for the run, shared by every target
+            caches=caches,
             extra_ca_files=args.ca_file,
         )
     except TrustStoreError as exc:

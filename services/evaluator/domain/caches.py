@@ -88,7 +88,11 @@ class EvaluatorCaches:
     def __init__(self, *, verifier: Verifier = ask, certificates: int = CERTIFICATE_ENTRIES) -> None:
         self.verifier = verifier
         self.issuer_names: BoundedMemo[bytes, tuple[str, NameKey]] = BoundedMemo(ISSUER_NAME_ENTRIES)
+        # The memos hold functions, not this object, so that a dropped `EvaluatorCaches` is freed at once (as a
+        # benchmark drops one per evaluation) instead of waiting, with every certificate in it, for the collector.
+        self._parse_new = functools.partial(parse_certificate, issuer_names=self.issuer_names)
         self._parsed = functools.lru_cache(maxsize=certificates)(self._parse_new)
+        self._decode_new = functools.partial(_decode_and_parse, parsed=self._parsed, parse_new=self._parse_new)
         self._decoded = functools.lru_cache(maxsize=certificates)(self._decode_new)
         self.links: BoundedMemo[tuple[str, bytes], bool | None] = BoundedMemo(SIGNATURE_ENTRIES)
         self.signatures: BoundedMemo[tuple[x509.Certificate, bytes], bool | None] = BoundedMemo(SIGNATURE_ENTRIES)
@@ -113,9 +117,15 @@ class EvaluatorCaches:
         """`parse` of a base64 DER certificate, kept by the text itself: decoding one seen before is spared."""
         return self._decoded(text) if len(text) <= _MEMOISED_BASE64 else self._decode_new(text)
 
-    def _parse_new(self, der: bytes) -> ParsedCert | str:
-        return parse_certificate(der, self.issuer_names)
 
-    def _decode_new(self, text: str) -> ParsedCert | str:
-        der = decode_base64(text)
-        return der if isinstance(der, str) else self.parse(der)
+def _decode_and_parse(
+    text: str,
+    *,
+    parsed: Callable[[bytes], ParsedCert | str],
+    parse_new: Callable[[bytes], ParsedCert | str],
+) -> ParsedCert | str:
+    """`EvaluatorCaches.parse` of the DER in `text`, given its memo (`parsed`) and the parser itself."""
+    der = decode_base64(text)
+    if isinstance(der, str):
+        return der
+    return parsed(der) if len(der) <= MEMOISED_CERTIFICATE_BYTES else parse_new(der)
