@@ -2,9 +2,9 @@
 
 import pytest
 
-from services.evaluator.domain import TrustStore
+from services.evaluator.domain import EvaluatorCaches, TrustStore
 from tests.support.pki import Issued, make_ca, make_leaf, rsa_key
-from tests.unit.evaluator.evaluator_support import store
+from tests.unit.evaluator.evaluator_support import CountingVerifier, store
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +41,15 @@ def trust(root: Issued) -> TrustStore:
 def leaf(intermediate: Issued) -> Issued:
     """A healthy leaf for `localhost`, issued by the intermediate, valid 200 more days."""
     return make_leaf(intermediate, ("localhost", "www.localhost"))
+
+
+@pytest.fixture
+def counted() -> CountingVerifier:
+    """The real verifier, counting its questions."""
+    return CountingVerifier()
+
+
+@pytest.fixture
+def caches(counted: CountingVerifier) -> EvaluatorCaches:
+    """This test's caches, starting empty, asking `counted`."""
+    return EvaluatorCaches(verifier=counted)

@@ -16,18 +16,6 @@ SECOND = dt.timedelta(seconds=1)
 
 
 @pytest.fixture
-def counted() -> CountingVerifier:
-    """The real verifier, counting its questions."""
-    return CountingVerifier()
-
-
-@pytest.fixture
-def caches(counted: CountingVerifier) -> EvaluatorCaches:
-    """This test's caches, starting empty, asking `counted`."""
-    return EvaluatorCaches(verifier=counted)
-
-
-@pytest.fixture
 def asked(counted: CountingVerifier) -> list[dt.datetime]:
     """The validation times at which the real verifier was asked."""
     return counted.times
