@@ -12,8 +12,8 @@ from pathlib import Path
 from services.evaluator import evaluate_observation
 from services.evaluator.adapters.aia import AddressPolicy, AiaFetcher
 from services.evaluator.adapters.trust import load_trust_store
-from services.evaluator.completion import IntermediateFinder
 from services.evaluator.domain import EvaluatorCaches
+from services.evaluator.service_layer.intermediate_finder import IntermediateFinder
 from services.scanner.domain.limits import ProbeLimits
 from services.scanner.probes.files.source import expand_file_targets, observe_file
 from services.scanner.service_layer.scan_limiter import ScanLimiter

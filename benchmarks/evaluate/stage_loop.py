@@ -12,12 +12,12 @@ from pathlib import Path
 
 from services.check_output import JsonWriter
 from services.evaluator.adapters.trust import load_trust_store
-from services.evaluator.application import evaluate_observation
-from services.evaluator.completion import IntermediateFinder
 from services.evaluator.domain import EvaluatorCaches, evaluate
 from services.evaluator.domain.chain import analyse_chain
 from services.evaluator.domain.parse import parse_chain, parse_presented
 from services.evaluator.domain.verifier import verify_path
+from services.evaluator.service_layer.evaluate_observation import evaluate_observation
+from services.evaluator.service_layer.intermediate_finder import IntermediateFinder
 from services.scanner.probes.files.source import expand_file_targets, observe_file
 from shared.config import Policy, load_app_config
 from shared.events import Evaluation, Observation, Target

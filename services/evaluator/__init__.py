@@ -3,6 +3,6 @@
 `evaluate_observation` is the one-off entry point `certmon check` uses; `bootstrap` wires the service.
 """
 
-from services.evaluator.application import evaluate_observation
+from services.evaluator.service_layer.evaluate_observation import evaluate_observation
 
 __all__ = ["evaluate_observation"]

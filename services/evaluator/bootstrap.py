@@ -5,9 +5,9 @@ import structlog
 
 from services.evaluator.adapters.aia import AddressPolicy, AiaFetcher
 from services.evaluator.adapters.trust import TrustStoreError, load_trust_store
-from services.evaluator.completion import IntermediateFinder
 from services.evaluator.domain import EvaluatorCaches, TrustStore
 from services.evaluator.handlers import ObservationHandler, subscriptions
+from services.evaluator.service_layer.intermediate_finder import IntermediateFinder
 from shared.broker import Bus, Subscription
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
@@ -54,9 +54,9 @@ def bootstrap(
     except TrustStoreError as exc:  # a CA file that exists but holds no certificate: refuse to start, clearly
         raise RuntimeConfigError(f"trust store: {exc}") from exc
     fetcher = aia or AiaFetcher(policy=AddressPolicy.from_scanning(config.scanning))
-    # One set of memos for the process, shared by every evaluation; the handler reaches it through the finder.
-    finder = IntermediateFinder(aia=fetcher, caches=EvaluatorCaches())
-    handler = ObservationHandler(bus=bus, config=config, trust=store, clock=clock, finder=finder)
+    caches = EvaluatorCaches()  # one set of memos for the process, shared by every evaluation
+    finder = IntermediateFinder(aia=fetcher, caches=caches)
+    handler = ObservationHandler(bus=bus, config=config, trust=store, clock=clock, caches=caches, finder=finder)
     return EvaluatorService(bus=bus, routes=subscriptions(handler))
 
 

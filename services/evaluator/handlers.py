@@ -8,9 +8,9 @@ import asyncio
 
 import structlog
 
-from services.evaluator.application import evaluate_observation
-from services.evaluator.completion import IntermediateFinder
-from services.evaluator.domain import TrustStore
+from services.evaluator.domain import EvaluatorCaches, TrustStore
+from services.evaluator.service_layer.evaluate_observation import evaluate_observation
+from services.evaluator.service_layer.intermediate_finder import IntermediateFinder
 from shared.broker import Bus, Message, Subscription
 from shared.clock import Clock
 from shared.config import CertmonConfig
@@ -34,10 +34,11 @@ class ObservationHandler:
         config: CertmonConfig,
         trust: TrustStore,
         clock: Clock,
+        caches: EvaluatorCaches,
         finder: IntermediateFinder | None = None,
     ) -> None:
         self._bus, self._config, self._trust, self._clock = bus, config, trust, clock
-        self._finder = finder
+        self._caches, self._finder = caches, finder
 
     async def __call__(self, message: Message[Observation]) -> None:
         """Evaluate (off the event loop: signature checks are CPU work, and completing a chain may fetch an
@@ -49,6 +50,7 @@ class ObservationHandler:
             config=self._config,
             trust=self._trust,
             now=self._clock(),
+            caches=self._caches,
             finder=self._finder,
         )
         out = make_event(

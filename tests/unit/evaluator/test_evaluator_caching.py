@@ -22,7 +22,7 @@ from services.evaluator.domain.parse import (
 from shared.der import element
 from shared.events import Observation
 from tests.support.pki import NOW, Issued, ec_key, make_ca, make_leaf
-from tests.unit.evaluator.depth.depth_support import assemble, outer_parts, tlv
+from tests.unit.evaluator.crafted_certificates import assemble, outer_parts, tlv
 from tests.unit.evaluator.evaluator_support import b64, judge, large_leaf, observation, store
 
 

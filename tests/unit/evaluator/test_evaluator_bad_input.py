@@ -6,7 +6,7 @@ from services.evaluator.domain import TrustStore
 from services.evaluator.domain.evaluate import MAX_PRESENTED
 from shared.events import Evaluation
 from tests.support.pki import Issued, make_ca, make_leaf
-from tests.unit.evaluator.depth.depth_support import (
+from tests.unit.evaluator.crafted_certificates import (
     EC_PUBLIC_KEY_OID,
     ECDSA_SHA256_OID,
     UNKNOWN_KEY_OID,

@@ -10,7 +10,7 @@ from cryptography.x509 import ocsp
 from services.evaluator.domain import TrustStore
 from shared.events import Evaluation, NegotiatedTls, Observation, Target, TlsFacts
 from tests.support.pki import NOW, Issued, make_ca, make_leaf
-from tests.unit.evaluator.depth.depth_support import build_leaf, ocsp_responder, ocsp_response
+from tests.unit.evaluator.crafted_certificates import build_leaf, ocsp_responder, ocsp_response
 from tests.unit.evaluator.evaluator_support import b64, codes, judge, observation, severity
 
 

@@ -11,11 +11,11 @@ changes) but holds dicts and lists, so it has no hash of its own.
 from dataclasses import replace
 from datetime import datetime
 
-from services.evaluator.completion import IntermediateFinder
 from services.evaluator.domain import EvaluatorCaches, ParsedCert, TrustStore, evaluate
 from services.evaluator.domain.caches import Resolution, ResolutionKey
 from services.evaluator.domain.memo import Identity
 from services.evaluator.domain.parse import parse_presented
+from services.evaluator.service_layer.intermediate_finder import IntermediateFinder
 from shared.config import CertificateFacts, CertmonConfig, resolve_owners, resolve_policy, server_for
 from shared.config.resolve import matching_rules
 from shared.events.evaluation import Evaluation
@@ -77,16 +77,14 @@ def evaluate_observation(
     config: CertmonConfig,
     trust: TrustStore,
     now: datetime,
-    caches: EvaluatorCaches | None = None,
+    caches: EvaluatorCaches,
     finder: IntermediateFinder | None = None,
 ) -> Evaluation:
     """Resolve the policy (defaults, owner, server, certificate rules) for this observation and evaluate it at
     `now`; with a `finder`, intermediates the server did not send are looked up first (cache, then AIA).
 
-    `caches` are the process's memos, which the composition root builds once; without them, the finder's (built
-    with the same), else a new set that lives for this call. They change only the speed, never the answer."""
-    if caches is None:
-        caches = finder.caches if finder is not None else EvaluatorCaches()
+    `caches` are the process's memos, which the composition root builds once; they change only the speed, never
+    the answer."""
     facts = certificate_facts(observation, config, caches)
     resolved = _resolve(config, observation.target, facts, observation.address, caches)
     extra = finder.candidates(observation.chain, trust) if finder is not None else ()

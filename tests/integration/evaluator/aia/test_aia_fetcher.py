@@ -8,12 +8,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
 from services.evaluator import evaluate_observation
 from services.evaluator.adapters.aia import AddressPolicy, AiaError, AiaFetcher
-from services.evaluator.completion import IntermediateFinder
 from services.evaluator.domain import TrustStore
+from services.evaluator.service_layer.intermediate_finder import IntermediateFinder
 from shared.config import parse_config
-from tests.integration.evaluator.depth.conftest import AiaServer
+from tests.integration.evaluator.aia.conftest import AiaServer
 from tests.support.pki import NOW, make_ca
-from tests.unit.evaluator.depth.depth_support import build_leaf
+from tests.unit.evaluator.crafted_certificates import build_leaf
 from tests.unit.evaluator.evaluator_support import b64, observation
 
 LOCAL = AddressPolicy(allow=(ip_network("127.0.0.1/32"),))
@@ -109,7 +109,9 @@ def test_finder_completes_from_the_leafs_aia_url(aia_server: AiaServer) -> None:
     (found,) = finder.candidates([b64(leaf)], trust)
     assert (found.cert, found.origin) == (intermediate.cert, "aia")
     assert url in found.source
-    evaluation = evaluate_observation(observation(leaf), config=parse_config({}), trust=trust, now=NOW, finder=finder)
+    evaluation = evaluate_observation(
+        observation(leaf), config=parse_config({}), trust=trust, now=NOW, caches=finder.caches, finder=finder
+    )
     chain = evaluation.chain
     assert (chain.trusted, chain.complete, chain.completed_from) == (True, False, "aia")
     assert any(f.code == "chain.incomplete" and url in f.message for f in evaluation.findings)

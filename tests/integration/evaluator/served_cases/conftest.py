@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from services.evaluator.domain import TrustStore
-from tests.integration.evaluator.zoo.zoo_pki import Pki, Served, build_pki, write_cases
+from tests.integration.evaluator.served_cases.cases import Pki, Served, build_pki, write_cases
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,13 @@
 """Chain completion: intermediates the server did not send, found in the known-intermediates cache or elsewhere."""
 
-from services.evaluator.completion import CACHE_SOURCE, IntermediateFinder
 from services.evaluator.domain import EvaluatorCaches, TrustStore, evaluate
 from services.evaluator.domain.completion import CandidateIntermediate, first_gap
 from services.evaluator.domain.parse import fingerprint_of
+from services.evaluator.service_layer.intermediate_finder import CACHE_SOURCE, IntermediateFinder
 from shared.config import Policy
 from shared.events import Evaluation
 from tests.support.pki import NOW, Issued, ec_key, make_ca, make_leaf
-from tests.unit.evaluator.depth.depth_support import build_ca, build_leaf
+from tests.unit.evaluator.crafted_certificates import build_ca, build_leaf
 from tests.unit.evaluator.evaluator_support import b64, codes, observation, severity
 
 

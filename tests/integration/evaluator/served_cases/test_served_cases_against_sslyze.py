@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict
 
 from services.evaluator.domain import TrustStore
 from shared.events import Evaluation
-from tests.integration.evaluator.zoo.test_zoo import observe_and_evaluate
-from tests.integration.evaluator.zoo.zoo_pki import CASES, HOST, Served, served_context
+from tests.integration.evaluator.served_cases.cases import CASES, HOST, Served, served_context
+from tests.integration.evaluator.served_cases.test_served_case_verdicts import observe_and_evaluate
 from tests.support.sslyze_env import BUILD_SECONDS, DRIVER, sslyze_env_problem, sslyze_python
 from tests.support.tls_server import tls_server
 

@@ -13,11 +13,11 @@ from shared.broker import InMemoryBus
 from shared.config import parse_config
 from shared.events import Evaluation, NegotiatedTls, Observation, Target, TlsFacts, make_event
 from shared.settings import Settings
-from tests.integration.evaluator.depth.conftest import AiaServer
+from tests.integration.evaluator.aia.conftest import AiaServer
 from tests.support.pki import NOW, Issued, make_ca, make_leaf
-from tests.unit.evaluator.depth.depth_support import build_leaf
+from tests.unit.evaluator.crafted_certificates import build_leaf
 
-EVALUATIONS = "test.depth.evaluations"
+EVALUATIONS = "test.aia.evaluations"
 
 
 async def _evaluate_once(config: dict[str, Any], root: Issued, chain: list[Issued], host: str, **kw: Any) -> Evaluation:

@@ -1,16 +1,17 @@
-"""The zoo: each case served by a real TLS server on 127.0.0.1, observed by the scanner, judged exactly."""
+"""The served cases (a badssl-style zoo): each served by a real TLS server on 127.0.0.1, observed by the
+scanner, judged exactly."""
 
 import ssl
 
 import pytest
 
 from services.evaluator import evaluate_observation
-from services.evaluator.domain import TrustStore
+from services.evaluator.domain import EvaluatorCaches, TrustStore
 from services.scanner.domain.limits import ProbeLimits
 from services.scanner.service_layer.observe import observe
 from shared.config import parse_config
 from shared.events import Evaluation, Target
-from tests.integration.evaluator.zoo.zoo_pki import CASES, HOST, Served, served_context
+from tests.integration.evaluator.served_cases.cases import CASES, HOST, Served, served_context
 from tests.support.pki import NOW
 from tests.support.tls_server import tls_server
 
@@ -37,7 +38,7 @@ async def observe_and_evaluate(served: Served, trust: TrustStore) -> Evaluation:
         pytest.skip(f"no TLS handshake with {served.case.needs}: {observation.error.message}")
     assert observation.error is None, observation.error
     assert len(observation.chain) == len(served.sent)
-    return evaluate_observation(observation, config=parse_config({}), trust=trust, now=NOW)
+    return evaluate_observation(observation, config=parse_config({}), trust=trust, now=NOW, caches=EvaluatorCaches())
 
 
 @pytest.mark.parametrize("name", [case.name for case in CASES])
