@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from services import START_ORDER
-from services.exit_codes import EXIT_UNKNOWN
+from services.commands.exit_codes import EXIT_UNKNOWN
 
 
 class _Parser(argparse.ArgumentParser):
@@ -110,7 +110,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from services.commands.run import run
-    from shared.runtime import RuntimeConfigError
+    from shared.settings import RuntimeConfigError
 
     _modules_loaded()
 

@@ -15,10 +15,9 @@ import structlog
 
 from shared.broker import Bus
 from shared.clock import Clock, utc_now
-from shared.config import CertmonConfig, load_app_config
+from shared.config import CertmonConfig
 from shared.health import Readiness, database_probe, health_app, readiness
 from shared.http_server import HttpServer
-from shared.logging import configure_logging
 from shared.runtime import CONNECT_BACKOFF, Infrastructure, StartAborted, infrastructure
 from shared.service import Service
 from shared.settings import Settings
@@ -182,21 +181,3 @@ async def serve(
     finally:
         if http is not None:
             await http.stop()
-
-
-async def serve_one(builder: ServiceBuilder, *, needs_database: bool = True, health_server: bool = True) -> None:
-    """The `python -m services.<name>` entry point: one service on the configured broker and database
-    (`health_server=False` for a service that serves the health routes itself, as the reporter does)."""
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
-    config = load_app_config(settings)
-    with ShutdownSignal() as shutdown:
-        await serve(
-            [builder],
-            settings,
-            config,
-            shutdown,
-            allow_embedded=False,
-            needs_database=needs_database,
-            health_server=health_server,
-        )

@@ -19,13 +19,9 @@ from shared.broker import Bus, BusError, InMemoryBus
 from shared.broker.amqp import AmqpBus
 from shared.db import DatabaseError, create_pool
 from shared.periodic import Backoff
-from shared.settings import Settings
+from shared.settings import RuntimeConfigError, Settings
 
 log = structlog.get_logger(__name__)
-
-
-class RuntimeConfigError(Exception):
-    """The process cannot start with these settings (the message says what to set)."""
 
 
 class StartAborted(Exception):

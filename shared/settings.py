@@ -14,6 +14,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 SECRETS_DIR = Path(os.environ.get("CERTMON_SECRETS_DIR", "/run/secrets/certmon"))
 
 
+class RuntimeConfigError(Exception):
+    """The process cannot start with these settings (the message says what to set)."""
+
+
 class Settings(BaseSettings):
     """Deployment settings; every secret is a SecretStr so it never prints."""
 

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from services.check_output import JsonWriter
+from services.commands.check.output import JsonWriter
 from services.evaluator.adapters.trust import load_trust_store
 from services.evaluator.domain import EvaluatorCaches, evaluate
 from services.evaluator.domain.chain import analyse_chain

@@ -1,8 +1,8 @@
-"""`python -m services.alarmer`: run the alarmer alone."""
+"""`python -m services.alarmer`: the same as `certmon alarmer` (one way to run a service)."""
 
-import asyncio
+import sys
 
-from services.alarmer.bootstrap import run_standalone
+from services.cli import main
 
 if __name__ == "__main__":
-    asyncio.run(run_standalone())
+    sys.exit(main(["alarmer", *sys.argv[1:]]))

@@ -9,7 +9,6 @@ from services.alarmer.handlers import EvaluationHandler, subscriptions
 from shared.broker import Bus, Subscription
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
-from shared.lifecycle import serve_one
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 
@@ -55,8 +54,3 @@ def bootstrap(
     store = PostgresAlarmStore(pool, outbox)
     evaluations = EvaluationHandler(store=store, config=config, clock=clock)
     return AlarmerService(bus=bus, store=store, outbox=outbox, routes=subscriptions(evaluations))
-
-
-async def run_standalone() -> None:
-    """Run the alarmer alone on RabbitMQ and PostgreSQL from `CERTMON_*` settings until SIGINT or SIGTERM."""
-    await serve_one(bootstrap)

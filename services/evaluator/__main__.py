@@ -1,8 +1,8 @@
-"""`python -m services.evaluator`: run the evaluator alone."""
+"""`python -m services.evaluator`: the same as `certmon evaluator` (one way to run a service)."""
 
-import asyncio
+import sys
 
-from services.evaluator.bootstrap import run_standalone
+from services.cli import main
 
 if __name__ == "__main__":
-    asyncio.run(run_standalone())
+    sys.exit(main(["evaluator", *sys.argv[1:]]))

@@ -1,19 +1,26 @@
 """Wiring: the evaluator service from settings, config and a bus (the composition root calls `bootstrap`)."""
 
-import asyncpg
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import structlog
 
 from services.evaluator.adapters.aia import AddressPolicy, AiaFetcher
 from services.evaluator.adapters.trust import TrustStoreError, load_trust_store
 from services.evaluator.domain import EvaluatorCaches, TrustStore
 from services.evaluator.handlers import ObservationHandler, subscriptions
+from services.evaluator.service_layer.evaluate_observation import Evaluator
 from services.evaluator.service_layer.intermediate_finder import IntermediateFinder
 from shared.broker import Bus, Subscription
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
-from shared.lifecycle import serve_one
-from shared.runtime import RuntimeConfigError
-from shared.settings import Settings
+from shared.settings import RuntimeConfigError, Settings
+
+if TYPE_CHECKING:
+    import asyncpg  # the evaluator keeps no state; the pool is only part of every bootstrap's signature
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +44,22 @@ class EvaluatorService:
         log.info("evaluator_stopped")
 
 
+def build_evaluator(
+    config: CertmonConfig,
+    *,
+    extra_ca_files: Sequence[Path] = (),
+    trust: TrustStore | None = None,
+    aia: AiaFetcher | None = None,
+) -> Evaluator:
+    """What evaluates observations in this process: the configured trust store (plus `extra_ca_files`), one set
+    of caches shared by every evaluation, and an intermediate finder fetching by AIA under the `scanning:` address
+    policy. The evaluation handler and `certmon check` both evaluate through it. Raises TrustStoreError."""
+    store = trust or load_trust_store([*config.trust.ca_files, *extra_ca_files], config.trust.replace_default)
+    fetcher = aia or AiaFetcher(policy=AddressPolicy.from_scanning(config.scanning))
+    caches = EvaluatorCaches()
+    return Evaluator(config, store, caches, IntermediateFinder(aia=fetcher, caches=caches))
+
+
 def bootstrap(
     settings: Settings,
     config: CertmonConfig,
@@ -50,16 +73,8 @@ def bootstrap(
     """Build the evaluator; `pool` is unused (it keeps only in-memory caches), `trust` defaults to the configured
     store, `aia` to a fetcher under the `scanning:` address policy (tests pass one that allows 127.0.0.1)."""
     try:
-        store = trust or load_trust_store(config.trust.ca_files, config.trust.replace_default)
+        evaluator = build_evaluator(config, trust=trust, aia=aia)
     except TrustStoreError as exc:  # a CA file that exists but holds no certificate: refuse to start, clearly
         raise RuntimeConfigError(f"trust store: {exc}") from exc
-    fetcher = aia or AiaFetcher(policy=AddressPolicy.from_scanning(config.scanning))
-    caches = EvaluatorCaches()  # one set of memos for the process, shared by every evaluation
-    finder = IntermediateFinder(aia=fetcher, caches=caches)
-    handler = ObservationHandler(bus=bus, config=config, trust=store, clock=clock, caches=caches, finder=finder)
+    handler = ObservationHandler(bus=bus, evaluator=evaluator, clock=clock)
     return EvaluatorService(bus=bus, routes=subscriptions(handler))
-
-
-async def run_standalone() -> None:
-    """Run the evaluator alone on RabbitMQ from `CERTMON_*` settings until SIGINT or SIGTERM (no database)."""
-    await serve_one(bootstrap, needs_database=False)

@@ -8,12 +8,9 @@ import asyncio
 
 import structlog
 
-from services.evaluator.domain import EvaluatorCaches, TrustStore
-from services.evaluator.service_layer.evaluate_observation import evaluate_observation
-from services.evaluator.service_layer.intermediate_finder import IntermediateFinder
+from services.evaluator.service_layer.evaluate_observation import Evaluator
 from shared.broker import Bus, Message, Subscription
 from shared.clock import Clock
-from shared.config import CertmonConfig
 from shared.events import Observation, derived_id, make_event
 
 log = structlog.get_logger(__name__)
@@ -27,32 +24,14 @@ SOURCE = "certmon/evaluator"
 class ObservationHandler:
     """Evaluates each observation and publishes the evaluation."""
 
-    def __init__(
-        self,
-        *,
-        bus: Bus,
-        config: CertmonConfig,
-        trust: TrustStore,
-        clock: Clock,
-        caches: EvaluatorCaches,
-        finder: IntermediateFinder | None = None,
-    ) -> None:
-        self._bus, self._config, self._trust, self._clock = bus, config, trust, clock
-        self._caches, self._finder = caches, finder
+    def __init__(self, *, bus: Bus, evaluator: Evaluator, clock: Clock) -> None:
+        self._bus, self._evaluator, self._clock = bus, evaluator, clock
 
     async def __call__(self, message: Message[Observation]) -> None:
         """Evaluate (off the event loop: signature checks are CPU work, and completing a chain may fetch an
         intermediate by AIA) and publish; raise on failure."""
         event, observation = message.event, message.payload
-        evaluation = await asyncio.to_thread(
-            evaluate_observation,
-            observation,
-            config=self._config,
-            trust=self._trust,
-            now=self._clock(),
-            caches=self._caches,
-            finder=self._finder,
-        )
+        evaluation = await asyncio.to_thread(self._evaluator.evaluate, observation, now=self._clock())
         out = make_event(
             PUBLISHES,
             evaluation,

@@ -1,8 +1,8 @@
-"""`python -m services.notifier`: run the notifier alone."""
+"""`python -m services.notifier`: the same as `certmon notifier` (one way to run a service)."""
 
-import asyncio
+import sys
 
-from services.notifier.bootstrap import run_standalone
+from services.cli import main
 
 if __name__ == "__main__":
-    asyncio.run(run_standalone())
+    sys.exit(main(["notifier", *sys.argv[1:]]))

@@ -18,7 +18,6 @@ from services.notifier.ports import Sender
 from shared.broker import Bus
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
-from shared.lifecycle import serve_one
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 
@@ -95,8 +94,3 @@ def bootstrap(
         clock=clock,
     )
     return NotifierService(bus=bus, delivery_log=delivery_log, relay=relay, handler=handler)
-
-
-async def run_standalone() -> None:
-    """Run the notifier alone on RabbitMQ and PostgreSQL from `CERTMON_*` settings until SIGINT or SIGTERM."""
-    await serve_one(bootstrap)

@@ -1,8 +1,8 @@
-"""`python -m services.reporter`: run the reporter service alone."""
+"""`python -m services.reporter`: the same as `certmon reporter` (one way to run a service)."""
 
-import asyncio
+import sys
 
-from services.reporter.bootstrap import run_standalone
+from services.cli import main
 
 if __name__ == "__main__":
-    asyncio.run(run_standalone())
+    sys.exit(main(["reporter", *sys.argv[1:]]))

@@ -19,7 +19,6 @@ from shared.config import CertmonConfig
 from shared.events import ReportPublished
 from shared.health import database_probe, readiness
 from shared.http_server import HttpServer
-from shared.lifecycle import serve_one
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 
@@ -116,8 +115,3 @@ def bootstrap(
     return ReporterService(
         bus=bus, history=history, publisher=publisher, relay=relay, scheduler=scheduler, app=app, http=http
     )
-
-
-async def run_standalone() -> None:
-    """Run the reporter alone on RabbitMQ and PostgreSQL from `CERTMON_*` settings until SIGINT or SIGTERM."""
-    await serve_one(bootstrap, health_server=False)

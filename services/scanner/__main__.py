@@ -1,8 +1,8 @@
-"""`python -m services.scanner`: run the scanner service alone."""
+"""`python -m services.scanner`: the same as `certmon scanner` (one way to run a service)."""
 
-import asyncio
+import sys
 
-from services.scanner.bootstrap import run_standalone
+from services.cli import main
 
 if __name__ == "__main__":
-    asyncio.run(run_standalone())
+    sys.exit(main(["scanner", *sys.argv[1:]]))

@@ -1,16 +1,17 @@
 """Wiring of the scanner: targets repository, outbox relay, scheduler and the scan-request consumer."""
 
+from __future__ import annotations
+
 import asyncio
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import asyncpg
 import structlog
 
-from services.scanner.adapters.discovery_repo import DiscoveryRepository
-from services.scanner.adapters.targets_repo import SCHEMA, TargetsRepository
 from services.scanner.domain.limits import ProbeLimits, limits_from, scan_concurrency
 from services.scanner.handlers import ScanRequestHandler, subscriptions
 from services.scanner.probes.files.source import expand_file_targets
+from services.scanner.service_layer.observe import Observer
 from services.scanner.service_layer.scan_limiter import ScanLimiter
 from services.scanner.service_layer.scheduler import Scheduler
 from services.scanner.service_layer.sweeper import Sweeper
@@ -18,9 +19,13 @@ from shared.broker import Bus
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
 from shared.events import Target
-from shared.lifecycle import serve_one
-from shared.outbox import OutboxRelay
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from services.scanner.adapters.targets_repo import TargetsRepository
+    from shared.outbox import OutboxRelay
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +89,16 @@ class ScannerService:
         return await self._require().scheduler.trigger_now()
 
 
+def build_observer(settings: Settings, config: CertmonConfig, *, limits: ProbeLimits | None = None) -> Observer:
+    """What observes targets in this process: the probe limits of settings and `certmon.yaml` (or `limits`) and
+    the scan caps. The scan handler and `certmon check` both observe through it."""
+    probe_limits = limits or limits_from(settings, config)
+    return Observer(
+        probe_limits,
+        ScanLimiter(total=scan_concurrency(settings, config), per_host=probe_limits.per_host_concurrency),
+    )
+
+
 def bootstrap(
     settings: Settings,
     config: CertmonConfig,
@@ -97,15 +112,17 @@ def bootstrap(
     `services.scanner.service_layer.observe`)."""
     parts = None
     if pool is not None:
+        # The database adapters load here, not with the module: `certmon check` builds its observer from this
+        # module (`build_observer`) and starts faster without them.
+        from services.scanner.adapters.discovery_repo import DiscoveryRepository
+        from services.scanner.adapters.targets_repo import SCHEMA, TargetsRepository
+        from shared.outbox import OutboxRelay
+
         repo = TargetsRepository(pool)
         relay = OutboxRelay(pool, SCHEMA, bus)
         probe_limits = limits or limits_from(settings, config)
         handler = ScanRequestHandler(
-            repo,
-            limiter=ScanLimiter(total=scan_concurrency(settings, config), per_host=probe_limits.per_host_concurrency),
-            limits=probe_limits,
-            clock=clock,
-            on_enqueued=relay.kick,
+            repo, observer=build_observer(settings, config, limits=probe_limits), clock=clock, on_enqueued=relay.kick
         )
         scheduler = Scheduler(repo, on_enqueued=relay.kick, clock=clock, tick_seconds=settings.scheduler_tick_seconds)
         sweeper = Sweeper(
@@ -118,8 +135,3 @@ def bootstrap(
         )
         parts = _Parts(repo, relay, scheduler, handler, sweeper)
     return ScannerService(settings, config, bus, parts, clock)
-
-
-async def run_standalone() -> None:
-    """Run the scanner alone with the real broker and database from Settings (`python -m services.scanner`)."""
-    await serve_one(bootstrap)

@@ -10,10 +10,8 @@ from collections.abc import Callable
 
 import structlog
 
-from services.scanner.domain.limits import ProbeLimits
 from services.scanner.ports import SOURCE, TargetStore
-from services.scanner.service_layer.observe import observe
-from services.scanner.service_layer.scan_limiter import ScanLimiter
+from services.scanner.service_layer.observe import Observer
 from shared.broker import Message, Subscription
 from shared.clock import Clock
 from shared.events import ScanRequested, derived_id, make_event
@@ -31,13 +29,11 @@ class ScanRequestHandler:
         self,
         repo: TargetStore,
         *,
-        limiter: ScanLimiter,
-        limits: ProbeLimits,
+        observer: Observer,
         clock: Clock,
         on_enqueued: Callable[[], None],
     ) -> None:
-        self._repo, self._limiter = repo, limiter
-        self._limits, self._clock, self._on_enqueued = limits, clock, on_enqueued
+        self._repo, self._observer, self._clock, self._on_enqueued = repo, observer, clock, on_enqueued
 
     async def __call__(self, message: Message[ScanRequested]) -> None:
         """Observe the requested target and enqueue its observation (once per request id)."""
@@ -45,8 +41,7 @@ class ScanRequestHandler:
         if await self._repo.already_processed(CONSUMER, event.id):
             log.info("scan_request_duplicate")
             return
-        async with self._limiter.slot((target.host or target.file or target.key).lower()):
-            observation = await observe(target, now=self._clock(), limits=self._limits)
+        observation = await self._observer.observe(target, now=self._clock())
         outgoing = make_event(
             "certificate.observed.v1",
             observation,

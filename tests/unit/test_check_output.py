@@ -10,9 +10,9 @@ import pytest
 from pydantic import TypeAdapter
 from rich.console import Console
 
-from services.check_output import JsonWriter, render_table, worst_exit_code
 from services.commands.check import _bulk_stdout
-from services.exit_codes import EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN, EXIT_WARNING
+from services.commands.check.output import JsonWriter, render_table, worst_exit_code
+from services.commands.exit_codes import EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN, EXIT_WARNING
 from shared.events import Evaluation
 from tests.support.pki import NOW, make_ca, make_leaf
 from tests.unit.evaluator.evaluator_support import judge, observation, store

@@ -8,7 +8,7 @@ questions on every scan. The config is keyed by identity: `CertmonConfig` is fro
 changes) but holds dicts and lists, so it has no hash of its own.
 """
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from services.evaluator.domain import EvaluatorCaches, ParsedCert, TrustStore, evaluate
@@ -98,3 +98,20 @@ def evaluate_observation(
         extra_intermediates=extra,
     )
     return evaluation if resolved.owner is None else evaluation.model_copy(update={"owner": resolved.owner})
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    """Evaluates observations with one process's configuration, trust store, caches and intermediate finder;
+    built by the evaluator's bootstrap for its handler and for `certmon check` alike."""
+
+    config: CertmonConfig
+    trust: TrustStore
+    caches: EvaluatorCaches
+    finder: IntermediateFinder | None = None
+
+    def evaluate(self, observation: Observation, *, now: datetime) -> Evaluation:
+        """`evaluate_observation` with this process's parts."""
+        return evaluate_observation(
+            observation, config=self.config, trust=self.trust, now=now, caches=self.caches, finder=self.finder
+        )

@@ -5,11 +5,13 @@ before: a file is read; `expiry` is one handshake (the chain and the negotiated 
 handshake plus the enumeration of versions, cipher suites, server preference and key-exchange groups.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from services.scanner.domain.limits import DEFAULT_LIMITS, ProbeLimits
 from services.scanner.domain.probe_kinds import probe_kinds
 from services.scanner.probes.registry import PROBES
+from services.scanner.service_layer.scan_limiter import ScanLimiter
 from shared.events import Observation, Target
 
 
@@ -20,3 +22,17 @@ async def observe(target: Target, *, now: datetime, limits: ProbeLimits = DEFAUL
     for kind in rest:
         observation = await PROBES[kind](target, observation, now=now, limits=limits)
     return observation
+
+
+@dataclass(frozen=True)
+class Observer:
+    """Observes targets within one process's probe limits and scan caps (the total, and per host or file); built
+    by the scanner's bootstrap for the scan handler and for `certmon check` alike."""
+
+    limits: ProbeLimits
+    limiter: ScanLimiter
+
+    async def observe(self, target: Target, *, now: datetime) -> Observation:
+        """Observe `target` once a scan slot for it is free."""
+        async with self.limiter.slot((target.host or target.file or target.key).lower()):
+            return await observe(target, now=now, limits=self.limits)

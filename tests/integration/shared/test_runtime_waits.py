@@ -6,8 +6,8 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from shared.runtime import RuntimeConfigError, StartAborted, infrastructure
-from shared.settings import Settings
+from shared.runtime import StartAborted, infrastructure
+from shared.settings import RuntimeConfigError, Settings
 from tests.support.rabbitmq_node import free_port
 
 

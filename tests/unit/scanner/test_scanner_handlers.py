@@ -9,6 +9,7 @@ from structlog.testing import capture_logs
 from services.scanner.adapters.memory import InMemoryTargetStore
 from services.scanner.domain.limits import DEFAULT_LIMITS
 from services.scanner.handlers import ScanRequestHandler
+from services.scanner.service_layer.observe import Observer
 from services.scanner.service_layer.scan_limiter import ScanLimiter
 from shared.broker import Message
 from shared.events import Observation, ScanRequested, Target, derived_id, make_event
@@ -21,8 +22,7 @@ def handler_on(store: InMemoryTargetStore, kicks: list[str]) -> ScanRequestHandl
     """The handler as bootstrap wires it, on the twin, with a fixed clock; `kicks` notes each relay kick."""
     return ScanRequestHandler(
         store,
-        limiter=ScanLimiter(total=4, per_host=2),
-        limits=DEFAULT_LIMITS,
+        observer=Observer(DEFAULT_LIMITS, ScanLimiter(total=4, per_host=2)),
         clock=lambda: WHEN,
         on_enqueued=lambda: kicks.append("kick"),
     )

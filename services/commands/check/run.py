@@ -1,26 +1,19 @@
 """`certmon check`: observe each target and evaluate it once, in-process, with no broker or database.
 
-It calls the same functions the scanner and evaluator handlers call (observe, then evaluate under the
-policy resolved from `certmon.yaml`); there is no queue between them because a one-shot check has nothing
+It observes and evaluates through the same parts the scanner and evaluator handlers use, built by the services'
+bootstraps (`build_observer`, `build_evaluator`); there is no queue between them because a one-shot check has nothing
 to distribute or retry, and skipping the bus keeps process start and bulk checks fast.
 """
 
 import asyncio
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-from services.evaluator import evaluate_observation
-from services.evaluator.adapters.aia import AddressPolicy, AiaFetcher
-from services.evaluator.adapters.trust import load_trust_store
-from services.evaluator.domain import EvaluatorCaches
-from services.evaluator.service_layer.intermediate_finder import IntermediateFinder
-from services.scanner.domain.limits import ProbeLimits
+from services.evaluator.service_layer.evaluate_observation import Evaluator
 from services.scanner.probes.files.source import expand_file_targets, observe_file
-from services.scanner.service_layer.scan_limiter import ScanLimiter
+from services.scanner.service_layer.observe import Observer
 from shared.clock import Clock, utc_now
-from shared.config import CertmonConfig
 from shared.config.schema import WELL_KNOWN_STARTTLS_PORTS
-from shared.events import Evaluation, Observation, Target
+from shared.events import Evaluation, Target
 from shared.events.target import Profile, Protocol
 
 
@@ -65,33 +58,19 @@ async def check_targets(
     targets: Sequence[Target],
     sink: Callable[[Evaluation], None],
     *,
-    config: CertmonConfig,
-    limits: ProbeLimits,
-    concurrency: int,
-    caches: EvaluatorCaches,
-    extra_ca_files: Sequence[Path] = (),
+    observer: Observer,
+    evaluator: Evaluator,
     clock: Clock = utc_now,
 ) -> None:
-    """Observe and evaluate every target, concurrently but within the workers' total and per-host caps; directory
+    """Observe and evaluate every target, concurrently but within the observer's total and per-host caps; directory
     targets are expanded into one target per certificate file. Each evaluation goes to `sink` (called from a
     worker thread) in the order the targets were given, and is not kept. Evaluation follows that order too, so
-    the intermediates a target sends complete the chains of the targets after it, never of those before. `caches`
-    are the run's memos, shared by every target (the caller builds one for the run, as a service's bootstrap does)."""
-    trust = load_trust_store([*config.trust.ca_files, *extra_ca_files], replace_default=config.trust.replace_default)
-    finder = IntermediateFinder(aia=AiaFetcher(policy=AddressPolicy.from_scanning(config.scanning)), caches=caches)
-    limiter = ScanLimiter(total=concurrency, per_host=limits.per_host_concurrency)
+    the intermediates a target sends complete the chains of the targets after it, never of those before. The
+    observer and the evaluator are the services' own (`build_observer`, `build_evaluator`), built for the run."""
     loop = asyncio.get_running_loop()
-
-    async def observe_endpoint(target: Target) -> Observation:
-        async with limiter.slot(target.host or ""):
-            # The network probes load only when an endpoint is checked.
-            from services.scanner.service_layer.observe import observe
-
-            return await observe(target, now=clock(), limits=limits)
-
     expanded = [each for target in targets for each in expand_file_targets(target)]
     endpoints = {
-        index: asyncio.run_coroutine_threadsafe(observe_endpoint(target), loop)
+        index: asyncio.run_coroutine_threadsafe(observer.observe(target, now=clock()), loop)
         for index, target in enumerate(expanded)
         if target.file is None
     }
@@ -103,10 +82,11 @@ async def check_targets(
         # one chain teaches may complete the next, while the event loop stays free for the handshakes.
         for index, target in enumerate(expanded):
             pending = endpoints.get(index)
-            observation = observe_file(target, now=clock(), limits=limits) if pending is None else pending.result()
-            evaluation = evaluate_observation(
-                observation, config=config, trust=trust, now=clock(), caches=caches, finder=finder
-            )
+            if pending is None:
+                observation = observe_file(target, now=clock(), limits=observer.limits)
+            else:
+                observation = pending.result()
+            evaluation = evaluator.evaluate(observation, now=clock())
             sink(evaluation)
 
     try:

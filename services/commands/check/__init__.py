@@ -8,12 +8,13 @@ import io
 import sys
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
-from services.check_output import JsonWriter, exit_code, render_table, worst_exit_code
-from services.checkrun import TargetSyntaxError, check_targets, parse_endpoint
+from services.commands.check.output import JsonWriter, exit_code, render_table, worst_exit_code
+from services.commands.check.run import TargetSyntaxError, check_targets, parse_endpoint
+from services.commands.exit_codes import EXIT_UNKNOWN
 from services.evaluator.adapters.trust import TrustStoreError
-from services.evaluator.domain import EvaluatorCaches
-from services.exit_codes import EXIT_UNKNOWN
-from services.scanner.domain.limits import limits_from, scan_concurrency
+from services.evaluator.bootstrap import build_evaluator
+from services.scanner.bootstrap import build_observer
+from services.scanner.domain.limits import limits_from
 from shared.config import ConfigError, load_app_config
 from shared.events import Evaluation, Target
 from shared.events.target import Profile
@@ -93,8 +94,6 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
     # walk it all, seconds for a directory of distinct certificates.
     gc.freeze()
     gc.disable()
-    caches = EvaluatorCaches()  # one set of memos for the run, shared by every target
-    _KEPT_TO_EXIT.extend((caches, _KEPT_TO_EXIT))
     codes: set[int] = set()
     shown: list[Evaluation] = []
     writer = JsonWriter(_bulk_stdout()) if args.json else None
@@ -107,14 +106,11 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
             shown.append(evaluation)
 
     try:
+        # The services' own parts, built for the run: one set of caches shared by every target.
+        evaluator = build_evaluator(config, extra_ca_files=args.ca_file)
+        _KEPT_TO_EXIT.extend((evaluator.caches, _KEPT_TO_EXIT))
         await check_targets(
-            targets,
-            take,
-            config=config,
-            limits=limits,
-            concurrency=scan_concurrency(settings, config),
-            caches=caches,
-            extra_ca_files=args.ca_file,
+            targets, take, observer=build_observer(settings, config, limits=limits), evaluator=evaluator
         )
     except TrustStoreError as exc:
         _console(stderr=True).print(f"[red]bad trust store:[/red] {exc}")
