@@ -3,6 +3,7 @@
 Field names here are the published contract: add fields, never rename or drop one.
 """
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
 
@@ -117,6 +118,23 @@ class Finding(Frozen):
     severity: Severity
     message: str
     trigger: Trigger | None = None
+
+
+#: The order triggers are listed in, wherever several are: an evaluation's `alarm.triggers`, the alarms it decides.
+TRIGGER_ORDER: tuple[Trigger, ...] = ("expiry", "security", "chain", "validity", "reachability")
+_RAISING_LEVEL: dict[str, Level] = {"critical": "critical", "warning": "warning", "info": "info"}
+
+
+def level_of(findings: Iterable[Finding]) -> Level:
+    """The alarm level of some findings: the most severe above notice (notices never raise an alarm); `ok` when
+    there is none. The evaluator's `alarm.level` and each of the alarmer's alarms follow this one rule."""
+    worst: Finding | None = None
+    for finding in findings:
+        if finding.severity != "notice" and (
+            worst is None or SEVERITY_ORDER[finding.severity] > SEVERITY_ORDER[worst.severity]
+        ):
+            worst = finding
+    return "ok" if worst is None else _RAISING_LEVEL[worst.severity]
 
 
 class RevocationInfo(Frozen):

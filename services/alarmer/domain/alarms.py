@@ -10,13 +10,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from shared.events import AlarmKey, AlarmTransition, Evaluation, Finding
-from shared.events.evaluation import SEVERITY_ORDER, Level, Trigger
+from shared.events.evaluation import TRIGGER_ORDER, Level, Trigger, level_of
 
 #: The fingerprint of an alarm about an endpoint that presented no certificate.
 NO_CERTIFICATE = ""
-
-#: Triggers in the order decisions are listed (the order of the design's table).
-TRIGGERS: tuple[Trigger, ...] = ("expiry", "security", "chain", "validity", "reachability")
 
 # A finding from a producer that did not set `trigger` is grouped by its code's prefix.
 _TRIGGER_BY_PREFIX: dict[str, Trigger] = {
@@ -58,17 +55,6 @@ def trigger_of(finding: Finding) -> Trigger:
     return _TRIGGER_BY_PREFIX.get(finding.code.split(".", 1)[0], "validity")
 
 
-def level_of(findings: Iterable[Finding]) -> Level:
-    """The most severe finding above notice as an alarm level, `ok` when there is none."""
-    worst: Level = "ok"
-    for finding in findings:
-        if finding.severity == "notice":
-            continue
-        if worst == "ok" or SEVERITY_ORDER[finding.severity] > SEVERITY_ORDER[worst]:
-            worst = finding.severity
-    return worst
-
-
 def is_unobserved(evaluation: Evaluation) -> bool:
     """True when the target presented no certificate (unreachable, refused, unreadable file...)."""
     return not evaluation.reachable or evaluation.certificate is None
@@ -108,7 +94,7 @@ def decide(
         if alarm.key.fingerprint_sha256 != fingerprint:
             # Reachable again, or a renewed certificate: the alarm's subject is no longer what is served.
             decisions.extend(_step(alarm, alarm.key, "ok", ()))
-    for trigger in TRIGGERS:
+    for trigger in TRIGGER_ORDER:
         key = AlarmKey(target_key=evaluation.target_key, fingerprint_sha256=fingerprint, trigger=trigger)
         findings = by_trigger.get(trigger, ())
         decisions.extend(_step(current.get(key), key, level_of(findings), findings))

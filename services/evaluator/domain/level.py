@@ -4,10 +4,16 @@ import functools
 from typing import cast
 
 from shared.config import Policy
-from shared.events.evaluation import SEVERITY_ORDER, AlarmSummary, Finding, Level, Severity, Trigger
-
-TRIGGER_ORDER: tuple[Trigger, ...] = ("expiry", "security", "chain", "validity", "reachability")
-_LEVEL_OF: dict[str, Level] = {"critical": "critical", "warning": "warning", "info": "info"}
+from shared.events.evaluation import (
+    SEVERITY_ORDER,
+    TRIGGER_ORDER,
+    AlarmSummary,
+    Finding,
+    Level,
+    Severity,
+    Trigger,
+    level_of,
+)
 
 
 def apply_policy(findings: list[Finding], policy: Policy) -> list[Finding]:
@@ -24,13 +30,12 @@ def apply_policy(findings: list[Finding], policy: Policy) -> list[Finding]:
 
 
 def alarm_summary(findings: list[Finding]) -> AlarmSummary:
-    """The most severe finding above notice gives the level (`ok` when none), with the triggers it spans."""
-    raising = [f for f in findings if f.severity != "notice"]
-    if not raising:
+    """The level (`level_of`: the most severe finding above notice, `ok` when none) with the triggers it spans."""
+    level = level_of(findings)
+    if level == "ok":
         return _summary("ok", ())
-    worst = max(raising, key=lambda f: SEVERITY_ORDER[f.severity])
-    triggers = {f.trigger for f in raising if f.trigger is not None}
-    return _summary(_LEVEL_OF[worst.severity], tuple(t for t in TRIGGER_ORDER if t in triggers))
+    triggers = {f.trigger for f in findings if f.severity != "notice" and f.trigger is not None}
+    return _summary(level, tuple(t for t in TRIGGER_ORDER if t in triggers))
 
 
 @functools.lru_cache(maxsize=256)

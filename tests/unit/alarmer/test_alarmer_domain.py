@@ -8,11 +8,10 @@ from services.alarmer.domain.alarms import (
     OpenAlarm,
     consecutive_failures,
     decide,
-    level_of,
     trigger_of,
 )
 from shared.events import AlarmKey, AlarmSummary, CertificateInfo, Evaluation, Finding, KeyInfo, TargetRef
-from shared.events.evaluation import Level, Trigger
+from shared.events.evaluation import Level, Trigger, level_of
 from tests.support.alarms import finding, unreachable
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
