@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from services.notifier.adapters.rendering import RenderedMessage, Renderer, RenderError
-from services.notifier.domain.deliveries import ChannelKind, Delivery, RetryPolicy, plan_deliveries
+from services.notifier.adapters.rendering import Renderer, RenderError
+from services.notifier.domain.deliveries import ChannelKind, Delivery, RenderedMessage, RetryPolicy, plan_deliveries
 from services.notifier.ports import DeliveryError, DeliveryLog, DeliveryRecord, Sender, Status
 from shared.broker import Message, Subscription
 from shared.clock import Clock

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from services.notifier.adapters.rendering import RenderedMessage
-from services.notifier.domain.deliveries import Delivery
+from services.notifier.domain.deliveries import Delivery, RenderedMessage
 from shared.events import CloudEvent
 
 Status = Literal["sent", "failed"]

@@ -6,11 +6,12 @@ import asyncpg
 import structlog
 from fastapi import FastAPI
 
-from services.reporter.adapters.bucket import Bucket, bucket_from_settings
+from services.reporter.adapters.bucket import bucket_from_settings
 from services.reporter.adapters.history import SCHEMA, History
 from services.reporter.adapters.http import create_app
 from services.reporter.adapters.rendering import ReportRenderer
 from services.reporter.handlers import ReporterHandlers, subscriptions
+from services.reporter.ports import Bucket
 from services.reporter.service_layer.publishing import ReportPublisher
 from services.reporter.service_layer.scheduling import DailyReportScheduler
 from shared.broker import Bus

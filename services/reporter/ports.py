@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from services.reporter.domain.report import StatusReport
 from services.reporter.domain.views import NotificationRecord
 from shared.events import AlarmEvent, CloudEvent, Evaluation, NotificationResult, ReportPublished
 
@@ -69,3 +70,31 @@ class HistoryStore(Protocol):
 
     async def record_report(self, key: str, report: ReportPublished, announcement: CloudEvent) -> bool:
         """Claim the report's (kind, period) and enqueue its announcement atomically; False if taken."""
+
+
+class BucketError(Exception):
+    """The storage refused or failed a write or a listing."""
+
+
+class Bucket(Protocol):
+    """Object storage for reports."""
+
+    @property
+    def location(self) -> str:
+        """The storage that object keys are relative to (`s3://bucket` or an absolute folder path)."""
+
+    async def put(self, key: str, data: bytes, content_type: str) -> str:
+        """Write (or overwrite) the object named `key` under the prefix; returns its object key."""
+
+    async def list(self, prefix: str = "") -> list[str]:
+        """Object keys of the objects whose name under the prefix starts with `prefix`, sorted."""
+
+
+class ReportRendering(Protocol):
+    """Turns a status report into the bytes of its objects in the bucket."""
+
+    def to_json(self, report: StatusReport) -> bytes:
+        """The report as JSON."""
+
+    def to_html(self, report: StatusReport) -> str:
+        """The report as a self-contained HTML page."""

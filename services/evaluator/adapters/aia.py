@@ -23,6 +23,7 @@ from urllib.parse import urljoin, urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from services.evaluator.ports import AiaError
 from shared.config.schema import Scanning
 
 IPNetwork = IPv4Network | IPv6Network
@@ -47,10 +48,6 @@ DEFAULT_DENY: tuple[IPNetwork, ...] = tuple(
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _CHUNK = 16 * 1024
-
-
-class AiaError(Exception):
-    """A caIssuers URL could not be used; the message says why, in words."""
 
 
 @dataclass(frozen=True)

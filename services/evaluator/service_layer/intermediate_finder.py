@@ -15,12 +15,12 @@ import structlog
 from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
-from services.evaluator.adapters.aia import AiaError, AiaFetcher
-from services.evaluator.adapters.intermediates import KnownIntermediates
 from services.evaluator.domain import EvaluatorCaches, TrustStore
 from services.evaluator.domain.completion import MAX_ADDED, CandidateIntermediate, first_gap, gap_in
 from services.evaluator.domain.evaluate import MAX_CERTIFICATE_BYTES, MAX_PRESENTED
 from services.evaluator.domain.parse import ParsedCert, parse_presented
+from services.evaluator.ports import AiaError, AiaSource
+from services.evaluator.service_layer.known_intermediates import KnownIntermediates
 
 log = structlog.get_logger(__name__)
 
@@ -69,7 +69,7 @@ class IntermediateFinder:
         self,
         *,
         known: KnownIntermediates | None = None,
-        aia: AiaFetcher | None = None,
+        aia: AiaSource | None = None,
         caches: EvaluatorCaches | None = None,
     ) -> None:
         self.known = known if known is not None else KnownIntermediates()

@@ -4,8 +4,7 @@ other way to reach an owner."""
 import sys
 from typing import TextIO
 
-from services.notifier.adapters.rendering import RenderedMessage
-from services.notifier.domain.deliveries import Delivery
+from services.notifier.domain.deliveries import Delivery, RenderedMessage
 from services.notifier.ports import DeliveryError
 
 _RULE = "=" * 72

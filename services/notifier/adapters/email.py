@@ -17,8 +17,7 @@ import aiosmtplib
 import structlog
 from pydantic import SecretStr
 
-from services.notifier.adapters.rendering import RenderedMessage
-from services.notifier.domain.deliveries import Delivery
+from services.notifier.domain.deliveries import Delivery, RenderedMessage
 from services.notifier.ports import DeliveryError
 from shared.clock import Clock, utc_now
 from shared.config import EmailChannel

@@ -9,7 +9,6 @@ Errors: `RenderError` means a template could not be loaded or rendered, or produ
 
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,7 +16,7 @@ from urllib.parse import quote
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from services.notifier.domain.deliveries import Delivery
+from services.notifier.domain.deliveries import Delivery, RenderedMessage
 from shared.events import AlarmEvent, TargetRef
 
 #: The most a rendered body may weigh; the sandbox bounds what a template may call, not how much it prints.
@@ -34,15 +33,6 @@ _PROBLEMS = {
 
 class RenderError(Exception):
     """A template could not be loaded or rendered, or its output was too large."""
-
-
-@dataclass(frozen=True)
-class RenderedMessage:
-    """What a sender sends: one subject line, a plain-text body and an HTML body."""
-
-    subject: str
-    text: str
-    html: str
 
 
 def one_line(value: str, limit: int = _MAX_SUBJECT_CHARS) -> str:

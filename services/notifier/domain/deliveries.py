@@ -85,3 +85,12 @@ class RetryPolicy:
     def delay_after(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based) before the next one."""
         return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    """What a sender sends: one subject line, a plain-text body and an HTML body."""
+
+    subject: str
+    text: str
+    html: str

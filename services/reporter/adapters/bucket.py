@@ -12,13 +12,13 @@ import asyncio
 import os
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Protocol
 from urllib.parse import urlsplit
 
 from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from services.reporter.ports import Bucket, BucketError
 from shared.settings import Settings
 
 _S3_CONFIG = Config(
@@ -28,24 +28,6 @@ _S3_CONFIG = Config(
     read_timeout=30,
     retries={"max_attempts": 3, "mode": "standard"},
 )
-
-
-class BucketError(Exception):
-    """The storage refused or failed a write or a listing."""
-
-
-class Bucket(Protocol):
-    """Object storage for reports."""
-
-    @property
-    def location(self) -> str:
-        """The storage that object keys are relative to (`s3://bucket` or an absolute folder path)."""
-
-    async def put(self, key: str, data: bytes, content_type: str) -> str:
-        """Write (or overwrite) the object named `key` under the prefix; returns its object key."""
-
-    async def list(self, prefix: str = "") -> list[str]:
-        """Object keys of the objects whose name under the prefix starts with `prefix`, sorted."""
 
 
 def _checked_key(key: str) -> str:

@@ -9,10 +9,8 @@ from datetime import datetime
 
 import structlog
 
-from services.reporter.adapters.bucket import Bucket
-from services.reporter.adapters.rendering import ReportRenderer
 from services.reporter.domain.report import build_status_report, daily_period
-from services.reporter.ports import HistoryStore
+from services.reporter.ports import Bucket, HistoryStore, ReportRendering
 from shared.events import ReportPublished, derived_id, make_event
 
 log = structlog.get_logger(__name__)
@@ -27,7 +25,7 @@ class ReportPublisher:
         self,
         history: HistoryStore,
         bucket: Bucket,
-        renderer: ReportRenderer,
+        renderer: ReportRendering,
         *,
         announced: Callable[[], None] = lambda: None,
     ) -> None:

@@ -12,8 +12,9 @@ import pytest
 from aiobotocore.session import get_session
 from botocore.config import Config
 
-from services.reporter.adapters.bucket import BucketError, LocalFolderBucket, S3Bucket, bucket_from_settings
+from services.reporter.adapters.bucket import LocalFolderBucket, S3Bucket, bucket_from_settings
 from services.reporter.bootstrap import ReporterService, bootstrap
+from services.reporter.ports import BucketError
 from shared.broker import InMemoryBus
 from shared.config import CertmonConfig
 from shared.events import CloudEvent, ReportPublished, make_event

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from services.notifier.adapters.memory import InMemoryDeliveryLog
-from services.notifier.adapters.rendering import RenderedMessage, Renderer
-from services.notifier.domain.deliveries import ChannelKind, Delivery, RetryPolicy, plan_deliveries
+from services.notifier.adapters.rendering import Renderer
+from services.notifier.domain.deliveries import ChannelKind, Delivery, RenderedMessage, RetryPolicy, plan_deliveries
 from services.notifier.handlers import CONSUMER, AlarmHandler
 from services.notifier.ports import DeliveryError, DeliveryRecord
 from shared.broker import Message

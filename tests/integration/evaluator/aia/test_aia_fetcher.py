@@ -7,8 +7,9 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
 from services.evaluator import evaluate_observation
-from services.evaluator.adapters.aia import AddressPolicy, AiaError, AiaFetcher
+from services.evaluator.adapters.aia import AddressPolicy, AiaFetcher
 from services.evaluator.domain import TrustStore
+from services.evaluator.ports import AiaError
 from services.evaluator.service_layer.intermediate_finder import IntermediateFinder
 from shared.config import parse_config
 from tests.integration.evaluator.aia.conftest import AiaServer
