@@ -36,7 +36,11 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     public_url: str = "http://127.0.0.1:8080"
-    api_tokens: list[SecretStr] = Field(default_factory=list)
+    api_tokens: list[SecretStr] = Field(default_factory=list, description="bearer tokens that may read")
+    api_write_tokens: list[SecretStr] = Field(
+        default_factory=list, description="bearer tokens that may read and write (acknowledge)"
+    )
+    link_secret: SecretStr | None = Field(default=None, description="HMAC key of the email action links")
     log_level: str = "info"
     log_format: str = "auto"  # auto | json | console
     data_dir: Path = Path("./.certmon")

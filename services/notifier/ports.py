@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from services.notifier.domain.deliveries import Delivery, RenderedMessage
+from services.notifier.domain.deliveries import Delivery, Notice
 from shared.events import CloudEvent
 
 Status = Literal["sent", "failed"]
@@ -28,9 +28,9 @@ class DeliveryError(Exception):
 
 
 class Sender(Protocol):
-    """Delivers a rendered message over one channel."""
+    """Delivers an alarm event over one channel, rendering it the way the channel needs."""
 
-    async def send(self, delivery: Delivery, message: RenderedMessage) -> str | None:
+    async def send(self, delivery: Delivery, notice: Notice) -> str | None:
         """Send or raise `DeliveryError`; returns a note when it was only partly delivered, else None."""
         ...
 

@@ -55,13 +55,13 @@ def _listing(value: Any) -> list[Any]:
 
 
 def _name_references(data: dict[str, Any]) -> list[ConfigProblem]:
-    """Owners, servers and SNMP receivers named but not defined; works on the raw document, so these are
+    """Owners, servers, SNMP receivers and webhooks named but not defined; works on the raw document, so these are
     reported together with schema errors rather than only once the schema is satisfied."""
     problems: list[ConfigProblem] = []
     owners = _mapping(data.get("owners"))
     servers = _mapping(data.get("servers"))
     channels = _mapping(data.get("channels"))
-    receivers = _mapping(channels.get("snmp"))
+    receivers = {"snmp": _mapping(channels.get("snmp")), "webhook": _mapping(channels.get("webhook"))}
 
     def owner(path: str, entry: Any) -> None:
         name = _mapping(entry).get("owner")
@@ -79,11 +79,12 @@ def _name_references(data: dict[str, Any]) -> list[ConfigProblem]:
     for i, rule in enumerate(_listing(data.get("certificates"))):
         owner(f"certificates[{i}]", rule)
     for name, entry in owners.items():
-        for j, receiver in enumerate(_listing(_mapping(entry).get("snmp"))):
-            if receiver not in receivers:
-                problems.append(
-                    ConfigProblem(f"owners.{name}.snmp[{j}]", f"SNMP receiver {receiver!r} is not in channels.snmp")
-                )
+        for kind, what in (("snmp", "SNMP receiver"), ("webhook", "webhook")):
+            for j, receiver in enumerate(_listing(_mapping(entry).get(kind))):
+                if receiver not in receivers[kind]:
+                    problems.append(
+                        ConfigProblem(f"owners.{name}.{kind}[{j}]", f"{what} {receiver!r} is not in channels.{kind}")
+                    )
         if _mapping(entry).get("email") and channels.get("email") is None:
             problems.append(
                 ConfigProblem(f"owners.{name}.email", "email addresses given but channels.email is not set")

@@ -8,7 +8,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 
-from shared.config.schema import CertificateRule, CertmonConfig, Thresholds
+from shared.config.schema import DEFAULT_REMINDERS, CertificateRule, CertmonConfig, Reminders, Thresholds
 from shared.events.alarm import OwnerRef
 from shared.events.target import Target
 
@@ -34,6 +34,12 @@ class Policy:
     unreachable_critical_after: int = 3
     critical_certificate: bool = False
     sources: tuple[str, ...] = ("defaults",)
+    #: Seconds between reminders per level (`critical`, `warning`, `info`); None: no reminders at that level.
+    reminders: dict[str, int | None] = field(default_factory=dict)
+
+    def reminder_seconds(self, level: str) -> int | None:
+        """Seconds between reminders of an open alarm at `level`; None when it gets none (and for `ok`)."""
+        return self.reminders.get(level)
 
 
 def server_for(config: CertmonConfig, target: Target, address: str | None) -> str | None:
@@ -92,7 +98,9 @@ def _owner_ref(config: CertmonConfig, name: str, rule: str) -> OwnerRef:
     owner = config.owners.get(name)
     if owner is None:
         return OwnerRef(name=name, rule=rule)
-    return OwnerRef(name=name, email=owner.email, delivery=owner.delivery, snmp=owner.snmp, rule=rule)
+    return OwnerRef(
+        name=name, email=owner.email, delivery=owner.delivery, snmp=owner.snmp, webhook=owner.webhook, rule=rule
+    )
 
 
 def resolve_owners(
@@ -120,6 +128,15 @@ def resolve_owners(
     return owners
 
 
+def _apply_reminders(cadence: dict[str, int | None], reminders: Reminders | None) -> None:
+    if reminders is None:
+        return
+    for level in ("critical", "warning", "info"):
+        value = getattr(reminders, level)
+        if value is not None:
+            cadence[level] = None if value == "off" else int(value)
+
+
 def _apply(policy: dict[str, object], thresholds: Thresholds | None, severities: dict[str, str]) -> None:
     if thresholds is not None:
         for name in ("info_days", "warning_days", "critical_days"):
@@ -134,7 +151,8 @@ def _apply(policy: dict[str, object], thresholds: Thresholds | None, severities:
 def resolve_policy(
     config: CertmonConfig, target: Target, cert: CertificateFacts, *, address: str | None = None
 ) -> Policy:
-    """Defaults, then the owner's policy, then the server's, then each matching certificate rule's (later wins).
+    """Defaults, then the owner's policy, then the server's, then each matching certificate rule's (later wins);
+    thresholds, severities and reminder cadences alike.
 
     The owner is the first one `resolve_owners` names, so policy follows the same ownership rules as alarms.
     """
@@ -146,19 +164,25 @@ def resolve_policy(
         "severities": dict(d.severities),
     }
     sources = ["defaults"]
+    cadence: dict[str, int | None] = {}
+    _apply_reminders(cadence, DEFAULT_REMINDERS)  # keys `defaults.reminders` leaves unset
+    _apply_reminders(cadence, d.reminders)
     owners = resolve_owners(config, target, cert, address=address)
     if owners and owners[0].name in config.owners:
         own = config.owners[owners[0].name]
         _apply(values, own.thresholds, dict(own.severities))
+        _apply_reminders(cadence, own.reminders)
         sources.append(f"owner {owners[0].name}")
     server = server_for(config, target, address)
     if server is not None and server in config.servers:
         srv = config.servers[server]
         _apply(values, srv.thresholds, dict(srv.severities))
+        _apply_reminders(cadence, srv.reminders)
         sources.append(f"server {server}")
     critical = False
     for index, rule in matching_rules(config, cert):
         _apply(values, rule.thresholds, dict(rule.severities))
+        _apply_reminders(cadence, rule.reminders)
         critical = critical or rule.critical
         sources.append(_describe(index, rule))
     return Policy(
@@ -169,4 +193,5 @@ def resolve_policy(
         unreachable_critical_after=d.unreachable_critical_after,
         critical_certificate=critical,
         sources=tuple(sources),
+        reminders=cadence,
     )

@@ -72,6 +72,22 @@ class Thresholds(Strict):
     critical_days: int | None = Field(default=None, ge=0)
 
 
+#: A reminder cadence: a duration, or `off` for no reminders at that level.
+Cadence = Duration | Literal["off"]
+
+
+class Reminders(Strict):
+    """How often an open, unacknowledged alarm is notified again, per level; unset keys inherit."""
+
+    critical: Cadence | None = None
+    warning: Cadence | None = None
+    info: Cadence | None = None
+
+
+#: The cadence where `certmon.yaml` sets none: critical daily, warning weekly, info never.
+DEFAULT_REMINDERS = Reminders(critical=86400, warning=604800, info="off")
+
+
 class Trust(Strict):
     """Trust store: the Mozilla bundle plus `ca_files`, or only them with `replace_default`."""
 
@@ -88,6 +104,7 @@ class Defaults(Strict):
     thresholds: Thresholds = Thresholds(info_days=90, warning_days=30, critical_days=7)
     severities: dict[str, SeverityOverride] = Field(default_factory=dict)
     unreachable_critical_after: int = Field(default=3, ge=1)
+    reminders: Reminders = DEFAULT_REMINDERS
 
 
 class EmailChannel(Strict):
@@ -102,10 +119,46 @@ class EmailChannel(Strict):
     password_env: str | None = None
     password_file: Path | None = None
     timeout: Duration = 30
+    templates: Path | None = Field(
+        default=None, description="a directory whose alarm.txt.j2 / alarm.html.j2 replace the packaged templates"
+    )
+    ack_link_expires: Duration = Field(default=7 * 86400, description="how long an email's acknowledge link works")
+
+
+def _one_secret(owner: BaseModel, env: str, file: str) -> bool:
+    return getattr(owner, env) is not None or getattr(owner, file) is not None
+
+
+def _template_syntax(value: str | None) -> str | None:
+    """Reject a template that does not parse, with Jinja's reason and line."""
+    if value is None:
+        return None
+    import jinja2  # here, so that loading a config does not cost the import for everyone else
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    try:
+        ImmutableSandboxedEnvironment().parse(value)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ValueError(f"template line {exc.lineno}: {exc.message}") from None
+    return value
+
+
+#: The root of CERTMON-MIB: RFC 5612's documentation enterprise number until the project has its own.
+DEFAULT_ENTERPRISE_OID = "1.3.6.1.4.1.32473"
+
+
+def _enterprise_oid(value: str) -> str:
+    if not re.fullmatch(r"1\.3\.6\.1\.4\.1(\.\d+)+", value):
+        raise ValueError("an enterprise arc is an OID under 1.3.6.1.4.1, e.g. 1.3.6.1.4.1.32473")
+    return value
 
 
 class SnmpReceiver(Strict):
-    """An SNMP trap receiver."""
+    """An SNMP trap receiver: v2c with a community, or v3 (USM) as `user` with optional auth and privacy keys.
+
+    v3 traps are sent by certmon as the authoritative engine, so `engine_id` is fixed (the receiver registers
+    the user under it: `createUser -e 0x<engine_id> ...` in snmptrapd.conf).
+    """
 
     host: str
     port: int = Field(default=162, ge=1, le=65535)
@@ -113,8 +166,101 @@ class SnmpReceiver(Strict):
     community_env: str | None = None
     community_file: Path | None = None
     user: str | None = None
+    auth_protocol: Literal["SHA", "SHA-256", "SHA-512"] = "SHA-256"
     auth_key_env: str | None = None
+    auth_key_file: Path | None = None
+    priv_protocol: Literal["AES-128", "AES-256"] = "AES-128"
     priv_key_env: str | None = None
+    priv_key_file: Path | None = None
+    engine_id: str | None = Field(default=None, description="hex, 5 to 32 octets, e.g. 8000000001020304")
+    enterprise_oid: Annotated[str, AfterValidator(_enterprise_oid)] = DEFAULT_ENTERPRISE_OID
+    message_template: Annotated[str | None, AfterValidator(_template_syntax)] = Field(
+        default=None, description="Jinja2 (sandboxed) for the message varbind; the alarm's fields are its variables"
+    )
+    timeout: Duration = 5
+
+    @field_validator("engine_id")
+    @classmethod
+    def _engine_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        normal = value.lower().removeprefix("0x").replace(":", "")
+        if not re.fullmatch(r"(?:[0-9a-f]{2}){5,32}", normal):
+            raise ValueError("engine_id is 5 to 32 octets in hex, e.g. 8000000001020304")
+        return normal
+
+    @model_validator(mode="after")
+    def _credentials(self) -> "SnmpReceiver":
+        if self.community_env is not None and self.community_file is not None:
+            raise ValueError("give community_env or community_file, not both")
+        for name in ("auth_key", "priv_key"):
+            if getattr(self, f"{name}_env") is not None and getattr(self, f"{name}_file") is not None:
+                raise ValueError(f"give {name}_env or {name}_file, not both")
+        if self.version == "v2c":
+            if not _one_secret(self, "community_env", "community_file"):
+                raise ValueError("a v2c receiver needs community_env or community_file")
+            return self
+        if not self.user:
+            raise ValueError("a v3 receiver needs user")
+        if self.engine_id is None:
+            raise ValueError("a v3 receiver needs engine_id (the receiver registers the user under it)")
+        if _one_secret(self, "priv_key_env", "priv_key_file") and not _one_secret(
+            self, "auth_key_env", "auth_key_file"
+        ):
+            raise ValueError("privacy (priv_key_*) needs authentication (auth_key_*) too")
+        return self
+
+    @property
+    def security_level(self) -> Literal["noAuthNoPriv", "authNoPriv", "authPriv"]:
+        """The v3 security level the keys given imply."""
+        if not _one_secret(self, "auth_key_env", "auth_key_file"):
+            return "noAuthNoPriv"
+        return "authPriv" if _one_secret(self, "priv_key_env", "priv_key_file") else "authNoPriv"
+
+
+class WebhookChannel(Strict):
+    """An HTTP endpoint of a chat or incident tool: the alarm as CloudEvents, Slack-compatible or generic JSON."""
+
+    url: str
+    format: Literal["cloudevents", "slack", "generic"] = "generic"
+    secret_env: str | None = None
+    secret_file: Path | None = None
+    headers: dict[str, str] = Field(default_factory=dict, description="extra request headers (no secrets)")
+    headers_env: dict[str, str] = Field(
+        default_factory=dict, description="headers whose value comes from an environment variable, e.g. a token"
+    )
+    timeout: Duration = 10
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/?#@]+(?::\d+)?(?:[/?#]\S*)?", value):
+            raise ValueError("a webhook url is http:// or https:// with a host (no user:password@)")
+        return value
+
+    @field_validator("headers", "headers_env")
+    @classmethod
+    def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header_value in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name) or any(c in header_value for c in "\r\n"):
+                raise ValueError(f"{name!r} is not a valid header")
+        return value
+
+    @model_validator(mode="after")
+    def _secret(self) -> "WebhookChannel":
+        if self.secret_env is not None and self.secret_file is not None:
+            raise ValueError("give secret_env or secret_file, not both")
+        return self
+
+
+class DeliveryRetry(Strict):
+    """How a failing delivery is retried: `attempts` in process with backoff, then again from the delivery log
+    (each round `backoff` doubling up to `max_backoff`) until `give_up_after` from the first attempt."""
+
+    attempts: int = Field(default=3, ge=1, le=20)
+    backoff: Duration = 2
+    max_backoff: Duration = 600
+    give_up_after: Duration = 86400
 
 
 class Channels(Strict):
@@ -122,6 +268,8 @@ class Channels(Strict):
 
     email: EmailChannel | None = None
     snmp: dict[str, SnmpReceiver] = Field(default_factory=dict)
+    webhook: dict[str, WebhookChannel] = Field(default_factory=dict)
+    retry: DeliveryRetry = DeliveryRetry()
 
 
 class Owner(Strict):
@@ -130,8 +278,10 @@ class Owner(Strict):
     email: list[str] = Field(default_factory=list)
     delivery: Literal["group", "individual"] = "group"
     snmp: list[str] = Field(default_factory=list)
+    webhook: list[str] = Field(default_factory=list)
     thresholds: Thresholds | None = None
     severities: dict[str, SeverityOverride] = Field(default_factory=dict)
+    reminders: Reminders | None = None
 
     @field_validator("email")
     @classmethod
@@ -150,6 +300,7 @@ class ServerEntry(Strict):
     thresholds: Thresholds | None = None
     severities: dict[str, SeverityOverride] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
+    reminders: Reminders | None = None
 
 
 class Scanning(Strict):
@@ -258,6 +409,7 @@ class CertificateRule(Strict):
     critical: bool = False
     thresholds: Thresholds | None = None
     severities: dict[str, SeverityOverride] = Field(default_factory=dict)
+    reminders: Reminders | None = None
 
 
 class CertmonConfig(Strict):

@@ -1,6 +1,15 @@
 """Event contracts: the CloudEvents envelope and the versioned payload of every routing key."""
 
-from shared.events.alarm import AlarmEvent, AlarmKey, AlarmTransition, OwnerRef
+from shared.events.alarm import (
+    Acknowledgement,
+    AcknowledgementRequested,
+    AckVia,
+    AlarmEvent,
+    AlarmKey,
+    AlarmState,
+    AlarmTransition,
+    OwnerRef,
+)
 from shared.events.envelope import BROADCAST_KEYS, ROUTING_KEYS, CloudEvent, derived_id, make_event, payload_model
 from shared.events.evaluation import (
     AlarmSummary,
@@ -26,8 +35,12 @@ from shared.events.target import Target, TargetRef
 __all__ = [
     "BROADCAST_KEYS",
     "ROUTING_KEYS",
+    "AckVia",
+    "Acknowledgement",
+    "AcknowledgementRequested",
     "AlarmEvent",
     "AlarmKey",
+    "AlarmState",
     "AlarmSummary",
     "AlarmTransition",
     "CertificateInfo",

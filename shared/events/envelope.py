@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events.alarm import AlarmEvent
+from shared.events.alarm import AcknowledgementRequested, AlarmEvent
 from shared.events.evaluation import Evaluation
 from shared.events.notification import NotificationResult
 from shared.events.observation import Observation
@@ -22,7 +22,10 @@ ROUTING_KEYS: dict[str, type[BaseModel]] = {
     "certificate.evaluated.v1": Evaluation,
     "alarm.raised.v1": AlarmEvent,
     "alarm.changed.v1": AlarmEvent,
+    "alarm.reminded.v1": AlarmEvent,
+    "alarm.acknowledged.v1": AlarmEvent,
     "alarm.resolved.v1": AlarmEvent,
+    "acknowledgement.requested.v1": AcknowledgementRequested,
     "notification.sent.v1": NotificationResult,
     "notification.failed.v1": NotificationResult,
     "report.published.v1": ReportPublished,

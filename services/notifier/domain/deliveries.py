@@ -5,21 +5,37 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.events import AlarmEvent, OwnerRef
+from shared.events import AlarmEvent, CloudEvent, OwnerRef
 
 UNOWNED = "unowned"
 
 
 class ChannelKind(StrEnum):
-    """The channels a delivery can go over; SNMP and webhooks join here when their senders exist."""
+    """The channels a delivery can go over."""
 
     EMAIL = "email"
+    SNMP = "snmp"
+    WEBHOOK = "webhook"
     CONSOLE = "console"
 
 
 @dataclass(frozen=True)
+class Notice:
+    """What every sender is given: the alarm event as published (its envelope) and its payload."""
+
+    event: CloudEvent
+    alarm: AlarmEvent
+
+    @property
+    def event_id(self) -> str:
+        """The alarm event's id (part of every idempotency key)."""
+        return self.event.id
+
+
+@dataclass(frozen=True)
 class Delivery:
-    """One message to one recipient (an address, a group of addresses, or the console) over one channel."""
+    """One message to one recipient over one channel: an address or a group of addresses (email), a receiver
+    name (SNMP, webhook), or the owner's name (console)."""
 
     channel: ChannelKind
     recipients: tuple[str, ...]
@@ -42,9 +58,9 @@ def plan_deliveries(alarm: AlarmEvent, alarm_event_id: str, *, channels: Iterabl
     """The deliveries an alarm event calls for, given the channels that are configured.
 
     Email goes to each owner's addresses, all in one message (`group`) or one message per address
-    (`individual`). An owner who cannot be reached by any configured channel, and an alarm without any
-    owner, is printed to the console so that nothing is silently dropped. A recipient reached through two
-    owners gets one message.
+    (`individual`); SNMP and webhooks go to each receiver the owner lists. An owner who cannot be reached by
+    any configured channel, and an alarm without any owner, is printed to the console so that nothing is
+    silently dropped. A recipient reached through two owners gets one message.
     """
     available = set(channels)
     owners = alarm.owners or [OwnerRef(name=UNOWNED, rule="no owner matched")]
@@ -60,13 +76,19 @@ def _owner_deliveries(owner: OwnerRef, alarm_event_id: str, available: set[Chann
         key = idempotency_key(alarm_event_id, channel, ",".join(recipients))
         return Delivery(channel, recipients, owner.name, owner.rule, key)
 
+    reached = False
     addresses = tuple(dict.fromkeys(owner.email))  # keep order, drop repeats
     if ChannelKind.EMAIL in available and addresses:
+        reached = True
         if owner.delivery == "individual":
             yield from (make(ChannelKind.EMAIL, (address,)) for address in addresses)
         else:
             yield make(ChannelKind.EMAIL, addresses)
-    else:
+    for channel, receivers in ((ChannelKind.SNMP, owner.snmp), (ChannelKind.WEBHOOK, owner.webhook)):
+        if channel in available and receivers:
+            reached = True
+            yield from (make(channel, (name,)) for name in dict.fromkeys(receivers))
+    if not reached:
         yield make(ChannelKind.CONSOLE, (owner.name,))
 
 
