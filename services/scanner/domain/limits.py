@@ -1,12 +1,13 @@
 """The bounds every probe of a hostile server is held to, and how they follow from settings and `certmon.yaml`.
 
-Pure: the address policy is checked on an address given as an argument, and the limits are computed from the
-already-parsed settings and config (no environment or file is read here).
+Pure: the address policy (`shared.address_policy`, the one the notifier's webhooks obey too) is checked on an
+address given as an argument, and the limits are computed from the already-parsed settings and config (no
+environment or file is read here).
 """
 
 from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
+from shared.address_policy import AddressPolicy, Network, networks
 from shared.config import CertmonConfig
 from shared.settings import Settings
 
@@ -29,24 +30,21 @@ class ProbeLimits:
     max_handshake_bytes: int = 262_144
     max_file_bytes: int = 1_048_576
     per_host_concurrency: int = 4
-    deny_networks: tuple[IPv4Network | IPv6Network, ...] = ()
-    allow_networks: tuple[IPv4Network | IPv6Network, ...] = ()
+    deny_networks: tuple[Network, ...] = ()
+    allow_networks: tuple[Network, ...] = ()
+
+    @property
+    def address_policy(self) -> AddressPolicy:
+        """The CIDR policy these limits carry."""
+        return AddressPolicy(deny=self.deny_networks, allow=self.allow_networks)
 
 
 DEFAULT_LIMITS = ProbeLimits()
 
 
-def networks(cidrs: list[str]) -> tuple[IPv4Network | IPv6Network, ...]:
-    """CIDR strings (host bits allowed, as `10.0.0.5/8`) as networks; raises ValueError for a malformed one."""
-    return tuple(ip_network(cidr, strict=False) for cidr in cidrs)
-
-
 def address_allowed(address: str, limits: ProbeLimits) -> bool:
     """Whether the probe may connect to `address` under the limits' CIDR policy (allow beats deny)."""
-    addr = ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id such as fe80::1%eth0
-    if any(addr in net for net in limits.allow_networks):
-        return True
-    return not any(addr in net for net in limits.deny_networks)
+    return limits.address_policy.permits(address)
 
 
 def limits_from(settings: Settings, config: CertmonConfig) -> ProbeLimits:
