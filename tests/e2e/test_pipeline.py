@@ -4,21 +4,16 @@ PostgreSQL the right emails reach the right owners' mailboxes, and the daily rep
 import asyncio
 import contextlib
 import datetime as dt
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aio_pika
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from services.composition import build_services
-from shared.broker.amqp import AmqpBus
 from shared.config import parse_config
-from shared.db import create_pool
-from shared.lifecycle import start_all, stop_all
 from shared.settings import Settings
+from tests.support.pipeline import running_services
 from tests.support.pki import make_ca, make_leaf, write_chain
 from tests.support.smtp import SmtpServer, start_smtp_server
 from tests.support.tls_server import server_context, tls_server
@@ -121,21 +116,7 @@ async def test_expiring_expired_and_self_signed_certificates_reach_their_owners(
             scheduler_tick_seconds=0.2,
             daily_report_hour_utc=None,  # the test publishes the report itself, once the alarms are out
         )
-        prefix = f"e2e{uuid.uuid4().hex[:8]}"
-        bus = AmqpBus(
-            amqp_url,
-            exchange=f"{prefix}.events",
-            dead_letter_exchange=f"{prefix}.dlx",
-            dead_letter_queue=f"{prefix}.dead",
-            queue_prefix=f"{prefix}.",
-        )
-        await bus.start()
-        pool = await create_pool(database_url)
-        services = build_services(
-            ["scanner", "evaluator", "alarmer", "notifier", "reporter"], settings, config, bus=bus, pool=pool
-        )
-        try:
-            await start_all(services)
+        async with running_services(settings, config, amqp_url=amqp_url, database_url=database_url) as services:
             expected = {
                 "alice@e2e.test": "expiring",
                 "bob@e2e.test": "expiring",
@@ -175,14 +156,3 @@ async def test_expiring_expired_and_self_signed_certificates_reach_their_owners(
             for case in ("healthy", "expiring", "expired", "self-signed"):
                 assert f"127.0.0.1:{ports[case]}" in body, case
             assert any(k.endswith("status.html") for k in report.keys)
-        finally:
-            await stop_all(services)
-            await bus.close()
-            await pool.close()
-            connection = await aio_pika.connect(amqp_url)
-            channel = await connection.channel()
-            for queue in [*bus.declared_queues, f"{prefix}.dead"]:
-                await channel.queue_delete(queue)
-            for exchange in (f"{prefix}.events", f"{prefix}.dlx"):
-                await channel.exchange_delete(exchange)
-            await connection.close()
