@@ -1,11 +1,12 @@
 """Wiring: the alarmer service from settings, config, a bus and a pool (the composition root calls this): the
-PostgreSQL alarm store, its outbox relay and the evaluation handler."""
+PostgreSQL alarm store, its outbox relay, the reminder sweep, and the evaluation and acknowledgement handlers."""
 
 import asyncpg
 import structlog
 
 from services.alarmer.adapters.repository import SCHEMA, PostgresAlarmStore
-from services.alarmer.handlers import EvaluationHandler, subscriptions
+from services.alarmer.handlers import AcknowledgementHandler, EvaluationHandler, subscriptions
+from services.alarmer.service_layer.reminders import ReminderSweep
 from shared.broker import Bus, Subscription
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
@@ -16,24 +17,36 @@ log = structlog.get_logger(__name__)
 
 
 class AlarmerService:
-    """The alarmer: consumes evaluations, keeps alarms and their history, publishes alarm events (outbox)."""
+    """The alarmer: consumes evaluations and acknowledgement requests, keeps alarms and their history, sends
+    reminders, publishes alarm events (outbox)."""
 
     name = "alarmer"
 
-    def __init__(self, *, bus: Bus, store: PostgresAlarmStore, outbox: OutboxRelay, routes: list[Subscription]) -> None:
-        self.bus, self.store, self.outbox, self.routes = bus, store, outbox, routes
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        store: PostgresAlarmStore,
+        outbox: OutboxRelay,
+        reminders: ReminderSweep,
+        routes: list[Subscription],
+    ) -> None:
+        self.bus, self.store, self.outbox, self.reminders, self.routes = bus, store, outbox, reminders, routes
 
     async def start(self) -> None:
-        """Migrate the `alarmer` schema, start the outbox relay, then consume."""
+        """Migrate the `alarmer` schema, start the outbox relay and the reminder sweep, then consume."""
         applied = await self.store.migrate()
         log.info("alarmer_migrated", applied=applied)
         await self.outbox.start()
+        await self.reminders.start()
         for route in self.routes:
             await self.bus.subscribe(route)
         log.info("alarmer_started", queues=[route.queue for route in self.routes])
 
     async def stop(self) -> None:
-        """Stop the outbox relay after publishing what is pending (the bus and pool belong to the caller)."""
+        """Stop the reminder sweep, then the outbox relay after publishing what is pending (the bus and pool belong
+        to the caller)."""
+        await self.reminders.stop()
         await self.outbox.stop()
         log.info("alarmer_stopped")
 
@@ -46,11 +59,17 @@ def bootstrap(
     pool: asyncpg.Pool | None,
     clock: Clock = utc_now,
     outbox_poll_seconds: float = 1.0,
+    reminder_min_delay: float = 0.5,
+    reminder_max_delay: float = 30.0,
 ) -> AlarmerService:
-    """Build the alarmer; it keeps alarm state in PostgreSQL, so `pool` is required."""
+    """Build the alarmer; it keeps alarm state in PostgreSQL, so `pool` is required. The reminder sweep checks
+    for due reminders between `reminder_min_delay` and `reminder_max_delay` seconds apart."""
     if pool is None:
         raise ValueError("the alarmer keeps alarm state in PostgreSQL: pass a pool")
     outbox = OutboxRelay(pool, SCHEMA, bus, poll_seconds=outbox_poll_seconds)
     store = PostgresAlarmStore(pool, outbox)
-    evaluations = EvaluationHandler(store=store, config=config, clock=clock)
-    return AlarmerService(bus=bus, store=store, outbox=outbox, routes=subscriptions(evaluations))
+    reminders = ReminderSweep(store, config, clock, min_delay=reminder_min_delay, max_delay=reminder_max_delay)
+    evaluations = EvaluationHandler(store=store, config=config, clock=clock, reminder_scheduled=reminders.expect)
+    acknowledgements = AcknowledgementHandler(store=store, clock=clock)
+    routes = subscriptions(evaluations, acknowledgements)
+    return AlarmerService(bus=bus, store=store, outbox=outbox, reminders=reminders, routes=routes)

@@ -2,27 +2,33 @@
 
 Each handler parses its event, lets the domain decide, and persists the outcome together with the alarm
 events it causes, in one unit of work of the alarm store (`ports.AlarmStore`) that also claims the consumed
-event id. The routing table (`subscriptions`) is where further inputs join: reminders and acknowledgements
-arrive as their own subscriptions with their own handlers, next to the evaluations one.
+event id. The routing table (`subscriptions`) lists every input: evaluations and acknowledgement requests,
+each on its own queue with its own handler. (Reminders are no message: the `service_layer` sweep sends them.)
 
-The bus validates each payload before a handler sees it; one that is not an evaluation is dead-lettered there.
+The bus validates each payload before a handler sees it; one that does not validate is dead-lettered there.
 """
+
+from collections.abc import Callable
+from datetime import datetime
 
 import structlog
 
 from services.alarmer.domain.alarm_events import alarm_event, envelope, new_alarm_id
 from services.alarmer.domain.alarms import consecutive_failures, decide
+from services.alarmer.domain.lifecycle import Ignored, acknowledge, acknowledgement_cause
 from services.alarmer.domain.ownership import configured_target
 from services.alarmer.ports import AlarmStore, AlarmUnitOfWork
 from shared.broker import Message, Subscription
 from shared.clock import Clock
 from shared.config import CertmonConfig
-from shared.events import Evaluation
+from shared.events import AcknowledgementRequested, Evaluation
 
 log = structlog.get_logger(__name__)
 
 EVALUATIONS_QUEUE = "certmon.alarmer.evaluations"
 EVALUATED = "certificate.evaluated.v1"
+ACKNOWLEDGEMENTS_QUEUE = "certmon.alarmer.acknowledgements"
+ACKNOWLEDGEMENT_REQUESTED = "acknowledgement.requested.v1"
 
 
 class EvaluationHandler:
@@ -30,8 +36,18 @@ class EvaluationHandler:
 
     consumer = "alarmer.evaluations"
 
-    def __init__(self, *, store: AlarmStore, config: CertmonConfig, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        store: AlarmStore,
+        config: CertmonConfig,
+        clock: Clock,
+        reminder_scheduled: Callable[[datetime], None] | None = None,
+    ) -> None:
+        """`reminder_scheduled` is told, after the commit, each due time this handler scheduled (the sweep's
+        `expect`), so a short cadence is kept without the sweep reading the database more often."""
         self._store, self._config, self._clock = store, config, clock
+        self._reminder_scheduled = reminder_scheduled
 
     async def __call__(self, message: Message[Evaluation]) -> None:
         """Handle one evaluated event; a redelivered event id has no effect."""
@@ -40,14 +56,17 @@ class EvaluationHandler:
             if not await uow.claim(event.id, self.consumer):
                 log.info("evaluation_already_processed")
                 return
-            await self._apply(uow, event.id, evaluation)
+            scheduled = await self._apply(uow, event.id, evaluation)
+        if self._reminder_scheduled is not None:
+            for due in scheduled:
+                self._reminder_scheduled(due)
 
-    async def _apply(self, uow: AlarmUnitOfWork, event_id: str, evaluation: Evaluation) -> None:
+    async def _apply(self, uow: AlarmUnitOfWork, event_id: str, evaluation: Evaluation) -> list[datetime]:
         health = await uow.lock_target_health(evaluation.target_key)
         if health.last_observed_at is not None and evaluation.observed_at < health.last_observed_at:
             # A newer observation of this target was applied already; this one would move alarms backwards.
             log.info("stale_evaluation_ignored", observed_at=evaluation.observed_at.isoformat())
-            return
+            return []
         failures = consecutive_failures(health.consecutive_failures, evaluation)
         stored = {s.alarm.key: s for s in await uow.open_alarms(evaluation.target_key)}
         decisions = decide(
@@ -58,6 +77,7 @@ class EvaluationHandler:
         )
         target = configured_target(self._config, evaluation)
         now = self._clock()
+        scheduled: list[datetime] = []
         for decision in decisions:
             previous = stored[decision.key].last_event if decision.key in stored else None
             payload = alarm_event(
@@ -72,16 +92,48 @@ class EvaluationHandler:
             )
             await uow.record_transition(payload, at=now, cause=f"evaluation {event_id}")
             await uow.publish_later(envelope(payload, event_id))
+            if payload.next_reminder_at is not None:
+                scheduled.append(payload.next_reminder_at)
             log.info(
                 f"alarm_{decision.transition}",
                 alarm_id=payload.alarm_id,
                 trigger=decision.key.trigger,
                 level=decision.level,
                 previous_level=decision.previous_level,
+                state=payload.state,
             )
         await uow.save_target_health(evaluation.target_key, failures=failures, observed_at=evaluation.observed_at)
+        return scheduled
 
 
-def subscriptions(evaluations: EvaluationHandler) -> list[Subscription]:
+class AcknowledgementHandler:
+    """Turns each `acknowledgement.requested.v1` into the `acknowledged` transition of an open alarm, its history
+    and `alarm.acknowledged.v1`; a request for an alarm already acknowledged, resolved or unknown changes nothing."""
+
+    consumer = "alarmer.acknowledgements"
+
+    def __init__(self, *, store: AlarmStore, clock: Clock) -> None:
+        self._store, self._clock = store, clock
+
+    async def __call__(self, message: Message[AcknowledgementRequested]) -> None:
+        """Handle one acknowledgement request; a redelivered event id has no effect."""
+        event, request = message.event, message.payload
+        async with self._store.unit_of_work() as uow:
+            if not await uow.claim(event.id, self.consumer):
+                log.info("acknowledgement_already_processed", alarm_id=request.alarm_id)
+                return
+            outcome = acknowledge(await uow.lock_alarm(request.alarm_id), request, now=self._clock())
+            if isinstance(outcome, Ignored):
+                log.info("acknowledgement_ignored", alarm_id=request.alarm_id, reason=outcome.reason, by=request.by)
+                return
+            await uow.record_transition(outcome, at=outcome.occurred_at, cause=acknowledgement_cause(request))
+            await uow.publish_later(envelope(outcome, event.id))
+        log.info("alarm_acknowledged", alarm_id=outcome.alarm_id, by=request.by, via=request.via)
+
+
+def subscriptions(evaluations: EvaluationHandler, acknowledgements: AcknowledgementHandler) -> list[Subscription]:
     """Every queue the alarmer consumes and its handler."""
-    return [Subscription("alarmer", EVALUATIONS_QUEUE, {EVALUATED: evaluations})]
+    return [
+        Subscription("alarmer", EVALUATIONS_QUEUE, {EVALUATED: evaluations}),
+        Subscription("alarmer", ACKNOWLEDGEMENTS_QUEUE, {ACKNOWLEDGEMENT_REQUESTED: acknowledgements}),
+    ]

@@ -1,4 +1,4 @@
-"""What the evaluation handler needs from storage: an alarm store that opens units of work.
+"""What the handlers and the reminder sweep need from storage: an alarm store that opens units of work.
 
 A unit of work is one transaction: `async with store.unit_of_work() as uow:` claims the consumed event, reads
 and writes alarm state and queues the alarm events it causes; it commits when the block ends normally and rolls
@@ -17,7 +17,8 @@ from shared.events import AlarmEvent, CloudEvent
 
 @dataclass(frozen=True)
 class StoredAlarm:
-    """An open alarm with the event of its latest transition (its certificate, owners, findings)."""
+    """An open (or acknowledged) alarm with the event of its latest transition (its certificate, owners,
+    findings, state and schedule)."""
 
     alarm: OpenAlarm
     last_event: AlarmEvent
@@ -41,7 +42,7 @@ class HistoryEntry:
     from_level: str | None
     to_level: str
     cause: str
-    evaluation_id: str | None
+    evaluation_id: str | None  # the evaluation the alarm's level and findings came from
 
 
 class AlarmUnitOfWork(Protocol):
@@ -71,12 +72,32 @@ class AlarmUnitOfWork(Protocol):
         ...
 
     async def open_alarms(self, target_key: str) -> list[StoredAlarm]:
-        """The target's open alarms, oldest first."""
+        """The target's alarms that are not resolved (open or acknowledged: still the one alarm of their key),
+        oldest first."""
         ...
 
     async def record_transition(self, event: AlarmEvent, *, at: datetime, cause: str) -> None:
-        """Apply an alarm event to its alarm (opening it on a raise, closing it on a resolve) and keep it in the
-        alarm's history."""
+        """Apply an alarm event to its alarm (opening it on a raise, closing it on a resolve; its state and next
+        reminder time become the event's) and keep it in the alarm's history."""
+        ...
+
+    async def lock_alarm(self, alarm_id: str) -> AlarmEvent | None:
+        """The latest event of the alarm `alarm_id`, whatever its state, locked until the unit of work ends;
+        None when there is no such alarm (including an id that is not an alarm id at all)."""
+        ...
+
+    async def claim_due_reminders(self, now: datetime, limit: int) -> list[AlarmEvent]:
+        """Up to `limit` open alarms whose next reminder is due at `now`, earliest due first, as their latest
+        events; each is locked until the unit of work ends and skipped by other units of work meanwhile, so
+        concurrent sweeps never claim one alarm twice."""
+        ...
+
+    async def reschedule_reminder(self, alarm_id: str, next_reminder_at: datetime | None) -> None:
+        """Move an open alarm's next reminder (None: no more reminders) without a transition."""
+        ...
+
+    async def earliest_reminder(self) -> datetime | None:
+        """When the first reminder of any open alarm is due; None when none is scheduled."""
         ...
 
     async def history(self, alarm_id: str) -> list[HistoryEntry]:

@@ -1,5 +1,6 @@
 """The in-memory twin of the PostgreSQL alarm store: the same semantics (claims, target health, open alarms,
-history in order, an outbox without duplicate ids, all-or-nothing units of work), no database.
+history in order, reminder due times, an outbox without duplicate ids, all-or-nothing units of work), no
+database.
 
 Units of work run one at a time (a stricter lock than the per-target row lock PostgreSQL takes), each on a copy
 of the state that replaces it on commit and is dropped on rollback. `outbox` holds the committed events, in
@@ -10,7 +11,7 @@ import asyncio
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
-from typing import Literal, Self
+from typing import Self
 
 from services.alarmer.domain.alarms import OpenAlarm
 from services.alarmer.ports import HistoryEntry, StoredAlarm, TargetHealth
@@ -19,8 +20,7 @@ from shared.events import AlarmEvent, CloudEvent
 
 @dataclass(frozen=True)
 class _Alarm:
-    event: AlarmEvent  # the latest transition's
-    state: Literal["open", "resolved"]
+    event: AlarmEvent  # the latest transition's: its state and next reminder time are the alarm's
     opened_at: datetime
 
 
@@ -98,11 +98,11 @@ class InMemoryUnitOfWork:
         self._state.health[target_key] = TargetHealth(failures, observed_at)
 
     async def open_alarms(self, target_key: str) -> list[StoredAlarm]:
-        """The target's open alarms, oldest first."""
+        """The target's alarms that are not resolved, oldest first."""
         found = [
             (alarm.opened_at, alarm_id, alarm.event)
             for alarm_id, alarm in self._state.alarms.items()
-            if alarm.state == "open" and alarm.event.key.target_key == target_key
+            if alarm.event.state != "resolved" and alarm.event.key.target_key == target_key
         ]
         return [
             StoredAlarm(OpenAlarm(alarm_id=alarm_id, key=event.key, level=event.level), event)
@@ -113,14 +113,46 @@ class InMemoryUnitOfWork:
         """Apply an alarm event to its alarm (opening it on a raise) and keep it in the history."""
         alarms = self._state.alarms
         if event.transition == "raised":
-            alarms[event.alarm_id] = _Alarm(event, "open", at)
+            alarms[event.alarm_id] = _Alarm(event, at)
         else:
-            state: Literal["open", "resolved"] = "resolved" if event.transition == "resolved" else "open"
-            alarms[event.alarm_id] = replace(alarms[event.alarm_id], event=event, state=state)
+            alarms[event.alarm_id] = replace(alarms[event.alarm_id], event=event)
         self._state.history.append(
             HistoryEntry(
                 event.alarm_id, at, event.transition, event.previous_level, event.level, cause, event.evaluation_id
             )
+        )
+
+    async def lock_alarm(self, alarm_id: str) -> AlarmEvent | None:
+        """The alarm's latest event (the whole store is locked already); None when there is none."""
+        alarm = self._state.alarms.get(alarm_id)
+        return None if alarm is None else alarm.event
+
+    async def claim_due_reminders(self, now: datetime, limit: int) -> list[AlarmEvent]:
+        """Up to `limit` open alarms due at `now`, earliest first (no other unit of work runs meanwhile)."""
+        due = [
+            alarm.event
+            for alarm in self._state.alarms.values()
+            if alarm.event.state == "open"
+            and alarm.event.next_reminder_at is not None
+            and alarm.event.next_reminder_at <= now
+        ]
+        return sorted(due, key=lambda event: event.next_reminder_at or now)[:limit]
+
+    async def reschedule_reminder(self, alarm_id: str, next_reminder_at: datetime | None) -> None:
+        """Move the alarm's next reminder in its latest event."""
+        alarm = self._state.alarms[alarm_id]
+        event = alarm.event.model_copy(update={"next_reminder_at": next_reminder_at})
+        self._state.alarms[alarm_id] = replace(alarm, event=event)
+
+    async def earliest_reminder(self) -> datetime | None:
+        """The earliest due time of an open alarm's reminder."""
+        return min(
+            (
+                alarm.event.next_reminder_at
+                for alarm in self._state.alarms.values()
+                if alarm.event.state == "open" and alarm.event.next_reminder_at is not None
+            ),
+            default=None,
         )
 
     async def history(self, alarm_id: str) -> list[HistoryEntry]:

@@ -1,10 +1,13 @@
-"""The PostgreSQL `AlarmStore` (schema `alarmer`): alarms, their history, each target's failure run, and the
-outbox of the alarm events they cause.
+"""The PostgreSQL `AlarmStore` (schema `alarmer`): alarms, their history and reminder due times, each target's
+failure run, and the outbox of the alarm events they cause.
 
 A unit of work is one transaction on one pooled connection, so one evaluation's claim, transitions, history and
 outbox rows commit together or not at all; after a commit that queued events, the outbox relay is woken.
+Reminder sweeps claim due alarms with `FOR UPDATE SKIP LOCKED`, so replicas sweeping at once share the work
+and never claim one alarm twice.
 """
 
+import uuid
 from contextlib import AsyncExitStack
 from datetime import datetime
 from types import TracebackType
@@ -102,10 +105,10 @@ class PostgresUnitOfWork:
         )
 
     async def open_alarms(self, target_key: str) -> list[StoredAlarm]:
-        """The target's open alarms."""
+        """The target's alarms that are not resolved, oldest first."""
         rows = await self._connection.fetch(
             f"SELECT id, fingerprint, trigger, level, last_event FROM {SCHEMA}.alarms "
-            "WHERE target_key = $1 AND state = 'open' ORDER BY opened_at, id",
+            "WHERE target_key = $1 AND state <> 'resolved' ORDER BY opened_at, id",
             target_key,
         )
         return [
@@ -121,31 +124,34 @@ class PostgresUnitOfWork:
         ]
 
     async def record_transition(self, event: AlarmEvent, *, at: datetime, cause: str) -> None:
-        """Apply an alarm event to the alarm's row (opening it on a raise) and keep it in the history."""
+        """Apply an alarm event to the alarm's row (opening it on a raise; its state and next reminder time become
+        the event's) and keep it in the history."""
         data = event.model_dump(mode="json")
         if event.transition == "raised":
             await self._connection.execute(
-                f"INSERT INTO {SCHEMA}.alarms "
-                "(id, target_key, fingerprint, trigger, level, state, opened_at, updated_at, last_event) "
-                "VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7)",
+                f"INSERT INTO {SCHEMA}.alarms (id, target_key, fingerprint, trigger, level, state, opened_at, "
+                "updated_at, last_event, next_reminder_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)",
                 event.alarm_id,
                 event.key.target_key,
                 event.key.fingerprint_sha256,
                 event.key.trigger,
                 event.level,
+                event.state,
                 at,
                 data,
+                event.next_reminder_at,
             )
         else:
-            state = "resolved" if event.transition == "resolved" else "open"
             await self._connection.execute(
                 f"UPDATE {SCHEMA}.alarms SET level = $2, state = $3, updated_at = $4, last_event = $5, "
-                "resolved_at = CASE WHEN $3 = 'resolved' THEN $4 ELSE resolved_at END WHERE id = $1",
+                "next_reminder_at = $6, resolved_at = CASE WHEN $3 = 'resolved' THEN $4 ELSE resolved_at END "
+                "WHERE id = $1",
                 event.alarm_id,
                 event.level,
-                state,
+                event.state,
                 at,
                 data,
+                event.next_reminder_at,
             )
         await self._connection.execute(
             f"INSERT INTO {SCHEMA}.alarm_history "
@@ -179,3 +185,42 @@ class PostgresUnitOfWork:
             )
             for row in rows
         ]
+
+    async def lock_alarm(self, alarm_id: str) -> AlarmEvent | None:
+        """The alarm's latest event, its row locked until the transaction ends; None when there is none."""
+        try:
+            uuid.UUID(alarm_id)
+        except ValueError:
+            return None  # alarm ids are UUIDs; anything else names no alarm
+        data = await self._connection.fetchval(
+            f"SELECT last_event FROM {SCHEMA}.alarms WHERE id = $1 FOR UPDATE", alarm_id
+        )
+        return None if data is None else AlarmEvent.model_validate(data)
+
+    async def claim_due_reminders(self, now: datetime, limit: int) -> list[AlarmEvent]:
+        """Lock up to `limit` open alarms due at `now`, earliest first, skipping those another sweep holds."""
+        rows = await self._connection.fetch(
+            f"SELECT last_event FROM {SCHEMA}.alarms WHERE state = 'open' AND next_reminder_at <= $1 "
+            "ORDER BY next_reminder_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+            now,
+            limit,
+        )
+        return [AlarmEvent.model_validate(row["last_event"]) for row in rows]
+
+    async def reschedule_reminder(self, alarm_id: str, next_reminder_at: datetime | None) -> None:
+        """Move the alarm's next reminder, in its row and in its latest event alike."""
+        await self._connection.execute(
+            f"UPDATE {SCHEMA}.alarms SET next_reminder_at = $2, "
+            "last_event = jsonb_set(last_event, '{next_reminder_at}', COALESCE(to_jsonb($3::text), 'null')) "
+            "WHERE id = $1",
+            alarm_id,
+            next_reminder_at,
+            None if next_reminder_at is None else next_reminder_at.isoformat(),
+        )
+
+    async def earliest_reminder(self) -> datetime | None:
+        """The earliest due time of an open alarm's reminder (one step down the due index)."""
+        due: datetime | None = await self._connection.fetchval(
+            f"SELECT min(next_reminder_at) FROM {SCHEMA}.alarms WHERE state = 'open' AND next_reminder_at IS NOT NULL"
+        )
+        return due

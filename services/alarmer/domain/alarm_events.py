@@ -3,7 +3,8 @@
 from datetime import datetime
 
 from services.alarmer.domain.alarms import Decision
-from services.alarmer.domain.ownership import owners_for
+from services.alarmer.domain.lifecycle import after_evaluation
+from services.alarmer.domain.ownership import owners_for, reminder_seconds
 from shared.config import CertmonConfig
 from shared.events import AlarmEvent, CloudEvent, Evaluation, Target, derived_id, make_event
 
@@ -30,7 +31,8 @@ def alarm_event(
     """The payload announcing `decision`; `previous` is the alarm's last event (None for a raise).
 
     Certificate facts come from the evaluation when the alarm is about the certificate now served, and
-    from the alarm's last event when it is about one that was replaced.
+    from the alarm's last event when it is about one that was replaced. The next reminder follows the cadence
+    the alarm's owner, server and certificate rules give its new level.
     """
     served = evaluation.certificate
     is_current = served is not None and decision.key.fingerprint_sha256 == served.fingerprint_sha256
@@ -40,6 +42,8 @@ def alarm_event(
         certificate = previous.certificate
     else:
         certificate = None
+    cadence = reminder_seconds(config, target, certificate, decision.level)
+    lifecycle = after_evaluation(decision.transition, decision.level, previous, now=now, cadence=cadence)
     return AlarmEvent(
         alarm_id=alarm_id,
         key=decision.key,
@@ -55,15 +59,21 @@ def alarm_event(
         grade=evaluation.security.grade if is_current and evaluation.security else None,
         occurred_at=now,
         evaluation_id=evaluation_event_id,
+        state=lifecycle.state,
+        acknowledgement=lifecycle.acknowledgement,
+        cause=f"evaluation {evaluation_event_id}",
+        reminders_sent=lifecycle.reminders_sent,
+        next_reminder_at=lifecycle.next_reminder_at,
     )
 
 
-def envelope(payload: AlarmEvent, evaluation_event_id: str) -> CloudEvent:
-    """The CloudEvent for an alarm event, its id derived from the evaluation it answers."""
+def envelope(payload: AlarmEvent, origin: str) -> CloudEvent:
+    """The CloudEvent for an alarm event, its id derived from what caused it (the evaluation or acknowledgement
+    request event id, or the reminder's `lifecycle.reminder_number`), so a retry publishes the same id."""
     return make_event(
         f"alarm.{payload.transition}.v1",
         payload,
         source=SOURCE,
         subject=payload.alarm_id,
-        event_id=derived_id(evaluation_event_id, payload.alarm_id, payload.transition),
+        event_id=derived_id(origin, payload.alarm_id, payload.transition),
     )

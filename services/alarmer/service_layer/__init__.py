@@ -1,0 +1,1 @@
+"""What orchestrates the alarmer apart from its handlers: the reminder sweep."""
