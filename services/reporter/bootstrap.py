@@ -1,4 +1,4 @@
-"""Wiring of the reporter: history, bucket, renderer, handlers, outbox relay, schedule, HTTP server."""
+"""Wiring of the reporter: history, bucket, renderer, handlers, outbox relay, schedule, acknowledger, HTTP server."""
 
 from datetime import datetime
 
@@ -6,14 +6,17 @@ import asyncpg
 import structlog
 from fastapi import FastAPI
 
+from services.reporter.adapters.auth import ApiTokens
 from services.reporter.adapters.bucket import bucket_from_settings
 from services.reporter.adapters.history import SCHEMA, History
 from services.reporter.adapters.http import create_app
 from services.reporter.adapters.rendering import ReportRenderer
 from services.reporter.handlers import ReporterHandlers, subscriptions
 from services.reporter.ports import Bucket
+from services.reporter.service_layer.acknowledging import Acknowledger
 from services.reporter.service_layer.publishing import ReportPublisher
 from services.reporter.service_layer.scheduling import DailyReportScheduler
+from shared.action_links import ActionLinkSigner, link_secret_key
 from shared.broker import Bus
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
@@ -41,9 +44,10 @@ class ReporterService:
         scheduler: DailyReportScheduler | None,
         app: FastAPI,
         http: HttpServer | None,
+        api_open: bool,
     ) -> None:
         self._bus, self.history, self._publisher, self._relay = bus, history, publisher, relay
-        self._scheduler, self.app, self._http = scheduler, app, http
+        self._scheduler, self.app, self._http, self._api_open = scheduler, app, http, api_open
 
     @property
     def http_port(self) -> int:
@@ -70,6 +74,12 @@ class ReporterService:
             await self.stop()
             raise
         log.info("reporter_started", http_port=self._http.port if self._http is not None else None)
+        if self._api_open:
+            log.warning(
+                "api_open_without_tokens",
+                hint="anyone who reaches the dashboard and API may read and acknowledge; "
+                "set CERTMON_API_TOKENS and CERTMON_API_WRITE_TOKENS",
+            )
 
     async def stop(self) -> None:
         """Stop serving, scheduling and relaying (the relay publishes what is pending once more)."""
@@ -94,8 +104,10 @@ def bootstrap(
     bucket: Bucket | None = None,
     serve_http: bool = True,
     report_tick_seconds: float = 60.0,
+    links: ActionLinkSigner | None = None,
 ) -> ReporterService:
-    """Build the reporter; it needs PostgreSQL. `bucket` overrides the one `settings.reports_url` names."""
+    """Build the reporter; it needs PostgreSQL. `bucket` overrides the one `settings.reports_url` names; `links`
+    the acknowledge-link signer built from `CERTMON_LINK_SECRET` (or the key generated in the data directory)."""
     if pool is None:
         raise ValueError("the reporter needs PostgreSQL: pass a pool (CERTMON_DATABASE_URL)")
     history = History(pool)
@@ -110,9 +122,22 @@ def bootstrap(
         )
     )
     app = create_app(
-        history, settings, renderer=renderer, clock=clock, readiness=lambda: readiness(bus, database_probe(pool))
+        history,
+        settings,
+        links=links or ActionLinkSigner(link_secret_key(settings)),
+        acknowledger=Acknowledger(history, clock=clock, requested=relay.kick),
+        renderer=renderer,
+        clock=clock,
+        readiness=lambda: readiness(bus, database_probe(pool)),
     )
     http = HttpServer(app, settings.http_host, settings.http_port) if serve_http else None
     return ReporterService(
-        bus=bus, history=history, publisher=publisher, relay=relay, scheduler=scheduler, app=app, http=http
+        bus=bus,
+        history=history,
+        publisher=publisher,
+        relay=relay,
+        scheduler=scheduler,
+        app=app,
+        http=http,
+        api_open=ApiTokens(settings).open,
     )

@@ -22,7 +22,7 @@ class ReporterHandlers:
         _stored(await self._history.record_evaluation(message.event.id, message.payload))
 
     async def on_alarm(self, message: Message[AlarmEvent]) -> None:
-        """`alarm.raised|changed|resolved.v1`: keep the transition in the alarm history."""
+        """`alarm.raised|changed|reminded|acknowledged|resolved.v1`: keep the transition in the alarm history."""
         _stored(await self._history.record_alarm(message.event.id, message.payload))
 
     async def on_notification(self, message: Message[NotificationResult]) -> None:
@@ -45,6 +45,8 @@ def subscriptions(handlers: ReporterHandlers) -> list[Subscription]:
                 "certificate.evaluated.v1": handlers.on_evaluated,
                 "alarm.raised.v1": handlers.on_alarm,
                 "alarm.changed.v1": handlers.on_alarm,
+                "alarm.reminded.v1": handlers.on_alarm,
+                "alarm.acknowledged.v1": handlers.on_alarm,
                 "alarm.resolved.v1": handlers.on_alarm,
                 "notification.sent.v1": handlers.on_notification,
                 "notification.failed.v1": handlers.on_notification,

@@ -9,6 +9,8 @@ Two adapters pass the same contract tests: PostgreSQL (`adapters.history`) and t
   one stored last).
 - `record_report` claims a report's key and its (kind, period) together with enqueuing its announcement, so
   a period is reported, and announced, once.
+- `request_acknowledgement` enqueues an `acknowledgement.requested.v1` command in the same outbox; an event id
+  enqueued before is not enqueued again, so a request repeated with the same id leaves once.
 """
 
 from dataclasses import dataclass
@@ -55,9 +57,10 @@ class HistoryStore(Protocol):
         """Evaluations of one certificate (canonical fingerprint), newest first."""
 
     async def alarm_events(
-        self, *, fingerprint: str | None = None, since: datetime | None = None
+        self, *, fingerprint: str | None = None, since: datetime | None = None, alarm_id: str | None = None
     ) -> list[tuple[str, AlarmEvent]]:
-        """`(event_id, alarm event)` pairs in the order they happened, maybe of one certificate or recent."""
+        """`(event_id, alarm event)` pairs in the order they happened, maybe of one certificate, recent, or of
+        one alarm."""
 
     async def notifications(self, alarm_ids: list[str] | None = None) -> list[NotificationRecord]:
         """Delivery outcomes, oldest first, optionally of some alarms only."""
@@ -70,6 +73,10 @@ class HistoryStore(Protocol):
 
     async def record_report(self, key: str, report: ReportPublished, announcement: CloudEvent) -> bool:
         """Claim the report's (kind, period) and enqueue its announcement atomically; False if taken."""
+
+    async def request_acknowledgement(self, request: CloudEvent) -> bool:
+        """Enqueue an `acknowledgement.requested.v1` command for the outbox relay; False if its id was enqueued
+        before."""
 
 
 class BucketError(Exception):

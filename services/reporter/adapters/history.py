@@ -138,15 +138,17 @@ class History:
         return [Evaluation.model_validate(r["evaluation"]) for r in rows]
 
     async def alarm_events(
-        self, *, fingerprint: str | None = None, since: datetime | None = None
+        self, *, fingerprint: str | None = None, since: datetime | None = None, alarm_id: str | None = None
     ) -> list[tuple[str, AlarmEvent]]:
-        """`(event_id, alarm event)` pairs in the order they happened, maybe of one certificate or recent."""
+        """`(event_id, alarm event)` pairs in the order they happened, maybe of one certificate, recent, or of
+        one alarm."""
         rows = await self._pool.fetch(
             f"SELECT event_id, event FROM {_S}.alarm_events "
             "WHERE ($1::text IS NULL OR fingerprint = $1) AND ($2::timestamptz IS NULL OR at >= $2) "
-            "ORDER BY at, event_id",
+            "AND ($3::text IS NULL OR alarm_id = $3) ORDER BY at, event_id",
             fingerprint,
             since,
+            alarm_id,
         )
         return [(r["event_id"], AlarmEvent.model_validate(r["event"])) for r in rows]
 
@@ -190,4 +192,13 @@ class History:
             if inserted is None:
                 return False
             await enqueue(conn, SCHEMA, announcement)
+            return True
+
+    async def request_acknowledgement(self, request: CloudEvent) -> bool:
+        """Enqueue an `acknowledgement.requested.v1` command for the outbox relay; False if its id was enqueued
+        before."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if await conn.fetchval(f"SELECT 1 FROM {_S}.outbox WHERE event_id = $1", request.id):
+                return False
+            await enqueue(conn, SCHEMA, request)
             return True

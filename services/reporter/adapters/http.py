@@ -1,22 +1,25 @@
-"""The reporter's HTTP surface: the dashboard, the read API under `/api/v1`, health probes and `/metrics`.
+"""The reporter's HTTP surface: the API under `/api/v1`, the HTML pages (`adapters.pages`), health probes and
+`/metrics`.
 
-When `settings.api_tokens` is non-empty, the dashboard and `/api/v1/*` need `Authorization: Bearer <token>`;
-health and metrics never do (probes and Prometheus scrape without secrets).
+Reading the API and the dashboard needs a read or a write token, every POST under `/api/v1` a write token
+(`adapters.auth`); health and metrics never ask (probes and Prometheus scrape without secrets), and an
+acknowledge link is its own credential.
 """
 
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
-from fastapi.responses import HTMLResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.responses import JSONResponse
 
+from services.reporter.adapters.auth import ApiTokens
 from services.reporter.adapters.metrics import EstateMetrics
+from services.reporter.adapters.pages import ack_link_routes, dashboard_routes
 from services.reporter.adapters.rendering import ReportRenderer
-from services.reporter.domain.report import build_status_report, normalize_fingerprint
+from services.reporter.domain.report import normalize_fingerprint
 from services.reporter.domain.views import (
-    AlarmState,
+    AckAccepted,
+    AckBody,
     AlarmView,
     CertificateDetail,
     CertificatePage,
@@ -24,61 +27,40 @@ from services.reporter.domain.views import (
     alarm_views,
 )
 from services.reporter.ports import CertificateFilter, HistoryStore
+from services.reporter.service_layer.acknowledging import Acknowledger
+from services.reporter.service_layer.queries import certificate_detail, load_alarm
+from shared.action_links import ActionLinkSigner
 from shared.clock import Clock, utc_now
+from shared.events import AlarmState
 from shared.events.evaluation import Grade, Level
 from shared.health import Readiness, add_health_routes
 from shared.health import readiness as shared_readiness
 from shared.settings import Settings
-
-#: The dashboard is one self-contained page: nothing may load from anywhere, styles are inline.
-DASHBOARD_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
-
-_bearer = HTTPBearer(auto_error=False, description="An API token from CERTMON_API_TOKENS.")
-
-
-def _token_check(settings: Settings) -> Callable[..., Awaitable[None]]:
-    tokens = [t.get_secret_value().encode() for t in settings.api_tokens]
-
-    async def require_token(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
-        if not tokens:
-            return
-        given = credentials.credentials.encode() if credentials is not None else b""
-        # Compare against every token, so the time taken does not tell which one (or whether any) was close.
-        matched = False
-        for token in tokens:
-            matched |= hmac.compare_digest(given, token)
-        if not matched:
-            raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-
-    return require_token
 
 
 def create_app(
     history: HistoryStore,
     settings: Settings,
     *,
+    links: ActionLinkSigner,
+    acknowledger: Acknowledger | None = None,
     renderer: ReportRenderer | None = None,
     clock: Clock = utc_now,
     readiness: Callable[[], Awaitable[Readiness]] | None = None,
 ) -> FastAPI:
-    """The FastAPI application over `history`, with its own estate metrics registry; `readiness` is the process's
-    probe (by default the database and the background loops only)."""
-    renderer = renderer or ReportRenderer()
-    metrics = EstateMetrics()
-    auth = [Depends(_token_check(settings))]
-    app = FastAPI(title="certmon reporter", version="1", docs_url=None, redoc_url=None)
-    api = APIRouter(prefix="/api/v1", dependencies=auth)
+    """The FastAPI application over `history`, with its own estate metrics registry.
 
-    @app.get("/", response_class=HTMLResponse, dependencies=auth, include_in_schema=False)
-    async def dashboard() -> HTMLResponse:
-        """The live dashboard: every certificate, most urgent first."""
-        report = build_status_report(await history.latest(), [e for _, e in await history.alarm_events()], now=clock())
-        return HTMLResponse(
-            renderer.dashboard(report),
-            headers={"Content-Security-Policy": DASHBOARD_CSP, "Cache-Control": "no-store"},
-        )
+    `links` verifies acknowledge tokens; `acknowledger` sends acknowledge requests (by default one that waits on
+    `history` and kicks no relay); `readiness` is the process's probe (by default the database only).
+    """
+    renderer = renderer or ReportRenderer()
+    acknowledger = acknowledger or Acknowledger(history, clock=clock)
+    metrics = EstateMetrics()
+    tokens = ApiTokens(settings)
+    read = [Depends(tokens.require("read"))]
+    app = FastAPI(title="certmon reporter", version="1", docs_url=None, redoc_url=None)
+    api = APIRouter(prefix="/api/v1", dependencies=read)
+    api_write = APIRouter(prefix="/api/v1", dependencies=[Depends(tokens.require("write"))])
 
     @api.get("/certificates", response_model=CertificatePage)
     async def certificates(
@@ -102,29 +84,45 @@ def create_app(
         canonical = normalize_fingerprint(fingerprint)
         if canonical is None:
             raise HTTPException(422, "a fingerprint is 64 hex digits (SHA-256), colons allowed")
-        evaluations = await history.evaluations_of(canonical)
-        if not evaluations:
+        detail = await certificate_detail(history, canonical)
+        if detail is None:
             raise HTTPException(404, "no evaluation of this certificate")
-        serving = await history.latest(CertificateFilter(q=canonical))
-        events = await history.alarm_events(fingerprint=canonical)
-        notifications = await history.notifications(sorted({e.alarm_id for _, e in events}))
-        return CertificateDetail(
-            fingerprint_sha256=canonical,
-            certificate=evaluations[0].certificate,
-            served_at=[
-                e.target_key
-                for e in serving
-                if e.certificate is not None and e.certificate.fingerprint_sha256 == canonical
-            ],
-            evaluations=evaluations,
-            alarms=alarm_views(events, notifications),
-        )
+        return detail
 
     @api.get("/alarms", response_model=list[AlarmView])
     async def alarms(state: AlarmState | None = None, level: Level | None = None) -> list[AlarmView]:
         """Alarms as of their latest transition, with history and notifications, newest activity first."""
         views = alarm_views(await history.alarm_events(), await history.notifications())
         return [v for v in views if (state is None or v.state == state) and (level is None or v.level == level)]
+
+    @api.get("/alarms/{alarm_id}", response_model=AlarmView, responses={404: {"description": "no such alarm"}})
+    async def alarm(alarm_id: str) -> AlarmView:
+        """One alarm with its history, notifications and acknowledgement."""
+        view = await load_alarm(history, alarm_id)
+        if view is None:
+            raise HTTPException(404, "no such alarm")
+        return view
+
+    @api_write.post(
+        "/alarms/{alarm_id}/ack",
+        response_model=AlarmView,
+        responses={
+            202: {"model": AckAccepted, "description": "sent to the alarmer, not confirmed yet"},
+            404: {"description": "no such alarm"},
+            409: {"description": "the alarm is resolved"},
+        },
+    )
+    async def acknowledge(alarm_id: str, body: AckBody) -> AlarmView | JSONResponse:
+        """Acknowledge an open alarm: 200 with the alarm once the alarmer confirms (at once if it was acknowledged
+        already), 202 if the confirmation has not arrived within a few seconds."""
+        outcome = await acknowledger.acknowledge(alarm_id, by=body.by, comment=body.comment, via="api")
+        if outcome.status == "unknown":
+            raise HTTPException(404, "no such alarm")
+        if outcome.status == "resolved":
+            raise HTTPException(409, "the alarm is resolved: there is nothing to acknowledge")
+        if outcome.status == "accepted" or outcome.alarm is None:
+            return JSONResponse(AckAccepted(alarm_id=alarm_id).model_dump(), status_code=202)
+        return outcome.alarm
 
     @api.get("/reports", response_model=ReportList)
     async def reports() -> ReportList:
@@ -137,4 +135,7 @@ def create_app(
     add_health_routes(app, readiness or (lambda: shared_readiness(None, history.ping)), extra_metrics=estate_metrics)
 
     app.include_router(api)
+    app.include_router(api_write)
+    app.include_router(dashboard_routes(history, renderer, clock=clock, dependencies=read))
+    app.include_router(ack_link_routes(history, renderer, acknowledger=acknowledger, links=links, clock=clock))
     return app

@@ -2,8 +2,9 @@
 target, the API's filters and paging, a report once per period), no database.
 
 Each method runs without awaiting in between, so on one event loop it is as atomic as the PostgreSQL
-transaction it stands for. `outbox` holds the announcements `record_report` enqueued, in order, for a test to
-read. Ties are ordered as they were inserted, where PostgreSQL leaves them unordered.
+transaction it stands for. `outbox` holds the announcements `record_report` and the commands
+`request_acknowledgement` enqueued, in order, for a test to read. Ties are ordered as they were inserted, where
+PostgreSQL leaves them unordered.
 """
 
 import json
@@ -77,15 +78,17 @@ class InMemoryHistory:
         return sorted(of_it, key=lambda e: e.evaluated_at, reverse=True)[:limit]
 
     async def alarm_events(
-        self, *, fingerprint: str | None = None, since: datetime | None = None
+        self, *, fingerprint: str | None = None, since: datetime | None = None, alarm_id: str | None = None
     ) -> list[tuple[str, AlarmEvent]]:
-        """`(event_id, alarm event)` pairs in the order they happened, maybe of one certificate or recent."""
+        """`(event_id, alarm event)` pairs in the order they happened, maybe of one certificate, recent, or of
+        one alarm."""
         return sorted(
             (
                 (event_id, alarm)
                 for event_id, alarm in self._alarms
                 if (fingerprint is None or alarm.key.fingerprint_sha256 == fingerprint)
                 and (since is None or alarm.occurred_at >= since)
+                and (alarm_id is None or alarm.alarm_id == alarm_id)
             ),
             key=lambda pair: (pair[1].occurred_at, pair[0]),
         )
@@ -120,6 +123,14 @@ class InMemoryHistory:
             return False
         self._reports[key] = report
         self.outbox.append(announcement)
+        return True
+
+    async def request_acknowledgement(self, request: CloudEvent) -> bool:
+        """Enqueue an `acknowledgement.requested.v1` command for the outbox relay; False if its id was enqueued
+        before."""
+        if any(event.id == request.id for event in self.outbox):
+            return False
+        self.outbox.append(request)
         return True
 
 

@@ -1,4 +1,5 @@
-"""Render a status report as JSON and as self-contained HTML (inline CSS, no external assets).
+"""Render a status report as JSON and as self-contained HTML (inline CSS, no external assets), and the
+dashboard's pages: a certificate, an alarm, the acknowledge-link pages.
 
 HTML comes from the Jinja2 templates in `services/reporter/adapters/templates/`, rendered in a sandboxed environment
 with autoescaping on: certificate subjects, findings and target names come from servers we do not trust.
@@ -10,6 +11,7 @@ from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from services.reporter.domain.report import StatusReport, by_urgency
+from services.reporter.domain.views import MAX_ACK_COMMENT, AlarmView, CertificateDetail
 
 DASHBOARD_REFRESH_SECONDS = 60
 
@@ -41,6 +43,25 @@ class ReportRenderer:
         return self._env.get_template("dashboard.html.j2").render(
             report=report, rows=rows, refresh_seconds=refresh_seconds
         )
+
+    def certificate_page(self, detail: CertificateDetail) -> str:
+        """A certificate: its names and validity, where it is served, its latest findings, its alarms."""
+        return self._env.get_template("certificate.html.j2").render(detail=detail)
+
+    def alarm_page(self, alarm: AlarmView) -> str:
+        """An alarm: its facts and acknowledgement, reminders, every step of its history, its notifications."""
+        return self._env.get_template("alarm.html.j2").render(alarm=alarm)
+
+    def ack_page(self, status: str, *, alarm: AlarmView | None, recipient: str = "", problem: str = "") -> str:
+        """The page an acknowledge link answers with: the confirmation form (`status` "confirm") or an outcome
+        (an `AckStatus`, or a link problem: "malformed", "altered", "expired", "invalid" with `problem` the why)."""
+        return self._env.get_template("ack.html.j2").render(
+            status=status, alarm=alarm, recipient=recipient, problem=problem, comment_max=MAX_ACK_COMMENT
+        )
+
+    def message_page(self, title: str, message: str) -> str:
+        """A page that only says something went wrong (an unknown certificate or alarm)."""
+        return self._env.get_template("message.html.j2").render(title=title, message=message)
 
 
 def _utc(moment: datetime) -> str:

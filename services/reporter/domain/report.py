@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events import AlarmEvent, Evaluation
+from shared.events import AlarmEvent, AlarmState, Evaluation
 from shared.events.evaluation import LEVEL_ORDER, SEVERITY_ORDER
 
 LEVELS: tuple[str, ...] = ("critical", "warning", "info", "ok")
@@ -81,7 +81,7 @@ class UnreachableTarget(ReportModel):
 
 
 class AlarmLine(ReportModel):
-    """One alarm as of its latest transition."""
+    """One alarm as of its latest transition; who acknowledged it and when, while it is acknowledged."""
 
     alarm_id: str
     target: str
@@ -89,6 +89,9 @@ class AlarmLine(ReportModel):
     level: str
     transition: str
     at: datetime
+    state: AlarmState = "open"
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
 
 
 class StatusReport(ReportModel):
@@ -163,14 +166,15 @@ def by_urgency(row: CertificateRow) -> tuple[int, bool, float, str]:
 
 
 def open_alarms(alarm_events: Iterable[AlarmEvent]) -> list[AlarmEvent]:
-    """The latest event of every alarm whose latest transition is not `resolved`."""
+    """The latest event of every alarm not resolved: open ones and acknowledged ones."""
     latest: dict[str, AlarmEvent] = {}
     for event in sorted(alarm_events, key=lambda e: e.occurred_at):
         latest[event.alarm_id] = event
-    return [e for e in latest.values() if e.transition != "resolved"]
+    return [e for e in latest.values() if e.state != "resolved"]
 
 
 def _alarm_line(event: AlarmEvent) -> AlarmLine:
+    ack = event.acknowledgement if event.state == "acknowledged" else None
     return AlarmLine(
         alarm_id=event.alarm_id,
         target=event.key.target_key,
@@ -178,6 +182,9 @@ def _alarm_line(event: AlarmEvent) -> AlarmLine:
         level=event.level,
         transition=event.transition,
         at=event.occurred_at,
+        state=event.state,
+        acknowledged_by=ack.by if ack else None,
+        acknowledged_at=ack.at if ack else None,
     )
 
 

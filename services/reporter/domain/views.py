@@ -1,4 +1,4 @@
-"""Read models of the HTTP API and how they are assembled from history (pure, no I/O)."""
+"""Models of the HTTP API and how its read models are assembled from history (pure, no I/O)."""
 
 from collections import defaultdict
 from collections.abc import Sequence
@@ -7,9 +7,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events import AlarmEvent, CertificateInfo, Evaluation, NotificationResult, OwnerRef, ReportPublished
-
-AlarmState = Literal["open", "resolved"]
+from shared.events import (
+    Acknowledgement,
+    AlarmEvent,
+    AlarmState,
+    CertificateInfo,
+    Evaluation,
+    NotificationResult,
+    OwnerRef,
+    ReportPublished,
+)
 
 
 class View(BaseModel):
@@ -46,17 +53,23 @@ class NotificationRecord(View):
 
 
 class AlarmTransitionView(View):
-    """One step of an alarm's history."""
+    """One step of an alarm's history, and who or what caused it."""
 
     event_id: str
     transition: str
     level: str
     previous_level: str | None = None
+    state: AlarmState
+    cause: str | None = None
     at: datetime
 
 
 class AlarmView(View):
-    """An alarm as of its latest transition, with its history and the notifications it caused."""
+    """An alarm as of its latest transition, with its history and the notifications it caused.
+
+    `acknowledgement` is set while the alarm is acknowledged; `reminders_sent` and `next_reminder_at` are as the
+    latest transition left them (None: no reminder is due).
+    """
 
     alarm_id: str
     state: AlarmState
@@ -64,11 +77,34 @@ class AlarmView(View):
     target_key: str
     fingerprint_sha256: str
     trigger: str
+    certificate: CertificateInfo | None = None
     owners: list[OwnerRef] = Field(default_factory=list)
+    acknowledgement: Acknowledgement | None = None
+    reminders_sent: int = 0
+    next_reminder_at: datetime | None = None
     raised_at: datetime
     updated_at: datetime
     history: list[AlarmTransitionView]
     notifications: list[NotificationRecord]
+
+
+#: The limits `AcknowledgementRequested` puts on who acknowledges and on the comment.
+MAX_ACK_BY = 320
+MAX_ACK_COMMENT = 2000
+
+
+class AckBody(View):
+    """The body of `POST /api/v1/alarms/{alarm_id}/ack`: who acknowledges, and why (optional)."""
+
+    by: str = Field(min_length=1, max_length=MAX_ACK_BY, examples=["jane@example.com"])
+    comment: str | None = Field(default=None, max_length=MAX_ACK_COMMENT, examples=["renewal ordered"])
+
+
+class AckAccepted(View):
+    """An acknowledge request sent to the alarmer, not yet confirmed: the alarm's state will follow."""
+
+    alarm_id: str
+    status: Literal["accepted"] = "accepted"
 
 
 class CertificatePage(View):
@@ -110,14 +146,20 @@ def alarm_views(
 
 def _alarm_view(history: list[tuple[str, AlarmEvent]], notifications: list[NotificationRecord]) -> AlarmView:
     last = history[-1][1]
+    # A resolve may carry no certificate (the endpoint went away); the alarm is still about the one seen before.
+    certificate = next((e.certificate for _, e in reversed(history) if e.certificate is not None), None)
     return AlarmView(
         alarm_id=last.alarm_id,
-        state="resolved" if last.transition == "resolved" else "open",
+        state=last.state,
         level=last.level,
         target_key=last.key.target_key,
         fingerprint_sha256=last.key.fingerprint_sha256,
         trigger=last.key.trigger,
+        certificate=certificate,
         owners=last.owners,
+        acknowledgement=last.acknowledgement,
+        reminders_sent=last.reminders_sent,
+        next_reminder_at=last.next_reminder_at,
         raised_at=history[0][1].occurred_at,
         updated_at=last.occurred_at,
         history=[
@@ -126,6 +168,8 @@ def _alarm_view(history: list[tuple[str, AlarmEvent]], notifications: list[Notif
                 transition=e.transition,
                 level=e.level,
                 previous_level=e.previous_level,
+                state=e.state,
+                cause=e.cause,
                 at=e.occurred_at,
             )
             for event_id, e in history

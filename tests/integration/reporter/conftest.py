@@ -17,12 +17,14 @@ from tests.unit.reporter.reporter_factories import NOW
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Reports to a temporary folder, an ephemeral HTTP port, no tokens, no daily report due at NOW."""
+    """Reports and the generated link key in a temporary folder, an ephemeral HTTP port, no tokens, no daily
+    report due at NOW."""
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     return make_settings(
         secrets,
         reports_url=str(tmp_path / "reports"),
+        data_dir=tmp_path / "data",
         http_host="127.0.0.1",
         http_port=0,
         api_tokens=[],

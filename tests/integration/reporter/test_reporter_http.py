@@ -14,6 +14,7 @@ from services.reporter.adapters.http import create_app
 from services.reporter.adapters.memory import InMemoryHistory
 from services.reporter.bootstrap import ReporterService, bootstrap
 from services.reporter.ports import HistoryStore
+from shared.action_links import ActionLinkSigner
 from shared.broker import InMemoryBus
 from shared.config import CertmonConfig
 from shared.events import Finding, NotificationResult, make_event
@@ -21,6 +22,7 @@ from shared.settings import Settings
 from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation
 
 TOKEN = "s3cret-token-for-tests"
+LINKS = ActionLinkSigner(b"link-key-for-the-reporter-tests")
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 SOON = evaluation(
@@ -54,7 +56,9 @@ async def fill(history: HistoryStore) -> None:
 async def client_on(history: HistoryStore, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on the app (in process) over `history`, with one API token configured and the estate stored."""
     await fill(history)
-    app = create_app(history, settings.model_copy(update={"api_tokens": [SecretStr(TOKEN)]}), clock=lambda: NOW)
+    app = create_app(
+        history, settings.model_copy(update={"api_tokens": [SecretStr(TOKEN)]}), links=LINKS, clock=lambda: NOW
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://reporter", timeout=10) as client:
         yield client
@@ -178,7 +182,7 @@ async def test_readiness_fails_when_the_database_is_gone(settings: Settings, dat
     """`/healthz/ready` answers 503 once the pool cannot reach PostgreSQL; liveness stays 200."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
     assert pool is not None
-    app = create_app(History(pool), settings)
+    app = create_app(History(pool), settings, links=LINKS)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://reporter") as client:
         assert (await client.get("/healthz/ready")).status_code == 200
         await pool.close()

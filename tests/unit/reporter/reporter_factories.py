@@ -4,6 +4,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 from shared.events import (
+    Acknowledgement,
     AlarmEvent,
     AlarmKey,
     AlarmSummary,
@@ -74,8 +75,12 @@ def alarm(
     at: datetime,
     host: str = "a.example",
     fingerprint: str = "ab" * 32,
+    *,
+    acknowledgement: Acknowledgement | None = None,
+    cause: str | None = None,
 ) -> AlarmEvent:
-    """An alarm transition of `host:443`'s expiry alarm."""
+    """An alarm transition of `host:443`'s expiry alarm; acknowledged while `acknowledgement` is given."""
+    state = "resolved" if transition == "resolved" else "acknowledged" if acknowledgement else "open"
     return AlarmEvent(
         alarm_id=alarm_id,
         key=AlarmKey(target_key=f"{host}:443", fingerprint_sha256=fingerprint, trigger="expiry"),
@@ -83,4 +88,7 @@ def alarm(
         level=level,
         target=TargetRef(host=host, port=443),
         occurred_at=at,
+        state=state,
+        acknowledgement=acknowledgement,
+        cause=cause,
     )

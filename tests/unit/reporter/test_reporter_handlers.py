@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 from services.reporter.adapters.memory import InMemoryHistory
 from services.reporter.handlers import QUEUE, ReporterHandlers, subscriptions
 from shared.broker import Message, Subscription
-from shared.events import CloudEvent, NotificationResult, make_event
+from shared.events import Acknowledgement, CloudEvent, NotificationResult, make_event
 from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation
 
 
@@ -54,13 +54,15 @@ def delivery(attempt: int, *, error: str | None = None) -> NotificationResult:
 
 
 def test_one_queue_binds_every_consumed_routing_key() -> None:
-    """Evaluations, the three alarm transitions and both delivery outcomes arrive on the reporter's queue."""
+    """Evaluations, the five alarm transitions and both delivery outcomes arrive on the reporter's queue."""
     [subscription] = subscriptions(ReporterHandlers(InMemoryHistory()))
     assert (subscription.service, subscription.queue) == ("reporter", QUEUE)
     assert set(subscription.routing_keys) == {
         "certificate.evaluated.v1",
         "alarm.raised.v1",
         "alarm.changed.v1",
+        "alarm.reminded.v1",
+        "alarm.acknowledged.v1",
         "alarm.resolved.v1",
         "notification.sent.v1",
         "notification.failed.v1",
@@ -98,15 +100,20 @@ async def test_the_newest_evaluation_wins_whatever_the_arrival_order(
 
 
 async def test_alarm_transitions_are_kept_once_each_in_order(route: Subscription, history: InMemoryHistory) -> None:
-    """Raised, changed and resolved are kept under their event ids in time order; a redelivery adds nothing."""
+    """Every transition is kept under its event id in time order; a redelivery adds nothing."""
+    ack = Acknowledgement(by="ops@example.com", at=NOW - timedelta(minutes=30), via="link")
     raised = event("alarm.raised.v1", alarm("a1", "raised", "warning", NOW - timedelta(hours=2)))
     changed = event("alarm.changed.v1", alarm("a1", "changed", "critical", NOW - timedelta(hours=1)))
+    reminded = event("alarm.reminded.v1", alarm("a1", "reminded", "critical", NOW - timedelta(minutes=40)))
+    acknowledged = event("alarm.acknowledged.v1", alarm("a1", "acknowledged", "critical", ack.at, acknowledgement=ack))
     resolved = event("alarm.resolved.v1", alarm("a1", "resolved", "ok", NOW))
-    await deliver(route, resolved, raised, changed, raised)
-    assert [(event_id, a.transition) for event_id, a in await history.alarm_events()] == [
-        (raised.id, "raised"),
-        (changed.id, "changed"),
-        (resolved.id, "resolved"),
+    await deliver(route, resolved, raised, acknowledged, changed, reminded, raised)
+    assert [(event_id, a.transition, a.state) for event_id, a in await history.alarm_events()] == [
+        (raised.id, "raised", "open"),
+        (changed.id, "changed", "open"),
+        (reminded.id, "reminded", "open"),
+        (acknowledged.id, "acknowledged", "acknowledged"),
+        (resolved.id, "resolved", "resolved"),
     ]
 
 
