@@ -7,6 +7,7 @@ from typing import Any
 
 from shared.config import parse_config
 from shared.events import (
+    AcknowledgementRequested,
     AlarmEvent,
     AlarmKey,
     AlarmSummary,
@@ -18,6 +19,7 @@ from shared.events import (
     KeyInfo,
     OwnerRef,
     TargetRef,
+    make_event,
 )
 from shared.events.evaluation import Severity, Trigger
 from shared.events.observation import ObservationError
@@ -142,3 +144,25 @@ def unreachable(host: str) -> Evaluation:
 def payloads(events: list[CloudEvent]) -> list[AlarmEvent]:
     """The alarm payloads of published events."""
     return [AlarmEvent.model_validate(event.data) for event in events]
+
+
+class ManualClock:
+    """A clock that stands still until a test moves it on."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        """The time the test set."""
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        """Move on by a `timedelta(**delta)`; returns the new time."""
+        self.now += timedelta(**delta)
+        return self.now
+
+
+def acknowledgement_request(alarm_id: str, by: str = "alice@example.com", **fields: Any) -> CloudEvent:
+    """An `acknowledgement.requested.v1` event for `alarm_id`, as the reporter's API sends it."""
+    request = AcknowledgementRequested(alarm_id=alarm_id, by=by, requested_at=NOW, **fields)
+    return make_event("acknowledgement.requested.v1", request, source="certmon/reporter")
