@@ -1,11 +1,12 @@
-"""What the handler needs from the outside world: a sender per channel (and the one error type every sender
-raises), and a delivery log.
+"""What the handler and the retry sweep need from the outside world: a sender per channel (and the one error
+type every sender raises), and a delivery log.
 
 The delivery log has two adapters that pass the same contract tests: PostgreSQL (`adapters.delivery_log`) and
 the in-memory twin (`adapters.memory`) the unit tests use.
 
-Errors: `DeliveryError(transient=True)` is worth retrying (a 4xx reply, a refused or dropped connection, a
-timeout); `transient=False` is not (a 5xx reply, a refused STARTTLS, bad credentials, a missing secret).
+Errors: `DeliveryError(transient=True)` is worth retrying (an SMTP 4xx reply, an HTTP 5xx, 408 or 429 reply, a
+refused or dropped connection, a timeout); `transient=False` is not (an SMTP 5xx reply, another HTTP 4xx, a
+refused STARTTLS, bad credentials, a missing secret, a template that does not render, a denied address).
 """
 
 from collections.abc import Sequence
@@ -16,7 +17,8 @@ from typing import Literal, Protocol
 from services.notifier.domain.deliveries import Delivery, Notice
 from shared.events import CloudEvent
 
-Status = Literal["sent", "failed"]
+#: `retrying`: the delivery log owns the delivery and tries it again at `next_attempt_at`; the others are final.
+Status = Literal["sent", "retrying", "failed"]
 
 
 class DeliveryError(Exception):
@@ -37,15 +39,27 @@ class Sender(Protocol):
 
 @dataclass(frozen=True)
 class DeliveryRecord:
-    """The outcome of one delivery: attempts made in this run and the last error (or partial-refusal note)."""
+    """The outcome of one round of attempts at a delivery: how many were made in this round, the last error
+    (or partial-refusal note), when the first attempt of all was made, and, while `retrying`, when to try again."""
 
     delivery: Delivery
-    alarm_id: str
-    alarm_event_id: str
+    notice: Notice
     status: Status
     attempts: int
     error: str | None
     at: datetime
+    first_attempt_at: datetime
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    """A `retrying` delivery claimed from the log: what to send, the attempts made so far, since when."""
+
+    delivery: Delivery
+    notice: Notice
+    attempts: int
+    first_attempt_at: datetime
 
 
 class DeliveryLog(Protocol):
@@ -60,11 +74,17 @@ class DeliveryLog(Protocol):
         """Record that every delivery of this event is settled, so a redelivery of it does nothing."""
         ...
 
-    async def sent_keys(self, keys: Sequence[str]) -> set[str]:
-        """Which of these idempotency keys were already delivered."""
+    async def recorded_keys(self, keys: Sequence[str]) -> set[str]:
+        """Which of these idempotency keys have an entry (sent, failed, or retrying from the log already)."""
         ...
 
     async def record(self, record: DeliveryRecord, result: CloudEvent) -> None:
         """Atomically store the delivery's outcome and queue `result` for publishing (an id queued before is
-        ignored). A retried delivery adds its attempts to the earlier ones; a `sent` entry never changes again."""
+        ignored). A retried delivery adds its attempts to the earlier ones and keeps its first attempt's time;
+        a `sent` or `failed` entry is final and never changes again."""
+        ...
+
+    async def claim_due(self, now: datetime, *, lease_until: datetime, limit: int) -> list[PendingDelivery]:
+        """Up to `limit` `retrying` entries due by `now`, oldest first, each moved to `lease_until` in the same
+        transaction so that no other replica claims it while it is being sent."""
         ...

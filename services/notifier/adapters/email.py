@@ -1,7 +1,8 @@
 """Email over SMTP with aiosmtplib: multipart text + HTML, STARTTLS enforced when configured, a bounded send.
 
 Every failure becomes `DeliveryError`: 4xx replies and connection trouble are transient, 5xx replies, a
-server that will not do STARTTLS, TLS verification failures and missing secrets are permanent. The password
+server that will not do STARTTLS, TLS verification failures, missing secrets and templates that do not render
+are permanent. The password
 is read when sending (so a rotated secret is picked up) and never logged.
 """
 
@@ -17,7 +18,8 @@ import aiosmtplib
 import structlog
 from pydantic import SecretStr
 
-from services.notifier.domain.deliveries import Delivery, RenderedMessage
+from services.notifier.adapters.rendering import AckLinks, RenderedMessage, Renderer, RenderError
+from services.notifier.domain.deliveries import Delivery, Notice
 from services.notifier.ports import DeliveryError
 from shared.clock import Clock, utc_now
 from shared.config import EmailChannel
@@ -46,24 +48,33 @@ def build_email(message: RenderedMessage, delivery: Delivery, *, from_address: s
 
 
 class EmailSender:
-    """Sends one delivery as one email through the configured relay."""
+    """Sends one delivery as one email through the configured relay, rendered by `renderer` with an acknowledge
+    link from `links` (none without it)."""
 
     def __init__(
         self,
         channel: EmailChannel,
         *,
+        renderer: Renderer,
+        links: AckLinks | None = None,
         clock: Clock = utc_now,
         tls_context: ssl.SSLContext | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self._channel = channel
+        self._renderer, self._links = renderer, links
         self._clock = clock
         self._tls_context = tls_context
         self._environ = environ
 
-    async def send(self, delivery: Delivery, message: RenderedMessage) -> str | None:
+    async def send(self, delivery: Delivery, notice: Notice) -> str | None:
         """Send or raise DeliveryError; returns a note naming recipients refused while others took it."""
         channel = self._channel
+        ack_url = self._links.url_for(notice, delivery) if self._links is not None else None
+        try:
+            message = self._renderer.render(notice, delivery, ack_url=ack_url)
+        except RenderError as exc:
+            raise DeliveryError(str(exc), transient=False) from exc
         try:
             email = build_email(message, delivery, from_address=channel.from_, date=format_datetime(self._clock()))
         except (ValueError, TypeError) as exc:

@@ -2,22 +2,42 @@
 
 Templates run in an immutable sandbox (users may supply their own) and see only plain dicts of primitives;
 HTML templates are autoescaped, so a hostile certificate subject cannot inject markup. A user's template
-directory wins over the packaged templates file by file.
+directory (`channels.email.templates`) wins over the packaged templates file by file, and `Renderer.validate`
+renders every template against a sample alarm of each transition at start, so a broken one stops the notifier
+at once instead of failing each delivery later.
 
-Errors: `RenderError` means a template could not be loaded or rendered, or produced too much output.
+Errors: `RenderError` means a template could not be loaded or rendered, or produced too much output;
+`shared.settings.RuntimeConfigError` (from `validate`) names the template file and line that failed.
 """
 
 import math
 import re
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import quote
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from services.notifier.domain.deliveries import Delivery, RenderedMessage
-from shared.events import AlarmEvent, TargetRef
+from services.notifier.domain.deliveries import ChannelKind, Delivery, Notice
+from shared.action_links import AckLink, ActionLinkSigner
+from shared.clock import Clock
+from shared.events import (
+    Acknowledgement,
+    AlarmEvent,
+    AlarmKey,
+    CertificateInfo,
+    Finding,
+    KeyInfo,
+    OwnerRef,
+    TargetRef,
+    make_event,
+)
+from shared.events.alarm import AlarmTransition
+from shared.settings import RuntimeConfigError
 
 #: The most a rendered body may weigh; the sandbox bounds what a template may call, not how much it prints.
 MAX_BODY_CHARS = 512_000
@@ -31,8 +51,21 @@ _PROBLEMS = {
 }
 
 
+#: The transitions whose messages offer an acknowledge link (while the alarm is open).
+ACKNOWLEDGEABLE = frozenset({"raised", "changed", "reminded"})
+
+
 class RenderError(Exception):
     """A template could not be loaded or rendered, or its output was too large."""
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    """What the email and console channels send: one subject line, a plain-text body and an HTML body."""
+
+    subject: str
+    text: str
+    html: str
 
 
 def one_line(value: str, limit: int = _MAX_SUBJECT_CHARS) -> str:
@@ -61,23 +94,68 @@ def days_phrase(days_remaining: float | None) -> str:
     return "expires within a day" if left == 0 else f"expires in {left} day{'s' if left != 1 else ''}"
 
 
+def problem_phrase(alarm: AlarmEvent) -> str:
+    """What is wrong, after the target's name: `expires in 5 days`, `has a chain problem`, `is unreachable`."""
+    trigger = alarm.key.trigger
+    return days_phrase(alarm.days_remaining) if trigger == "expiry" else _PROBLEMS[trigger]
+
+
+def acknowledged_phrase(ack: Acknowledgement | None) -> str:
+    """`acknowledged by alice@example.com: renewal ordered` (without the colon when there is no comment)."""
+    if ack is None:
+        return "acknowledged"
+    return f"acknowledged by {ack.by}" + (f": {ack.comment}" if ack.comment else "")
+
+
 def subject_line(alarm: AlarmEvent) -> str:
-    """E.g. `[certmon] CRITICAL raised: shop.example.com:443 expires in 5 days`."""
+    """E.g. `[certmon] CRITICAL raised: shop.example.com:443 expires in 5 days`, `[certmon] REMINDER: CRITICAL
+    alarm on shop.example.com:443 still open (expires in 5 days), reminder 2`."""
     target = target_label(alarm.target, alarm.key.target_key)
     level = alarm.level.upper()
     was = alarm.previous_level.upper() if alarm.previous_level else None
     if alarm.transition == "resolved":
         text = f"[certmon] {level} resolved: {target}" + (f" (was {was})" if was else "")
+    elif alarm.transition == "reminded":
+        number = max(1, alarm.reminders_sent)
+        text = f"[certmon] REMINDER: {level} alarm on {target} still open ({problem_phrase(alarm)}), reminder {number}"
+    elif alarm.transition == "acknowledged":
+        text = f"[certmon] {level} on {target} {acknowledged_phrase(alarm.acknowledgement)}"
     else:
         change = f" from {was}" if alarm.transition == "changed" and was else ""
-        trigger = alarm.key.trigger
-        what = days_phrase(alarm.days_remaining) if trigger == "expiry" else _PROBLEMS[trigger]
-        text = f"[certmon] {level} {alarm.transition}{change}: {target} {what}"
+        text = f"[certmon] {level} {alarm.transition}{change}: {target} {problem_phrase(alarm)}"
     return one_line(text)
 
 
-def message_context(alarm: AlarmEvent, delivery: Delivery, *, alarm_event_id: str, public_url: str) -> dict[str, Any]:
+def view_url(alarm: AlarmEvent, public_url: str) -> str:
+    """The dashboard page of the alarm's certificate, or of the alarm itself when it has no certificate."""
+    base = public_url.rstrip("/")
+    if alarm.certificate is not None:
+        return f"{base}/certificates/{quote(alarm.certificate.fingerprint_sha256, safe='')}"
+    return f"{base}/alarms/{quote(alarm.alarm_id, safe='')}"
+
+
+class AckLinks:
+    """Makes the signed acknowledge links of emails: `{public_url}/ack/{token}`, the token naming the alarm, the
+    delivery's recipient and an expiry `expires_seconds` from now."""
+
+    def __init__(self, signer: ActionLinkSigner, *, public_url: str, expires_seconds: float, clock: Clock) -> None:
+        self._signer, self._base = signer, public_url.rstrip("/")
+        self._expires, self._clock = timedelta(seconds=expires_seconds), clock
+
+    def url_for(self, notice: Notice, delivery: Delivery) -> str | None:
+        """The link for this delivery, or None when the event offers none (not open, or not a raise, change or
+        reminder)."""
+        alarm = notice.alarm
+        if alarm.transition not in ACKNOWLEDGEABLE or alarm.state != "open":
+            return None
+        link = AckLink(alarm.alarm_id, delivery.recipient, self._clock() + self._expires)
+        return f"{self._base}/ack/{self._signer.sign(link)}"
+
+
+def message_context(notice: Notice, delivery: Delivery, *, public_url: str, ack_url: str | None) -> dict[str, Any]:
     """The variables a template sees: plain values only, never our models."""
+    alarm, alarm_event_id = notice.alarm, notice.event_id
+    ack = alarm.acknowledgement
     fingerprint = alarm.certificate.fingerprint_sha256 if alarm.certificate else alarm.key.fingerprint_sha256
     cert = alarm.certificate
     return {
@@ -112,12 +190,23 @@ def message_context(alarm: AlarmEvent, delivery: Delivery, *, alarm_event_id: st
         "owner": delivery.owner,
         "rule": delivery.rule,
         "recipients": list(delivery.recipients),
-        "view_url": f"{public_url.rstrip('/')}/certificates/{quote(fingerprint, safe='')}",
+        "state": alarm.state,
+        "cause": alarm.cause,
+        "reminders_sent": alarm.reminders_sent,
+        "next_reminder_at": None if alarm.next_reminder_at is None else alarm.next_reminder_at.isoformat(),
+        "acknowledgement": None
+        if ack is None
+        else {"by": ack.by, "at": ack.at.isoformat(), "comment": ack.comment, "via": ack.via},
+        "acknowledged_phrase": acknowledged_phrase(ack),
+        "view_url": view_url(alarm, public_url),
+        "ack_url": ack_url,
     }
 
 
 class Renderer:
     """Renders `alarm.txt.j2` and `alarm.html.j2` from `templates_dir` if it has them, else packaged ones."""
+
+    TEMPLATES = ("alarm.txt.j2", "alarm.html.j2")
 
     def __init__(self, *, public_url: str, templates_dir: Path | None = None) -> None:
         loaders: list[jinja2.BaseLoader] = []
@@ -125,6 +214,7 @@ class Renderer:
             loaders.append(jinja2.FileSystemLoader(templates_dir))
         loaders.append(jinja2.PackageLoader("services.notifier.adapters", "templates"))
         self._public_url = public_url
+        self._templates_dir = templates_dir
         self._env = ImmutableSandboxedEnvironment(
             loader=jinja2.ChoiceLoader(loaders),
             autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
@@ -134,14 +224,40 @@ class Renderer:
             keep_trailing_newline=True,
         )
 
-    def render(self, alarm: AlarmEvent, delivery: Delivery, *, alarm_event_id: str) -> RenderedMessage:
-        """The message for one delivery of an alarm event."""
-        context = message_context(alarm, delivery, alarm_event_id=alarm_event_id, public_url=self._public_url)
+    def render(self, notice: Notice, delivery: Delivery, *, ack_url: str | None = None) -> RenderedMessage:
+        """The message for one delivery of an alarm event; `ack_url` is the acknowledge link it offers, if any."""
+        context = message_context(notice, delivery, public_url=self._public_url, ack_url=ack_url)
         return RenderedMessage(
             subject=context["subject"],
             text=self._render("alarm.txt.j2", context),
             html=self._render("alarm.html.j2", context),
         )
+
+    def validate(self) -> None:
+        """Render every template against a sample alarm of each transition, with and without an acknowledge
+        link; raises RuntimeConfigError naming the template file and line of the first failure, or a missing
+        templates directory."""
+        if self._templates_dir is not None and not self._templates_dir.is_dir():
+            raise RuntimeConfigError(f"channels.email.templates: {self._templates_dir} is not a directory")
+        delivery = Delivery(ChannelKind.EMAIL, ("owner@example.com",), "sample-owner", "default", "sample")
+        for name in self.TEMPLATES:
+            for transition in get_args(AlarmTransition):
+                notice = sample_notice(transition)
+                ack_url = f"{self._public_url.rstrip('/')}/ack/sample-token" if transition in ACKNOWLEDGEABLE else None
+                context = message_context(notice, delivery, public_url=self._public_url, ack_url=ack_url)
+                try:
+                    self._render(name, context)
+                except RenderError as exc:
+                    where = _template_location(exc.__cause__, self._template_file(name))
+                    raise RuntimeConfigError(
+                        f"notification template {where} does not render a {transition} alarm: {exc.__cause__ or exc}"
+                    ) from exc
+
+    def _template_file(self, name: str) -> str:
+        try:
+            return self._env.get_template(name).filename or name
+        except (jinja2.TemplateError, OSError):
+            return name
 
     def _render(self, name: str, context: dict[str, Any]) -> str:
         try:
@@ -151,3 +267,55 @@ class Renderer:
         if len(out) > MAX_BODY_CHARS:
             raise RenderError(f"{name}: output of {len(out)} characters exceeds {MAX_BODY_CHARS}")
         return out
+
+
+def _template_location(error: BaseException | None, filename: str) -> str:
+    """`path:line` of where a template failed: the syntax error's line, or the template's last frame in the
+    traceback of an error raised while rendering (Jinja2 maps those frames to template lines)."""
+    if isinstance(error, jinja2.TemplateSyntaxError):
+        return f"{error.filename or filename}:{error.lineno}"
+    if error is not None:
+        lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if f.filename == filename]
+        if lines:
+            return f"{filename}:{lines[-1]}"
+    return filename
+
+
+def sample_notice(transition: AlarmTransition) -> Notice:
+    """An alarm event of `transition` with every optional part filled in, to try templates on at start."""
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    fingerprint = "0" * 64
+    alarm = AlarmEvent(
+        alarm_id="sample-alarm",
+        key=AlarmKey(target_key="www.example.com:443", fingerprint_sha256=fingerprint, trigger="expiry"),
+        transition=transition,
+        level="ok" if transition == "resolved" else "critical",
+        previous_level="warning" if transition in ("changed", "resolved") else None,
+        triggers=["expiry"],
+        findings=[Finding(code="expiry.within_7_days", severity="critical", message="expires in 5 days")],
+        owners=[OwnerRef(name="sample-owner", email=["owner@example.com"], rule="default")],
+        target=TargetRef(host="www.example.com", port=443, sni="www.example.com", server="web-01"),
+        certificate=CertificateInfo(
+            fingerprint_sha256=fingerprint,
+            subject="CN=www.example.com",
+            issuer="CN=Example CA",
+            serial="01",
+            not_before=at - timedelta(days=85),
+            not_after=at + timedelta(days=5),
+            san=["www.example.com"],
+            key=KeyInfo(type="EC", bits=256, curve="secp256r1"),
+            signature_algorithm="ecdsa-with-SHA256",
+        ),
+        days_remaining=5.0,
+        grade="A",
+        occurred_at=at,
+        state={"acknowledged": "acknowledged", "resolved": "resolved"}.get(transition, "open"),
+        acknowledgement=Acknowledgement(by="owner@example.com", at=at, comment="renewal ordered", via="link")
+        if transition == "acknowledged"
+        else None,
+        cause="sample",
+        reminders_sent=2 if transition == "reminded" else 0,
+        next_reminder_at=at + timedelta(days=1) if transition != "resolved" else None,
+    )
+    event = make_event(f"alarm.{transition}.v1", alarm, source="certmon/alarmer", event_id="sample-event")
+    return Notice(event, alarm)

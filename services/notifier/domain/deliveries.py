@@ -1,8 +1,9 @@
-"""How owners are told about an alarm event: which deliveries to make, their idempotency keys, and how
-often a failed one is retried. Pure: no I/O, no clock."""
+"""How owners are told about an alarm event: which deliveries to make, their idempotency keys, and when a
+failed one is tried again or given up. Pure: no I/O, no clock (`now` is an argument)."""
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared.events import AlarmEvent, CloudEvent, OwnerRef
@@ -25,6 +26,11 @@ class Notice:
 
     event: CloudEvent
     alarm: AlarmEvent
+
+    @classmethod
+    def of(cls, event: CloudEvent) -> "Notice":
+        """The notice of an alarm event's envelope, its payload validated (as kept in the delivery log)."""
+        return cls(event, AlarmEvent.model_validate(event.data))
 
     @property
     def event_id(self) -> str:
@@ -94,25 +100,29 @@ def _owner_deliveries(owner: OwnerRef, alarm_event_id: str, available: set[Chann
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How many times a transiently failing delivery is tried, and the exponential backoff between tries."""
+    """How a transiently failing delivery is retried: `attempts` tries in process, then one try per round from
+    the delivery log, the wait doubling from `base_delay` up to `max_delay`, until `give_up_after` seconds
+    have passed since the first attempt."""
 
     attempts: int = 3
     base_delay: float = 2.0
-    max_delay: float = 30.0
+    max_delay: float = 600.0
+    give_up_after: float = 86400.0
 
     def __post_init__(self) -> None:
-        if self.attempts < 1 or self.base_delay < 0 or self.max_delay < 0:
+        if self.attempts < 1 or self.base_delay < 0 or self.max_delay < 0 or self.give_up_after < 0:
             raise ValueError("a retry policy needs attempts ≥ 1 and non-negative delays")
 
     def delay_after(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number `attempt` (1-based) before the next one."""
+        """Seconds to wait after failed attempt number `attempt` (1-based, counting every round) before the next."""
         return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
 
+    def next_attempt_at(self, *, first_attempt_at: datetime, now: datetime, attempts: int) -> datetime | None:
+        """When to try again after `attempts` failed attempts, or None once `give_up_after` has run out.
 
-@dataclass(frozen=True)
-class RenderedMessage:
-    """What a sender sends: one subject line, a plain-text body and an HTML body."""
-
-    subject: str
-    text: str
-    html: str
+        The last try is due when the time runs out rather than after it, so a long backoff does not overshoot it.
+        """
+        deadline = first_attempt_at + timedelta(seconds=self.give_up_after)
+        if now >= deadline:
+            return None
+        return min(now + timedelta(seconds=self.delay_after(attempts)), deadline)
