@@ -11,7 +11,7 @@ from services.reporter.domain.report import (
     daily_report_due,
     normalize_fingerprint,
 )
-from shared.events import Finding, ObservationError
+from shared.events import Acknowledgement, Finding, ObservationError
 from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation
 
 ESTATE = [
@@ -110,6 +110,22 @@ def test_alarms_in_the_last_24_hours_and_open_alarms() -> None:
     assert [a.alarm_id for a in report.alarms_raised] == ["a1"]
     assert [a.alarm_id for a in report.alarms_resolved] == ["a2"]
     assert [(a.alarm_id, a.level) for a in report.open_alarms] == [("a1", "critical"), ("old", "warning")]
+
+
+def test_acknowledged_alarms_stay_among_the_open_ones_with_who_and_when() -> None:
+    """An acknowledged alarm is not resolved: it is listed with its state, who acknowledged it and when; the
+    published report does not link it (the bucket has no alarm pages)."""
+    ack = Acknowledgement(by="jane@example.com", at=NOW - timedelta(minutes=5), via="api")
+    events = [
+        alarm("a1", "raised", "critical", NOW - timedelta(hours=2)),
+        alarm("a1", "acknowledged", "critical", ack.at, acknowledgement=ack),
+    ]
+    report = build_status_report([], events, now=NOW)
+    [line] = report.open_alarms
+    assert (line.state, line.acknowledged_by, line.acknowledged_at) == ("acknowledged", ack.by, ack.at)
+    html = ReportRenderer().to_html(report)
+    assert "acknowledged</span> by jane@example.com at 2026-11-27 06:25 UTC" in html
+    assert "/alarms/a1" not in html
 
 
 def test_urgency_puts_the_worst_level_first_then_soonest_expiry() -> None:

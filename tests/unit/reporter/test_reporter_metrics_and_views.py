@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from services.reporter.adapters.metrics import EstateMetrics, common_name, dnsnames_label
 from services.reporter.domain.views import NotificationRecord, alarm_views
+from shared.events import Acknowledgement
 from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation
 
 
@@ -45,3 +46,36 @@ def test_alarm_view_follows_the_latest_transition() -> None:
     assert [h.event_id for h in view.history] == ["e1", "e2"]
     assert view.raised_at == NOW - timedelta(hours=3)
     assert view.notifications == [sent]
+
+
+def test_alarm_view_takes_state_acknowledgement_and_reminders_from_the_latest_event() -> None:
+    """The latest event's state, acknowledgement, reminder count and next reminder make the view; each step keeps
+    its cause, and the certificate seen before a resolve stays on the view."""
+    ack = Acknowledgement(by="jane@example.com", at=NOW, comment="renewal ordered", via="link")
+    raised = alarm("a1", "raised", "critical", NOW - timedelta(days=2))
+    with_certificate = raised.model_copy(update={"certificate": evaluation("a.example", days=3).certificate})
+    reminded = alarm("a1", "reminded", "critical", NOW - timedelta(days=1), cause="reminder schedule").model_copy(
+        update={"reminders_sent": 1, "next_reminder_at": NOW + timedelta(hours=1)}
+    )
+    acknowledged = alarm("a1", "acknowledged", "critical", NOW, acknowledgement=ack, cause=ack.by).model_copy(
+        update={"reminders_sent": 1}
+    )
+    [view] = alarm_views([("e1", with_certificate), ("e2", reminded), ("e3", acknowledged)], [])
+    assert (view.state, view.acknowledgement, view.reminders_sent, view.next_reminder_at) == (
+        "acknowledged",
+        ack,
+        1,
+        None,
+    )
+    assert [(h.transition, h.state, h.cause) for h in view.history] == [
+        ("raised", "open", None),
+        ("reminded", "open", "reminder schedule"),
+        ("acknowledged", "acknowledged", "jane@example.com"),
+    ]
+    assert view.certificate is not None and view.certificate.subject == "CN=a.example"
+    [reminding] = alarm_views([("e1", raised), ("e2", reminded)], [])
+    assert (reminding.state, reminding.reminders_sent, reminding.next_reminder_at) == (
+        "open",
+        1,
+        NOW + timedelta(hours=1),
+    )
