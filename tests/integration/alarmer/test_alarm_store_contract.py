@@ -1,10 +1,11 @@
 """One contract, two alarm stores: the in-memory twin and PostgreSQL must behave alike in what the evaluation
-handler relies on (claims, target health and its lock, open alarms, history, outbox, all-or-nothing)."""
+handler, the acknowledgement handler and the reminder sweep rely on (claims, target health and its lock, open
+and acknowledged alarms, history, reminder due times and their claims, outbox, all-or-nothing)."""
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 import pytest
@@ -215,3 +216,95 @@ async def test_writes_are_visible_inside_their_own_unit_of_work(under_test: Stor
         assert await uow.lock_target_health(BLOG) == TargetHealth(1, NOW)
         assert [s.alarm.alarm_id for s in await uow.open_alarms(BLOG)] == [raised.alarm_id]
         assert [h.transition for h in await uow.history(raised.alarm_id)] == ["raised"]
+
+
+def due(alarm_id: str, at: datetime | None, target_key: str = BLOG, **fields: object) -> AlarmEvent:
+    """An open alarm raised with its next reminder due `at`."""
+    return alarm(alarm_id, target_key, next_reminder_at=at, **fields)
+
+
+async def test_an_acknowledged_alarm_is_still_the_open_alarm_of_its_key(under_test: StoreUnderTest) -> None:
+    """Acknowledging keeps the alarm listed for its target (so no second alarm opens); a resolve removes it."""
+    raised = due("1", NOW + timedelta(days=1))
+    acked = raised.model_copy(update={"transition": "acknowledged", "state": "acknowledged", "next_reminder_at": None})
+    async with under_test.store.unit_of_work() as uow:
+        await uow.record_transition(raised, at=NOW, cause="c")
+        await uow.record_transition(acked, at=NOW, cause="acknowledged by alice via api")
+        [stored] = await uow.open_alarms(BLOG)
+        assert stored.last_event == acked
+        assert await uow.claim_due_reminders(NOW + timedelta(days=2), 10) == []
+        resolved = acked.model_copy(update={"transition": "resolved", "state": "resolved", "level": "ok"})
+        await uow.record_transition(resolved, at=NOW, cause="c")
+        assert await uow.open_alarms(BLOG) == []
+        assert await uow.lock_alarm(raised.alarm_id) == resolved
+
+
+async def test_lock_alarm_finds_an_alarm_by_id_or_nothing(under_test: StoreUnderTest) -> None:
+    """An alarm's latest event by its id; None for an unknown id and for text that is no alarm id."""
+    raised = due("1", None)
+    async with under_test.store.unit_of_work() as uow:
+        await uow.record_transition(raised, at=NOW, cause="c")
+        assert await uow.lock_alarm(raised.alarm_id) == raised
+        assert await uow.lock_alarm(derived_id("unknown")) is None
+        assert await uow.lock_alarm("not-a-uuid") is None
+
+
+async def test_due_reminders_are_claimed_earliest_first_up_to_the_limit(under_test: StoreUnderTest) -> None:
+    """Only open alarms due by now are claimed, earliest due first, at most `limit`; the earliest time is known."""
+    events = [
+        due("late", NOW - timedelta(minutes=1), trigger="chain"),
+        due("early", NOW - timedelta(hours=1), trigger="expiry"),
+        due("exact", NOW, trigger="security"),
+        due("future", NOW + timedelta(seconds=1), trigger="validity"),
+        due("never", None, SHOP),
+    ]
+    async with under_test.store.unit_of_work() as uow:
+        assert await uow.earliest_reminder() is None
+        for event in events:
+            await uow.record_transition(event, at=NOW, cause="c")
+    async with under_test.store.unit_of_work() as uow:
+        claimed = await uow.claim_due_reminders(NOW, 2)
+        everything = await uow.claim_due_reminders(NOW, 10)
+        assert await uow.earliest_reminder() == NOW - timedelta(hours=1)
+    assert [e.alarm_id for e in claimed] == [events[1].alarm_id, events[0].alarm_id]
+    assert [e.alarm_id for e in everything] == [e.alarm_id for e in events[1::-1]] + [events[2].alarm_id]
+
+
+async def test_rescheduling_moves_or_stops_an_alarms_reminders(under_test: StoreUnderTest) -> None:
+    """A rescheduled reminder is due at its new time, in the schedule and in the alarm's latest event alike."""
+    raised = due("1", NOW)
+    later = NOW + timedelta(hours=3)
+    async with under_test.store.unit_of_work() as uow:
+        await uow.record_transition(raised, at=NOW, cause="c")
+        await uow.reschedule_reminder(raised.alarm_id, later)
+        assert await uow.claim_due_reminders(NOW, 10) == []
+        [moved] = await uow.claim_due_reminders(later, 10)
+        assert moved.next_reminder_at == later
+        await uow.reschedule_reminder(raised.alarm_id, None)
+        assert await uow.earliest_reminder() is None
+        stopped = await uow.lock_alarm(raised.alarm_id)
+        assert stopped is not None and stopped.next_reminder_at is None
+
+
+async def test_concurrent_claims_never_share_an_alarm(under_test: StoreUnderTest) -> None:
+    """While one unit of work holds claimed alarms, another claims only others (or waits and finds them moved)."""
+    events = [due(str(i), NOW - timedelta(minutes=i), trigger=t) for i, t in enumerate(("expiry", "chain", "security"))]
+    async with under_test.store.unit_of_work() as uow:
+        for event in events:
+            await uow.record_transition(event, at=NOW, cause="c")
+    first_claimed = asyncio.Event()
+
+    async def second() -> list[str]:
+        await first_claimed.wait()
+        async with under_test.store.unit_of_work() as uow:
+            return [e.alarm_id for e in await uow.claim_due_reminders(NOW, 10)]
+
+    other = asyncio.create_task(second())
+    async with under_test.store.unit_of_work() as uow:
+        mine = [e.alarm_id for e in await uow.claim_due_reminders(NOW, 2)]
+        first_claimed.set()
+        await asyncio.sleep(0.1)
+        for alarm_id in mine:
+            await uow.reschedule_reminder(alarm_id, NOW + timedelta(days=1))
+    theirs = await asyncio.wait_for(other, 5)
+    assert sorted(mine + theirs) == sorted(e.alarm_id for e in events)
