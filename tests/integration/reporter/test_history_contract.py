@@ -11,7 +11,7 @@ import pytest
 from services.reporter.adapters.history import History
 from services.reporter.adapters.memory import InMemoryHistory
 from services.reporter.ports import CertificateFilter, HistoryStore
-from shared.events import NotificationResult, ReportPublished, TargetRef, make_event
+from shared.events import AcknowledgementRequested, NotificationResult, ReportPublished, TargetRef, make_event
 from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation
 
 
@@ -214,6 +214,16 @@ class TestHistoryContract:
         ]
         assert await history.alarm_events(since=NOW - timedelta(hours=1)) == [("e3", resolved)]
         assert await history.alarm_events(fingerprint="ef" * 32) == []
+        assert await history.alarm_events(alarm_id="a1") == [("e1", raised), ("e3", resolved)]
+        assert await history.alarm_events(alarm_id="nope") == []
+
+    async def test_an_acknowledge_request_is_enqueued_once_per_event_id(self, under_test: StoreUnderTest) -> None:
+        """`request_acknowledgement` puts the command in the outbox; the same event id again is refused."""
+        request = AcknowledgementRequested(alarm_id="a1", by="jane@example.com", comment="on it", requested_at=NOW)
+        command = make_event("acknowledgement.requested.v1", request, source="t", event_id="ack-1")
+        assert await under_test.history.request_acknowledgement(command)
+        assert not await under_test.history.request_acknowledgement(command.model_copy(update={"time": NOW}))
+        assert await under_test.outbox_ids() == ["ack-1"]
 
     async def test_notifications_keep_the_outcome_in_time_order(self, under_test: StoreUnderTest) -> None:
         """Deliveries come oldest first with their success flag; `alarm_ids` narrows them, an empty list to none."""
