@@ -8,6 +8,7 @@ import asyncpg
 import httpx
 import pytest
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from services.reporter.adapters.history import History
 from services.reporter.adapters.http import create_app
@@ -219,3 +220,15 @@ async def test_a_taken_port_fails_start_cleanly(settings: Settings, bus: InMemor
             _ = second.http_port
     finally:
         await first.stop()
+
+
+async def test_start_says_when_the_api_is_open(settings: Settings, bus: InMemoryBus, pg_pool: asyncpg.Pool) -> None:
+    """With no token of either kind the reporter warns at start that anyone may read and acknowledge; with a write
+    token alone it does not."""
+    for write_tokens, warned in (([], True), ([SecretStr(TOKEN)], False)):
+        configured = settings.model_copy(update={"api_tokens": [], "api_write_tokens": write_tokens})
+        reporter = bootstrap(configured, CertmonConfig(), bus=bus, pool=pg_pool, clock=lambda: NOW, serve_http=False)
+        with capture_logs() as logs:
+            await reporter.start()
+        await reporter.stop()
+        assert ("api_open_without_tokens" in [entry["event"] for entry in logs]) is warned
