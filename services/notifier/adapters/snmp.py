@@ -22,6 +22,7 @@ import math
 import os
 import re
 import struct
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -262,7 +263,12 @@ class SnmpSender:
             if receiver.engine_id is None:  # v2c: the engine id never goes on the wire
                 route = _Route(SnmpEngine())
             else:
-                route = _Route(SnmpEngine(snmpEngineID=OctetString(hexValue=receiver.engine_id)))
+                # pysnmp counts the engine's boots in $TMPDIR/__pysnmp/<engine id>/boots (receivers reject a v3
+                # trap whose boots and time go backwards) and reads that file without closing it.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ResourceWarning)
+                    engine = SnmpEngine(snmpEngineID=OctetString(hexValue=receiver.engine_id))
+                route = _Route(engine)
             self._routes[name] = route
         return route
 
