@@ -47,6 +47,14 @@ def standing(alarm: AlarmView | None) -> AckStatus | None:
     return None
 
 
+def _level_since(alarm: AlarmView) -> str:
+    """The event id of the transition that set the alarm's current level (its raise or latest level change)."""
+    return next(
+        (step.event_id for step in reversed(alarm.history) if step.transition in ("raised", "changed")),
+        alarm.history[0].event_id,
+    )
+
+
 class Acknowledger:
     """Sends acknowledge requests and waits, up to `wait_seconds`, polling every `poll_seconds`, for the answer.
 
@@ -80,8 +88,9 @@ class Acknowledger:
             request,
             source=SOURCE,
             subject=alarm_id,
-            # The same person saying the same thing twice (a double click, a resubmitted form) is one request.
-            event_id=derived_id(ROUTING_KEY, alarm_id, by, comment or ""),
+            # The same person saying the same thing twice about the same level (a double click, a resubmitted
+            # form) is one request; once a worse level re-opens the alarm, acknowledging it again is a new one.
+            event_id=derived_id(ROUTING_KEY, alarm_id, _level_since(alarm), by, comment or ""),
         )
         if await self._history.request_acknowledgement(command):
             log.info("acknowledgement_requested", alarm_id=alarm_id, via=via, event_id=command.id)

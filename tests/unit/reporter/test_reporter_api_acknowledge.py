@@ -1,6 +1,7 @@
 """The API's token scopes, one alarm by id, and acknowledging through `POST /api/v1/alarms/{alarm_id}/ack`."""
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from tests.unit.reporter.reporter_app import (
     requests,
     store_alarms,
 )
-from tests.unit.reporter.reporter_factories import NOW
+from tests.unit.reporter.reporter_factories import NOW, alarm
 
 ACK = {"by": "sam@example.com", "comment": "on it"}
 
@@ -149,3 +150,15 @@ async def test_an_answered_request_is_200_with_the_acknowledged_alarm(
     view = response.json()
     assert view["state"] == "acknowledged"
     assert (view["acknowledgement"]["by"], view["acknowledgement"]["via"]) == ("sam@example.com", "api")
+
+
+async def test_a_reopened_alarm_can_be_acknowledged_again(client: httpx.AsyncClient, history: InMemoryHistory) -> None:
+    """Once a worse level re-opens an acknowledged alarm, the same words from the same person are a new request."""
+    alarmer = answer_requests(history)
+    assert (await client.post("/api/v1/alarms/open1/ack", json=ACK, headers=WRITE)).status_code == 200
+    await alarmer
+    reopened = alarm("open1", "changed", "critical", NOW + timedelta(minutes=1), host="open.example")
+    await history.record_alarm("open1-reopened", reopened)
+    assert (await client.post("/api/v1/alarms/open1/ack", json=ACK, headers=WRITE)).status_code == 202
+    assert [r.alarm_id for r in requests(history)] == ["open1", "open1"]
+    assert len({e.id for e in history.outbox}) == 2
