@@ -77,6 +77,8 @@ class Acknowledger:
         """Ask the alarmer to acknowledge an open alarm as `by`; alarms unknown, resolved or already acknowledged
         are left as they are and nothing is sent."""
         alarm = await load_alarm(self._history, alarm_id)
+        if alarm is None:
+            return AckOutcome("unknown", None)
         refused = standing(alarm)
         if refused is not None:
             return AckOutcome(refused, alarm)
