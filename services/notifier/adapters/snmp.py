@@ -97,8 +97,14 @@ def mib_text(enterprise_oid: str = DEFAULT_ENTERPRISE_OID) -> str:
     if not re.fullmatch(r"1\.3\.6\.1\.4\.1(\.\d+)+", enterprise_oid):
         raise ValueError(f"{enterprise_oid!r} is not an OID under enterprises (1.3.6.1.4.1)")
     shipped = resources.files(__package__).joinpath("mib", _MIB_FILE).read_text(encoding="utf-8")
-    arcs = " ".join(enterprise_oid.removeprefix(_ENTERPRISES + ".").split("."))
-    return _SHIPPED_ARC.sub(f"::= {{ enterprises {arcs} }}", shipped, count=1)
+    arcs = enterprise_oid.removeprefix(_ENTERPRISES + ".").split(".")
+    # Each node above the module gets a name: libsmi warns about a node only implied by `{ enterprises 1 2 }`.
+    parent, nodes = "enterprises", []
+    for depth, arc in enumerate(arcs[:-1], start=1):
+        nodes.append(f"certmonArc{depth} OBJECT IDENTIFIER ::= {{ {parent} {arc} }}")
+        parent = f"certmonArc{depth}"
+    placed = f"::= {{ {parent} {arcs[-1]} }}" + "".join(f"\n\n{node}" for node in nodes)
+    return _SHIPPED_ARC.sub(placed, shipped, count=1)
 
 
 def mib_directory() -> Path:

@@ -155,8 +155,10 @@ def test_mib_text_puts_the_module_identity_at_the_given_arc() -> None:
     default = mib_text()
     assert "::= { enterprises 32473 }" in default
     moved = mib_text("1.3.6.1.4.1.99999.7")
-    assert "::= { enterprises 99999 7 }" in moved
-    assert moved.replace("::= { enterprises 99999 7 }", "::= { enterprises 32473 }") == default
+    placed = "::= { certmonArc1 7 }\n\ncertmonArc1 OBJECT IDENTIFIER ::= { enterprises 99999 }"
+    assert placed in moved
+    assert moved.replace(placed, "::= { enterprises 32473 }") == default
+    assert "::= { enterprises 4242 }" in mib_text("1.3.6.1.4.1.4242")
 
 
 @pytest.mark.parametrize("arc", ["1.3.6.1.2.1", "1.3.6.1.4.1", "not an oid", "1.3.6.1.4.1.5 "])
