@@ -55,6 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     validate = config_sub.add_parser("validate", help="check a certmon.yaml and explain every error")
     validate.add_argument("file", type=Path)
 
+    snmp = sub.add_parser("snmp", help="SNMP tools")
+    snmp_sub = snmp.add_subparsers(dest="snmp_command", required=True, parser_class=_Parser)
+    mib = snmp_sub.add_parser("mib", help="print CERTMON-MIB, the MIB of certmon's traps, for a trap receiver")
+    mib.add_argument(
+        "--enterprise-oid",
+        metavar="OID",
+        help="the arc under 1.3.6.1.4.1 the receivers' enterprise_oid names (default: RFC 5612's example)",
+    )
+
     for name in START_ORDER:
         one = sub.add_parser(name, help=f"run the {name} service alone (needs CERTMON_AMQP_URL and DATABASE_URL)")
         one.add_argument("--config", type=Path, help="certmon.yaml (default: $CERTMON_CONFIG)")
@@ -80,6 +89,15 @@ def _modules_loaded() -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "snmp":
+        from services.notifier.adapters.snmp import mib_text
+
+        try:
+            print(mib_text() if args.enterprise_oid is None else mib_text(args.enterprise_oid), end="")
+        except ValueError as exc:
+            print(f"certmon: {exc}", file=sys.stderr)
+            return 1
+        return 0
     from pydantic import ValidationError
 
     from shared.config import ConfigError, load_app_config
