@@ -84,8 +84,8 @@ async def load(pool: asyncpg.Pool, alarms: int) -> None:
             "ALTER TABLE staged ALTER COLUMN last_event TYPE text"
         )
         await conn.copy_records_to_table("staged", records=rows, columns=COLUMNS)
-        await conn.execute(f"INSERT INTO {SCHEMA}.alarms ({', '.join(COLUMNS)}) "
-                           f"SELECT {', '.join(c + '::jsonb' if c == 'last_event' else c for c in COLUMNS)} FROM staged")  # fmt: skip
+        selected = ", ".join(f"{c}::jsonb" if c == "last_event" else c for c in COLUMNS)
+        await conn.execute(f"INSERT INTO {SCHEMA}.alarms ({', '.join(COLUMNS)}) SELECT {selected} FROM staged")
     await pool.execute(f"ANALYZE {SCHEMA}.alarms")
 
 
@@ -163,7 +163,7 @@ async def main(alarms: int, dues: list[int]) -> None:
     print(f"\ndue selection over {alarms:,} open alarms, {max(dues):,} due:")
     print(f"  one batch (LIMIT 500): {batch_ms:.2f} ms   every due row (LIMIT {alarms:,}): {all_ms:.2f} ms\n")
     print(plan)
-    print(f"\n| open alarms | due | sent | wall s | reminders/s | database s |\n|---|---|---|---|---|---|")
+    print("\n| open alarms | due | sent | wall s | reminders/s | database s |\n|---|---|---|---|---|---|")
     for due, sent, wall, db in results:
         print(f"| {alarms:,} | {due:,} | {sent:,} | {wall:.2f} | {sent / wall:,.0f} | {db:.2f} |")
 
