@@ -17,6 +17,7 @@ errors and the receiver's timeout. Secrets are read on every send (a rotated one
 """
 
 import asyncio
+import functools
 import ipaddress
 import math
 import os
@@ -140,7 +141,6 @@ def trap_varbinds(
     alarm: AlarmEvent, *, owner: str, message: str, enterprise_oid: str = DEFAULT_ENTERPRISE_OID
 ) -> list[tuple[ObjectIdentifier, Any]]:
     """`snmpTrapOID.0` and the fifteen objects of the alarm's notification, in the MIB's order."""
-    arc = tuple(int(part) for part in enterprise_oid.split("."))
     cert = alarm.certificate
     if alarm.days_remaining is None:
         days = NO_DAYS
@@ -164,9 +164,18 @@ def trap_varbinds(
         _utf8(ack.by if ack else None, 320),
         _utf8(message, 1024),
     ]
-    notification = ObjectIdentifier((*arc, 0, NOTIFICATIONS[alarm.transition]))
-    objects = [(ObjectIdentifier((*arc, 1, column, 0)), value) for column, value in enumerate(values, start=1)]
-    return [(_SNMP_TRAP_OID, notification), *objects]
+    notifications, objects = _object_ids(enterprise_oid)
+    return [(_SNMP_TRAP_OID, notifications[alarm.transition]), *zip(objects, values, strict=True)]
+
+
+@functools.cache
+def _object_ids(
+    enterprise_oid: str,
+) -> tuple[Mapping[str, ObjectIdentifier], tuple[ObjectIdentifier, ...]]:
+    # Built once per configured arc: a pyasn1 OID costs more to build than the rest of the varbinds together.
+    arc = tuple(int(part) for part in enterprise_oid.split("."))
+    notifications = {transition: ObjectIdentifier((*arc, 0, n)) for transition, n in NOTIFICATIONS.items()}
+    return notifications, tuple(ObjectIdentifier((*arc, 1, column, 0)) for column in range(1, 16))
 
 
 def _is_ip_address(host: str) -> bool:
@@ -198,7 +207,13 @@ class _Route:
     def varbinds(self, pairs: list[tuple[ObjectIdentifier, Any]]) -> list[ObjectType]:
         """The pairs as ObjectTypes over names resolved by an earlier trap (pysnmp skips resolved ones), which
         halves the CPU a trap costs."""
-        return [ObjectType(self.names.setdefault(oid, ObjectIdentity(oid)), value) for oid, value in pairs]
+        types = []
+        for oid, value in pairs:
+            name = self.names.get(oid)
+            if name is None:
+                name = self.names[oid] = ObjectIdentity(oid)
+            types.append(ObjectType(name, value))
+        return types
 
 
 class SnmpSender:
