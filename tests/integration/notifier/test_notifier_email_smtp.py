@@ -8,10 +8,13 @@ import pytest
 import structlog.testing
 
 from services.notifier.adapters.email import EmailSender
-from services.notifier.adapters.rendering import Renderer
-from services.notifier.domain.deliveries import ChannelKind, plan_deliveries
+from services.notifier.adapters.rendering import AckLinks, Renderer
+from services.notifier.domain.deliveries import ChannelKind, Notice, plan_deliveries
 from services.notifier.ports import DeliveryError
+from shared.action_links import ActionLinkSigner
 from shared.config import EmailChannel
+from shared.events import make_event
+from tests.support.alarms import NOW
 
 PASSWORD = "s3cr3t-Sm7p-pässword"
 #: AUTH without TLS is what these loopback tests want; aiosmtpd warns about it.
@@ -24,11 +27,22 @@ def channel(port: int, **overrides) -> EmailChannel:
     return EmailChannel.model_validate(fields | overrides)
 
 
+SIGNER = ActionLinkSigner(b"link-key-for-the-notifier-tests")
+
+
+def email_sender(email_channel: EmailChannel, **options) -> EmailSender:
+    """The email sender with the packaged templates and signed acknowledge links."""
+    links = AckLinks(SIGNER, public_url="https://certmon.example.com", expires_seconds=3600, clock=lambda: NOW)
+    return EmailSender(
+        email_channel, renderer=Renderer(public_url="https://certmon.example.com"), links=links, **options
+    )
+
+
 def first_delivery(alarm):
-    """The first planned email delivery of an alarm and its rendered message."""
+    """The first planned email delivery of an alarm, and the alarm event as the sender is given it."""
     delivery = plan_deliveries(alarm, "ev-1", channels=(ChannelKind.EMAIL,))[0]
-    message = Renderer(public_url="https://certmon.example.com").render(alarm, delivery, alarm_event_id="ev-1")
-    return delivery, message
+    event = make_event(f"alarm.{alarm.transition}.v1", alarm, source="certmon/alarmer", event_id="ev-1")
+    return delivery, Notice(event, alarm)
 
 
 async def test_alarm_email_reaches_recipients_as_multipart_text_and_html(smtp_server, make_alarm):
@@ -37,7 +51,7 @@ async def test_alarm_email_reaches_recipients_as_multipart_text_and_html(smtp_se
     alarm = alarm.model_copy(update={"owners": [alarm.owners[0].model_copy(update={"delivery": "group"})]})
     delivery, message = first_delivery(alarm)
     with smtp_server() as server:
-        assert await EmailSender(channel(server.port)).send(delivery, message) is None
+        assert await email_sender(channel(server.port)).send(delivery, message) is None
     [got] = server.received
     assert got.mail_from == "certmon@example.com"
     assert got.rcpt_tos == ["alice@example.com", "bob@example.com"]
@@ -49,13 +63,16 @@ async def test_alarm_email_reaches_recipients_as_multipart_text_and_html(smtp_se
     assert parts == ["text/plain", "text/html"]
     assert "expiry.within_7_days" in got.message.get_body(("plain",)).get_content()
     assert "<h2" in got.message.get_body(("html",)).get_content()
+    text = got.message.get_body(("plain",)).get_content()
+    token = text.split("https://certmon.example.com/ack/", 1)[1].split()[0]
+    assert SIGNER.verify(token, now=NOW).recipient == "alice@example.com,bob@example.com"
 
 
 async def test_message_id_is_stable_per_delivery(smtp_server, make_alarm):
     """Two sends of one delivery carry the same Message-ID, so a duplicate can be recognised."""
     delivery, message = first_delivery(make_alarm())
     with smtp_server() as server:
-        sender = EmailSender(channel(server.port))
+        sender = email_sender(channel(server.port))
         await sender.send(delivery, message)
         await sender.send(delivery, message)
     ids = {got.message["Message-ID"] for got in server.received}
@@ -66,7 +83,7 @@ async def test_starttls_required_by_server_works_with_a_trusted_certificate(smtp
     """With `starttls: true` the sender upgrades and the server that requires it accepts the message."""
     delivery, message = first_delivery(make_alarm())
     with smtp_server(tls_context=smtp_pki.server_context, require_starttls=True) as server:
-        sender = EmailSender(channel(server.port, starttls=True), tls_context=smtp_pki.client_context)
+        sender = email_sender(channel(server.port, starttls=True), tls_context=smtp_pki.client_context)
         await sender.send(delivery, message)
     assert [got.rcpt_tos for got in server.received] == [["alice@example.com"]]
 
@@ -75,7 +92,7 @@ async def test_starttls_configured_but_not_offered_refuses_plaintext(smtp_server
     """A server that does not offer STARTTLS gets nothing: no downgrade to plaintext, a permanent error."""
     delivery, message = first_delivery(make_alarm())
     with smtp_server() as server:
-        sender = EmailSender(channel(server.port, starttls=True), tls_context=smtp_pki.client_context)
+        sender = email_sender(channel(server.port, starttls=True), tls_context=smtp_pki.client_context)
         with pytest.raises(DeliveryError, match="STARTTLS") as caught:
             await sender.send(delivery, message)
     assert caught.value.transient is False
@@ -86,7 +103,7 @@ async def test_starttls_with_an_untrusted_certificate_sends_nothing(smtp_server,
     """The relay's certificate is verified: an unknown issuer fails the delivery before any data is sent."""
     delivery, message = first_delivery(make_alarm())
     with smtp_server(tls_context=smtp_pki.server_context, require_starttls=True) as server:
-        sender = EmailSender(channel(server.port, starttls=True), tls_context=ssl.create_default_context())
+        sender = email_sender(channel(server.port, starttls=True), tls_context=ssl.create_default_context())
         with pytest.raises(DeliveryError, match="CERTIFICATE_VERIFY_FAILED") as caught:
             await sender.send(delivery, message)
     assert caught.value.transient is False
@@ -102,7 +119,7 @@ async def test_password_from_environment_authenticates_and_is_never_logged(smtp_
         smtp_server(credentials=("certmon", PASSWORD), auth_required=True, auth_require_tls=False) as server,
         structlog.testing.capture_logs() as logs,
     ):
-        sender = EmailSender(channel(server.port, **config), environ={"CERTMON_TEST_SMTP_PASSWORD": PASSWORD})
+        sender = email_sender(channel(server.port, **config), environ={"CERTMON_TEST_SMTP_PASSWORD": PASSWORD})
         await sender.send(delivery, message)
     assert len(server.received) == 1
     assert logs and PASSWORD not in repr(logs)
@@ -117,7 +134,7 @@ async def test_wrong_password_is_a_permanent_failure_that_does_not_leak_it(smtp_
         smtp_server(credentials=("certmon", "other"), auth_required=True, auth_require_tls=False) as server,
         structlog.testing.capture_logs() as logs,
     ):
-        sender = EmailSender(channel(server.port, **config), environ={"SMTP_PW": PASSWORD})
+        sender = email_sender(channel(server.port, **config), environ={"SMTP_PW": PASSWORD})
         with pytest.raises(DeliveryError) as caught:
             await sender.send(delivery, message)
     assert caught.value.transient is False
@@ -133,7 +150,7 @@ async def test_password_file_is_read_at_send_time(smtp_server, make_alarm, tmp_p
     secret.write_text("old\n", encoding="utf-8")
     config = {"username": "certmon", "password_file": str(secret)}
     with smtp_server(credentials=("certmon", PASSWORD), auth_required=True, auth_require_tls=False) as server:
-        sender = EmailSender(channel(server.port, **config))
+        sender = email_sender(channel(server.port, **config))
         secret.write_text(PASSWORD + "\n", encoding="utf-8")
         await sender.send(delivery, message)
     assert len(server.received) == 1
@@ -142,7 +159,7 @@ async def test_password_file_is_read_at_send_time(smtp_server, make_alarm, tmp_p
 async def test_missing_password_variable_is_a_permanent_failure(make_alarm):
     """A configured but unset `password_env` fails without connecting anywhere."""
     delivery, message = first_delivery(make_alarm())
-    sender = EmailSender(channel(1, username="certmon", password_env="UNSET_VARIABLE"), environ={})
+    sender = email_sender(channel(1, username="certmon", password_env="UNSET_VARIABLE"), environ={})
     with pytest.raises(DeliveryError, match="UNSET_VARIABLE is not set") as caught:
         await sender.send(delivery, message)
     assert caught.value.transient is False
@@ -155,7 +172,7 @@ async def test_recipient_refused_with_550_is_permanent(smtp_server, make_alarm):
         smtp_server(refuse={"alice@example.com": "550 5.1.1 no such user"}) as server,
         pytest.raises(DeliveryError, match="550") as caught,
     ):
-        await EmailSender(channel(server.port)).send(delivery, message)
+        await email_sender(channel(server.port)).send(delivery, message)
     assert caught.value.transient is False
 
 
@@ -166,7 +183,7 @@ async def test_recipient_refused_with_451_is_transient(smtp_server, make_alarm):
         smtp_server(refuse={"alice@example.com": "451 4.3.0 try again later"}) as server,
         pytest.raises(DeliveryError, match="451") as caught,
     ):
-        await EmailSender(channel(server.port)).send(delivery, message)
+        await email_sender(channel(server.port)).send(delivery, message)
     assert caught.value.transient is True
 
 
@@ -176,7 +193,7 @@ async def test_group_email_with_one_refused_address_reports_it(smtp_server, make
     alarm = alarm.model_copy(update={"owners": [alarm.owners[0].model_copy(update={"delivery": "group"})]})
     delivery, message = first_delivery(alarm)
     with smtp_server(refuse={"bob@example.com": "550 5.1.1 no such user"}) as server:
-        note = await EmailSender(channel(server.port)).send(delivery, message)
+        note = await email_sender(channel(server.port)).send(delivery, message)
     assert note is not None and "bob@example.com (550" in note
     assert [got.rcpt_tos for got in server.received] == [["alice@example.com"]]
 
@@ -185,7 +202,7 @@ async def test_nothing_listening_is_transient(make_alarm):
     """A refused connection is a transient failure."""
     delivery, message = first_delivery(make_alarm())
     with pytest.raises(DeliveryError) as caught:
-        await EmailSender(channel(_closed_port())).send(delivery, message)
+        await email_sender(channel(_closed_port())).send(delivery, message)
     assert caught.value.transient is True
 
 
@@ -201,7 +218,7 @@ async def test_a_silent_server_is_cut_off_by_the_overall_timeout(make_alarm):
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        sender = EmailSender(channel(port, timeout=1))
+        sender = email_sender(channel(port, timeout=1))
         with pytest.raises(DeliveryError) as caught:
             await sender.send(delivery, message)
     finally:
