@@ -38,7 +38,7 @@ class PostgresDeliveryLog:
         """Insert the delivery's row or update a `retrying` one (a final row is left alone, and then nothing is
         queued), enqueue `result`; after the commit, wake the relay."""
         delivery = record.delivery
-        notice = record.notice.event.model_dump_json() if record.status == "retrying" else None
+        notice = record.notice.event.model_dump(mode="json") if record.status == "retrying" else None
         async with self._pool.acquire() as conn, conn.transaction():
             changed = await conn.fetchval(
                 f'INSERT INTO "{SCHEMA}".deliveries AS d (idempotency_key, alarm_id, alarm_event_id, channel, '
@@ -78,7 +78,7 @@ class PostgresDeliveryLog:
             f'UPDATE "{SCHEMA}".deliveries AS d SET next_attempt_at = $2 FROM due '
             "WHERE d.idempotency_key = due.idempotency_key "
             "RETURNING d.idempotency_key, d.channel, d.recipients, d.owner, d.rule, d.attempts, "
-            "d.first_attempt_at, d.notice::text AS notice",
+            "d.first_attempt_at, d.notice",
             now,
             lease_until,
             limit,
@@ -104,5 +104,5 @@ def _pending(row: asyncpg.Record) -> PendingDelivery:
     delivery = Delivery(
         ChannelKind(row["channel"]), tuple(row["recipients"]), row["owner"], row["rule"], row["idempotency_key"]
     )
-    notice = Notice.of(CloudEvent.model_validate_json(row["notice"]))
+    notice = Notice.of(CloudEvent.model_validate(row["notice"]))
     return PendingDelivery(delivery, notice, row["attempts"], row["first_attempt_at"])

@@ -1,5 +1,7 @@
 """One contract, two delivery logs: the in-memory twin and PostgreSQL must behave alike in what the alarm
-handler relies on (processed events, sent keys, attempts that add up, sent is final, one outbox entry per id)."""
+handler and the retry sweep rely on (processed events, recorded keys, attempts that add up while retrying, sent
+and failed are final, due entries claimed once under a lease with what is needed to send them again, one outbox
+entry per id)."""
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -10,12 +12,15 @@ import pytest
 
 from services.notifier.adapters.delivery_log import SCHEMA, PostgresDeliveryLog
 from services.notifier.adapters.memory import InMemoryDeliveryLog
-from services.notifier.domain.deliveries import ChannelKind, Delivery, idempotency_key
+from services.notifier.domain.deliveries import ChannelKind, Delivery, Notice, idempotency_key
 from services.notifier.ports import DeliveryLog, DeliveryRecord, Status
 from shared.broker import InMemoryBus
 from shared.events import CloudEvent, NotificationResult, make_event
 from shared.outbox import OutboxRelay
-from tests.support.alarms import NOW
+from tests.support.alarms import NOW, build_alarm
+
+ALARM = build_alarm()
+NOTICE = Notice(make_event("alarm.raised.v1", ALARM, source="certmon/alarmer", event_id="ev-1"), ALARM)
 
 pytestmark = pytest.mark.integration
 
@@ -75,9 +80,11 @@ def delivery(recipient: str) -> Delivery:
 def outcome(
     recipient: str, status: Status, attempts: int = 1, error: str | None = None, *, minute: int = 0
 ) -> tuple[DeliveryRecord, CloudEvent]:
-    """The record of a delivery to `recipient` and its result event (one id per recipient, status and minute)."""
+    """The record of a delivery to `recipient` and its result event (one id per recipient, status and minute);
+    a retrying one is due ten minutes after it is recorded."""
     at = NOW + timedelta(minutes=minute)
-    record = DeliveryRecord(delivery(recipient), "alarm-1", "ev-1", status, attempts, error, at)
+    due = at + timedelta(minutes=10) if status == "retrying" else None
+    record = DeliveryRecord(delivery(recipient), NOTICE, status, attempts, error, at, NOW, due)
     result = NotificationResult(
         alarm_id="alarm-1",
         alarm_event_id="ev-1",
@@ -88,7 +95,8 @@ def outcome(
         at=at,
     )
     event_id = f"{recipient}|{status}|{minute}"
-    return record, make_event(f"notification.{status}.v1", result, source="certmon/notifier", event_id=event_id)
+    routing_key = "notification.sent.v1" if status == "sent" else "notification.failed.v1"
+    return record, make_event(routing_key, result, source="certmon/notifier", event_id=event_id)
 
 
 async def test_event_is_processed_once_marked_per_consumer(under_test: LogUnderTest) -> None:
@@ -102,33 +110,56 @@ async def test_event_is_processed_once_marked_per_consumer(under_test: LogUnderT
     assert await log.is_processed("ev-2", "notifier.alarms") is False
 
 
-async def test_sent_keys_are_those_delivered(under_test: LogUnderTest) -> None:
-    """Of the keys asked about, only those of sent deliveries come back, not failed or unknown ones."""
+async def test_recorded_keys_are_those_with_an_entry(under_test: LogUnderTest) -> None:
+    """Of the keys asked about, those with an entry come back, whatever its status; unknown ones do not."""
     log = under_test.log
     await log.record(*outcome("alice@example.com", "sent"))
-    await log.record(*outcome("bob@example.com", "failed", 3, "451 busy"))
-    asked = [delivery(r).idempotency_key for r in ("alice@example.com", "bob@example.com", "carol@example.com")]
-    assert await log.sent_keys(asked) == {delivery("alice@example.com").idempotency_key}
-    assert await log.sent_keys([]) == set()
+    await log.record(*outcome("bob@example.com", "retrying", 3, "451 busy"))
+    await log.record(*outcome("carol@example.com", "failed", 1, "550 no such user"))
+    asked = [delivery(r).idempotency_key for r in ("alice@example.com", "bob@example.com", "dave@example.com")]
+    assert await log.recorded_keys(asked) == set(asked[:2])
+    assert await log.recorded_keys([]) == set()
 
 
-async def test_retried_delivery_adds_up_its_attempts_until_sent(under_test: LogUnderTest) -> None:
-    """A failed entry recorded again keeps the latest status and error and the sum of all attempts."""
+async def test_retrying_delivery_adds_up_its_attempts_until_sent(under_test: LogUnderTest) -> None:
+    """A retrying entry recorded again keeps the latest status and error and the sum of all attempts."""
     log, key = under_test.log, delivery("bob@example.com").idempotency_key
-    await log.record(*outcome("bob@example.com", "failed", 3, "451 busy"))
-    await log.record(*outcome("bob@example.com", "failed", 2, "452 full", minute=1))
-    assert await under_test.rows() == [(key, "failed", 5, "452 full")]
+    await log.record(*outcome("bob@example.com", "retrying", 3, "451 busy"))
+    await log.record(*outcome("bob@example.com", "retrying", 1, "452 full", minute=1))
+    assert await under_test.rows() == [(key, "retrying", 4, "452 full")]
     await log.record(*outcome("bob@example.com", "sent", 1, minute=2))
-    assert await under_test.rows() == [(key, "sent", 6, None)]
+    assert await under_test.rows() == [(key, "sent", 5, None)]
 
 
-async def test_sent_delivery_never_turns_back_into_failed(under_test: LogUnderTest) -> None:
-    """Once an entry is sent, a later failure changes neither its status nor its attempts."""
+@pytest.mark.parametrize("final", ["sent", "failed"])
+async def test_final_delivery_never_changes_and_queues_nothing(under_test: LogUnderTest, final: Status) -> None:
+    """Once an entry is sent or failed for good, a later record changes nothing and queues no event."""
     log, key = under_test.log, delivery("alice@example.com").idempotency_key
+    first = outcome("alice@example.com", final, 1, None if final == "sent" else "550")
+    await log.record(*first)
+    await log.record(*outcome("alice@example.com", "retrying", 3, "451 busy", minute=1))
+    await log.record(*outcome("alice@example.com", "sent", 1, minute=2))
+    assert await under_test.rows() == [(key, final, 1, first[0].error)]
+    assert await under_test.outbox_ids() == [first[1].id]
+
+
+async def test_due_retrying_entries_are_claimed_once_under_a_lease(under_test: LogUnderTest) -> None:
+    """A retrying entry is claimed when due, with its delivery, alarm event, attempts and first attempt, and
+    not again until the lease runs out; sent and not yet due entries are never claimed."""
+    log = under_test.log
     await log.record(*outcome("alice@example.com", "sent"))
-    await log.record(*outcome("alice@example.com", "failed", 3, "451 busy", minute=1))
-    assert await under_test.rows() == [(key, "sent", 1, None)]
-    assert await log.sent_keys([key]) == {key}
+    await log.record(*outcome("bob@example.com", "retrying", 3, "451 busy"))  # due at minute 10
+    await log.record(*outcome("carol@example.com", "retrying", 3, "451 busy", minute=5))  # due at minute 15
+    assert await log.claim_due(NOW + timedelta(minutes=9), lease_until=NOW, limit=10) == []
+    lease = NOW + timedelta(minutes=20)
+    [claimed] = await log.claim_due(NOW + timedelta(minutes=12), lease_until=lease, limit=10)
+    assert claimed.delivery == delivery("bob@example.com")
+    assert (claimed.attempts, claimed.first_attempt_at) == (3, NOW)
+    assert claimed.notice.event.id == "ev-1" and claimed.notice.alarm == ALARM
+    later = await log.claim_due(NOW + timedelta(minutes=16), lease_until=lease, limit=10)
+    assert [p.delivery.recipient for p in later] == ["carol@example.com"]
+    after_lease = await log.claim_due(NOW + timedelta(minutes=21), lease_until=lease, limit=1)
+    assert len(after_lease) == 1
 
 
 async def test_each_record_queues_its_result_once_per_id(under_test: LogUnderTest) -> None:

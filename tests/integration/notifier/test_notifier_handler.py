@@ -13,10 +13,11 @@ import pytest
 
 from services.notifier.bootstrap import NotifierService, bootstrap
 from services.notifier.domain.deliveries import RetryPolicy
+from shared.action_links import ActionLinkSigner
 from shared.broker import InMemoryBus
 from shared.config import CertmonConfig
 from shared.events import CloudEvent, make_event
-from shared.settings import Settings
+from shared.settings import RuntimeConfigError, Settings
 
 RESULTS = "test.notifications"
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
@@ -51,6 +52,14 @@ class Harness:
             (e.routing_key, e.data["recipient"], e.data["attempt"], e.data["error"]) for e in self.bus.pending(RESULTS)
         )
 
+    async def settled(self) -> None:
+        """Wait until no delivery is left retrying and every result event is relayed."""
+        async with asyncio.timeout(10):
+            while await self.pool.fetchval("SELECT count(*) FROM notifier.deliveries WHERE status = 'retrying'"):
+                await asyncio.sleep(0.02)
+            while await self.pool.fetchval("SELECT count(*) FROM notifier.outbox WHERE published_at IS NULL"):
+                await asyncio.sleep(0.02)
+
     async def log_rows(self) -> list[tuple[str, str, int]]:
         """(recipient, status, attempts) of every delivery-log row, sorted."""
         rows = await self.pool.fetch("SELECT recipient, status, attempts FROM notifier.deliveries ORDER BY 1")
@@ -76,8 +85,9 @@ async def start_notifier(pg_pool: asyncpg.Pool) -> AsyncIterator[StartNotifier]:
             pool=pg_pool,
             console_stream=console,
             retry=FAST_RETRY,
+            links=ActionLinkSigner(b"link-key-for-the-notifier-tests"),
             relay_poll_seconds=60,  # only the wake-up after each record publishes in time
-            **overrides,
+            **({"retry_sweep_seconds": 0.05} | overrides),
         )
         await service.start()
         harness = Harness(bus, service, console, pg_pool)
@@ -114,18 +124,49 @@ async def test_individual_delivery_sends_one_email_per_address(smtp_server, star
     assert notifier.bus.dead_letters == []
 
 
-async def test_redelivery_after_a_crash_sends_only_what_was_not_sent(smtp_server, start_notifier, make_alarm):
-    """If the notifier died before acking, the redelivered event skips the deliveries already sent."""
+async def test_redelivery_after_a_crash_sends_nothing_twice(smtp_server, start_notifier, make_alarm):
+    """If the notifier died before acking, the redelivered event skips what was recorded; the retry sweep sends
+    the delivery that was still failing once the relay takes it, exactly once."""
     event = alarm_event(make_alarm())
     with smtp_server(refuse={"bob@example.com": "451 4.3.0 mailbox busy"}) as server:
-        notifier = await start_notifier(email_config(server.port))
+        notifier = await start_notifier(email_config(server.port), retry_sweep_seconds=3600)
         await notifier.deliver(event)
+        assert await notifier.log_rows() == [("alice@example.com", "sent", 1), ("bob@example.com", "retrying", 3)]
         # As if the process died after recording the deliveries but before marking the event processed.
         await notifier.pool.execute("DELETE FROM notifier.processed_events")
         server.recorder.refuse.clear()
         await notifier.deliver(event)
+        notifier.service.retry_loop.wake()
+        await notifier.settled()
     assert sorted(got.rcpt_tos for got in server.received) == [["alice@example.com"], ["bob@example.com"]]
     assert await notifier.log_rows() == [("alice@example.com", "sent", 1), ("bob@example.com", "sent", 4)]
+    retrying = [e for e in notifier.bus.pending(RESULTS) if e.routing_key == "notification.failed.v1"]
+    assert [e.data["next_attempt_at"] is not None for e in retrying] == [True]
+
+
+async def test_retrying_delivery_survives_a_restart(smtp_server, start_notifier, make_alarm):
+    """A delivery left retrying when the notifier stops is sent by the next notifier, from PostgreSQL."""
+    event = alarm_event(make_alarm())
+    with smtp_server(refuse={"bob@example.com": "451 4.3.0 mailbox busy"}) as server:
+        first = await start_notifier(email_config(server.port), retry_sweep_seconds=3600)
+        await first.deliver(event)
+        await first.service.stop()
+        server.recorder.refuse.clear()
+        second = await start_notifier(email_config(server.port))
+        await second.settled()
+    assert sorted(got.rcpt_tos for got in server.received) == [["alice@example.com"], ["bob@example.com"]]
+    assert await second.log_rows() == [("alice@example.com", "sent", 1), ("bob@example.com", "sent", 4)]
+
+
+def test_a_template_that_does_not_render_stops_the_start(tmp_path, pg_pool):
+    """channels.email.templates is checked at bootstrap: a broken template names its file and line."""
+    (tmp_path / "alarm.txt.j2").write_text("{{ target }}\n{{ level | nosuchfilter }}\n", encoding="utf-8")
+    config = CertmonConfig.model_validate(email_config(25, templates=str(tmp_path)))
+    with pytest.raises(RuntimeConfigError, match=r"alarm\.txt\.j2:2"):
+        bootstrap(Settings.model_construct(), config, bus=InMemoryBus(), pool=pg_pool)
+    missing = CertmonConfig.model_validate(email_config(25, templates=str(tmp_path / "missing")))
+    with pytest.raises(RuntimeConfigError, match="not a directory"):
+        bootstrap(Settings.model_construct(), missing, bus=InMemoryBus(), pool=pg_pool)
 
 
 async def test_without_email_channel_the_notification_is_printed(start_notifier, make_alarm):
