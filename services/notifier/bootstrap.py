@@ -11,6 +11,7 @@ from services.notifier.adapters.console import ConsoleSender
 from services.notifier.adapters.delivery_log import SCHEMA, PostgresDeliveryLog
 from services.notifier.adapters.email import EmailSender
 from services.notifier.adapters.rendering import AckLinks, Renderer
+from services.notifier.adapters.snmp import SnmpSender
 from services.notifier.adapters.webhook import WebhookSender
 from services.notifier.domain.deliveries import ChannelKind, RetryPolicy
 from services.notifier.handlers import QUEUE, AlarmHandler, subscriptions
@@ -32,7 +33,7 @@ RETRY_LOOP = "notifier.retry_sweep"
 
 class NotifierService:
     """The notifier as the composition root sees it: `start()` migrates, relays, consumes and sweeps retries;
-    `stop()` stops them and closes the HTTP client of the webhooks."""
+    `stop()` stops them and closes the webhooks' HTTP client and the SNMP engines."""
 
     name = "notifier"
 
@@ -45,6 +46,7 @@ class NotifierService:
         handler: AlarmHandler,
         retry_loop: PeriodicTask,
         webhooks: WebhookSender | None = None,
+        snmp: SnmpSender | None = None,
     ) -> None:
         self._bus = bus
         self._delivery_log = delivery_log
@@ -52,6 +54,7 @@ class NotifierService:
         self.handler = handler
         self.retry_loop = retry_loop
         self._webhooks = webhooks
+        self._snmp = snmp
 
     async def start(self) -> None:
         """Apply the `notifier` migrations, start the outbox relay and the retry sweep, subscribe to alarm events."""
@@ -69,6 +72,8 @@ class NotifierService:
         await self._relay.stop()
         if self._webhooks is not None:
             await self._webhooks.aclose()
+        if self._snmp is not None:
+            self._snmp.close()
 
 
 def tls_context(config: CertmonConfig) -> ssl.SSLContext | None:
@@ -109,7 +114,8 @@ def bootstrap(
     retry_sweep_seconds: float = 5.0,
 ) -> NotifierService:
     """Build the notifier; email is a channel when `channels.email` is configured or a sender is given, webhooks
-    when `channels.webhook` lists any. Raises RuntimeConfigError when a notification template does not render."""
+    and SNMP when `channels.webhook` / `channels.snmp` list any. Raises RuntimeConfigError when a notification
+    template does not render."""
     if pool is None:
         raise ValueError("the notifier needs PostgreSQL for its delivery log: pass a pool")
     email = config.channels.email
@@ -139,10 +145,15 @@ def bootstrap(
             tls_context=tls_context(config),
         )
         senders[ChannelKind.WEBHOOK] = webhooks
+    snmp = None
+    if config.channels.snmp:
+        snmp = SnmpSender(config.channels.snmp)
+        senders[ChannelKind.SNMP] = snmp
     relay = OutboxRelay(pool, SCHEMA, bus, poll_seconds=relay_poll_seconds)
     delivery_log = PostgresDeliveryLog(pool, relay)
     deliverer = Deliverer(delivery_log=delivery_log, senders=senders, retry=retry or retry_policy(config), clock=clock)
-    # The lease outlasts the slowest send a sweep may make, so no other replica claims a delivery being sent.
+    # The lease outlasts the slowest send a sweep may make, so no other replica claims a delivery being sent
+    # (an SNMP trap is fire-and-forget, bounded by its own short timeout).
     timeouts = [email.timeout if email else 0, *(w.timeout for w in config.channels.webhook.values())]
     sweep = RetrySweep(deliverer, delivery_log, clock=clock, lease=60.0 + 2 * max(timeouts))
     return NotifierService(
@@ -152,4 +163,5 @@ def bootstrap(
         handler=AlarmHandler(delivery_log=delivery_log, deliverer=deliverer),
         retry_loop=PeriodicTask(RETRY_LOOP, sweep, interval=retry_sweep_seconds),
         webhooks=webhooks,
+        snmp=snmp,
     )
