@@ -5,6 +5,7 @@ from pathlib import Path
 from rich.console import Console
 
 from shared.config import ConfigError, load_config
+from shared.template_checks import template_problems
 
 
 def validate(path: Path) -> int:
@@ -12,6 +13,8 @@ def validate(path: Path) -> int:
     console = Console()
     try:
         config = load_config(path)
+        if problems := template_problems(config):
+            raise ConfigError(str(path), problems)
     except ConfigError as exc:
         console.print(f"[red]{exc.source}: {len(exc.problems)} problem(s)[/red]")
         for problem in exc.problems:

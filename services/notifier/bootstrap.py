@@ -24,7 +24,8 @@ from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
 from shared.outbox import OutboxRelay
 from shared.periodic import PeriodicTask
-from shared.settings import Settings
+from shared.settings import RuntimeConfigError, Settings
+from shared.template_checks import template_problems
 
 log = structlog.get_logger(__name__)
 
@@ -147,6 +148,8 @@ def bootstrap(
         senders[ChannelKind.WEBHOOK] = webhooks
     snmp = None
     if config.channels.snmp:
+        if problems := template_problems(config):
+            raise RuntimeConfigError("; ".join(str(problem) for problem in problems))
         snmp = SnmpSender(config.channels.snmp)
         senders[ChannelKind.SNMP] = snmp
     relay = OutboxRelay(pool, SCHEMA, bus, poll_seconds=relay_poll_seconds)

@@ -228,7 +228,7 @@ class SnmpSender:
         self._receivers = dict(receivers)
         self._environ = environ
         env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
-        # Compiled once: the schema has checked their syntax, so compiling cannot fail here.
+        # Compiled once: bootstrap has checked their syntax (shared.template_checks), so compiling cannot fail here.
         self._templates = {
             name: env.from_string(receiver.message_template)
             for name, receiver in self._receivers.items()

@@ -146,6 +146,11 @@ async def test_config_validate_points_at_each_error(tmp_path: Path) -> None:
     rc, out, _ = await certmon("config", "validate", str(bad))
     assert rc == 1
     assert "defaults.owner" in out and "targets[0].port" in out
+    template = tmp_path / "template.yaml"
+    template.write_text('channels: {snmp: {noc: {host: h, community_env: C, message_template: "{% if %}"}}}\n')
+    rc, out, _ = await certmon("config", "validate", str(template))
+    assert rc == 1
+    assert "channels.snmp.noc.message_template" in out and "template line 1" in out
     good = tmp_path / "good.yaml"
     good.write_text("owners: {ops: {}}\ndefaults: {owner: ops}\ntargets:\n  - {host: a.example}\n")
     rc, out, _ = await certmon("config", "validate", str(good))

@@ -159,7 +159,8 @@ async def test_retrying_delivery_survives_a_restart(smtp_server, start_notifier,
 
 
 def test_a_template_that_does_not_render_stops_the_start(tmp_path, pg_pool):
-    """channels.email.templates is checked at bootstrap: a broken template names its file and line."""
+    """Templates are checked at bootstrap: a broken email template names its file and line, a broken SNMP
+    message_template its config path."""
     (tmp_path / "alarm.txt.j2").write_text("{{ target }}\n{{ level | nosuchfilter }}\n", encoding="utf-8")
     config = CertmonConfig.model_validate(email_config(25, templates=str(tmp_path)))
     with pytest.raises(RuntimeConfigError, match=r"alarm\.txt\.j2:2"):
@@ -167,6 +168,11 @@ def test_a_template_that_does_not_render_stops_the_start(tmp_path, pg_pool):
     missing = CertmonConfig.model_validate(email_config(25, templates=str(tmp_path / "missing")))
     with pytest.raises(RuntimeConfigError, match="not a directory"):
         bootstrap(Settings.model_construct(), missing, bus=InMemoryBus(), pool=pg_pool)
+    snmp = CertmonConfig.model_validate(
+        {"channels": {"snmp": {"noc": {"host": "127.0.0.1", "community_env": "C", "message_template": "{% if %}"}}}}
+    )
+    with pytest.raises(RuntimeConfigError, match=r"channels\.snmp\.noc\.message_template: template line 1"):
+        bootstrap(Settings.model_construct(), snmp, bus=InMemoryBus(), pool=pg_pool)
 
 
 async def test_without_email_channel_the_notification_is_printed(start_notifier, make_alarm):

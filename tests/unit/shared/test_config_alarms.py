@@ -5,6 +5,7 @@ import pytest
 
 from shared.config import CertificateFacts, ConfigError, parse_config, resolve_policy
 from shared.events import Target
+from shared.template_checks import template_problems
 
 TARGET = Target(host="shop.example.com", port=443, server="web-01")
 SHOP = CertificateFacts(fingerprint_sha256="ab" * 32, san=("www.shop.example.com",))
@@ -86,7 +87,6 @@ def test_snmp_v3_receiver_needs_a_user_and_a_fixed_engine_id_and_knows_its_secur
         ({"host": "h", "version": "v3", "user": "u", "engine_id": "80"}, "5 to 32 octets"),
         ({"host": "h", "community_env": "C", "auth_protocol": "MD5"}, "SHA"),
         ({"host": "h", "community_env": "C", "enterprise_oid": "1.3.6.1.2.1.1"}, "1.3.6.1.4.1"),
-        ({"host": "h", "community_env": "C", "message_template": "{% if %}"}, "template line 1"),
     ],
 )
 def test_snmp_receiver_mistakes_are_explained(receiver: dict[str, object], reason: str) -> None:
@@ -167,3 +167,17 @@ def test_delivery_retry_and_email_template_keys() -> None:
     assert config.channels.retry.give_up_after == 21600
     assert config.channels.email is not None and config.channels.email.ack_link_expires == 7 * 86400
     assert "channels.retry.attempts" in problems({"channels": {"retry": {"attempts": 0}}})
+
+
+def test_a_message_template_that_does_not_parse_is_a_problem_at_its_path() -> None:
+    """`certmon config validate` and the notifier's start refuse a message_template Jinja cannot parse."""
+    config = parse_config(
+        {"channels": {"snmp": {"noc": {"host": "h", "community_env": "C", "message_template": "ok\n{% if %}"}}}}
+    )
+    assert [str(p) for p in template_problems(config)] == [
+        "channels.snmp.noc.message_template: template line 2: Expected an expression, got 'end of statement block'"
+    ]
+    fine = parse_config(
+        {"channels": {"snmp": {"noc": {"host": "h", "community_env": "C", "message_template": "{{ a }}"}}}}
+    )
+    assert template_problems(fine) == []
