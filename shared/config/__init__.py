@@ -2,6 +2,7 @@
 certificate rule, owner and policy apply to a target or certificate)."""
 
 from shared.config.loader import ConfigError, ConfigProblem, load_app_config, load_config, parse_config
+from shared.config.reports import CompliancePolicy, CustomReport, ReportFilter, Reports
 from shared.config.resolve import CertificateFacts, Policy, resolve_owners, resolve_policy, server_for
 from shared.config.schema import (
     CertificateRule,
@@ -22,13 +23,17 @@ __all__ = [
     "CertificateFacts",
     "CertificateRule",
     "CertmonConfig",
+    "CompliancePolicy",
     "ConfigError",
     "ConfigProblem",
+    "CustomReport",
     "DeliveryRetry",
     "EmailChannel",
     "Owner",
     "Policy",
     "Reminders",
+    "ReportFilter",
+    "Reports",
     "ServerEntry",
     "SnmpReceiver",
     "TargetEntry",

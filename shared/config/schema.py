@@ -8,8 +8,10 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator, model_validator
 
+from shared.config.base import Strict
+from shared.config.reports import Reports
 from shared.events.target import Profile, Protocol, Target
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
@@ -56,12 +58,6 @@ def _cidr(value: str) -> str:
 Cidr = Annotated[str, AfterValidator(_cidr)]
 #: A severity a policy may give a finding code, or `off` to drop it.
 SeverityOverride = Literal["critical", "warning", "info", "notice", "off"]
-
-
-class Strict(BaseModel):
-    """Config sections reject unknown keys, so a typo is an error, not a silent default."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class Thresholds(Strict):
@@ -412,6 +408,7 @@ class CertmonConfig(Strict):
     certificates: list[CertificateRule] = Field(default_factory=list)
     scanning: Scanning = Scanning()
     discovery: list[DiscoverySweep] = Field(default_factory=list)
+    reports: Reports = Reports()
 
     def scan_targets(self) -> list[Target]:
         """Every configured target as a scan target."""
