@@ -43,12 +43,10 @@ class CompliancePolicy(Strict):
     """What the monthly compliance report holds every certificate to; each rule maps to the finding codes that
     break it."""
 
-    key_types: list[Literal["RSA", "EC", "Ed25519", "Ed448"]] = Field(default_factory=lambda: ["RSA", "EC", "Ed25519"])
+    key_types: tuple[Literal["RSA", "EC", "Ed25519", "Ed448"], ...] = ("RSA", "EC", "Ed25519")
     min_rsa_bits: int = Field(default=2048, ge=1024)
     min_ec_bits: int = Field(default=256, ge=160)
-    signature_hashes: list[Literal["sha256", "sha384", "sha512"]] = Field(
-        default_factory=lambda: ["sha256", "sha384", "sha512"]
-    )
+    signature_hashes: tuple[Literal["sha256", "sha384", "sha512"], ...] = ("sha256", "sha384", "sha512")
     min_protocol: TlsVersion = "TLSv1.2"
     grade_floor: Grade = "B"
     max_lifetime_days: int = Field(default=398, ge=1)
@@ -92,7 +90,7 @@ class CustomReport(Strict):
     name: Annotated[str, AfterValidator(_report_name)]
     schedule: CustomSchedule = "weekly"
     filter: ReportFilter = ReportFilter()
-    formats: list[ReportFormat] = Field(default_factory=lambda: ["html", "csv", "json"], min_length=1)
+    formats: tuple[ReportFormat, ...] = Field(default=("html", "csv", "json"), min_length=1)
 
 
 def _unique_names(reports: list[CustomReport]) -> list[CustomReport]:
@@ -108,8 +106,8 @@ class Reports(Strict):
     daily: DailySchedule = DailySchedule()
     weekly: WeeklySchedule = WeeklySchedule()
     monthly: MonthlySchedule = MonthlySchedule()
-    formats: list[ReportFormat] = Field(
-        default_factory=lambda: ["html", "csv", "json"], min_length=1, description="of daily, weekly, monthly"
+    formats: tuple[ReportFormat, ...] = Field(
+        default=("html", "csv", "json"), min_length=1, description="of daily, weekly, monthly"
     )
     compliance: CompliancePolicy = CompliancePolicy()
     custom: Annotated[list[CustomReport], AfterValidator(_unique_names)] = Field(default_factory=list)
