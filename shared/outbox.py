@@ -5,6 +5,7 @@ publishes them afterwards, at least once, in order.
 """
 
 import hashlib
+from collections.abc import Sequence
 
 import asyncpg
 import structlog
@@ -18,10 +19,20 @@ log = structlog.get_logger(__name__)
 
 async def enqueue(conn: asyncpg.Connection, schema: str, event: CloudEvent) -> None:
     """Add an event to the outbox inside the caller's transaction (a duplicate id is ignored)."""
+    await enqueue_many(conn, schema, [event])
+
+
+async def enqueue_many(conn: asyncpg.Connection, schema: str, events: Sequence[CloudEvent]) -> None:
+    """Add events to the outbox inside the caller's transaction, in one statement and in their order (an id
+    already queued, or repeated among them, is ignored)."""
+    if not events:
+        return
     await conn.execute(
-        f'INSERT INTO "{schema}".outbox(event_id, event) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING',
-        event.id,
-        event.model_dump(mode="json"),
+        f'INSERT INTO "{schema}".outbox(event_id, event) '
+        "SELECT event_id, event FROM unnest($1::text[], $2::jsonb[]) WITH ORDINALITY AS e(event_id, event, n) "
+        "ORDER BY n ON CONFLICT (event_id) DO NOTHING",
+        [event.id for event in events],
+        [event.model_dump(mode="json") for event in events],
     )
 
 

@@ -6,6 +6,7 @@ back, leaving nothing behind, when it raises. Two adapters pass the same contrac
 (`adapters.repository`) and the in-memory twin (`adapters.memory`) the unit tests use.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -43,6 +44,16 @@ class HistoryEntry:
     to_level: str
     cause: str
     evaluation_id: str | None  # the evaluation the alarm's level and findings came from
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """A reminder the sweep sends: the alarm's `reminded` transition, its cause for the history, and the
+    CloudEvent announcing it."""
+
+    event: AlarmEvent
+    cause: str
+    message: CloudEvent
 
 
 class AlarmUnitOfWork(Protocol):
@@ -92,8 +103,11 @@ class AlarmUnitOfWork(Protocol):
         concurrent sweeps never claim one alarm twice."""
         ...
 
-    async def reschedule_reminder(self, alarm_id: str, next_reminder_at: datetime | None) -> None:
-        """Move an open alarm's next reminder (None: no more reminders) without a transition."""
+    async def record_reminders(self, sent: Sequence[Reminder], *, stopped: Sequence[str], at: datetime) -> None:
+        """Record a batch of claimed alarms at once: each reminder of `sent` applied to its alarm and kept in its
+        history as `record_transition` would, its message queued as `publish_later` would; each alarm of
+        `stopped` (its cadence is off now) left without a next reminder and without a transition. One call per
+        batch lets a store write it in a few statements rather than three per reminder."""
         ...
 
     async def earliest_reminder(self) -> datetime | None:

@@ -8,13 +8,14 @@ order, for a test to read.
 """
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
 from typing import Self
 
 from services.alarmer.domain.alarms import OpenAlarm
-from services.alarmer.ports import HistoryEntry, StoredAlarm, TargetHealth
+from services.alarmer.ports import HistoryEntry, Reminder, StoredAlarm, TargetHealth
 from shared.events import AlarmEvent, CloudEvent
 
 
@@ -138,11 +139,15 @@ class InMemoryUnitOfWork:
         ]
         return sorted(due, key=lambda event: event.next_reminder_at or now)[:limit]
 
-    async def reschedule_reminder(self, alarm_id: str, next_reminder_at: datetime | None) -> None:
-        """Move the alarm's next reminder in its latest event."""
-        alarm = self._state.alarms[alarm_id]
-        event = alarm.event.model_copy(update={"next_reminder_at": next_reminder_at})
-        self._state.alarms[alarm_id] = replace(alarm, event=event)
+    async def record_reminders(self, sent: Sequence[Reminder], *, stopped: Sequence[str], at: datetime) -> None:
+        """Record each reminder's transition and queue its message, then clear the stopped alarms' next reminder."""
+        for reminder in sent:
+            await self.record_transition(reminder.event, at=at, cause=reminder.cause)
+            await self.publish_later(reminder.message)
+        for alarm_id in stopped:
+            alarm = self._state.alarms[alarm_id]
+            event = alarm.event.model_copy(update={"next_reminder_at": None})
+            self._state.alarms[alarm_id] = replace(alarm, event=event)
 
     async def earliest_reminder(self) -> datetime | None:
         """The earliest due time of an open alarm's reminder."""

@@ -4,10 +4,11 @@ failure run, and the outbox of the alarm events they cause.
 A unit of work is one transaction on one pooled connection, so one evaluation's claim, transitions, history and
 outbox rows commit together or not at all; after a commit that queued events, the outbox relay is woken.
 Reminder sweeps claim due alarms with `FOR UPDATE SKIP LOCKED`, so replicas sweeping at once share the work
-and never claim one alarm twice.
+and never claim one alarm twice, and write a claimed batch set-based (`unnest`), one statement per table.
 """
 
 import uuid
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime
 from types import TracebackType
@@ -16,10 +17,10 @@ from typing import Self
 import asyncpg
 
 from services.alarmer.domain.alarms import OpenAlarm
-from services.alarmer.ports import HistoryEntry, StoredAlarm, TargetHealth
+from services.alarmer.ports import HistoryEntry, Reminder, StoredAlarm, TargetHealth
 from shared.db import claim_event, load_migrations, migrate
 from shared.events import AlarmEvent, AlarmKey, CloudEvent
-from shared.outbox import OutboxRelay, enqueue
+from shared.outbox import OutboxRelay, enqueue, enqueue_many
 
 SCHEMA = "alarmer"
 
@@ -207,16 +208,45 @@ class PostgresUnitOfWork:
         )
         return [AlarmEvent.model_validate(row["last_event"]) for row in rows]
 
-    async def reschedule_reminder(self, alarm_id: str, next_reminder_at: datetime | None) -> None:
-        """Move the alarm's next reminder, in its row and in its latest event alike."""
-        await self._connection.execute(
-            f"UPDATE {SCHEMA}.alarms SET next_reminder_at = $2, "
-            "last_event = jsonb_set(last_event, '{next_reminder_at}', COALESCE(to_jsonb($3::text), 'null')) "
-            "WHERE id = $1",
-            alarm_id,
-            next_reminder_at,
-            None if next_reminder_at is None else next_reminder_at.isoformat(),
-        )
+    async def record_reminders(self, sent: Sequence[Reminder], *, stopped: Sequence[str], at: datetime) -> None:
+        """Apply a batch's reminders with one statement per table (alarms, history, outbox), then clear the next
+        reminder of the `stopped` alarms, in their row and in their latest event alike."""
+        if sent:
+            events = [reminder.event for reminder in sent]
+            await self._connection.execute(
+                f"UPDATE {SCHEMA}.alarms AS a SET level = r.level, state = r.state, updated_at = $1, "
+                "last_event = r.event, next_reminder_at = r.next_reminder_at "
+                "FROM unnest($2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[]) "
+                "AS r(id, level, state, event, next_reminder_at) WHERE a.id = r.id",
+                at,
+                [event.alarm_id for event in events],
+                [event.level for event in events],
+                [event.state for event in events],
+                [event.model_dump(mode="json") for event in events],
+                [event.next_reminder_at for event in events],
+            )
+            await self._connection.execute(
+                f"INSERT INTO {SCHEMA}.alarm_history "
+                "(alarm_id, at, transition, from_level, to_level, cause, evaluation_id) "
+                "SELECT alarm_id, $1, transition, from_level, to_level, cause, evaluation_id "
+                "FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) "
+                "AS h(alarm_id, transition, from_level, to_level, cause, evaluation_id)",
+                at,
+                [event.alarm_id for event in events],
+                [event.transition for event in events],
+                [event.previous_level for event in events],
+                [event.level for event in events],
+                [reminder.cause for reminder in sent],
+                [event.evaluation_id for event in events],
+            )
+            await enqueue_many(self._connection, SCHEMA, [reminder.message for reminder in sent])
+            self._queued += len(sent)
+        if stopped:
+            await self._connection.execute(
+                f"UPDATE {SCHEMA}.alarms SET next_reminder_at = NULL, "
+                "last_event = jsonb_set(last_event, '{next_reminder_at}', 'null') WHERE id = ANY($1::uuid[])",
+                list(stopped),
+            )
 
     async def earliest_reminder(self) -> datetime | None:
         """The earliest due time of an open alarm's reminder (one step down the due index)."""

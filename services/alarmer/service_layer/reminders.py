@@ -3,9 +3,10 @@
 Due times live in PostgreSQL (`next_reminder_at`), so reminders survive restarts and any replica may send them.
 Each batch is one unit of work: it claims due alarms (locked, skipped by other replicas), records each
 `reminded` transition, queues `alarm.reminded.v1` with an id derived from the alarm and the reminder's number,
-and moves the due time on, all or nothing. The loop ticks often but reads the database only when the earliest
-due time it last saw has come (at least every `max_delay` seconds, since another replica may have scheduled an
-earlier one), or when `expect` says a reminder is due sooner.
+and moves the due time on, all or nothing; the store gets the batch's writes in one call, to make them in a few
+statements. The loop ticks often but reads the database only when the earliest due time it last saw has come (at
+least every `max_delay` seconds, since another replica may have scheduled an earlier one), or when `expect` says
+a reminder is due sooner.
 """
 
 from datetime import datetime, timedelta
@@ -15,7 +16,7 @@ import structlog
 from services.alarmer.domain.alarm_events import envelope
 from services.alarmer.domain.lifecycle import reminded, reminder_cause, reminder_number
 from services.alarmer.domain.ownership import reminder_seconds, target_for
-from services.alarmer.ports import AlarmStore, AlarmUnitOfWork
+from services.alarmer.ports import AlarmStore, AlarmUnitOfWork, Reminder
 from shared.clock import Clock
 from shared.config import CertmonConfig
 from shared.events import AlarmEvent
@@ -80,27 +81,32 @@ class ReminderSweep:
             async with self._store.unit_of_work() as uow:
                 now = self._clock()
                 due = await uow.claim_due_reminders(now, self._batch_size)
-                for alarm in due:
-                    sent += await self._remind(uow, alarm, now)
+                sent += await self._remind(uow, due, now)
             if len(due) < self._batch_size:
                 return sent
 
-    async def _remind(self, uow: AlarmUnitOfWork, alarm: AlarmEvent, now: datetime) -> int:
-        # The cadence is resolved now, not when scheduled: the config may have changed since.
-        target = target_for(self._config, alarm.key.target_key, alarm.target)
-        cadence = reminder_seconds(self._config, target, alarm.certificate, alarm.level)
-        if cadence is None:
-            await uow.reschedule_reminder(alarm.alarm_id, None)
+    async def _remind(self, uow: AlarmUnitOfWork, due: list[AlarmEvent], now: datetime) -> int:
+        reminders: list[Reminder] = []
+        stopped: list[AlarmEvent] = []
+        for alarm in due:
+            # The cadence is resolved now, not when scheduled: the config may have changed since.
+            target = target_for(self._config, alarm.key.target_key, alarm.target)
+            cadence = reminder_seconds(self._config, target, alarm.certificate, alarm.level)
+            if cadence is None:
+                stopped.append(alarm)
+                continue
+            payload = reminded(alarm, now=now, cadence=cadence)
+            reminders.append(Reminder(payload, reminder_cause(cadence), envelope(payload, reminder_number(payload))))
+        await uow.record_reminders(reminders, stopped=[alarm.alarm_id for alarm in stopped], at=now)
+        for alarm in stopped:
             log.info("alarm_reminders_off", alarm_id=alarm.alarm_id, level=alarm.level)
-            return 0
-        payload = reminded(alarm, now=now, cadence=cadence)
-        await uow.record_transition(payload, at=now, cause=reminder_cause(cadence))
-        await uow.publish_later(envelope(payload, reminder_number(payload)))
-        log.info(
-            "alarm_reminded",
-            alarm_id=payload.alarm_id,
-            level=payload.level,
-            reminders_sent=payload.reminders_sent,
-            next_reminder_at=payload.next_reminder_at.isoformat() if payload.next_reminder_at else None,
-        )
-        return 1
+        for reminder in reminders:
+            payload = reminder.event
+            log.info(
+                "alarm_reminded",
+                alarm_id=payload.alarm_id,
+                level=payload.level,
+                reminders_sent=payload.reminders_sent,
+                next_reminder_at=payload.next_reminder_at.isoformat() if payload.next_reminder_at else None,
+            )
+        return len(reminders)

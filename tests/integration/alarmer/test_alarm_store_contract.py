@@ -13,7 +13,7 @@ import pytest
 from services.alarmer.adapters.memory import InMemoryAlarmStore
 from services.alarmer.adapters.repository import SCHEMA, PostgresAlarmStore
 from services.alarmer.domain.alarms import OpenAlarm
-from services.alarmer.ports import AlarmStore, HistoryEntry, TargetHealth
+from services.alarmer.ports import AlarmStore, HistoryEntry, Reminder, TargetHealth
 from shared.broker import InMemoryBus
 from shared.events import AlarmEvent, AlarmKey, CloudEvent, derived_id, make_event
 from shared.outbox import OutboxRelay
@@ -270,20 +270,47 @@ async def test_due_reminders_are_claimed_earliest_first_up_to_the_limit(under_te
     assert [e.alarm_id for e in everything] == [e.alarm_id for e in events[1::-1]] + [events[2].alarm_id]
 
 
-async def test_rescheduling_moves_or_stops_an_alarms_reminders(under_test: StoreUnderTest) -> None:
-    """A rescheduled reminder is due at its new time, in the schedule and in the alarm's latest event alike."""
-    raised = due("1", NOW)
-    later = NOW + timedelta(hours=3)
+def reminder_of(event: AlarmEvent) -> Reminder:
+    """The reminder of `event`'s alarm sent at NOW, the next one due a day later."""
+    sent = event.model_copy(
+        update={"transition": "reminded", "reminders_sent": 1, "next_reminder_at": NOW + timedelta(days=1)}
+    )
+    return Reminder(sent, "reminder schedule (every 1d)", announced(sent))
+
+
+async def test_recorded_reminders_move_their_alarms_on_and_stopped_alarms_off(under_test: StoreUnderTest) -> None:
+    """A batch's reminders become their alarms' latest events and history and are queued in order; stopped
+    alarms keep their event but lose their next reminder, in the schedule and in that event alike."""
+    events = [due(name, NOW, trigger=t) for name, t in (("a", "expiry"), ("b", "chain"), ("c", "security"))]
     async with under_test.store.unit_of_work() as uow:
-        await uow.record_transition(raised, at=NOW, cause="c")
-        await uow.reschedule_reminder(raised.alarm_id, later)
-        assert await uow.claim_due_reminders(NOW, 10) == []
-        [moved] = await uow.claim_due_reminders(later, 10)
-        assert moved.next_reminder_at == later
-        await uow.reschedule_reminder(raised.alarm_id, None)
-        assert await uow.earliest_reminder() is None
-        stopped = await uow.lock_alarm(raised.alarm_id)
-        assert stopped is not None and stopped.next_reminder_at is None
+        for event in events:
+            await uow.record_transition(event, at=NOW - timedelta(days=1), cause="c")
+    sent = [reminder_of(events[1]), reminder_of(events[0])]
+    async with under_test.store.unit_of_work() as uow:
+        await uow.record_reminders(sent, stopped=[events[2].alarm_id], at=NOW)
+        await uow.record_reminders([], stopped=[], at=NOW)  # an empty batch writes nothing
+    async with under_test.store.unit_of_work() as uow:
+        assert await uow.claim_due_reminders(NOW + timedelta(hours=23), 10) == []
+        assert await uow.earliest_reminder() == NOW + timedelta(days=1)
+        assert [await uow.lock_alarm(r.event.alarm_id) for r in sent] == [r.event for r in sent]
+        assert (await uow.history(events[0].alarm_id))[-1] == HistoryEntry(
+            events[0].alarm_id, NOW, "reminded", None, "critical", "reminder schedule (every 1d)", "ev-a"
+        )
+        assert await uow.lock_alarm(events[2].alarm_id) == events[2].model_copy(update={"next_reminder_at": None})
+        assert [h.transition for h in await uow.history(events[2].alarm_id)] == ["raised"]
+    assert await under_test.outbox_ids() == [r.message.id for r in sent]
+
+
+async def test_a_reminder_queued_again_is_not_queued_twice(under_test: StoreUnderTest) -> None:
+    """A reminder's message whose id is queued already, by an earlier batch or earlier in its own, is ignored."""
+    raised = [due("a", NOW), due("b", NOW, trigger="chain")]
+    first, second = (reminder_of(event) for event in raised)
+    async with under_test.store.unit_of_work() as uow:
+        for event in raised:
+            await uow.record_transition(event, at=NOW, cause="c")
+        await uow.record_reminders([first], stopped=[], at=NOW)
+        await uow.record_reminders([second, first, second], stopped=[], at=NOW)
+    assert await under_test.outbox_ids() == [first.message.id, second.message.id]
 
 
 async def test_concurrent_claims_never_share_an_alarm(under_test: StoreUnderTest) -> None:
@@ -304,7 +331,6 @@ async def test_concurrent_claims_never_share_an_alarm(under_test: StoreUnderTest
         mine = [e.alarm_id for e in await uow.claim_due_reminders(NOW, 2)]
         first_claimed.set()
         await asyncio.sleep(0.1)
-        for alarm_id in mine:
-            await uow.reschedule_reminder(alarm_id, NOW + timedelta(days=1))
+        await uow.record_reminders([], stopped=mine, at=NOW)
     theirs = await asyncio.wait_for(other, 5)
     assert sorted(mine + theirs) == sorted(e.alarm_id for e in events)

@@ -9,7 +9,7 @@ import pytest
 from shared.broker import InMemoryBus, PublishError
 from shared.db import claim_event, migrate
 from shared.events import CloudEvent, ScanRequested, Target, make_event
-from shared.outbox import OutboxRelay, enqueue
+from shared.outbox import OutboxRelay, enqueue, enqueue_many
 
 MIGRATIONS = [("001_things.sql", "CREATE TABLE things (id int PRIMARY KEY);")]
 
@@ -68,6 +68,21 @@ async def test_outbox_publishes_committed_events_in_order_and_not_rolled_back_on
     assert await relay.flush() == 3
     assert [e.id for e in bus.pending("q")] == [e.id for e in sent]
     assert await relay.flush() == 0
+
+
+async def test_events_enqueued_together_are_published_in_their_order_once_per_id(pg_pool: asyncpg.Pool) -> None:
+    """One statement queues many events in the order given; ids queued before or repeated among them are ignored."""
+    await migrate(pg_pool, "svc", [])
+    bus = InMemoryBus()
+    bus.declare("q", ["scan.requested.v1"])
+    sent = [scan_event(f"h{i}.example") for i in range(4)]
+    async with pg_pool.acquire() as conn, conn.transaction():
+        await enqueue(conn, "svc", sent[1])
+        await enqueue_many(conn, "svc", [])
+        await enqueue_many(conn, "svc", [sent[2], sent[1], sent[3], sent[2]])
+        await enqueue_many(conn, "svc", [sent[0]])
+    assert await OutboxRelay(pg_pool, "svc", bus).flush() == 4
+    assert [e.id for e in bus.pending("q")] == [e.id for e in (sent[1], sent[2], sent[3], sent[0])]
 
 
 async def test_outbox_keeps_events_while_the_bus_refuses_them(pg_pool: asyncpg.Pool) -> None:

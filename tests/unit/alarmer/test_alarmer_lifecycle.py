@@ -1,15 +1,17 @@
 """The alarm lifecycle on the in-memory store: reminders at each level's cadence, acknowledgements that silence
 them, worse levels that re-open, and the events and history every transition leaves."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import structlog
 
-from services.alarmer.adapters.memory import InMemoryAlarmStore
+from services.alarmer.adapters.memory import InMemoryAlarmStore, InMemoryUnitOfWork
 from services.alarmer.domain.lifecycle import duration_text
 from services.alarmer.handlers import AcknowledgementHandler, EvaluationHandler
+from services.alarmer.ports import Reminder
 from services.alarmer.service_layer.reminders import ReminderSweep
 from shared.broker import Message
 from shared.config import CertmonConfig, parse_config
@@ -66,9 +68,11 @@ class Alarmer:
             return await uow.lock_alarm(alarm_id)
 
 
-def alarmer_with(config: CertmonConfig = ALARMER_CONFIG, *, batch_size: int = 500) -> Alarmer:
-    """The alarmer's parts wired to a fresh store, `config` and a clock standing at NOW."""
-    store, clock = InMemoryAlarmStore(), ManualClock()
+def alarmer_with(
+    config: CertmonConfig = ALARMER_CONFIG, *, batch_size: int = 500, store: InMemoryAlarmStore | None = None
+) -> Alarmer:
+    """The alarmer's parts wired to `store` (a fresh one by default), `config` and a clock standing at NOW."""
+    store, clock = store or InMemoryAlarmStore(), ManualClock()
     sweep = ReminderSweep(store, config, clock, batch_size=batch_size)
     evaluations = EvaluationHandler(store=store, config=config, clock=clock, reminder_scheduled=sweep.expect)
     return Alarmer(store, clock, evaluations, AcknowledgementHandler(store=store, clock=clock), sweep)
@@ -217,6 +221,50 @@ async def test_a_cadence_turned_off_since_stops_reminders_without_sending() -> N
     assert latest is not None and latest.next_reminder_at is None
     async with before.store.unit_of_work() as uow:
         assert await uow.earliest_reminder() is None
+
+
+class _BatchLostUnitOfWork(InMemoryUnitOfWork):
+    """A unit of work whose connection is lost once a batch's reminders are written, before the commit."""
+
+    async def record_reminders(self, sent: Sequence[Reminder], *, stopped: Sequence[str], at: datetime) -> None:
+        """Write the batch, then fail like a lost connection."""
+        await super().record_reminders(sent, stopped=stopped, at=at)
+        raise ConnectionError("database gone")
+
+
+class _BatchLostStore(InMemoryAlarmStore):
+    """The in-memory store while `down`: every unit of work fails after writing its reminders."""
+
+    down = True
+
+    def unit_of_work(self) -> InMemoryUnitOfWork:
+        """A failing unit of work while down, else a working one."""
+        return _BatchLostUnitOfWork(self) if self.down else super().unit_of_work()
+
+
+async def test_a_failed_batch_leaves_its_alarms_due_and_sends_nothing() -> None:
+    """A batch is all or nothing: when it fails, no reminder, history or next due time of it is kept, and the
+    next sweep sends each reminder once."""
+    store = _BatchLostStore()
+    alarmer = alarmer_with(batch_size=2, store=store)
+    store.down = False
+    raised = await alarmer.feed(*(evaluation(f"h{i}.example.com", "a" * 64, WITHIN_7) for i in range(3)))
+    store.down = True
+    due = alarmer.clock.advance(days=1)
+
+    with pytest.raises(ConnectionError):
+        await alarmer.remind()
+    assert store.outbox[len(raised) :] == []
+    async with store.unit_of_work() as uow:
+        for alarm in raised:
+            assert await uow.lock_alarm(alarm.alarm_id) == alarm
+            assert [h.transition for h in await uow.history(alarm.alarm_id)] == ["raised"]
+
+    store.down = False
+    sent = payloads(await alarmer.remind())
+    assert sorted((p.alarm_id, p.reminders_sent, p.next_reminder_at) for p in sent) == sorted(
+        (a.alarm_id, 1, due + DAY) for a in raised
+    )
 
 
 async def test_acknowledging_an_open_alarm_records_who_and_silences_it(alarmer: Alarmer) -> None:
