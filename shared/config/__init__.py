@@ -3,7 +3,7 @@ certificate rule, owner and policy apply to a target or certificate)."""
 
 from shared.config.loader import ConfigError, ConfigProblem, load_app_config, load_config, parse_config
 from shared.config.reports import CompliancePolicy, CustomReport, ReportFilter, Reports
-from shared.config.resolve import CertificateFacts, Policy, resolve_owners, resolve_policy, server_for
+from shared.config.resolve import CertificateFacts, Policy, TargetTags, resolve_owners, resolve_policy, server_for
 from shared.config.schema import (
     CertificateRule,
     CertmonConfig,
@@ -37,6 +37,7 @@ __all__ = [
     "ServerEntry",
     "SnmpReceiver",
     "TargetEntry",
+    "TargetTags",
     "Thresholds",
     "WebhookChannel",
     "load_app_config",

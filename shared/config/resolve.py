@@ -58,6 +58,29 @@ def server_for(config: CertmonConfig, target: Target, address: str | None) -> st
     return None
 
 
+@dataclass(frozen=True)
+class TargetTags:
+    """The tags `certmon.yaml` gives a target: those of its entries under `targets` (a key listed twice gets both
+    entries') and those of its server, in file order without repeats. Indexed once per config."""
+
+    by_target: dict[str, tuple[str, ...]]
+    by_server: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def of(cls, config: CertmonConfig) -> "TargetTags":
+        """The index of `config`'s target and server tags."""
+        by_target: dict[str, tuple[str, ...]] = {}
+        for entry in config.targets:
+            key = entry.to_target(config.defaults).key
+            by_target[key] = by_target.get(key, ()) + tuple(entry.tags)
+        return cls(by_target, {name: tuple(server.tags) for name, server in config.servers.items()})
+
+    def __call__(self, target_key: str, server: str | None) -> tuple[str, ...]:
+        """The tags of the target `target_key`, served by `server` (None: no server)."""
+        own = self.by_target.get(target_key, ())
+        return tuple(dict.fromkeys(own + (self.by_server.get(server, ()) if server is not None else ())))
+
+
 def _fingerprint_matches(pattern: str, fingerprint: str) -> bool:
     if "..." in pattern:  # an abbreviated fingerprint as people paste it: prefix...suffix
         head, tail = pattern.split("...", 1)
