@@ -7,8 +7,8 @@ Two adapters pass the same contract tests: PostgreSQL (`adapters.history`) and t
   and answers False.
 - A target's latest evaluation is the one evaluated last, whatever order the events arrived in (on a tie, the
   one stored last).
-- `record_report` claims a report's key and its (kind, period) together with enqueuing its announcement, so
-  a period is reported, and announced, once.
+- `record_report` claims a report's key and its (kind, name, period) together with enqueuing its announcement,
+  so a period is reported, and announced, once per kind (and custom report name).
 - `request_acknowledgement` enqueues an `acknowledgement.requested.v1` command in the same outbox; an event id
   enqueued before is not enqueued again, so a request repeated with the same id leaves once.
 """
@@ -68,11 +68,13 @@ class HistoryStore(Protocol):
     async def reports(self, *, limit: int = 100) -> list[ReportPublished]:
         """Published reports, newest period first."""
 
-    async def report_for(self, kind: str, start: datetime, end: datetime) -> ReportPublished | None:
-        """The report of one kind and period, if it was published."""
+    async def report_for(
+        self, kind: str, start: datetime, end: datetime, *, name: str | None = None
+    ) -> ReportPublished | None:
+        """The report of one kind and period (a custom one: of that name), if it was published."""
 
     async def record_report(self, key: str, report: ReportPublished, announcement: CloudEvent) -> bool:
-        """Claim the report's (kind, period) and enqueue its announcement atomically; False if taken."""
+        """Claim the report's (kind, name, period) and enqueue its announcement atomically; False if taken."""
 
     async def request_acknowledgement(self, request: CloudEvent) -> bool:
         """Enqueue an `acknowledgement.requested.v1` command for the outbox relay; False if its id was enqueued

@@ -166,24 +166,28 @@ class History:
         rows = await self._pool.fetch(f"SELECT event FROM {_S}.reports ORDER BY period_start DESC, key LIMIT $1", limit)
         return [ReportPublished.model_validate(r["event"]) for r in rows]
 
-    async def report_for(self, kind: str, start: datetime, end: datetime) -> ReportPublished | None:
-        """The report of one kind and period, if it was published."""
+    async def report_for(
+        self, kind: str, start: datetime, end: datetime, *, name: str | None = None
+    ) -> ReportPublished | None:
+        """The report of one kind and period (a custom one: of that name), if it was published."""
         row = await self._pool.fetchrow(
-            f"SELECT event FROM {_S}.reports WHERE kind = $1 AND period_start = $2 AND period_end = $3",
+            f"SELECT event FROM {_S}.reports WHERE kind = $1 AND name = $2 AND period_start = $3 AND period_end = $4",
             kind,
+            name or "",
             start,
             end,
         )
         return ReportPublished.model_validate(row["event"]) if row else None
 
     async def record_report(self, key: str, report: ReportPublished, announcement: CloudEvent) -> bool:
-        """Claim the report's (kind, period) and enqueue its announcement atomically; False if taken."""
+        """Claim the report's (kind, name, period) and enqueue its announcement atomically; False if taken."""
         async with self._pool.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
-                f"INSERT INTO {_S}.reports(key, kind, period_start, period_end, location, event) "
-                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1",
+                f"INSERT INTO {_S}.reports(key, kind, name, period_start, period_end, location, event) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1",
                 key,
                 report.kind,
+                report.name or "",
                 report.period_start,
                 report.period_end,
                 report.location,

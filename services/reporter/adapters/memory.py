@@ -107,19 +107,22 @@ class InMemoryHistory:
         by_key = sorted(self._reports.items())
         return [report for _, report in sorted(by_key, key=lambda item: item[1].period_start, reverse=True)][:limit]
 
-    async def report_for(self, kind: str, start: datetime, end: datetime) -> ReportPublished | None:
-        """The report of one kind and period, if it was published."""
-        return self._report_for(kind, start, end)
+    async def report_for(
+        self, kind: str, start: datetime, end: datetime, *, name: str | None = None
+    ) -> ReportPublished | None:
+        """The report of one kind and period (a custom one: of that name), if it was published."""
+        return self._report_for(kind, start, end, name)
 
-    def _report_for(self, kind: str, start: datetime, end: datetime) -> ReportPublished | None:
+    def _report_for(self, kind: str, start: datetime, end: datetime, name: str | None) -> ReportPublished | None:
+        wanted = (kind, name or None, start, end)
         return next(
-            (r for r in self._reports.values() if (r.kind, r.period_start, r.period_end) == (kind, start, end)),
+            (r for r in self._reports.values() if (r.kind, r.name or None, r.period_start, r.period_end) == wanted),
             None,
         )
 
     async def record_report(self, key: str, report: ReportPublished, announcement: CloudEvent) -> bool:
-        """Claim the report's (kind, period) and enqueue its announcement atomically; False if taken."""
-        if key in self._reports or self._report_for(report.kind, report.period_start, report.period_end):
+        """Claim the report's (kind, name, period) and enqueue its announcement atomically; False if taken."""
+        if key in self._reports or self._report_for(report.kind, report.period_start, report.period_end, report.name):
             return False
         self._reports[key] = report
         self.outbox.append(announcement)

@@ -259,6 +259,32 @@ class TestHistoryContract:
         assert await history.report_for("weekly", day, day + timedelta(days=1)) is None
         assert await under_test.outbox_ids() == ["announce-daily/2026-11-27"]
 
+    async def test_custom_reports_of_one_period_are_told_apart_by_name(self, under_test: StoreUnderTest) -> None:
+        """Two custom reports of the same week are both recorded and announced; each name once."""
+        history = under_test.history
+        start = datetime(2026, 11, 30, tzinfo=UTC)
+        end = start + timedelta(days=7)
+
+        def custom(name: str) -> ReportPublished:
+            key = f"custom/{name}/2026-W49/status.json"
+            return ReportPublished(
+                kind="custom",
+                name=name,
+                period_start=start,
+                period_end=end,
+                keys=[key],
+                location="/r",
+                period="2026-W49",
+            )
+
+        assert await record_report(history, custom("shop"), "custom/shop/2026-W49")
+        assert await record_report(history, custom("web"), "custom/web/2026-W49")
+        assert await record_report(history, custom("shop"), "custom/shop/again") is False
+        assert await history.report_for("custom", start, end, name="web") == custom("web")
+        assert await history.report_for("custom", start, end, name="other") is None
+        assert await history.report_for("custom", start, end) is None
+        assert await under_test.outbox_ids() == ["announce-custom/shop/2026-W49", "announce-custom/web/2026-W49"]
+
     async def test_a_taken_key_refuses_another_period(self, under_test: StoreUnderTest) -> None:
         """A report key names one report: recording another period under it is refused."""
         history = under_test.history
