@@ -41,6 +41,14 @@ class Settings(BaseSettings):
         default_factory=list, description="bearer tokens that may read and write (acknowledge)"
     )
     link_secret: SecretStr | None = Field(default=None, description="HMAC key of the email action links")
+    trusted_user_header: str | None = Field(
+        default=None,
+        description="a header an authenticating proxy sets to the signed-in user (e.g. X-Forwarded-User); "
+        "only safe when clients can reach the reporter through that proxy alone",
+    )
+    trusted_write_users: list[str] = Field(
+        default_factory=list, description="users of trusted_user_header who may write (acknowledge); others read"
+    )
     log_level: str = "info"
     log_format: str = "auto"  # auto | json | console
     data_dir: Path = Path("./.certmon")

@@ -11,6 +11,7 @@ from services.reporter.adapters.bucket import bucket_from_settings
 from services.reporter.adapters.history import SCHEMA, History
 from services.reporter.adapters.http import create_app
 from services.reporter.adapters.rendering import ReportRenderer
+from services.reporter.adapters.sessions import SessionSigner
 from services.reporter.handlers import ReporterHandlers, subscriptions
 from services.reporter.ports import Bucket
 from services.reporter.service_layer.acknowledging import Acknowledger
@@ -107,11 +108,13 @@ def bootstrap(
     links: ActionLinkSigner | None = None,
 ) -> ReporterService:
     """Build the reporter; it needs PostgreSQL. `bucket` overrides the one `settings.reports_url` names; `links`
-    the acknowledge-link signer built from `CERTMON_LINK_SECRET` (or the key generated in the data directory)."""
+    the acknowledge-link signer built from `CERTMON_LINK_SECRET` (or the key generated in the data directory),
+    which also signs the dashboard's sessions (under a salt of their own)."""
     if pool is None:
         raise ValueError("the reporter needs PostgreSQL: pass a pool (CERTMON_DATABASE_URL)")
     history = History(pool)
     renderer = ReportRenderer()
+    key = link_secret_key(settings)
     relay = OutboxRelay(pool, SCHEMA, bus)
     publisher = ReportPublisher(history, bucket or bucket_from_settings(settings), renderer, announced=relay.kick)
     scheduler = (
@@ -124,11 +127,12 @@ def bootstrap(
     app = create_app(
         history,
         settings,
-        links=links or ActionLinkSigner(link_secret_key(settings)),
+        links=links or ActionLinkSigner(key),
         acknowledger=Acknowledger(history, clock=clock, requested=relay.kick),
         renderer=renderer,
         clock=clock,
         readiness=lambda: readiness(bus, database_probe(pool)),
+        sessions=SessionSigner(key),
     )
     http = HttpServer(app, settings.http_host, settings.http_port) if serve_http else None
     return ReporterService(

@@ -1,9 +1,9 @@
-"""The reporter's HTTP surface: the API under `/api/v1`, the HTML pages (`adapters.pages`), health probes and
-`/metrics`.
+"""The reporter's HTTP surface: the API under `/api/v1`, the HTML pages (`adapters.pages`), signing in
+(`adapters.signin`), health probes and `/metrics`.
 
-Reading the API and the dashboard needs a read or a write token, every POST under `/api/v1` a write token
-(`adapters.auth`); health and metrics never ask (probes and Prometheus scrape without secrets), and an
-acknowledge link is its own credential.
+Reading the API and the dashboard needs a read or a write sign-in, every POST a write one (`adapters.auth`); a page
+asked for without one sends the browser to `/login`. Health and metrics never ask (probes and Prometheus scrape
+without secrets), and an acknowledge link is its own credential.
 """
 
 from collections.abc import Awaitable, Callable
@@ -16,6 +16,8 @@ from services.reporter.adapters.auth import ApiTokens
 from services.reporter.adapters.metrics import EstateMetrics
 from services.reporter.adapters.pages import ack_link_routes, dashboard_routes
 from services.reporter.adapters.rendering import ReportRenderer
+from services.reporter.adapters.sessions import SessionSigner
+from services.reporter.adapters.signin import add_sign_in
 from services.reporter.domain.report import normalize_fingerprint
 from services.reporter.domain.views import (
     AckAccepted,
@@ -47,16 +49,18 @@ def create_app(
     renderer: ReportRenderer | None = None,
     clock: Clock = utc_now,
     readiness: Callable[[], Awaitable[Readiness]] | None = None,
+    sessions: SessionSigner | None = None,
 ) -> FastAPI:
     """The FastAPI application over `history`, with its own estate metrics registry.
 
     `links` verifies acknowledge tokens; `acknowledger` sends acknowledge requests (by default one that waits on
-    `history` and kicks no relay); `readiness` is the process's probe (by default the database only).
+    `history` and kicks no relay); `readiness` is the process's probe (by default the database only); `sessions`
+    signs the dashboard's session cookies (by default with a key of this process only).
     """
     renderer = renderer or ReportRenderer()
     acknowledger = acknowledger or Acknowledger(history, clock=clock)
     metrics = EstateMetrics()
-    tokens = ApiTokens(settings)
+    tokens = ApiTokens(settings, sessions=sessions, clock=clock)
     read = [Depends(tokens.require("read"))]
     app = FastAPI(title="certmon reporter", version="1", docs_url=None, redoc_url=None)
     api = APIRouter(prefix="/api/v1", dependencies=read)
@@ -136,6 +140,8 @@ def create_app(
 
     app.include_router(api)
     app.include_router(api_write)
-    app.include_router(dashboard_routes(history, renderer, clock=clock, dependencies=read))
+    add_sign_in(app, tokens, renderer, public_url=settings.public_url, clock=clock)
+    pages = [Depends(tokens.require("read", redirect=True))]
+    app.include_router(dashboard_routes(history, renderer, clock=clock, dependencies=pages))
     app.include_router(ack_link_routes(history, renderer, acknowledger=acknowledger, links=links, clock=clock))
     return app

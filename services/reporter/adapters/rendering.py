@@ -59,6 +59,12 @@ class ReportRenderer:
             status=status, alarm=alarm, recipient=recipient, problem=problem, comment_max=MAX_ACK_COMMENT
         )
 
+    def login_page(self, *, next_path: str, session_hours: int, problem: str = "") -> str:
+        """The sign-in form, which comes back to `next_path` once signed in; `problem` says why the last try failed."""
+        return self._env.get_template("login.html.j2").render(
+            next_path=next_path, session_hours=session_hours, problem=problem
+        )
+
     def message_page(self, title: str, message: str) -> str:
         """A page that only says something went wrong (an unknown certificate or alarm)."""
         return self._env.get_template("message.html.j2").render(title=title, message=message)

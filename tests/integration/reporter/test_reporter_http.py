@@ -94,8 +94,12 @@ async def test_dashboard_lists_every_certificate_most_urgent_first(client: httpx
 
 
 async def test_tokens_are_required_for_dashboard_and_api(client: httpx.AsyncClient) -> None:
-    """Without a token, or with a wrong one, the dashboard and API answer 401; health and metrics do not ask."""
-    for path in ("/", "/api/v1/certificates", "/api/v1/alarms", "/api/v1/reports"):
+    """Without a token, or with a wrong one, the API answers 401 and the dashboard sends to the sign-in page; health
+    and metrics do not ask."""
+    missing_page = await client.get("/")
+    assert (missing_page.status_code, missing_page.headers["location"]) == (303, "/login?next=%2F")
+    assert (await client.get("/", headers=AUTH)).status_code == 200
+    for path in ("/api/v1/certificates", "/api/v1/alarms", "/api/v1/reports"):
         missing = await client.get(path)
         assert missing.status_code == 401
         assert missing.headers["www-authenticate"] == "Bearer"
