@@ -11,6 +11,7 @@ one `snmp_trap_sent` line per trap, written to /dev/null.
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import statistics
 import subprocess
@@ -27,23 +28,22 @@ from tests.support.alarms import build_alarm
 
 BAR_MS = 2.0
 ENVIRON = {"COMMUNITY": "bench-community", "AUTH": "bench-auth-key", "PRIV": "bench-priv-key"}
+_V3: dict[str, Any] = {"version": "v3", "user": "certmon"}
+_KEYS: dict[str, Any] = {"auth_key_env": "AUTH", "priv_key_env": "PRIV"}
 CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "v2c": {"community_env": "COMMUNITY"},
-    "v3 authPriv SHA-256/AES-128": {
-        "version": "v3",
-        "user": "certmon",
-        "auth_key_env": "AUTH",
-        "priv_key_env": "PRIV",
-        "engine_id": "8000000001020304",
-    },
-    "v3 authPriv SHA-512/AES-256": {
-        "version": "v3",
-        "user": "certmon",
-        "auth_protocol": "SHA-512",
-        "priv_protocol": "AES-256",
-        "auth_key_env": "AUTH",
-        "priv_key_env": "PRIV",
-        "engine_id": "8000000001020305",
+    "v3 noAuthNoPriv": {**_V3, "engine_id": "8000000001020300"},
+    "v3 authNoPriv SHA-256": {**_V3, "auth_key_env": "AUTH", "engine_id": "8000000001020301"},
+    # Every authPriv pair of the schema's protocols, each under its own engine id (boots are counted per id).
+    **{
+        f"v3 authPriv {auth}/{priv}": {
+            **_V3,
+            **_KEYS,
+            "auth_protocol": auth,
+            "priv_protocol": priv,
+            "engine_id": f"80000000010204{index:02x}",
+        }
+        for index, (auth, priv) in enumerate(itertools.product(("SHA", "SHA-256", "SHA-512"), ("AES-128", "AES-256")))
     },
 }
 # The sink: prints its port, counts datagrams until stdin closes, prints the count.
@@ -73,7 +73,7 @@ async def send_traps(port: int, fields: dict[str, Any], traps: int) -> float:
     notice = Notice(make_event("alarm.raised.v1", alarm, source="certmon/alarmer"), alarm)
     delivery = Delivery(ChannelKind.SNMP, ("nms",), "shop-team", "default", "bench|snmp|nms")
     try:
-        await sender.send(delivery, notice)  # builds the engine, resolves the varbind names once
+        await sender.send(delivery, notice)  # builds the engine, configures the secrets, encodes the names
         started = time.process_time()
         for _ in range(traps):
             await sender.send(delivery, notice)

@@ -5,6 +5,13 @@ raw OIDs under the receiver's enterprise arc, so sending needs no compiled MIB. 
 engine of its v3 traps: each receiver gets one `SnmpEngine` with the fixed `engine_id` of its config, built on
 its first trap and reused for every later one; the receiver registers the user under that id.
 
+A trap goes through pysnmp's message dispatcher (RFC 3412 `sendPdu`), not its high-level `send_notification`:
+the receiver's community or USM user and its UDP transport are configured once per engine (again when a secret
+changes), and the variable bindings are BER-encoded here once per trap, then handed to pysnmp inside a v2 trap
+PDU. pysnmp still numbers the request, adds the USM header, encrypts and authenticates; the datagram is the one
+`send_notification` sends. The high-level API would resolve every varbind against a MIB view, check it against
+VACM and build it as pyasn1 objects, which took most of a trap's CPU (see benchmarks/README.md).
+
 What a sender can and cannot know: a trap is one unacknowledged UDP datagram. A name that does not resolve, a
 missing or unreadable secret or a key shorter than USM allows are detected here. A receiver that is down, a
 port nobody listens on, a wrong community, a wrong v3 key or engine id, or a firewall that drops the datagram
@@ -34,6 +41,10 @@ from typing import Any, Final
 import jinja2
 import structlog
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pyasn1.codec.ber import encoder  # type: ignore[import-untyped]  # pyasn1 ships no type information
+from pyasn1.type import univ  # type: ignore[import-untyped]  # pyasn1 ships no type information
+from pysnmp.carrier.asyncio.dgram import udp
+from pysnmp.entity import config
 from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch.asyncio import (
     USM_AUTH_HMAC96_SHA,
@@ -43,15 +54,11 @@ from pysnmp.hlapi.v3arch.asyncio import (
     USM_PRIV_CFB128_AES,
     USM_PRIV_CFB256_AES_BLUMENTHAL,
     USM_PRIV_NONE,
-    CommunityData,
-    ContextData,
-    ObjectIdentity,
-    ObjectType,
     SnmpEngine,
     UdpTransportTarget,
-    UsmUserData,
-    send_notification,
 )
+from pysnmp.proto.api import v2c
+from pysnmp.proto.error import StatusInformation
 from pysnmp.proto.rfc1902 import Integer32, ObjectIdentifier, OctetString, Unsigned32
 
 from services.notifier.adapters.rendering import one_line, subject_line, target_label
@@ -186,34 +193,153 @@ def _is_ip_address(host: str) -> bool:
     return True
 
 
+def _ber_length(size: int) -> bytes:
+    """BER definite length in its shortest form, as pyasn1 writes it."""
+    if size < 0x80:
+        return bytes((size,))
+    octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(octets), *octets))
+
+
+def _ber_sequence(body: bytes) -> bytes:
+    return b"\x30" + _ber_length(len(body)) + body
+
+
+@dataclass(frozen=True)
+class _Community:
+    """The v2c community read for one trap."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class _UsmUser:
+    """The v3 user and keys read for one trap; the protocols are always explicit (pysnmp's default is HMAC-MD5)."""
+
+    name: str
+    auth_protocol: tuple[int, ...]
+    auth_key: str | None
+    priv_protocol: tuple[int, ...]
+    priv_key: str | None
+
+    @property
+    def security_level(self) -> int:
+        """SnmpSecurityLevel (RFC 3411): noAuthNoPriv 1, authNoPriv 2, authPriv 3."""
+        if self.auth_key is None:
+            return 1
+        return 2 if self.priv_key is None else 3
+
+
+_Credentials = _Community | _UsmUser
+#: Message processing model, security model, security name and level: what RFC 3412's sendPdu takes.
+_Security = tuple[int, int, OctetString, int]
+#: The row of SNMP-COMMUNITY-MIB's snmpCommunityTable holding a receiver's community (one engine per receiver).
+_COMMUNITY_INDEX = "certmon"
+_MP_V2C, _MP_V3 = 1, 3
+_SECURITY_MODEL_V2C, _SECURITY_MODEL_USM = 2, 3
+_PDU_VERSION_V2 = 1
+
+
 @dataclass
 class _Route:
-    """What one receiver's traps reuse: the engine, and the varbind names it has resolved once."""
+    """One receiver's engine and what its traps reuse: the UDP socket, the credentials configured in the engine,
+    the encoded varbind names and, for a receiver given as an IP address, the address."""
 
     engine: SnmpEngine
-    names: dict[ObjectIdentifier, ObjectIdentity] = field(default_factory=dict)
-    literal_target: UdpTransportTarget | None = None
+    names: dict[ObjectIdentifier, bytes] = field(default_factory=dict)
+    literal_address: tuple[str, int] | None = None
+    _configured: tuple[_Credentials, _Security] | None = None
+    _transport_open: bool = False
 
-    async def target(self, receiver: SnmpReceiver) -> UdpTransportTarget:
-        """The receiver's address; a host name is resolved for every trap (its address may move), an IP
-        address only once."""
-        if self.literal_target is not None:
-            return self.literal_target
+    def __post_init__(self) -> None:
+        # The engine's SNMPv2-MIB::sysUpTime.0: each clone of its value is the time since the engine started.
+        (sys_up_time,) = self.engine.get_mib_builder().import_symbols("__SNMPv2-MIB", "sysUpTime")
+        self._up_time = sys_up_time.getSyntax()
+        self._up_time_name = encoder.encode(ObjectIdentifier(sys_up_time.getName()))
+
+    async def address(self, receiver: SnmpReceiver) -> tuple[str, int]:
+        """The receiver's IPv4 address and port; a host name is resolved for every trap (its address may move),
+        an IP address only once."""
+        if self.literal_address is not None:
+            return self.literal_address
         target = await UdpTransportTarget.create((receiver.host, receiver.port), timeout=receiver.timeout)
+        address: tuple[str, int] = target.transport_address
         if _is_ip_address(receiver.host):
-            self.literal_target = target
-        return target
+            self.literal_address = address
+        return address
 
-    def varbinds(self, pairs: list[tuple[ObjectIdentifier, Any]]) -> list[ObjectType]:
-        """The pairs as ObjectTypes over names resolved by an earlier trap (pysnmp skips resolved ones), which
-        halves the CPU a trap costs."""
-        types = []
+    async def send(
+        self, address: tuple[str, int], credentials: _Credentials, pairs: list[tuple[ObjectIdentifier, Any]]
+    ) -> None:
+        """Send one SNMPv2-Trap-PDU of `sysUpTime.0` and the pairs to `address`, or raise PySnmpError; on return
+        the datagram has been handed to the socket."""
+        if not self._transport_open:
+            await self._open()
+        mp_model, security_model, security_name, security_level = self._configure(credentials)
+        pdu = v2c.SNMPv2TrapPDU()
+        v2c.apiPDU.set_defaults(pdu)  # the next request-id, error-status and error-index 0
+        # The variable-bindings already encoded: pyasn1 writes an Any's octets as they are.
+        pdu.setComponentByPosition(
+            3, univ.Any(self._varbind_list(pairs)), verifyConstraints=False, matchTags=False, matchConstraints=False
+        )
+        # No context engine id (the engine's own) and the default context, as pysnmp's ContextData() has them.
+        self.engine.message_dispatcher.send_pdu(
+            self.engine,
+            udp.DOMAIN_NAME,
+            address,
+            mp_model,
+            security_model,
+            security_name,
+            security_level,
+            None,
+            b"",
+            _PDU_VERSION_V2,
+            pdu,
+            False,
+        )
+
+    async def _open(self) -> None:
+        transport = udp.UdpAsyncioTransport()
+        # What transport.open_client_mode() does, but awaited: it would only schedule the socket's creation, and
+        # the first trap would wait in a queue until the event loop ran again (lost if the sender closed first).
+        await asyncio.get_running_loop().create_datagram_endpoint(lambda: transport, family=transport.SOCK_FAMILY)
+        config.add_transport(self.engine, udp.DOMAIN_NAME, transport)
+        self._transport_open = True
+
+    def _configure(self, credentials: _Credentials) -> _Security:
+        """Hold the credentials in the engine; unchanged ones cost nothing, a rotated secret replaces the previous
+        one (for v3, its keys are localized again, once)."""
+        if self._configured is not None and self._configured[0] == credentials:
+            return self._configured[1]
+        security: _Security
+        if isinstance(credentials, _Community):
+            config.add_v1_system(self.engine, _COMMUNITY_INDEX, credentials.name)  # replaces the row's community
+            security = (_MP_V2C, _SECURITY_MODEL_V2C, OctetString(_COMMUNITY_INDEX), 1)
+        else:
+            if self._configured is not None:
+                config.delete_v3_user(self.engine, credentials.name)
+            config.add_v3_user(
+                self.engine,
+                credentials.name,
+                credentials.auth_protocol,
+                credentials.auth_key,
+                credentials.priv_protocol,
+                credentials.priv_key,
+            )
+            security = (_MP_V3, _SECURITY_MODEL_USM, OctetString(credentials.name), credentials.security_level)
+        self._configured = (credentials, security)
+        return security
+
+    def _varbind_list(self, pairs: list[tuple[ObjectIdentifier, Any]]) -> bytes:
+        """The PDU's variable-bindings in BER: `sysUpTime.0` first (RFC 3416 §4.2.6), then the pairs; names are
+        encoded once per route, values by pyasn1 on every trap."""
+        encoded = [_ber_sequence(self._up_time_name + encoder.encode(self._up_time.clone()))]
         for oid, value in pairs:
             name = self.names.get(oid)
             if name is None:
-                name = self.names[oid] = ObjectIdentity(oid)
-            types.append(ObjectType(name, value))
-        return types
+                name = self.names[oid] = encoder.encode(oid)
+            encoded.append(_ber_sequence(name + encoder.encode(value)))
+        return _ber_sequence(b"".join(encoded))
 
 
 class SnmpSender:
@@ -242,7 +368,7 @@ class SnmpSender:
         receiver = self._receivers.get(name)
         if receiver is None:
             raise DeliveryError(f"no SNMP receiver named {name!r} in channels.snmp", transient=False)
-        auth = self._auth(name, receiver)
+        credentials = self._credentials(name, receiver)
         varbinds = trap_varbinds(
             notice.alarm,
             owner=delivery.owner,
@@ -252,16 +378,14 @@ class SnmpSender:
         route = self._route(name, receiver)
         try:
             async with asyncio.timeout(receiver.timeout):
-                target = await route.target(receiver)
-                error, _, _, _ = await send_notification(
-                    route.engine, auth, target, ContextData(), "trap", *route.varbinds(varbinds), lookupMib=False
-                )
+                address = await route.address(receiver)
+                await route.send(address, credentials, varbinds)
         except TimeoutError as exc:
             raise self._failed(delivery, receiver, f"timed out after {receiver.timeout:g} s") from exc
+        except StatusInformation as exc:
+            raise self._failed(delivery, receiver, str(exc.get("errorIndication", exc))) from exc
         except (PySnmpError, OSError) as exc:
             raise self._failed(delivery, receiver, f"{type(exc).__name__}: {exc}") from exc
-        if error:
-            raise self._failed(delivery, receiver, str(error))
         log.info(
             "snmp_trap_sent",
             key=delivery.idempotency_key,
@@ -321,12 +445,14 @@ class SnmpSender:
             ) from exc
         return one_line(rendered, limit=1024)
 
-    def _auth(self, name: str, receiver: SnmpReceiver) -> CommunityData | UsmUserData:
+    def _credentials(self, name: str, receiver: SnmpReceiver) -> _Credentials:
         if receiver.version == "v2c":
             community = self._secret(name, "community", receiver.community_env, receiver.community_file)
             if community is None:  # the schema requires one; a receiver built without validation lacks it
                 raise DeliveryError(f"SNMP receiver {name!r} has no community_env or community_file", transient=False)
-            return CommunityData(community, mpModel=1)
+            return _Community(community)
+        if receiver.user is None:  # the schema requires one for v3, as above
+            raise DeliveryError(f"SNMP receiver {name!r} has no user", transient=False)
         auth_key = self._secret(name, "auth_key", receiver.auth_key_env, receiver.auth_key_file)
         priv_key = self._secret(name, "priv_key", receiver.priv_key_env, receiver.priv_key_file)
         for label, key in (("auth_key", auth_key), ("priv_key", priv_key)):
@@ -335,15 +461,16 @@ class SnmpSender:
                     f"{label} of SNMP receiver {name!r} is shorter than {MIN_USM_KEY_CHARS} characters",
                     transient=False,
                 )
-        return UsmUserData(
+        if auth_key is None:
+            return _UsmUser(receiver.user, USM_AUTH_NONE, None, USM_PRIV_NONE, None)
+        if priv_key is None:
+            return _UsmUser(receiver.user, _AUTH_PROTOCOLS[receiver.auth_protocol], auth_key, USM_PRIV_NONE, None)
+        return _UsmUser(
             receiver.user,
-            authKey=auth_key,
-            privKey=priv_key if auth_key is not None else None,
-            # Always explicit: without a protocol pysnmp would fall back to HMAC-MD5 for a given key.
-            authProtocol=_AUTH_PROTOCOLS[receiver.auth_protocol] if auth_key is not None else USM_AUTH_NONE,
-            privProtocol=_PRIV_PROTOCOLS[receiver.priv_protocol]
-            if auth_key is not None and priv_key is not None
-            else USM_PRIV_NONE,
+            _AUTH_PROTOCOLS[receiver.auth_protocol],
+            auth_key,
+            _PRIV_PROTOCOLS[receiver.priv_protocol],
+            priv_key,
         )
 
     def _secret(self, name: str, label: str, env: str | None, file: Path | None) -> str | None:

@@ -1,5 +1,6 @@
 """SnmpSender against net-snmp's snmptrapd on 127.0.0.1: every transition over v2c and v3, read back by
-CERTMON-MIB names, and what a trap sender can and cannot detect."""
+CERTMON-MIB names, and what a trap sender can and cannot detect; and, on a plain UDP socket, the v2c datagram
+compared octet for octet with the one pysnmp's own API builds."""
 
 import asyncio
 import socket
@@ -8,8 +9,10 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import pytest
+from pyasn1.codec.ber import decoder, encoder
+from pysnmp.proto.api import v2c
 
-from services.notifier.adapters.snmp import SnmpSender
+from services.notifier.adapters.snmp import SnmpSender, trap_varbinds
 from services.notifier.domain.deliveries import ChannelKind, Delivery, Notice
 from services.notifier.ports import DeliveryError
 from shared.config import SnmpReceiver
@@ -221,3 +224,104 @@ async def test_a_host_that_does_not_resolve_is_a_transient_failure_within_the_ti
         await send(sender, "nms", build_alarm())
     assert caught.value.transient is True
     assert time.monotonic() - started < 1.5
+
+
+async def test_a_rotated_v3_key_is_used_from_the_next_trap(trapd: Snmptrapd, seen: int, sender_for: Any) -> None:
+    """The keys are read on every send: after the wrong privacy key is replaced, the next trap is decrypted."""
+    environ = dict(ENVIRON, ROTATED="not-the-priv-key")
+    fields = {"version": "v3", "user": "sha256-aes128", "auth_key_env": "AUTH", "priv_key_env": "ROTATED"}
+    sender = sender_for({"nms": receiver(trapd, **fields)}, environ=environ)
+    await send(sender, "nms", build_alarm(alarm_id="before-rotation"))
+    environ["ROTATED"] = PRIV_KEY
+    await send(sender, "nms", build_alarm(alarm_id="after-rotation"))
+    (trap,) = (await trapd.wait_for_traps(seen + 1))[seen:]
+    assert trap.varbinds["CERTMON-MIB::certmonAlarmId.0"] == "STRING: after-rotation"
+
+
+@pytest.fixture
+def udp_sink() -> Iterator[socket.socket]:
+    """A UDP socket on 127.0.0.1 that nobody answers from: the test reads the datagrams sent to it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        sink.setblocking(False)
+        yield sink
+
+
+async def received(sink: socket.socket) -> bytes:
+    """The next datagram on the sink, within two seconds."""
+    return await asyncio.wait_for(asyncio.get_running_loop().sock_recv(sink, 65535), 2)
+
+
+def pysnmp_trap(community: str, request_id: Any, up_time: Any, varbinds: list[tuple[Any, Any]]) -> bytes:
+    """The v2c trap message pysnmp's protocol API builds from these fields, encoded."""
+    pdu = v2c.SNMPv2TrapPDU()
+    v2c.apiTrapPDU.set_defaults(pdu)
+    v2c.apiTrapPDU.set_request_id(pdu, request_id)
+    v2c.apiTrapPDU.set_varbinds(pdu, [(v2c.apiTrapPDU.sysUpTime, up_time), *varbinds])
+    message = v2c.Message()
+    v2c.apiMessage.set_defaults(message)
+    v2c.apiMessage.set_community(message, community)
+    v2c.apiMessage.set_pdu(message, pdu)
+    return bytes(encoder.encode(message))
+
+
+@pytest.mark.parametrize(
+    "alarm",
+    [
+        build_alarm(),
+        build_alarm(certificate=None, days_remaining=None, target=build_alarm().target.model_copy(update={"port": 0})),
+        build_alarm(alarm_id="a" * 200, days_remaining=-3.5, previous_level="warning"),
+    ],
+    ids=["raised", "no-certificate", "long-id-negative-days"],
+)
+async def test_a_v2c_trap_is_octet_for_octet_the_one_pysnmp_builds(
+    udp_sink: socket.socket, sender_for: Any, alarm: AlarmEvent
+) -> None:
+    """sysUpTime.0, then the alarm's varbinds in order with their types, in a message pysnmp's API would encode
+    identically (a 400-character message takes BER's two-octet lengths)."""
+    port = udp_sink.getsockname()[1]
+    template = "{{ 'é' * 400 }}"
+    sender = sender_for(
+        {"nms": SnmpReceiver(host="127.0.0.1", port=port, community_env="COMMUNITY", message_template=template)}
+    )
+    await send(sender, "nms", alarm)
+    datagram = await received(udp_sink)
+    message, rest = decoder.decode(datagram, asn1Spec=v2c.Message())
+    assert rest == b""
+    pdu = v2c.apiMessage.get_pdu(message)
+    (up_time_name, up_time), *_ = v2c.apiTrapPDU.get_varbinds(pdu)
+    assert up_time_name == v2c.apiTrapPDU.sysUpTime
+    varbinds = trap_varbinds(alarm, owner="shop-team", message="é" * 400)
+    expected = pysnmp_trap(COMMUNITY, v2c.apiTrapPDU.get_request_id(pdu), up_time, varbinds)
+    assert datagram == expected
+
+
+async def test_a_rotated_community_replaces_the_old_one_in_the_next_trap(
+    udp_sink: socket.socket, sender_for: Any
+) -> None:
+    """One trap per send, with the community read for it: the previous community is not sent any more."""
+    environ = {"COMMUNITY": "first-community"}
+    port = udp_sink.getsockname()[1]
+    sender = sender_for({"nms": SnmpReceiver(host="127.0.0.1", port=port, community_env="COMMUNITY")}, environ)
+    await send(sender, "nms", build_alarm())
+    environ["COMMUNITY"] = "second-community"
+    await send(sender, "nms", build_alarm())
+    await send(sender, "nms", build_alarm())
+    communities = []
+    for _ in range(3):
+        message, _ = decoder.decode(await received(udp_sink), asn1Spec=v2c.Message())
+        communities.append(bytes(v2c.apiMessage.get_community(message)))
+    await asyncio.sleep(0.2)
+    with pytest.raises(BlockingIOError):
+        udp_sink.recv(65535)
+    assert communities == [b"first-community", b"second-community", b"second-community"]
+
+
+async def test_the_first_trap_has_left_when_send_returns(udp_sink: socket.socket) -> None:
+    """send() opens the socket before sending: a sender closed right after its first trap has still sent it."""
+    port = udp_sink.getsockname()[1]
+    sender = SnmpSender({"nms": SnmpReceiver(host="127.0.0.1", port=port, community_env="COMMUNITY")}, environ=ENVIRON)
+    await send(sender, "nms", build_alarm())
+    sender.close()
+    message, _ = decoder.decode(await received(udp_sink), asn1Spec=v2c.Message())
+    assert bytes(v2c.apiMessage.get_community(message)) == COMMUNITY.encode()
