@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from services.reporter.domain.facts import AlarmStep, DayLevels, TargetFacts
 from services.reporter.domain.report import StatusReport
 from services.reporter.domain.views import NotificationRecord
 from shared.events import AlarmEvent, CloudEvent, Evaluation, NotificationResult, ReportPublished
@@ -79,6 +80,25 @@ class HistoryStore(Protocol):
     async def request_acknowledgement(self, request: CloudEvent) -> bool:
         """Enqueue an `acknowledgement.requested.v1` command for the outbox relay; False if its id was enqueued
         before."""
+
+    # What the weekly and monthly reports read: slim facts, so a report over 100,000 targets never holds every
+    # evaluation object of its period (see `domain.facts`).
+
+    async def estate(self, as_of: datetime, *, since: datetime) -> list[TargetFacts]:
+        """The facts of each target's latest evaluation in `[since, as_of)`, by target key (a target evaluated
+        twice at the same moment: either)."""
+
+    async def first_seen(self, start: datetime, end: datetime) -> list[TargetFacts]:
+        """The facts of the first evaluation of each certificate whose first evaluation ever is in `[start, end)`,
+        by fingerprint (two first evaluations at the same moment: either)."""
+
+    async def alarm_steps(self, start: datetime, end: datetime) -> list[AlarmStep]:
+        """The raised, acknowledged and resolved transitions in `[start, end)`, and the raise (whenever it was) of
+        each alarm resolved in it, in time order (then by event id)."""
+
+    async def daily_levels(self, start: datetime, end: datetime) -> list[DayLevels]:
+        """For each UTC day of `[start, end)` with evaluations, by day: the targets at each level (only levels
+        with any), each target by its last evaluation of the day."""
 
 
 class BucketError(Exception):

@@ -8,6 +8,8 @@ from datetime import datetime
 
 import asyncpg
 
+from services.reporter.adapters import report_queries
+from services.reporter.domain.facts import AlarmStep, DayLevels, TargetFacts
 from services.reporter.domain.views import NotificationRecord
 from services.reporter.ports import CertificateFilter
 from shared.db import claim_event, load_migrations, migrate
@@ -206,3 +208,22 @@ class History:
                 return False
             await enqueue(conn, SCHEMA, request)
             return True
+
+    async def estate(self, as_of: datetime, *, since: datetime) -> list[TargetFacts]:
+        """The facts of each target's latest evaluation in `[since, as_of)`, by target key (a tie: either)."""
+        return await report_queries.estate(self._pool, as_of, since=since)
+
+    async def first_seen(self, start: datetime, end: datetime) -> list[TargetFacts]:
+        """The facts of the first evaluation of each certificate whose first evaluation ever is in `[start, end)`,
+        by fingerprint (a tie: either)."""
+        return await report_queries.first_seen(self._pool, start, end)
+
+    async def alarm_steps(self, start: datetime, end: datetime) -> list[AlarmStep]:
+        """The raised, acknowledged and resolved transitions in `[start, end)`, and the raise (whenever it was) of
+        each alarm resolved in it, in time order (then by event id)."""
+        return await report_queries.alarm_steps(self._pool, start, end)
+
+    async def daily_levels(self, start: datetime, end: datetime) -> list[DayLevels]:
+        """For each UTC day of `[start, end)` with evaluations, by day: the targets at each level (only levels
+        with any), each target by its last evaluation of the day."""
+        return await report_queries.daily_levels(self._pool, start, end)

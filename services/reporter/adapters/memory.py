@@ -8,8 +8,10 @@ PostgreSQL leaves them unordered.
 """
 
 import json
-from datetime import datetime
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime
 
+from services.reporter.domain.facts import AlarmStep, DayLevels, TargetFacts, alarm_step, facts_of
 from services.reporter.domain.views import NotificationRecord
 from services.reporter.ports import CertificateFilter
 from shared.events import AlarmEvent, CloudEvent, Evaluation, NotificationResult, ReportPublished
@@ -135,6 +137,59 @@ class InMemoryHistory:
             return False
         self.outbox.append(request)
         return True
+
+    async def estate(self, as_of: datetime, *, since: datetime) -> list[TargetFacts]:
+        """The facts of each target's latest evaluation in `[since, as_of)`, by target key (a tie: the one stored
+        last)."""
+        chosen: dict[str, Evaluation] = {}
+        for evaluation in self._evaluations:
+            current = chosen.get(evaluation.target_key)
+            if since <= evaluation.evaluated_at < as_of and (
+                current is None or current.evaluated_at <= evaluation.evaluated_at
+            ):
+                chosen[evaluation.target_key] = evaluation
+        return [facts_of(evaluation) for _, evaluation in sorted(chosen.items())]
+
+    async def first_seen(self, start: datetime, end: datetime) -> list[TargetFacts]:
+        """The facts of the first evaluation of each certificate whose first evaluation ever is in `[start, end)`,
+        by fingerprint (a tie: the one stored first)."""
+        first: dict[str, Evaluation] = {}
+        for evaluation in self._evaluations:
+            if evaluation.certificate is None:
+                continue
+            fingerprint = evaluation.certificate.fingerprint_sha256
+            current = first.get(fingerprint)
+            if current is None or evaluation.evaluated_at < current.evaluated_at:
+                first[fingerprint] = evaluation
+        return [facts_of(e) for _, e in sorted(first.items()) if start <= e.evaluated_at < end]
+
+    async def alarm_steps(self, start: datetime, end: datetime) -> list[AlarmStep]:
+        """The raised, acknowledged and resolved transitions in `[start, end)`, and the raise (whenever it was) of
+        each alarm resolved in it, in time order (then by event id)."""
+        resolved = {a.alarm_id for _, a in self._alarms if a.transition == "resolved" and start <= a.occurred_at < end}
+        chosen = [
+            (event_id, alarm)
+            for event_id, alarm in self._alarms
+            if alarm.transition in ("raised", "acknowledged", "resolved")
+            and (start <= alarm.occurred_at < end or (alarm.transition == "raised" and alarm.alarm_id in resolved))
+        ]
+        return [alarm_step(alarm) for _, alarm in sorted(chosen, key=lambda pair: (pair[1].occurred_at, pair[0]))]
+
+    async def daily_levels(self, start: datetime, end: datetime) -> list[DayLevels]:
+        """For each UTC day of `[start, end)` with evaluations, by day: the targets at each level (only levels
+        with any), each target by its last evaluation of the day (a tie: the one stored last)."""
+        last: dict[tuple[date, str], Evaluation] = {}
+        for evaluation in self._evaluations:
+            if not start <= evaluation.evaluated_at < end:
+                continue
+            slot = (evaluation.evaluated_at.astimezone(UTC).date(), evaluation.target_key)
+            current = last.get(slot)
+            if current is None or current.evaluated_at <= evaluation.evaluated_at:
+                last[slot] = evaluation
+        counts: dict[date, Counter[str]] = defaultdict(Counter)
+        for (day, _), evaluation in last.items():
+            counts[day][evaluation.alarm.level] += 1
+        return [DayLevels(day=day, counts=dict(counts[day])) for day in sorted(counts)]
 
 
 def _matches(where: CertificateFilter, evaluation: Evaluation) -> bool:

@@ -10,8 +10,22 @@ import pytest
 
 from services.reporter.adapters.history import History
 from services.reporter.adapters.memory import InMemoryHistory
+from services.reporter.domain.facts import DayLevels, alarm_step, facts_of
 from services.reporter.ports import CertificateFilter, HistoryStore
-from shared.events import AcknowledgementRequested, NotificationResult, ReportPublished, TargetRef, make_event
+from shared.events import (
+    Acknowledgement,
+    AcknowledgementRequested,
+    ChainInfo,
+    Evaluation,
+    Finding,
+    NotificationResult,
+    ReportPublished,
+    SecurityCap,
+    TargetRef,
+    TlsSummary,
+    make_event,
+)
+from shared.events.evaluation import Level
 from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation
 
 
@@ -302,3 +316,145 @@ class TestHistoryContract:
         assert [r.period_start.day for r in await history.reports()] == [28, 27, 26]
         assert [r.period_start.day for r in await history.reports(limit=1)] == [28]
         assert len(await under_test.outbox_ids()) == 3
+
+
+def rich(host: str, *, at: datetime, fingerprint_of: str | None = None, level: Level = "ok") -> Evaluation:
+    """An evaluation of `host` at `at` with every fact the reports read: server, owner, protocols, a chain with
+    problems, findings and grade caps; its certificate is the one `fingerprint_of` names (default: `host`'s)."""
+    base = evaluation(fingerprint_of or host, days=40, level=level, grade="C", owner="shop-team", evaluated_at=at)
+    assert base.certificate is not None and base.security is not None
+    return base.model_copy(
+        update={
+            "target": TargetRef(host=host, port=443, sni=host, server="web-01"),
+            "target_key": f"{host}:443",
+            "tls": TlsSummary(versions=["TLSv1.0", "TLSv1.2"]),
+            "chain": ChainInfo(complete=False, trusted=True, ordered=False),
+            "findings": [
+                Finding(code="tls.tls10", severity="warning", message="TLS 1.0 offered"),
+                Finding(code="chain.incomplete", severity="critical", message="an intermediate is missing"),
+            ],
+            "security": base.security.model_copy(
+                update={"caps": [SecurityCap(grade="B", reason="TLS 1.0 offered"), SecurityCap(grade="B", reason="x")]}
+            ),
+        }
+    )
+
+
+class TestReportQueriesContract:
+    """The slim history reads of the weekly and monthly reports, alike on both adapters."""
+
+    async def test_estate_is_each_targets_latest_evaluation_in_the_window(self, under_test: StoreUnderTest) -> None:
+        """Each target's newest evaluation in [since, as_of) comes back as its facts; `since` is inside, `as_of`
+        outside, and a target evaluated only outside the window is not in the estate."""
+        history = under_test.history
+        since, as_of = NOW - timedelta(days=7), NOW
+        kept = rich("a.example", at=since)
+        newest = rich("b.example", at=as_of - timedelta(seconds=1), level="warning")
+        for event_id, item in enumerate(
+            (
+                kept,
+                rich("b.example", at=since + timedelta(hours=1)),
+                newest,
+                rich("b.example", at=as_of),
+                rich("gone.example", at=since - timedelta(seconds=1)),
+                evaluation("down.example", days=None, level="warning", evaluated_at=since + timedelta(days=1)),
+            )
+        ):
+            await history.record_evaluation(f"e{event_id}", item)
+        down = await history.latest(CertificateFilter(q="down.example"))
+        assert await history.estate(as_of, since=since) == [facts_of(kept), facts_of(newest), facts_of(down[0])]
+        assert await history.estate(since, since=since - timedelta(days=7)) == [
+            facts_of(rich("gone.example", at=since - timedelta(seconds=1)))
+        ]
+
+    async def test_estate_facts_carry_what_the_evaluation_said(self, under_test: StoreUnderTest) -> None:
+        """The facts read back hold the leaf, key, protocols, chain flags, codes and grade reasons, in order."""
+        await under_test.history.record_evaluation("e1", rich("a.example", at=NOW))
+        [facts] = await under_test.history.estate(NOW + timedelta(seconds=1), since=NOW)
+        assert facts.leaf is not None
+        assert (facts.server, facts.owner, facts.grade, facts.level) == ("web-01", "shop-team", "C", "ok")
+        assert (facts.leaf.key_type, facts.leaf.key_bits, facts.leaf.key_curve) == ("EC", 256, "secp256r1")
+        assert facts.tls_versions == ("TLSv1.0", "TLSv1.2")
+        assert (facts.chain_complete, facts.chain_trusted, facts.chain_ordered) == (False, True, False)
+        assert facts.finding_codes == ("tls.tls10", "chain.incomplete")
+        assert facts.grade_reasons == ("TLS 1.0 offered", "x")
+
+    async def test_first_seen_is_the_first_evaluation_of_certificates_new_in_the_period(
+        self, under_test: StoreUnderTest
+    ) -> None:
+        """A certificate first evaluated in [start, end) comes back as its first evaluation; one seen before
+        start, or first at end, does not."""
+        history = under_test.history
+        start, end = NOW - timedelta(days=7), NOW
+        first = rich("new.example", at=start)
+        for event_id, item in enumerate(
+            (
+                rich("new.example", at=start + timedelta(days=2)),
+                first,
+                rich("moved.example", at=start + timedelta(days=1), fingerprint_of="new.example"),
+                rich("old.example", at=start - timedelta(seconds=1)),
+                rich("old.example", at=start + timedelta(days=1)),
+                rich("later.example", at=end),
+                evaluation("down.example", days=None, evaluated_at=start + timedelta(days=1)),
+            )
+        ):
+            await history.record_evaluation(f"e{event_id}", item)
+        assert await history.first_seen(start, end) == [facts_of(first)]
+
+    async def test_alarm_steps_are_the_periods_transitions_and_the_raise_of_each_resolve(
+        self, under_test: StoreUnderTest
+    ) -> None:
+        """Raises, acknowledgements and resolves in [start, end) come in time order, with the earlier raise of an
+        alarm resolved in the period; reminders, and raises before start of alarms still open, do not."""
+        history = under_test.history
+        start, end = NOW - timedelta(days=7), NOW
+        old_raise = alarm("a1", "raised", "critical", start - timedelta(days=3))
+        resolve = alarm("a1", "resolved", "ok", start + timedelta(days=1))
+        raise_b = alarm("b1", "raised", "warning", start, host="b.example")
+        ack_b = alarm(
+            "b1",
+            "acknowledged",
+            "warning",
+            start + timedelta(hours=2),
+            host="b.example",
+            acknowledgement=Acknowledgement(by="jane", at=start + timedelta(hours=2)),
+        )
+        for event_id, item in (
+            ("e1", old_raise),
+            ("e2", resolve),
+            ("e3", raise_b),
+            ("e4", ack_b),
+            ("e5", alarm("b1", "reminded", "warning", start + timedelta(days=1), host="b.example")),
+            ("e6", alarm("c1", "raised", "info", start - timedelta(days=1), host="c.example")),
+            ("e7", alarm("d1", "raised", "info", end, host="d.example")),
+        ):
+            await history.record_alarm(event_id, item)
+        assert await history.alarm_steps(start, end) == [
+            alarm_step(old_raise),
+            alarm_step(raise_b),
+            alarm_step(ack_b),
+            alarm_step(resolve),
+        ]
+
+    async def test_daily_levels_count_each_target_by_its_last_evaluation_of_the_day(
+        self, under_test: StoreUnderTest
+    ) -> None:
+        """Per UTC day of the period with evaluations: a target evaluated twice counts once, at its later level;
+        evaluations outside the period do not count."""
+        history = under_test.history
+        day = datetime(2026, 11, 20, tzinfo=UTC)
+        for event_id, (host, level, at) in enumerate(
+            (
+                ("a.example", "critical", day + timedelta(hours=1)),
+                ("a.example", "ok", day + timedelta(hours=23)),
+                ("b.example", "ok", day + timedelta(hours=5)),
+                ("a.example", "warning", day + timedelta(days=1, hours=1)),
+                ("a.example", "critical", day - timedelta(seconds=1)),
+                ("b.example", "critical", day + timedelta(days=2)),
+            )
+        ):
+            await history.record_evaluation(f"e{event_id}", evaluation(host, days=10, level=level, evaluated_at=at))
+        assert await history.daily_levels(day, day + timedelta(days=2)) == [
+            DayLevels(day=day.date(), counts={"ok": 2}),
+            DayLevels(day=(day + timedelta(days=1)).date(), counts={"warning": 1}),
+        ]

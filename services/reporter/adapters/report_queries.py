@@ -1,0 +1,175 @@
+"""The history queries of the weekly and monthly reports, in PostgreSQL (the `History` adapter's report methods).
+
+They answer with the slim facts of `domain.facts`, projected from the stored evaluation in SQL (one
+`jsonb_to_record` per row, so the jsonb is read once), streamed through a cursor, and with the strings that
+repeat over an estate (issuers, owners, key kinds, finding codes) shared, so 100,000 targets stay small in memory.
+The latest evaluation per target as of a moment is one index probe per target (`evaluations_target`); per-day
+level counts are added up in the database.
+"""
+
+from collections.abc import Hashable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg
+
+from services.reporter.domain.facts import AlarmStep, DayLevels, LeafFacts, TargetFacts
+
+_S = '"reporter"'
+_PREFETCH = 2000
+_H = TypeVar("_H", bound=Hashable)
+
+#: The facts of evaluation `e` (with `j` its jsonb as a record), in the order `_facts` reads them.
+_FACTS = """
+    e.target_key, e.evaluated_at, j.reachable, e.level, e.grade, j.owner, j.target->>'server' AS server,
+    e.fingerprint, j.certificate->>'subject' AS subject, j.certificate->>'issuer' AS issuer,
+    (j.certificate->>'not_before')::timestamptz AS not_before, (j.certificate->>'not_after')::timestamptz AS not_after,
+    j.certificate#>>'{key,type}' AS key_type, (j.certificate#>>'{key,bits}')::int AS key_bits,
+    j.certificate#>>'{key,curve}' AS key_curve, j.certificate->>'signature_algorithm' AS signature_algorithm,
+    ARRAY(SELECT v FROM jsonb_array_elements_text(j.tls->'versions') WITH ORDINALITY AS t(v, n) ORDER BY n)
+        AS tls_versions,
+    coalesce((j.chain->>'complete')::boolean, false) AS chain_complete,
+    coalesce((j.chain->>'trusted')::boolean, false) AS chain_trusted,
+    coalesce((j.chain->>'ordered')::boolean, true) AS chain_ordered,
+    ARRAY(SELECT f->>'code' FROM jsonb_array_elements(j.findings) WITH ORDINALITY AS t(f, n) ORDER BY n)
+        AS finding_codes,
+    ARRAY(SELECT c->>'reason' FROM jsonb_array_elements(j.security->'caps') WITH ORDINALITY AS t(c, n) ORDER BY n)
+        AS grade_reasons
+"""
+_AS_RECORD = (
+    "CROSS JOIN LATERAL jsonb_to_record(e.evaluation) AS j(reachable boolean, owner text, target jsonb, "
+    "certificate jsonb, tls jsonb, chain jsonb, findings jsonb, security jsonb)"
+)
+
+_ESTATE = f"""
+SELECT {_FACTS}
+FROM {_S}.latest l
+CROSS JOIN LATERAL (
+    SELECT * FROM {_S}.evaluations x
+    WHERE x.target_key = l.target_key AND x.evaluated_at >= $1 AND x.evaluated_at < $2
+    ORDER BY x.evaluated_at DESC LIMIT 1
+) e
+{_AS_RECORD}
+ORDER BY l.target_key
+"""
+
+_FIRST_SEEN = f"""
+WITH fresh AS (
+    SELECT fingerprint FROM {_S}.evaluations WHERE fingerprint IS NOT NULL
+    GROUP BY fingerprint HAVING min(evaluated_at) >= $1 AND min(evaluated_at) < $2
+)
+SELECT {_FACTS}
+FROM fresh
+CROSS JOIN LATERAL (
+    SELECT * FROM {_S}.evaluations x WHERE x.fingerprint = fresh.fingerprint ORDER BY x.evaluated_at LIMIT 1
+) e
+{_AS_RECORD}
+ORDER BY e.fingerprint
+"""
+
+_ALARM_STEPS = f"""
+SELECT alarm_id, transition, level, at, event#>>'{{key,target_key}}' AS target_key,
+       event#>>'{{key,trigger}}' AS trigger
+FROM {_S}.alarm_events
+WHERE transition IN ('raised', 'acknowledged', 'resolved')
+  AND ((at >= $1 AND at < $2)
+       OR (transition = 'raised' AND alarm_id IN (
+           SELECT alarm_id FROM {_S}.alarm_events WHERE transition = 'resolved' AND at >= $1 AND at < $2)))
+ORDER BY at, event_id
+"""
+
+_DAILY_LEVELS = f"""
+SELECT day, level, count(*) AS n
+FROM (
+    SELECT DISTINCT ON (target_key, day) target_key, (evaluated_at AT TIME ZONE 'UTC')::date AS day, level
+    FROM {_S}.evaluations
+    WHERE evaluated_at >= $1 AND evaluated_at < $2
+    ORDER BY target_key, day, evaluated_at DESC
+) last_of_day
+GROUP BY day, level
+ORDER BY day, level
+"""
+
+
+class _Shared:
+    """One object per distinct value: an estate repeats a few issuers, owners, key kinds and code lists."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Any, Any] = {}
+
+    def __call__(self, value: _H) -> _H:
+        found: _H = self._seen.setdefault(value, value)
+        return found
+
+
+def _facts(r: asyncpg.Record, one: _Shared) -> TargetFacts:
+    leaf = None
+    if r["fingerprint"] is not None:
+        leaf = LeafFacts(
+            fingerprint=r["fingerprint"],
+            subject=r["subject"],
+            issuer=one(r["issuer"]),
+            not_before=r["not_before"],
+            not_after=r["not_after"],
+            key_type=one(r["key_type"]),
+            key_bits=r["key_bits"],
+            key_curve=one(r["key_curve"]),
+            signature_algorithm=one(r["signature_algorithm"]),
+        )
+    return TargetFacts(
+        target_key=r["target_key"],
+        evaluated_at=r["evaluated_at"],
+        reachable=r["reachable"],
+        level=one(r["level"]),
+        grade=one(r["grade"]),
+        owner=one(r["owner"]),
+        server=one(r["server"]),
+        leaf=leaf,
+        tls_versions=one(tuple(r["tls_versions"])),
+        chain_complete=r["chain_complete"],
+        chain_trusted=r["chain_trusted"],
+        chain_ordered=r["chain_ordered"],
+        finding_codes=one(tuple(r["finding_codes"])),
+        grade_reasons=one(tuple(r["grade_reasons"])),
+    )
+
+
+async def _stream_facts(pool: asyncpg.Pool, query: str, *args: object) -> list[TargetFacts]:
+    one = _Shared()
+    async with pool.acquire() as conn, conn.transaction():
+        return [_facts(r, one) async for r in conn.cursor(query, *args, prefetch=_PREFETCH)]
+
+
+async def estate(pool: asyncpg.Pool, as_of: datetime, *, since: datetime) -> list[TargetFacts]:
+    """The facts of each target's latest evaluation in `[since, as_of)`, by target key."""
+    return await _stream_facts(pool, _ESTATE, since, as_of)
+
+
+async def first_seen(pool: asyncpg.Pool, start: datetime, end: datetime) -> list[TargetFacts]:
+    """The facts of the first evaluation of each certificate first evaluated in `[start, end)`, by fingerprint."""
+    return await _stream_facts(pool, _FIRST_SEEN, start, end)
+
+
+async def alarm_steps(pool: asyncpg.Pool, start: datetime, end: datetime) -> list[AlarmStep]:
+    """The raised, acknowledged and resolved transitions in `[start, end)` and the raise of each alarm resolved
+    in it, in time order."""
+    rows = await pool.fetch(_ALARM_STEPS, start, end)
+    return [
+        AlarmStep(
+            alarm_id=r["alarm_id"],
+            transition=r["transition"],
+            level=r["level"],
+            at=r["at"],
+            target_key=r["target_key"],
+            trigger=r["trigger"],
+        )
+        for r in rows
+    ]
+
+
+async def daily_levels(pool: asyncpg.Pool, start: datetime, end: datetime) -> list[DayLevels]:
+    """Per UTC day of `[start, end)` with evaluations: targets per level, each by its last evaluation that day."""
+    days: dict[Any, dict[str, int]] = {}
+    for r in await pool.fetch(_DAILY_LEVELS, start, end):
+        days.setdefault(r["day"], {})[r["level"]] = r["n"]
+    return [DayLevels(day=day, counts=counts) for day, counts in days.items()]
