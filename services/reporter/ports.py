@@ -15,12 +15,22 @@ Two adapters pass the same contract tests: PostgreSQL (`adapters.history`) and t
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
+from services.reporter.domain.estate import (
+    AlarmKey,
+    AlarmRow,
+    EstateCounts,
+    ExpiryCount,
+    Facets,
+    ObservationRow,
+    RowKey,
+    TargetRow,
+)
 from services.reporter.domain.facts import AlarmStep, DayLevels, TargetFacts
 from services.reporter.domain.report import StatusReport
 from services.reporter.domain.views import NotificationRecord
-from shared.events import AlarmEvent, CloudEvent, Evaluation, NotificationResult, ReportPublished
+from shared.events import AlarmEvent, AlarmState, CloudEvent, Evaluation, NotificationResult, ReportPublished
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,34 @@ class CertificateFilter:
     owner: str | None = None
     server: str | None = None
     q: str | None = None
+    issuer: str | None = None
+    fingerprint: str | None = None
+    #: notAfter in `[expires_from, expires_before)`; either bound may be open. Targets without a certificate never
+    #: match a bound.
+    expires_from: datetime | None = None
+    expires_before: datetime | None = None
+
+
+#: The orders of the certificates list: most severe level then soonest expiry; soonest expiry; target key. Each
+#: ends with the target key, and targets without a certificate come after every certificate.
+CertificateSort = Literal["urgency", "expiry", "target"]
+#: The orders of the alarm lists: latest change first; most severe level first, then latest change. Ties: the
+#: larger alarm id first.
+AlarmOrder = Literal["recent", "severity"]
+#: The periods expirations are counted by: UTC days or UTC calendar months.
+ExpiryUnit = Literal["day", "month"]
+
+
+@dataclass(frozen=True)
+class AlarmFilter:
+    """Which alarms to list (empty or None: any): any of `states`, a level, an owner among the alarm's owners, and
+    alive at some moment of `[active_from, active_until)` (raised before its end, not resolved before its start)."""
+
+    states: tuple[AlarmState, ...] = ()
+    level: str | None = None
+    owner: str | None = None
+    active_from: datetime | None = None
+    active_until: datetime | None = None
 
 
 class HistoryStore(Protocol):
@@ -58,10 +96,15 @@ class HistoryStore(Protocol):
         """Evaluations of one certificate (canonical fingerprint), newest first."""
 
     async def alarm_events(
-        self, *, fingerprint: str | None = None, since: datetime | None = None, alarm_id: str | None = None
+        self,
+        *,
+        fingerprint: str | None = None,
+        since: datetime | None = None,
+        alarm_id: str | None = None,
+        alarm_ids: list[str] | None = None,
     ) -> list[tuple[str, AlarmEvent]]:
-        """`(event_id, alarm event)` pairs in the order they happened, maybe of one certificate, recent, or of
-        one alarm."""
+        """`(event_id, alarm event)` pairs in the order they happened, maybe of one certificate, recent, of one
+        alarm or of some alarms."""
 
     async def notifications(self, alarm_ids: list[str] | None = None) -> list[NotificationRecord]:
         """Delivery outcomes, oldest first, optionally of some alarms only."""
@@ -99,6 +142,55 @@ class HistoryStore(Protocol):
     async def daily_levels(self, start: datetime, end: datetime) -> list[DayLevels]:
         """For each UTC day of `[start, end)` with evaluations, by day: the targets at each level (only levels
         with any), each target by its last evaluation of the day."""
+
+    # What the dashboard's pages read: slim rows from columns, filtered, ordered and paged in the store, so a page
+    # of an estate of 100,000 targets reads a page of rows (see `domain.estate`).
+
+    async def certificate_rows(
+        self,
+        where: CertificateFilter | None = None,
+        *,
+        sort: CertificateSort = "urgency",
+        after: RowKey | None = None,
+        limit: int,
+    ) -> list[TargetRow]:
+        """The rows of the targets matching `where`, in the order `sort`, after the row at `after`."""
+
+    async def count_certificates(self, where: CertificateFilter | None = None) -> int:
+        """How many targets match `where`."""
+
+    async def estate_counts(self, now: datetime) -> EstateCounts:
+        """Targets per level and grade, distinct certificates, expired before `now`, alarms not resolved."""
+
+    async def facets(self, *, limit: int = 1000) -> Facets:
+        """The distinct owners, servers and issuers of the targets, sorted, at most `limit` of each."""
+
+    async def expiry_counts(self, start: datetime, end: datetime, *, unit: ExpiryUnit) -> list[ExpiryCount]:
+        """Targets whose certificate expires in `[start, end)`, counted per UTC day or month and level (only
+        counts above 0), by period then level."""
+
+    async def expiring(self, start: datetime, end: datetime, *, per_day: int) -> list[TargetRow]:
+        """The rows of targets whose certificate expires in `[start, end)`, at most `per_day` of each UTC day (the
+        first by urgency), by notAfter then target key."""
+
+    async def alarm_rows(
+        self,
+        where: AlarmFilter | None = None,
+        *,
+        order: AlarmOrder = "recent",
+        after: AlarmKey | None = None,
+        limit: int,
+    ) -> list[AlarmRow]:
+        """The alarms matching `where`, in the order `order`, after the alarm at `after`."""
+
+    async def count_alarms(self, where: AlarmFilter | None = None) -> int:
+        """How many alarms match `where`."""
+
+    async def observations_of(
+        self, fingerprint: str, *, limit: int, changes_only: bool = False
+    ) -> list[ObservationRow]:
+        """Evaluations of one certificate, newest first (a tie: the larger target key first); `changes_only`: only
+        each target's first and those whose level differs from the target's evaluation before."""
 
 
 class BucketError(Exception):

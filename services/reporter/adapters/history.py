@@ -8,10 +8,26 @@ from datetime import datetime
 
 import asyncpg
 
-from services.reporter.adapters import report_queries
+from services.reporter.adapters import dashboard_sql, report_queries
+from services.reporter.domain.estate import (
+    AlarmKey,
+    AlarmRow,
+    EstateCounts,
+    ExpiryCount,
+    Facets,
+    ObservationRow,
+    RowKey,
+    TargetRow,
+)
 from services.reporter.domain.facts import AlarmStep, DayLevels, TargetFacts
 from services.reporter.domain.views import NotificationRecord
-from services.reporter.ports import CertificateFilter
+from services.reporter.ports import (
+    AlarmFilter,
+    AlarmOrder,
+    CertificateFilter,
+    CertificateSort,
+    ExpiryUnit,
+)
 from shared.db import claim_event, load_migrations, migrate
 from shared.events import AlarmEvent, CloudEvent, Evaluation, NotificationResult, ReportPublished
 from shared.outbox import enqueue
@@ -19,11 +35,6 @@ from shared.outbox import enqueue
 SCHEMA = "reporter"
 CONSUMER = "reporter"
 _S = f'"{SCHEMA}"'
-
-
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 class History:
@@ -59,14 +70,7 @@ class History:
                 evaluation.expiry.days_remaining if evaluation.expiry else None,
                 evaluation.model_dump(mode="json"),
             )
-            await conn.execute(
-                f"INSERT INTO {_S}.latest(target_key, event_id, evaluated_at) VALUES ($1, $2, $3) "
-                "ON CONFLICT (target_key) DO UPDATE SET event_id = excluded.event_id, "
-                "evaluated_at = excluded.evaluated_at WHERE latest.evaluated_at <= excluded.evaluated_at",
-                evaluation.target_key,
-                event_id,
-                evaluation.evaluated_at,
-            )
+            await conn.execute(dashboard_sql.UPSERT_LATEST, *dashboard_sql.latest_values(event_id, evaluation))
             return True
 
     async def record_alarm(self, event_id: str, alarm: AlarmEvent) -> bool:
@@ -85,6 +89,7 @@ class History:
                 alarm.occurred_at,
                 alarm.model_dump(mode="json"),
             )
+            await dashboard_sql.upsert_alarm(conn, event_id, alarm)
             return True
 
     async def record_notification(self, event_id: str, result: NotificationResult, *, ok: bool) -> bool:
@@ -109,24 +114,14 @@ class History:
         self, where: CertificateFilter | None = None, *, after: str | None = None, limit: int | None = None
     ) -> list[Evaluation]:
         """The latest evaluation of every target matching `where`, by target key, after the key `after`."""
-        f = where or CertificateFilter()
+        p = dashboard_sql.Params()
+        conditions = dashboard_sql.certificate_conditions(where or CertificateFilter(), p)
+        if after is not None:
+            conditions.append(f"l.target_key > {p(after)}")
         rows = await self._pool.fetch(
             f"SELECT e.evaluation FROM {_S}.latest l JOIN {_S}.evaluations e ON e.event_id = l.event_id "
-            "WHERE ($1::text IS NULL OR e.level = $1) AND ($2::text IS NULL OR e.grade = $2) "
-            "AND ($3::text IS NULL OR e.evaluation->>'owner' = $3) "
-            "AND ($4::text IS NULL OR e.evaluation#>>'{target,server}' = $4) "
-            "AND ($5::text IS NULL OR concat_ws(' ', e.target_key, e.fingerprint, "
-            "e.evaluation#>>'{certificate,subject}', e.evaluation#>>'{certificate,issuer}', "
-            "e.evaluation#>>'{certificate,san}') ILIKE $5) "
-            "AND ($6::text IS NULL OR l.target_key > $6) "
-            "ORDER BY l.target_key LIMIT $7",
-            f.level,
-            f.grade,
-            f.owner,
-            f.server,
-            _like_pattern(f.q) if f.q else None,
-            after,
-            limit,
+            f"{dashboard_sql.where_clause(conditions)} ORDER BY l.target_key LIMIT {p(limit)}",
+            *p.values,
         )
         return [Evaluation.model_validate(r["evaluation"]) for r in rows]
 
@@ -140,17 +135,24 @@ class History:
         return [Evaluation.model_validate(r["evaluation"]) for r in rows]
 
     async def alarm_events(
-        self, *, fingerprint: str | None = None, since: datetime | None = None, alarm_id: str | None = None
+        self,
+        *,
+        fingerprint: str | None = None,
+        since: datetime | None = None,
+        alarm_id: str | None = None,
+        alarm_ids: list[str] | None = None,
     ) -> list[tuple[str, AlarmEvent]]:
-        """`(event_id, alarm event)` pairs in the order they happened, maybe of one certificate, recent, or of
-        one alarm."""
+        """`(event_id, alarm event)` pairs in the order they happened, maybe of one certificate, recent, of one
+        alarm or of some alarms."""
         rows = await self._pool.fetch(
             f"SELECT event_id, event FROM {_S}.alarm_events "
             "WHERE ($1::text IS NULL OR fingerprint = $1) AND ($2::timestamptz IS NULL OR at >= $2) "
-            "AND ($3::text IS NULL OR alarm_id = $3) ORDER BY at, event_id",
+            "AND ($3::text IS NULL OR alarm_id = $3) AND ($4::text[] IS NULL OR alarm_id = ANY($4)) "
+            "ORDER BY at, event_id",
             fingerprint,
             since,
             alarm_id,
+            alarm_ids,
         )
         return [(r["event_id"], AlarmEvent.model_validate(r["event"])) for r in rows]
 
@@ -227,3 +229,57 @@ class History:
         """For each UTC day of `[start, end)` with evaluations, by day: the targets at each level (only levels
         with any), each target by its last evaluation of the day."""
         return await report_queries.daily_levels(self._pool, start, end)
+
+    async def certificate_rows(
+        self,
+        where: CertificateFilter | None = None,
+        *,
+        sort: CertificateSort = "urgency",
+        after: RowKey | None = None,
+        limit: int,
+    ) -> list[TargetRow]:
+        """The rows of the targets matching `where`, in the order `sort`, after the row at `after`."""
+        return await dashboard_sql.certificate_rows(
+            self._pool, where or CertificateFilter(), sort=sort, after=after, limit=limit
+        )
+
+    async def count_certificates(self, where: CertificateFilter | None = None) -> int:
+        """How many targets match `where`."""
+        return await dashboard_sql.count_certificates(self._pool, where or CertificateFilter())
+
+    async def estate_counts(self, now: datetime) -> EstateCounts:
+        """Targets per level and grade, distinct certificates, expired before `now`, alarms not resolved."""
+        return await dashboard_sql.estate_counts(self._pool, now)
+
+    async def facets(self, *, limit: int = 1000) -> Facets:
+        """The distinct owners, servers and issuers of the targets, sorted, at most `limit` of each."""
+        return await dashboard_sql.facets(self._pool, limit=limit)
+
+    async def expiry_counts(self, start: datetime, end: datetime, *, unit: ExpiryUnit) -> list[ExpiryCount]:
+        """Targets whose certificate expires in `[start, end)`, counted per UTC day or month and level."""
+        return await dashboard_sql.expiry_counts(self._pool, start, end, unit=unit)
+
+    async def expiring(self, start: datetime, end: datetime, *, per_day: int) -> list[TargetRow]:
+        """Targets whose certificate expires in `[start, end)`, at most `per_day` of each UTC day."""
+        return await dashboard_sql.expiring(self._pool, start, end, per_day=per_day)
+
+    async def alarm_rows(
+        self,
+        where: AlarmFilter | None = None,
+        *,
+        order: AlarmOrder = "recent",
+        after: AlarmKey | None = None,
+        limit: int,
+    ) -> list[AlarmRow]:
+        """The alarms matching `where`, in the order `order`, after the alarm at `after`."""
+        return await dashboard_sql.alarm_rows(self._pool, where or AlarmFilter(), order=order, after=after, limit=limit)
+
+    async def count_alarms(self, where: AlarmFilter | None = None) -> int:
+        """How many alarms match `where`."""
+        return await dashboard_sql.count_alarms(self._pool, where or AlarmFilter())
+
+    async def observations_of(
+        self, fingerprint: str, *, limit: int, changes_only: bool = False
+    ) -> list[ObservationRow]:
+        """Evaluations of one certificate, newest first; `changes_only`: each target's first and level changes."""
+        return await dashboard_sql.observations_of(self._pool, fingerprint, limit=limit, changes_only=changes_only)

@@ -7,13 +7,29 @@ transaction it stands for. `outbox` holds the announcements `record_report` and 
 PostgreSQL leaves them unordered.
 """
 
-import json
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime
 
+from services.reporter.adapters import memory_dashboard
+from services.reporter.domain.estate import (
+    AlarmKey,
+    AlarmRow,
+    EstateCounts,
+    ExpiryCount,
+    Facets,
+    ObservationRow,
+    RowKey,
+    TargetRow,
+)
 from services.reporter.domain.facts import AlarmStep, DayLevels, TargetFacts, alarm_step, facts_of
 from services.reporter.domain.views import NotificationRecord
-from services.reporter.ports import CertificateFilter
+from services.reporter.ports import (
+    AlarmFilter,
+    AlarmOrder,
+    CertificateFilter,
+    CertificateSort,
+    ExpiryUnit,
+)
 from shared.events import AlarmEvent, CloudEvent, Evaluation, NotificationResult, ReportPublished
 
 
@@ -70,7 +86,7 @@ class InMemoryHistory:
         matching = [
             evaluation
             for key, evaluation in sorted(self._latest.items())
-            if (after is None or key > after) and _matches(f, evaluation)
+            if (after is None or key > after) and memory_dashboard.matches(f, evaluation)
         ]
         return matching if limit is None else matching[:limit]
 
@@ -80,10 +96,15 @@ class InMemoryHistory:
         return sorted(of_it, key=lambda e: e.evaluated_at, reverse=True)[:limit]
 
     async def alarm_events(
-        self, *, fingerprint: str | None = None, since: datetime | None = None, alarm_id: str | None = None
+        self,
+        *,
+        fingerprint: str | None = None,
+        since: datetime | None = None,
+        alarm_id: str | None = None,
+        alarm_ids: list[str] | None = None,
     ) -> list[tuple[str, AlarmEvent]]:
-        """`(event_id, alarm event)` pairs in the order they happened, maybe of one certificate, recent, or of
-        one alarm."""
+        """`(event_id, alarm event)` pairs in the order they happened, maybe of one certificate, recent, of one
+        alarm or of some alarms."""
         return sorted(
             (
                 (event_id, alarm)
@@ -91,6 +112,7 @@ class InMemoryHistory:
                 if (fingerprint is None or alarm.key.fingerprint_sha256 == fingerprint)
                 and (since is None or alarm.occurred_at >= since)
                 and (alarm_id is None or alarm.alarm_id == alarm_id)
+                and (alarm_ids is None or alarm.alarm_id in alarm_ids)
             ),
             key=lambda pair: (pair[1].occurred_at, pair[0]),
         )
@@ -191,23 +213,63 @@ class InMemoryHistory:
             counts[day][evaluation.alarm.level] += 1
         return [DayLevels(day=day, counts=dict(counts[day])) for day in sorted(counts)]
 
+    async def certificate_rows(
+        self,
+        where: CertificateFilter | None = None,
+        *,
+        sort: CertificateSort = "urgency",
+        after: RowKey | None = None,
+        limit: int,
+    ) -> list[TargetRow]:
+        """The rows of the targets matching `where`, in the order `sort`, after the row at `after`."""
+        return memory_dashboard.certificate_rows(
+            self._latest.values(), where or CertificateFilter(), sort=sort, after=after, limit=limit
+        )
 
-def _matches(where: CertificateFilter, evaluation: Evaluation) -> bool:
-    """Whether `evaluation` passes every filter set in `where`, as the PostgreSQL query decides it."""
-    grade = evaluation.security.grade if evaluation.security else None
-    return (
-        (where.level is None or evaluation.alarm.level == where.level)
-        and (where.grade is None or grade == where.grade)
-        and (where.owner is None or evaluation.owner == where.owner)
-        and (where.server is None or evaluation.target.server == where.server)
-        and (where.q is None or where.q.lower() in _searchable(evaluation).lower())
-    )
+    async def count_certificates(self, where: CertificateFilter | None = None) -> int:
+        """How many targets match `where`."""
+        f = where or CertificateFilter()
+        return sum(1 for evaluation in self._latest.values() if memory_dashboard.matches(f, evaluation))
 
+    async def estate_counts(self, now: datetime) -> EstateCounts:
+        """Targets per level and grade, distinct certificates, expired before `now`, alarms not resolved."""
+        return memory_dashboard.estate_counts(list(self._latest.values()), self._alarms, now)
 
-def _searchable(evaluation: Evaluation) -> str:
-    """The text `q` searches: target key, fingerprint, subject, issuer and the SAN list as JSON, space-separated."""
-    cert = evaluation.certificate
-    if cert is None:
-        return evaluation.target_key
-    san = json.dumps(cert.san, ensure_ascii=False)
-    return " ".join((evaluation.target_key, cert.fingerprint_sha256, cert.subject, cert.issuer, san))
+    async def facets(self, *, limit: int = 1000) -> Facets:
+        """The distinct owners, servers and issuers of the targets, sorted, at most `limit` of each."""
+        return memory_dashboard.facets(self._latest.values(), limit=limit)
+
+    async def expiry_counts(self, start: datetime, end: datetime, *, unit: ExpiryUnit) -> list[ExpiryCount]:
+        """Targets whose certificate expires in `[start, end)`, counted per UTC day or month and level."""
+        return memory_dashboard.expiry_counts(self._latest.values(), start, end, unit=unit)
+
+    async def expiring(self, start: datetime, end: datetime, *, per_day: int) -> list[TargetRow]:
+        """Targets whose certificate expires in `[start, end)`, at most `per_day` of each UTC day."""
+        return memory_dashboard.expiring(self._latest.values(), start, end, per_day=per_day)
+
+    async def alarm_rows(
+        self,
+        where: AlarmFilter | None = None,
+        *,
+        order: AlarmOrder = "recent",
+        after: AlarmKey | None = None,
+        limit: int,
+    ) -> list[AlarmRow]:
+        """The alarms matching `where`, in the order `order`, after the alarm at `after`."""
+        return memory_dashboard.select_alarms(
+            self._alarms, where or AlarmFilter(), order=order, after=after, limit=limit
+        )
+
+    async def count_alarms(self, where: AlarmFilter | None = None) -> int:
+        """How many alarms match `where`."""
+        return len(
+            memory_dashboard.select_alarms(
+                self._alarms, where or AlarmFilter(), order="recent", after=None, limit=len(self._alarms)
+            )
+        )
+
+    async def observations_of(
+        self, fingerprint: str, *, limit: int, changes_only: bool = False
+    ) -> list[ObservationRow]:
+        """Evaluations of one certificate, newest first; `changes_only`: each target's first and level changes."""
+        return memory_dashboard.observations_of(self._evaluations, fingerprint, limit=limit, changes_only=changes_only)
