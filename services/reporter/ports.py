@@ -197,6 +197,10 @@ class BucketError(Exception):
     """The storage refused or failed a write or a listing."""
 
 
+class ObjectNotFound(BucketError):
+    """No object has the key asked for (or the key names nothing the bucket may serve)."""
+
+
 class Bucket(Protocol):
     """Object storage for reports."""
 
@@ -209,6 +213,10 @@ class Bucket(Protocol):
 
     async def list(self, prefix: str = "") -> list[str]:
         """Object keys of the objects whose name under the prefix starts with `prefix`, sorted."""
+
+    async def get(self, key: str) -> bytes:
+        """The bytes of the object whose object key (as `put` and `list` answer it) is `key`; `ObjectNotFound`
+        if there is none under the prefix."""
 
 
 class ReportRendering(Protocol):

@@ -5,7 +5,8 @@ credentials from the standard AWS environment variables), anything else is a fol
 relative to the prefix (`daily/2026-11-27/status.json`); `put` and `list` answer with object keys, the names
 in the storage itself (`prefix/daily/2026-11-27/status.json`), and `location/object_key` addresses an object.
 
-Errors: `BucketError` wraps whatever the storage raised (S3 client errors, connection failures, OS errors).
+Errors: `BucketError` wraps whatever the storage raised (S3 client errors, connection failures, OS errors);
+`ObjectNotFound`, one of them, says a read found no object under the prefix.
 """
 
 import asyncio
@@ -18,7 +19,7 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from services.reporter.ports import Bucket, BucketError
+from services.reporter.ports import Bucket, BucketError, ObjectNotFound
 from shared.settings import Settings
 
 _S3_CONFIG = Config(
@@ -63,6 +64,24 @@ class LocalFolderBucket:
             return await asyncio.to_thread(_list_files, self._root, prefix)
         except OSError as exc:
             raise BucketError(f"cannot list {self._root}: {exc}") from exc
+
+    async def get(self, key: str) -> bytes:
+        """The file's bytes; `ObjectNotFound` if there is no such file inside the folder."""
+        path = self._root / _checked_key(key)
+        try:
+            return await asyncio.to_thread(_read_inside, self._root, path)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise ObjectNotFound(f"no object {key!r} in {self._root}") from exc
+        except OSError as exc:
+            raise BucketError(f"cannot read {path}: {exc}") from exc
+
+
+def _read_inside(root: Path, path: Path) -> bytes:
+    # A symbolic link may point outside the folder: only what resolves inside it is served.
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root):
+        raise FileNotFoundError(path)
+    return resolved.read_bytes()
 
 
 def _list_files(root: Path, prefix: str) -> list[str]:
@@ -126,6 +145,23 @@ class S3Bucket:
         except (BotoCoreError, ClientError, OSError) as exc:
             raise BucketError(f"cannot list s3://{self._bucket}/{full_prefix}: {exc}") from exc
         return sorted(keys)
+
+    async def get(self, key: str) -> bytes:
+        """GET the object `key` (prefix included); `ObjectNotFound` if it is missing or outside the prefix."""
+        if self._prefix and not _checked_key(key).startswith(f"{self._prefix}/"):
+            raise ObjectNotFound(f"{key!r} is not under s3://{self._bucket}/{self._prefix}")
+        try:
+            async with self._session.create_client("s3", endpoint_url=self._endpoint_url, config=_S3_CONFIG) as s3:
+                response = await s3.get_object(Bucket=self._bucket, Key=_checked_key(key))
+                async with response["Body"] as body:
+                    data: bytes = await body.read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise ObjectNotFound(f"no object s3://{self._bucket}/{key}") from exc
+            raise BucketError(f"cannot get s3://{self._bucket}/{key}: {exc}") from exc
+        except (BotoCoreError, OSError) as exc:
+            raise BucketError(f"cannot get s3://{self._bucket}/{key}: {exc}") from exc
+        return data
 
 
 def bucket_from_settings(settings: Settings) -> Bucket:
