@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+from services.reporter.domain.compliance import ComplianceReport
 from services.reporter.domain.estate import (
     AlarmKey,
     AlarmRow,
@@ -29,7 +30,9 @@ from services.reporter.domain.estate import (
 )
 from services.reporter.domain.facts import AlarmStep, DayLevels, TargetFacts
 from services.reporter.domain.report import StatusReport
+from services.reporter.domain.trends import WeeklyReport
 from services.reporter.domain.views import NotificationRecord
+from shared.config.reports import ReportFormat
 from shared.events import AlarmEvent, AlarmState, CloudEvent, Evaluation, NotificationResult, ReportPublished
 
 
@@ -219,11 +222,18 @@ class Bucket(Protocol):
         if there is none under the prefix."""
 
 
-class ReportRendering(Protocol):
-    """Turns a status report into the bytes of its objects in the bucket."""
+#: Every kind of report: the status of the estate (daily, custom), the weekly trends, the monthly compliance.
+AnyReport = StatusReport | WeeklyReport | ComplianceReport
 
-    def to_json(self, report: StatusReport) -> bytes:
+
+class ReportRendering(Protocol):
+    """Turns a report into the bytes of its objects in the bucket."""
+
+    def to_json(self, report: AnyReport) -> bytes:
         """The report as JSON."""
 
-    def to_html(self, report: StatusReport) -> str:
+    def to_html(self, report: AnyReport) -> str:
         """The report as a self-contained HTML page."""
+
+    def render(self, report: AnyReport, fmt: ReportFormat) -> bytes:
+        """The report in one format: JSON, CSV, HTML or PDF."""

@@ -1,5 +1,6 @@
-"""Render a status report as JSON and as self-contained HTML (inline CSS, no external assets), and the
-dashboard's pages: a certificate, an alarm, the acknowledge-link pages.
+"""Render every report kind (daily or custom status, weekly trends, monthly compliance) as JSON, CSV,
+self-contained HTML (inline CSS and SVG charts, no external assets) and PDF, and the dashboard's pages: a
+certificate, an alarm, the acknowledge-link pages.
 
 HTML comes from the Jinja2 templates in `services/reporter/adapters/templates/`, rendered in a sandboxed environment
 with autoescaping on: certificate subjects, findings and target names come from servers we do not trust.
@@ -9,15 +10,26 @@ from datetime import UTC, datetime
 
 from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
+from pydantic_core import to_json
 
+from services.reporter.adapters.charts import Charts
+from services.reporter.adapters.csv_export import to_csv
+from services.reporter.adapters.pdf import html_to_pdf
+from services.reporter.domain.compliance import ComplianceReport
 from services.reporter.domain.report import StatusReport, by_urgency
+from services.reporter.domain.trends import WeeklyReport, expirations_by_week
 from services.reporter.domain.views import MAX_ACK_COMMENT, AlarmView, CertificateDetail
+from services.reporter.ports import AnyReport
+from shared.config.reports import ReportFormat
 
 DASHBOARD_REFRESH_SECONDS = 60
+#: Rows a list shows in a report's HTML (and PDF); the CSV and JSON objects carry every row.
+HTML_ROWS = 100
 
 
 class ReportRenderer:
-    """Turns a `StatusReport` into the bytes of each published format and into the dashboard page."""
+    """Turns a report into the bytes of each published format, and renders the dashboard's pages."""
 
     def __init__(self) -> None:
         self._env = ImmutableSandboxedEnvironment(
@@ -28,14 +40,46 @@ class ReportRenderer:
             lstrip_blocks=True,
         )
         self._env.filters["utc"] = _utc
+        self._charts = Charts()
 
-    def to_json(self, report: StatusReport) -> bytes:
-        """The report as indented JSON (the pydantic model dump, so it validates back into a StatusReport)."""
-        return report.model_dump_json(indent=2).encode()
+    def to_json(self, report: AnyReport) -> bytes:
+        """The report as indented JSON (the pydantic model dump, so it validates back into its model), encoded as
+        it is written: a weekly report can run to tens of megabytes."""
+        return to_json(report, indent=2)
 
-    def to_html(self, report: StatusReport) -> str:
-        """The daily report page: totals, expiry windows, certificates by days left, unreachable, alarms."""
-        return self._env.get_template("daily.html.j2").render(report=report)
+    def to_html(self, report: AnyReport) -> str:
+        """The report's page, with its charts inline: the weekly trends, the monthly compliance, or the status
+        report (totals, expiry windows, certificates by days left, unreachable, alarms). Long lists stop at
+        `HTML_ROWS` rows and say where the rest is."""
+        if isinstance(report, WeeklyReport):
+            charts = {
+                "levels": self._charts.levels_over_time(report.levels_by_day),
+                "expirations": self._charts.expirations_ahead(report.expirations_ahead),
+            }
+            return self._report_page("weekly.html.j2", report, charts)
+        if isinstance(report, ComplianceReport):
+            charts = {
+                "issuers": self._charts.distribution(report.issuers, name="issuers"),
+                "key_kinds": self._charts.distribution(report.key_kinds, name="key-kinds"),
+            }
+            return self._report_page("monthly.html.j2", report, charts)
+        not_afters = {r.fingerprint_sha256: r.not_after for r in report.certificates if r.not_after is not None}
+        ahead = expirations_by_week(not_afters.values(), report.generated_at)
+        return self._report_page("daily.html.j2", report, {"expirations": self._charts.expirations_ahead(ahead)})
+
+    def _report_page(self, template: str, report: AnyReport, charts: dict[str, str | None]) -> str:
+        # The SVG is matplotlib's, which escapes every label it writes; the template must not escape it again.
+        inline = {name: Markup(svg) if svg is not None else None for name, svg in charts.items()}
+        return self._env.get_template(template).render(report=report, charts=inline, limit=HTML_ROWS)
+
+    def render(self, report: AnyReport, fmt: ReportFormat) -> bytes:
+        """The report in one format: JSON, CSV, HTML, or PDF (the HTML page laid out by WeasyPrint)."""
+        if fmt == "json":
+            return self.to_json(report)
+        if fmt == "csv":
+            return to_csv(report)
+        page = self.to_html(report)
+        return html_to_pdf(page) if fmt == "pdf" else page.encode()
 
     def dashboard(self, report: StatusReport, *, refresh_seconds: int = DASHBOARD_REFRESH_SECONDS) -> str:
         """The live dashboard page: every certificate, most urgent first, reloading itself."""

@@ -88,7 +88,10 @@ RULE_CODES: dict[Rule, frozenset[str]] = {
 _HASH = re.compile(r"(md2|md5|sha1|sha224|sha256|sha384|sha512)", re.IGNORECASE)
 
 
-class RuleViolation(ReportModel):
+# Report lines are slotted dataclasses, not pydantic models: a report can list 100,000 of them and a model costs
+# ten times the memory. The report model around them still dumps them to JSON and validates them back.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleViolation:
     """One rule a certificate breaks, what exactly, and the finding codes behind it (maybe none)."""
 
     rule: Rule
@@ -96,7 +99,8 @@ class RuleViolation(ReportModel):
     codes: list[str]
 
 
-class NonCompliant(ReportModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NonCompliant:
     """A certificate, where it is served, and every rule it breaks there."""
 
     target: str
@@ -109,7 +113,8 @@ class NonCompliant(ReportModel):
     violations: list[RuleViolation]
 
 
-class ShareCompliant(ReportModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShareCompliant:
     """How many certificates of one owner or server were checked, how many comply, and the share (0 to 1)."""
 
     name: str
@@ -118,7 +123,8 @@ class ShareCompliant(ReportModel):
     share: float
 
 
-class Distribution(ReportModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Distribution:
     """How many distinct certificates have one value (an issuer, a key kind, a lifetime bucket)."""
 
     label: str

@@ -25,6 +25,7 @@ Pure: `now` is an argument and nothing here does I/O.
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -38,7 +39,10 @@ _WEEK = timedelta(days=7)
 KeyChange = Literal["new_key", "key_kind_unchanged"]
 
 
-class CertificateLine(ReportModel):
+# Report lines are slotted dataclasses, not pydantic models: a report can list 100,000 of them and a model costs
+# ten times the memory. The report model around them still dumps them to JSON and validates them back.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CertificateLine:
     """A certificate at a target, as the weekly report lists it."""
 
     target: str
@@ -53,12 +57,14 @@ class CertificateLine(ReportModel):
 _Line = TypeVar("_Line", bound=CertificateLine)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FirstSeen(CertificateLine):
     """A certificate evaluated for the first time in the week, at the target and moment it was first seen."""
 
     seen_at: datetime
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Renewal(CertificateLine):
     """A target that serves another certificate at the end of the week; the line names the new one."""
 
@@ -67,13 +73,15 @@ class Renewal(CertificateLine):
     key_change: KeyChange
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Expired(CertificateLine):
     """A certificate whose notAfter fell in the week; `still_served` when the target served it at the end."""
 
     still_served: bool
 
 
-class TargetChange(ReportModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetChange:
     """A target that left or joined the estate, with its last (left) or first (joined) evaluation."""
 
     target: str
@@ -83,7 +91,8 @@ class TargetChange(ReportModel):
     fingerprint: str | None = None
 
 
-class AlarmChange(ReportModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmChange:
     """One alarm transition of the week; `hours_to_resolve` on a resolve whose raise is known."""
 
     alarm_id: str
@@ -106,21 +115,24 @@ class AlarmActivity(ReportModel):
     changes: list[AlarmChange]
 
 
-class WindowEntering(ReportModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindowEntering:
     """Certificates whose days left drop to `days` during the week after the report's."""
 
     days: int
     certificates: list[CertificateLine]
 
 
-class DayCount(ReportModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DayCount:
     """Targets per level on one UTC day."""
 
     day: date
     by_level: dict[str, int]
 
 
-class WeekCount(ReportModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WeekCount:
     """Certificates expiring in the week starting `week_start`."""
 
     week_start: date

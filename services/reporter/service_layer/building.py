@@ -1,0 +1,109 @@
+"""Building a report of one kind and period from the history, rendered in the formats asked for.
+
+The daily status report reads the latest evaluation of every target and the alarm history; the weekly and
+monthly reports read slim facts (`HistoryStore.estate` and friends), so they stay small at 100,000 targets.
+Rendering (templates, charts, PDF layout) is CPU work of a second or more on a large estate, so it runs in a
+worker thread while the event loop keeps serving. The caller (the publisher, `certmon report`) decides where
+the objects go and announces them.
+"""
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from services.reporter.domain.compliance import build_compliance_report, compliance_summary
+from services.reporter.domain.facts import ESTATE_WINDOW
+from services.reporter.domain.report import build_status_report
+from services.reporter.domain.trends import build_weekly_report
+from services.reporter.ports import AnyReport, HistoryStore, ReportRendering
+from shared.config import CertmonConfig
+from shared.config.reports import ReportFormat
+
+CONTENT_TYPES: dict[ReportFormat, str] = {
+    "html": "text/html; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "pdf": "application/pdf",
+}
+
+
+class UnknownFormat(ValueError):
+    """A format other than html, csv, json and pdf was asked for."""
+
+
+@dataclass(frozen=True)
+class ReportObject:
+    """One rendered object of a report: its name (`weekly.html`), its bytes and their content type."""
+
+    name: str
+    data: bytes
+    content_type: str
+
+
+class ReportBuilder:
+    """Builds the daily, weekly and monthly reports from the history and renders them."""
+
+    def __init__(self, history: HistoryStore, renderer: ReportRendering, config: CertmonConfig) -> None:
+        self._history, self._renderer, self._config = history, renderer, config
+
+    async def build(
+        self,
+        kind: Literal["daily", "weekly", "monthly"],
+        start: datetime,
+        end: datetime,
+        *,
+        now: datetime,
+        formats: Sequence[str],
+    ) -> list[ReportObject]:
+        """The report of `kind` over `[start, end)` as of `now`, one object per format, in the order asked.
+
+        Raises UnknownFormat before reading anything if a format is not one of html, csv, json and pdf.
+        """
+        wanted = [_format(name) for name in formats]
+        report = await self._report(kind, start, end, now)
+        return await asyncio.to_thread(self._render, report, kind, wanted)
+
+    async def _report(
+        self, kind: Literal["daily", "weekly", "monthly"], start: datetime, end: datetime, now: datetime
+    ) -> AnyReport:
+        if kind == "weekly":
+            return build_weekly_report(
+                await self._history.estate(start, since=start - ESTATE_WINDOW),
+                await self._history.estate(end, since=end - ESTATE_WINDOW),
+                await self._history.first_seen(start, end),
+                await self._history.alarm_steps(start, end),
+                await self._history.daily_levels(start, end),
+                start=start,
+                end=end,
+                now=now,
+            )
+        if kind == "monthly":
+            policy = self._config.reports.compliance
+            # The previous month's estate is summed up before this month's is read: one estate in memory at a time.
+            previous = compliance_summary(
+                await self._history.estate(start, since=start - ESTATE_WINDOW), policy, as_of=start
+            )
+            return build_compliance_report(
+                await self._history.estate(end, since=end - ESTATE_WINDOW),
+                policy=policy,
+                previous=previous if previous.checked else None,
+                start=start,
+                end=end,
+                now=now,
+            )
+        alarms = [event for _, event in await self._history.alarm_events()]
+        return build_status_report(await self._history.latest(), alarms, now=now, period=(start, end))
+
+    def _render(self, report: AnyReport, kind: str, formats: Sequence[ReportFormat]) -> list[ReportObject]:
+        return [
+            ReportObject(f"{kind}.{fmt}", self._renderer.render(report, fmt), CONTENT_TYPES[fmt]) for fmt in formats
+        ]
+
+
+def _format(name: str) -> ReportFormat:
+    for known in CONTENT_TYPES:
+        if name == known:
+            return known
+    raise UnknownFormat(f"no report format {name!r}: give html, csv, json or pdf")
