@@ -84,6 +84,42 @@ def _stop_embedded_postgres(server: Any) -> None:
         server.cleanup()
 
 
+_NO_DATABASE = "CERTMON_DATABASE_URL must be set to run a single service"
+
+
+@contextlib.asynccontextmanager
+async def database(
+    settings: Settings, *, allow_embedded: bool = True, give_up: asyncio.Event | None = None
+) -> AsyncIterator[tuple[asyncpg.Pool, bool]]:
+    """A pool on `CERTMON_DATABASE_URL`, else (with `allow_embedded`) on the embedded PostgreSQL in
+    `CERTMON_DATA_DIR`, for the life of the block; yields the pool and whether the database is the embedded one.
+
+    The embedded server is shared by the processes that use the same data directory (a `certmon report` beside
+    a running `certmon run`) and stops when the last of them leaves. `give_up` as for `infrastructure`.
+    """
+    server: Any = None
+    if settings.database_url is not None:
+        dsn = settings.database_url.get_secret_value()
+    elif allow_embedded:
+        log.info("embedded_postgres_starting", data_dir=str(settings.data_dir))
+        try:
+            server = await asyncio.to_thread(_start_embedded_postgres, settings.data_dir)
+        except Exception as exc:  # pgserver raises bare exceptions of several kinds on a failed initdb/start
+            raise RuntimeConfigError(f"embedded PostgreSQL could not start in {settings.data_dir}: {exc}") from exc
+        dsn = server.get_uri()
+    else:
+        raise RuntimeConfigError(_NO_DATABASE)
+    try:
+        pool = await _connect("database", lambda: create_pool(dsn), give_up)
+        try:
+            yield pool, server is not None
+        finally:
+            await pool.close()
+    finally:
+        if server is not None:
+            await asyncio.to_thread(_stop_embedded_postgres, server)
+
+
 @contextlib.asynccontextmanager
 async def infrastructure(
     settings: Settings,
@@ -97,37 +133,26 @@ async def infrastructure(
     With `give_up`, a broker or database that does not answer is waited for, with backoff and a log line per
     attempt, until it does or `give_up` is set (then StartAborted); without it, the first failure is final.
     """
-    server: Any = None
-    dsn: str | None = None
-    if needs_database and settings.database_url is not None:
-        dsn = settings.database_url.get_secret_value()
-    elif needs_database and allow_embedded:
-        log.info("embedded_postgres_starting", data_dir=str(settings.data_dir))
-        try:
-            server = await asyncio.to_thread(_start_embedded_postgres, settings.data_dir)
-        except Exception as exc:  # pgserver raises bare exceptions of several kinds on a failed initdb/start
-            raise RuntimeConfigError(f"embedded PostgreSQL could not start in {settings.data_dir}: {exc}") from exc
-        dsn = server.get_uri()
-    elif needs_database:
-        raise RuntimeConfigError("CERTMON_DATABASE_URL must be set to run a single service")
-    if settings.amqp_url is not None:
-        bus: Bus = AmqpBus(settings.amqp_url.get_secret_value(), delivery_limit=settings.delivery_limit)
-    elif allow_embedded:
-        bus = InMemoryBus(delivery_limit=settings.delivery_limit)
-    else:
+    if needs_database and settings.database_url is None and not allow_embedded:
+        raise RuntimeConfigError(_NO_DATABASE)
+    if settings.amqp_url is None and not allow_embedded:
         raise RuntimeConfigError("CERTMON_AMQP_URL must be set to run a single service")
-    pool: asyncpg.Pool | None = None
-    try:
-        if dsn is not None:
-            pool = await _connect("database", lambda: create_pool(dsn), give_up)
-        await _connect("broker", bus.start, give_up)
-        log.info("infrastructure_connected", broker=type(bus).__name__, database=pool is not None)
-        yield Infrastructure(
-            bus=bus, pool=pool, embedded_bus=settings.amqp_url is None, embedded_database=server is not None
-        )
-    finally:
-        await bus.close()
-        if pool is not None:
-            await pool.close()
-        if server is not None:
-            await asyncio.to_thread(_stop_embedded_postgres, server)
+    async with contextlib.AsyncExitStack() as stack:
+        pool: asyncpg.Pool | None = None
+        embedded_database = False
+        if needs_database:
+            pool, embedded_database = await stack.enter_async_context(
+                database(settings, allow_embedded=allow_embedded, give_up=give_up)
+            )
+        if settings.amqp_url is not None:
+            bus: Bus = AmqpBus(settings.amqp_url.get_secret_value(), delivery_limit=settings.delivery_limit)
+        else:
+            bus = InMemoryBus(delivery_limit=settings.delivery_limit)
+        try:
+            await _connect("broker", bus.start, give_up)
+            log.info("infrastructure_connected", broker=type(bus).__name__, database=pool is not None)
+            yield Infrastructure(
+                bus=bus, pool=pool, embedded_bus=settings.amqp_url is None, embedded_database=embedded_database
+            )
+        finally:
+            await bus.close()
