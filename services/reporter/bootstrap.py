@@ -1,5 +1,6 @@
 """Wiring of the reporter: history, bucket, renderer, handlers, outbox relay, schedule, acknowledger, HTTP server."""
 
+from collections.abc import Callable
 from datetime import datetime
 
 import asyncpg
@@ -12,16 +13,19 @@ from services.reporter.adapters.history import SCHEMA, History
 from services.reporter.adapters.http import create_app
 from services.reporter.adapters.rendering import ReportRenderer
 from services.reporter.adapters.sessions import SessionSigner
+from services.reporter.domain.catalog import ReportKind, daily_hour, report_spec, scheduled_reports
+from services.reporter.domain.periods import Period
 from services.reporter.handlers import ReporterHandlers, subscriptions
-from services.reporter.ports import Bucket
+from services.reporter.ports import Bucket, HistoryStore
 from services.reporter.service_layer.acknowledging import Acknowledger
-from services.reporter.service_layer.publishing import ReportPublisher
-from services.reporter.service_layer.scheduling import DailyReportScheduler
+from services.reporter.service_layer.building import ReportBuilder
+from services.reporter.service_layer.custom_reports import CustomReportBuilder
+from services.reporter.service_layer.publishing import DEFAULT_RETRY, Publication, ReportPublisher, UploadRetry
+from services.reporter.service_layer.scheduling import ReportScheduler
 from shared.action_links import ActionLinkSigner, link_secret_key
 from shared.broker import Bus
 from shared.clock import Clock, utc_now
-from shared.config import CertmonConfig
-from shared.events import ReportPublished
+from shared.config import CertmonConfig, TargetTags
 from shared.health import database_probe, readiness
 from shared.http_server import HttpServer
 from shared.outbox import OutboxRelay
@@ -41,13 +45,14 @@ class ReporterService:
         bus: Bus,
         history: History,
         publisher: ReportPublisher,
+        config: CertmonConfig,
         relay: OutboxRelay,
-        scheduler: DailyReportScheduler | None,
+        scheduler: ReportScheduler | None,
         app: FastAPI,
         http: HttpServer | None,
         api_open: bool,
     ) -> None:
-        self._bus, self.history, self._publisher, self._relay = bus, history, publisher, relay
+        self._bus, self.history, self._publisher, self._config, self._relay = bus, history, publisher, config, relay
         self._scheduler, self.app, self._http, self._api_open = scheduler, app, http, api_open
 
     @property
@@ -58,7 +63,7 @@ class ReporterService:
         return self._http.port
 
     async def start(self) -> None:
-        """Migrate, bind the HTTP server, subscribe, start the outbox relay and the daily schedule.
+        """Migrate, bind the HTTP server, subscribe, start the outbox relay and the report schedules.
 
         If a step fails, what already started is stopped again before the error propagates.
         """
@@ -90,9 +95,13 @@ class ReporterService:
             await self._scheduler.stop()
         await self._relay.stop()
 
-    async def publish_daily(self, now: datetime) -> ReportPublished:
-        """Publish the daily report of `now`'s UTC day (once per day, whoever calls) and announce it."""
-        return await self._publisher.publish_daily(now)
+    async def publish(
+        self, kind: ReportKind, period: Period, *, now: datetime, name: str | None = None, rebuild: bool = False
+    ) -> Publication:
+        """Publish the report of `kind` (the custom report `name`) over `period`, built at `now`: once per period,
+        whoever calls, announced once (`rebuild` writes a published one again, without announcing it)."""
+        spec = report_spec(self._config.reports, kind, name)
+        return await self._publisher.publish(spec, period, now=now, rebuild=rebuild)
 
 
 def bootstrap(
@@ -116,13 +125,18 @@ def bootstrap(
     renderer = ReportRenderer()
     key = link_secret_key(settings)
     relay = OutboxRelay(pool, SCHEMA, bus)
-    publisher = ReportPublisher(history, bucket or bucket_from_settings(settings), renderer, announced=relay.kick)
+    bucket = bucket or bucket_from_settings(settings)
+    publisher = build_publisher(config, history, bucket, renderer=renderer, announced=relay.kick)
+    scheduled = scheduled_reports(
+        config.reports,
+        daily_hour_utc=daily_hour(
+            config.reports,
+            setting=settings.daily_report_hour_utc,
+            setting_given="daily_report_hour_utc" in settings.model_fields_set,
+        ),
+    )
     scheduler = (
-        None  # reports on demand only (an external cron calls publish_daily, or the API later)
-        if settings.daily_report_hour_utc is None
-        else DailyReportScheduler(
-            publisher, clock=clock, hour_utc=settings.daily_report_hour_utc, tick_seconds=report_tick_seconds
-        )
+        ReportScheduler(publisher, scheduled, clock=clock, tick_seconds=report_tick_seconds) if scheduled else None
     )
     app = create_app(
         history,
@@ -133,15 +147,46 @@ def bootstrap(
         clock=clock,
         readiness=lambda: readiness(bus, database_probe(pool)),
         sessions=SessionSigner(key),
+        bucket=bucket,
     )
     http = HttpServer(app, settings.http_host, settings.http_port) if serve_http else None
     return ReporterService(
         bus=bus,
         history=history,
         publisher=publisher,
+        config=config,
         relay=relay,
         scheduler=scheduler,
         app=app,
         http=http,
         api_open=ApiTokens(settings).open,
     )
+
+
+def build_publisher(
+    config: CertmonConfig,
+    history: HistoryStore,
+    bucket: Bucket,
+    *,
+    renderer: ReportRenderer,
+    announced: Callable[[], None] = lambda: None,
+    retry: UploadRetry = DEFAULT_RETRY,
+) -> ReportPublisher:
+    """The report publisher on `history` and `bucket`: the built-in kinds' builder and the custom reports' (with
+    the tags `config` gives targets); `announced` is called after an announcement is enqueued."""
+    return ReportPublisher(
+        history,
+        bucket,
+        ReportBuilder(history, renderer, config),
+        CustomReportBuilder(history, renderer, TargetTags.of(config)),
+        announced=announced,
+        retry=retry,
+    )
+
+
+async def report_publisher(settings: Settings, config: CertmonConfig, pool: asyncpg.Pool) -> ReportPublisher:
+    """The publisher `certmon report` uses: on the reporter's history in `pool` (migrated first), writing to the
+    bucket `settings` names. Its announcements wait in the outbox for the running reporter's relay to send."""
+    history = History(pool)
+    await history.migrate()
+    return build_publisher(config, history, bucket_from_settings(settings), renderer=ReportRenderer())

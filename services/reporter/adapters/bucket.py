@@ -38,6 +38,14 @@ def _checked_key(key: str) -> str:
     return key
 
 
+def _readable_key(key: str) -> str:
+    """`key` if it can name an object; a key that cannot (empty, absolute, climbing out) finds none."""
+    try:
+        return _checked_key(key)
+    except BucketError as exc:
+        raise ObjectNotFound(str(exc)) from exc
+
+
 class LocalFolderBucket:
     """Reports as files under a folder; each write is atomic (a temporary file renamed into place)."""
 
@@ -67,7 +75,7 @@ class LocalFolderBucket:
 
     async def get(self, key: str) -> bytes:
         """The file's bytes; `ObjectNotFound` if there is no such file inside the folder."""
-        path = self._root / _checked_key(key)
+        path = self._root / _readable_key(key)
         try:
             return await asyncio.to_thread(_read_inside, self._root, path)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
@@ -148,11 +156,11 @@ class S3Bucket:
 
     async def get(self, key: str) -> bytes:
         """GET the object `key` (prefix included); `ObjectNotFound` if it is missing or outside the prefix."""
-        if self._prefix and not _checked_key(key).startswith(f"{self._prefix}/"):
+        if self._prefix and not _readable_key(key).startswith(f"{self._prefix}/"):
             raise ObjectNotFound(f"{key!r} is not under s3://{self._bucket}/{self._prefix}")
         try:
             async with self._session.create_client("s3", endpoint_url=self._endpoint_url, config=_S3_CONFIG) as s3:
-                response = await s3.get_object(Bucket=self._bucket, Key=_checked_key(key))
+                response = await s3.get_object(Bucket=self._bucket, Key=_readable_key(key))
                 async with response["Body"] as body:
                     data: bytes = await body.read()
         except ClientError as exc:

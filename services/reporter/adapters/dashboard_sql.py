@@ -168,16 +168,24 @@ def _target_row(r: asyncpg.Record) -> TargetRow:
     return TargetRow(*r.values())
 
 
-async def certificate_rows(
-    pool: asyncpg.Pool, where: CertificateFilter, *, sort: CertificateSort, after: RowKey | None, limit: int
-) -> list[TargetRow]:
-    """A page of target rows: see `HistoryStore.certificate_rows`."""
+def certificate_rows_query(
+    where: CertificateFilter, *, sort: CertificateSort, after: RowKey | None, limit: int
+) -> tuple[str, list[Any]]:
+    """The statement and parameters of a page of target rows (the benchmarks and plan tests EXPLAIN it)."""
     p = Params()
     conditions = certificate_conditions(where, p)
     if after is not None:
         conditions.append(_after(sort, after, p))
     sql = f"SELECT {_ROW} FROM {_S}.latest l {where_clause(conditions)} ORDER BY {_ORDER[sort]} LIMIT {p(limit)}"
-    return [_target_row(r) for r in await pool.fetch(sql, *p.values)]
+    return sql, p.values
+
+
+async def certificate_rows(
+    pool: asyncpg.Pool, where: CertificateFilter, *, sort: CertificateSort, after: RowKey | None, limit: int
+) -> list[TargetRow]:
+    """A page of target rows: see `HistoryStore.certificate_rows`."""
+    sql, values = certificate_rows_query(where, sort=sort, after=after, limit=limit)
+    return [_target_row(r) for r in await pool.fetch(sql, *values)]
 
 
 async def count_certificates(pool: asyncpg.Pool, where: CertificateFilter) -> int:
@@ -291,19 +299,27 @@ _ALARM_ORDER = {
 }
 
 
-async def alarm_rows(
-    pool: asyncpg.Pool, where: AlarmFilter, *, order: AlarmOrder, after: AlarmKey | None, limit: int
-) -> list[AlarmRow]:
-    """See `HistoryStore.alarm_rows`."""
+def alarm_rows_query(
+    where: AlarmFilter, *, order: AlarmOrder, after: AlarmKey | None, limit: int
+) -> tuple[str, list[Any]]:
+    """The statement and parameters of a page of alarm rows (the plan tests EXPLAIN it)."""
     p = Params()
     conditions = alarm_conditions(where, p)
     if after is not None:
         conditions.append(_alarm_after(order, after, p))
-    sql = (
-        f"SELECT {_ALARM} FROM {_S}.alarms a {where_clause(conditions)} ORDER BY {_ALARM_ORDER[order]} LIMIT {p(limit)}"
+    order_by = _ALARM_ORDER[order]
+    return (
+        f"SELECT {_ALARM} FROM {_S}.alarms a {where_clause(conditions)} ORDER BY {order_by} LIMIT {p(limit)}",
+        p.values,
     )
-    rows = await pool.fetch(sql, *p.values)
-    return [_alarm_row(r) for r in rows]
+
+
+async def alarm_rows(
+    pool: asyncpg.Pool, where: AlarmFilter, *, order: AlarmOrder, after: AlarmKey | None, limit: int
+) -> list[AlarmRow]:
+    """See `HistoryStore.alarm_rows`."""
+    sql, values = alarm_rows_query(where, order=order, after=after, limit=limit)
+    return [_alarm_row(r) for r in await pool.fetch(sql, *values)]
 
 
 def _alarm_row(r: asyncpg.Record) -> AlarmRow:

@@ -13,8 +13,10 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 
 from services.reporter.adapters.auth import ApiTokens
+from services.reporter.adapters.bucket import bucket_from_settings
+from services.reporter.adapters.dashboard_pages import dashboard_routes
 from services.reporter.adapters.metrics import EstateMetrics
-from services.reporter.adapters.pages import ack_link_routes, dashboard_routes
+from services.reporter.adapters.pages import ack_link_routes
 from services.reporter.adapters.rendering import ReportRenderer
 from services.reporter.adapters.sessions import SessionSigner
 from services.reporter.adapters.signin import add_sign_in
@@ -28,7 +30,7 @@ from services.reporter.domain.views import (
     ReportList,
     alarm_views,
 )
-from services.reporter.ports import CertificateFilter, HistoryStore
+from services.reporter.ports import Bucket, CertificateFilter, HistoryStore
 from services.reporter.service_layer.acknowledging import Acknowledger
 from services.reporter.service_layer.queries import certificate_detail, load_alarm
 from shared.action_links import ActionLinkSigner
@@ -50,12 +52,14 @@ def create_app(
     clock: Clock = utc_now,
     readiness: Callable[[], Awaitable[Readiness]] | None = None,
     sessions: SessionSigner | None = None,
+    bucket: Bucket | None = None,
 ) -> FastAPI:
     """The FastAPI application over `history`, with its own estate metrics registry.
 
     `links` verifies acknowledge tokens; `acknowledger` sends acknowledge requests (by default one that waits on
     `history` and kicks no relay); `readiness` is the process's probe (by default the database only); `sessions`
-    signs the dashboard's session cookies (by default with a key of this process only).
+    signs the dashboard's session cookies (by default with a key of this process only); `bucket` is where the
+    reports page reads report objects (by default the one `settings.reports_url` names).
     """
     renderer = renderer or ReportRenderer()
     acknowledger = acknowledger or Acknowledger(history, clock=clock)
@@ -141,7 +145,16 @@ def create_app(
     app.include_router(api)
     app.include_router(api_write)
     add_sign_in(app, tokens, renderer, public_url=settings.public_url, clock=clock)
-    pages = [Depends(tokens.require("read", redirect=True))]
-    app.include_router(dashboard_routes(history, renderer, clock=clock, dependencies=pages))
+    app.include_router(
+        dashboard_routes(
+            history,
+            renderer,
+            bucket=bucket or bucket_from_settings(settings),
+            acknowledger=acknowledger,
+            clock=clock,
+            read=[Depends(tokens.require("read", redirect=True))],
+            write=[Depends(tokens.require("write"))],
+        )
+    )
     app.include_router(ack_link_routes(history, renderer, acknowledger=acknowledger, links=links, clock=clock))
     return app

@@ -1,33 +1,34 @@
-"""The reporter's HTML side: the dashboard, its certificate and alarm pages, and the acknowledge links.
+"""The reporter's HTML answers (`html_page`, under one Content-Security-Policy) and the acknowledge links.
 
-The dashboard and its pages need a read token, as the API does. `/ack/{token}` needs none: the signed token is
-the credential. Its GET only shows the alarm and a form, because mail scanners follow links; the form's POST
-acknowledges, as the recipient the link names.
+The dashboard's pages (`adapters.dashboard_pages`) need a sign-in, as the API does. `/ack/{token}` needs none:
+the signed token is the credential. Its GET only shows the alarm and a form, because mail scanners follow links;
+the form's POST acknowledges, as the recipient the link names.
 """
 
 from urllib.parse import parse_qs
 
 import structlog
 from fastapi import APIRouter, Request
-from fastapi.params import Depends
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
 from services.reporter.adapters.rendering import ReportRenderer
-from services.reporter.domain.report import build_status_report, normalize_fingerprint
 from services.reporter.domain.views import MAX_ACK_COMMENT, AckBody, AlarmView
 from services.reporter.ports import HistoryStore
 from services.reporter.service_layer.acknowledging import Acknowledger, standing
-from services.reporter.service_layer.queries import certificate_detail, load_alarm
+from services.reporter.service_layer.queries import load_alarm
 from shared.action_links import AckLink, ActionLinkSigner, InvalidLink
 from shared.clock import Clock
 
 log = structlog.get_logger(__name__)
 
-#: The pages are self-contained: nothing may load from anywhere, styles are inline, no script runs.
-DASHBOARD_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
-#: form-action does not fall back to default-src: the acknowledge form may post only back to the reporter.
-ACK_CSP = f"{DASHBOARD_CSP}; form-action 'self'"
+#: The pages are self-contained: nothing may load from anywhere, styles are inline, no script runs, and forms go
+#: only back to the reporter (form-action does not fall back to default-src).
+DASHBOARD_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+#: The acknowledge-link and sign-in pages answer under the same policy.
+ACK_CSP = DASHBOARD_CSP
 #: A comment of MAX_ACK_COMMENT characters, each up to 4 UTF-8 bytes percent-encoded, and room for the field name.
 MAX_FORM_BYTES = MAX_ACK_COMMENT * 12 + 64
 
@@ -35,39 +36,10 @@ _LINK_PROBLEM_STATUS = {"malformed": 400, "altered": 400, "expired": 410}
 _OUTCOME_STATUS = {"unknown": 404, "resolved": 409, "already": 200, "acknowledged": 200, "accepted": 202}
 
 
-def _page(html: str, status_code: int = 200, *, csp: str = DASHBOARD_CSP) -> HTMLResponse:
-    return HTMLResponse(html, status_code, headers={"Content-Security-Policy": csp, "Cache-Control": "no-store"})
-
-
-def dashboard_routes(
-    history: HistoryStore, renderer: ReportRenderer, *, clock: Clock, dependencies: list[Depends]
-) -> APIRouter:
-    """`/`, `/certificates/{fingerprint}` and `/alarms/{alarm_id}`, behind `dependencies` (the read token)."""
-    router = APIRouter(dependencies=dependencies, include_in_schema=False, default_response_class=HTMLResponse)
-
-    def not_found(what: str) -> HTMLResponse:
-        return _page(renderer.message_page("Not found", f"certmon knows no such {what}."), 404)
-
-    @router.get("/")
-    async def dashboard() -> HTMLResponse:
-        """The live dashboard: every certificate, most urgent first."""
-        report = build_status_report(await history.latest(), [e for _, e in await history.alarm_events()], now=clock())
-        return _page(renderer.dashboard(report))
-
-    @router.get("/certificates/{fingerprint}")
-    async def certificate(fingerprint: str) -> HTMLResponse:
-        """One certificate: names, validity, where it is served, latest findings, alarms."""
-        canonical = normalize_fingerprint(fingerprint)
-        detail = await certificate_detail(history, canonical) if canonical is not None else None
-        return not_found("certificate") if detail is None else _page(renderer.certificate_page(detail))
-
-    @router.get("/alarms/{alarm_id}")
-    async def alarm(alarm_id: str) -> HTMLResponse:
-        """One alarm: its facts and acknowledgement, history, notifications."""
-        view = await load_alarm(history, alarm_id)
-        return not_found("alarm") if view is None else _page(renderer.alarm_page(view))
-
-    return router
+def html_page(html: str, status_code: int = 200) -> HTMLResponse:
+    """An HTML answer under DASHBOARD_CSP, never cached (pages show live state and who may act)."""
+    headers = {"Content-Security-Policy": DASHBOARD_CSP, "Cache-Control": "no-store"}
+    return HTMLResponse(html, status_code, headers=headers)
 
 
 def ack_link_routes(
@@ -85,7 +57,7 @@ def ack_link_routes(
         status: str, status_code: int, alarm: AlarmView | None, *, recipient: str = "", problem: str = ""
     ) -> HTMLResponse:
         html = renderer.ack_page(status, alarm=alarm, recipient=recipient, problem=problem)
-        response = _page(html, status_code, csp=ACK_CSP)
+        response = html_page(html, status_code)
         # The token is a credential: no Referer may carry it to another site.
         response.headers["Referrer-Policy"] = "no-referrer"
         return response

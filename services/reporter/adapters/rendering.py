@@ -6,22 +6,29 @@ HTML comes from the Jinja2 templates in `services/reporter/adapters/templates/`,
 with autoescaping on: certificate subjects, findings and target names come from servers we do not trust.
 """
 
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 from pydantic_core import to_json
 
+from services.reporter.adapters.auth import Viewer
 from services.reporter.adapters.charts import Charts
 from services.reporter.adapters.csv_export import to_csv
+from services.reporter.adapters.page_params import MAX_TEXT, AlarmQuery, CertificateQuery, ListLinks
 from services.reporter.adapters.pdf import html_to_pdf
+from services.reporter.domain.certificate_view import describe_key
 from services.reporter.domain.compliance import ComplianceReport
-from services.reporter.domain.report import StatusReport, by_urgency
+from services.reporter.domain.report import GRADES, LEVELS
+from services.reporter.domain.timeline import Timeline
 from services.reporter.domain.trends import WeeklyReport, expirations_by_week
-from services.reporter.domain.views import MAX_ACK_COMMENT, AlarmView, CertificateDetail
+from services.reporter.domain.views import MAX_ACK_COMMENT, AlarmView
 from services.reporter.ports import AnyReport
+from services.reporter.service_layer.dashboard import AlarmHistory, CertificateList, CertificatePage, Overview
 from shared.config.reports import ReportFormat
+from shared.events import ReportPublished
 
 DASHBOARD_REFRESH_SECONDS = 60
 #: Rows a list shows in a report's HTML (and PDF); the CSV and JSON objects carry every row.
@@ -81,20 +88,79 @@ class ReportRenderer:
         page = self.to_html(report)
         return html_to_pdf(page) if fmt == "pdf" else page.encode()
 
-    def dashboard(self, report: StatusReport, *, refresh_seconds: int = DASHBOARD_REFRESH_SECONDS) -> str:
-        """The live dashboard page: every certificate, most urgent first, reloading itself."""
-        rows = sorted(report.certificates, key=by_urgency)
-        return self._env.get_template("dashboard.html.j2").render(
-            report=report, rows=rows, refresh_seconds=refresh_seconds
+    # The dashboard's pages. `viewer` is who is signed in (None: unknown): it decides whether forms that write show.
+
+    def overview(self, overview: Overview, *, now: datetime, viewer: Viewer | None) -> str:
+        """The live overview: counts per level and grade, the next expirations, open alarms; it reloads itself."""
+        return self._env.get_template("overview.html.j2").render(
+            overview=overview, now=now, viewer=viewer, refresh_seconds=DASHBOARD_REFRESH_SECONDS
         )
 
-    def certificate_page(self, detail: CertificateDetail) -> str:
-        """A certificate: its names and validity, where it is served, its latest findings, its alarms."""
-        return self._env.get_template("certificate.html.j2").render(detail=detail)
+    def certificate_list(
+        self,
+        listing: CertificateList,
+        links: ListLinks,
+        *,
+        query: CertificateQuery,
+        now: datetime,
+        viewer: Viewer | None,
+    ) -> str:
+        """The certificates list: the filter form, the count, a page of targets, links to sort and to page."""
+        return self._env.get_template("certificates.html.j2").render(
+            listing=listing,
+            query=query,
+            now=now,
+            viewer=viewer,
+            sorts=links.sorts,
+            first_url=links.first,
+            next_url=links.next,
+            levels=LEVELS,
+            grades=GRADES,
+            max_text=MAX_TEXT,
+        )
 
-    def alarm_page(self, alarm: AlarmView) -> str:
-        """An alarm: its facts and acknowledgement, reminders, every step of its history, its notifications."""
-        return self._env.get_template("alarm.html.j2").render(alarm=alarm)
+    def certificate_page(self, page: CertificatePage, *, now: datetime, viewer: Viewer | None) -> str:
+        """A certificate: facts, targets, owners, grade and caps, findings, chain, history, alarms, and the
+        acknowledge form of its open alarms for a viewer who may write."""
+        return self._env.get_template("certificate.html.j2").render(
+            page=page,
+            now=now,
+            viewer=viewer,
+            describe_key=describe_key,
+            sources=CHAIN_SOURCES,
+            comment_max=MAX_ACK_COMMENT,
+        )
+
+    def timeline(self, timeline: Timeline, *, viewer: Viewer | None) -> str:
+        """The expiration calendar and the month bars."""
+        return self._env.get_template("timeline.html.j2").render(
+            timeline=timeline, viewer=viewer, levels=LEVELS, one_day=timedelta(days=1)
+        )
+
+    def alarm_history(
+        self, history: AlarmHistory, links: ListLinks, *, query: AlarmQuery, viewer: Viewer | None
+    ) -> str:
+        """The alarm history: the filter form, the count, a page of alarms with their steps, links to page."""
+        return self._env.get_template("alarms.html.j2").render(
+            history=history,
+            query=query,
+            viewer=viewer,
+            first_url=links.first,
+            next_url=links.next,
+            levels=LEVELS,
+            max_text=MAX_TEXT,
+        )
+
+    def alarm_page(self, alarm: AlarmView, *, viewer: Viewer | None, ack: str = "") -> str:
+        """An alarm: its facts and acknowledgement, reminders, every step of its history, its notifications, its
+        acknowledgements; `ack` is what became of an acknowledgement just sent (an `AckStatus`, or "")."""
+        return self._env.get_template("alarm.html.j2").render(
+            alarm=alarm, viewer=viewer, ack=ack, comment_max=MAX_ACK_COMMENT
+        )
+
+    def reports_page(self, reports: list[ReportPublished], *, viewer: Viewer | None) -> str:
+        """The published reports, each format linked."""
+        return self._env.get_template("reports.html.j2").render(reports=reports, viewer=viewer)
 
     def ack_page(self, status: str, *, alarm: AlarmView | None, recipient: str = "", problem: str = "") -> str:
         """The page an acknowledge link answers with: the confirmation form (`status` "confirm") or an outcome
@@ -109,9 +175,24 @@ class ReportRenderer:
             next_path=next_path, session_hours=session_hours, problem=problem
         )
 
-    def message_page(self, title: str, message: str) -> str:
-        """A page that only says something went wrong (an unknown certificate or alarm)."""
-        return self._env.get_template("message.html.j2").render(title=title, message=message)
+    def message_page(
+        self, title: str, message: str, *, reasons: Sequence[str] = (), viewer: Viewer | None = None
+    ) -> str:
+        """A dashboard page that only says what went wrong: an unknown certificate or alarm, or a list asked for
+        with bad values (`reasons`, one per value)."""
+        return self._env.get_template("message.html.j2").render(
+            title=title, message=message, reasons=reasons, viewer=viewer, section=None
+        )
+
+
+#: How the certificate page names where a certificate of the verified chain came from.
+CHAIN_SOURCES = {
+    "presented": "sent by the server",
+    "cache": "known intermediate",
+    "aia": "fetched (AIA)",
+    "trust store": "trust store",
+    "unknown": "not recorded",
+}
 
 
 def _utc(moment: datetime) -> str:

@@ -62,6 +62,8 @@ class AlarmTransitionView(View):
     state: AlarmState
     cause: str | None = None
     at: datetime
+    #: Who acknowledged, when, how and why, on an `acknowledged` step: the interventions in the alarm's history.
+    acknowledgement: Acknowledgement | None = None
 
 
 class AlarmView(View):
@@ -171,6 +173,7 @@ def _alarm_view(history: list[tuple[str, AlarmEvent]], notifications: list[Notif
                 state=e.state,
                 cause=e.cause,
                 at=e.occurred_at,
+                acknowledgement=e.acknowledgement if e.transition == "acknowledged" else None,
             )
             for event_id, e in history
         ],

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.skipif(
 async def test_dashboard_renders_in_chromium(
     settings: Settings, bus: InMemoryBus, pg_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    """Chromium shows every certificate, the expired one first with its finding, and requests only our server."""
+    """Chromium lists every certificate, the expired one first, shows its finding on its page, and requests only
+    our server."""
     reporter = bootstrap(settings, CertmonConfig(), bus=bus, pool=pg_pool, clock=lambda: NOW)
     await reporter.start()
     try:
@@ -55,15 +56,18 @@ async def test_dashboard_renders_in_chromium(
                 errors: list[str] = []
                 page.on("request", lambda request: requested.append(request.url))
                 page.on("pageerror", lambda error: errors.append(str(error)))
-                await page.goto(base + "/", wait_until="networkidle")
-                rows = await page.locator("table").nth(1).locator("tbody tr").all_inner_texts()
+                await page.goto(base + "/certificates", wait_until="networkidle")
+                rows = await page.locator("table#certificates tbody tr").all_inner_texts()
                 await page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+                await page.locator("table#certificates a", has_text="old.example:443").click()
+                await page.wait_for_load_state("networkidle")
+                findings = await page.locator("section#findings").inner_text()
             finally:
                 await browser.close()
     finally:
         await reporter.stop()
     assert [row.split()[0] for row in rows] == ["old.example:443", "soon.example:443", "fine.example:443"]
-    assert "expiry.expired" in rows[0] and "CRITICAL" in rows[0].upper()
+    assert "CRITICAL" in rows[0].upper() and "expiry.expired" in findings
     assert "platform-team" in rows[2]
     assert all(url.startswith(base) for url in requested), requested
     assert errors == []

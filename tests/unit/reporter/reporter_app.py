@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from services.reporter.adapters.http import create_app
 from services.reporter.adapters.memory import InMemoryHistory
+from services.reporter.ports import Bucket
 from services.reporter.service_layer.acknowledging import Acknowledger
 from shared.action_links import AckLink, ActionLinkSigner
 from shared.events import Acknowledgement, AcknowledgementRequested
@@ -37,10 +38,15 @@ def settings(*, tokens: bool = True) -> Settings:
 
 
 @asynccontextmanager
-async def client_on(history: InMemoryHistory, *, tokens: bool = True) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client on the app over `history`, its clock stopped at NOW."""
+async def client_on(
+    history: InMemoryHistory, *, tokens: bool = True, bucket: Bucket | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client on the app over `history` (and `bucket`, if given, for report objects), its clock
+    stopped at NOW."""
     acknowledger = Acknowledger(history, clock=lambda: NOW, wait_seconds=WAIT_SECONDS, poll_seconds=0.01)
-    app = create_app(history, settings(tokens=tokens), links=LINKS, acknowledger=acknowledger, clock=lambda: NOW)
+    app = create_app(
+        history, settings(tokens=tokens), links=LINKS, acknowledger=acknowledger, clock=lambda: NOW, bucket=bucket
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://reporter", timeout=10) as client:
         yield client

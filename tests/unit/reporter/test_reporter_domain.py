@@ -8,7 +8,6 @@ from services.reporter.domain.report import (
     build_status_report,
     by_urgency,
     daily_period,
-    daily_report_due,
     normalize_fingerprint,
 )
 from shared.events import Acknowledgement, Finding, ObservationError
@@ -151,13 +150,10 @@ def test_fingerprints_accept_colons_and_either_case() -> None:
     assert normalize_fingerprint("zz" * 32) is None
 
 
-def test_daily_period_is_the_utc_day_and_due_from_the_configured_hour() -> None:
-    """The daily period is the UTC calendar day; the report is due from the configured hour until published."""
+def test_daily_period_is_the_utc_day() -> None:
+    """The daily period is the UTC calendar day (when it is due: tests/unit/reporter/test_reporter_periods.py)."""
     start, end = daily_period(datetime(2026, 11, 27, 23, 59, 59, tzinfo=UTC))
     assert (start, end) == (datetime(2026, 11, 27, tzinfo=UTC), datetime(2026, 11, 28, tzinfo=UTC))
-    assert not daily_report_due(datetime(2026, 11, 27, 5, 59, 59, tzinfo=UTC), hour_utc=6, published=False)
-    assert daily_report_due(datetime(2026, 11, 27, 6, 0, tzinfo=UTC), hour_utc=6, published=False)
-    assert not daily_report_due(datetime(2026, 11, 27, 6, 0, tzinfo=UTC), hour_utc=6, published=True)
 
 
 def test_json_round_trips_to_the_same_report() -> None:
@@ -175,13 +171,11 @@ def test_html_escapes_hostile_certificate_text() -> None:
         subject='CN=<script>alert("x")</script>',
         findings=[Finding(code="hostname.mismatch", severity="critical", message="<img src=x onerror=alert(1)>")],
     )
-    renderer = ReportRenderer()
-    report = build_status_report([hostile], [], now=NOW)
-    for html in (renderer.to_html(report), renderer.dashboard(report)):
-        assert "<script>alert" not in html
-        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
-        assert "<img src=x" not in html
-        assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    html = ReportRenderer().to_html(build_status_report([hostile], [], now=NOW))
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
 
 
 def test_html_is_self_contained() -> None:
@@ -192,12 +186,3 @@ def test_html_is_self_contained() -> None:
         assert external not in html
     assert "soon.example:443" in html
     assert "2026-11-27" in html
-
-
-def test_dashboard_lists_most_urgent_first_and_refreshes() -> None:
-    """The dashboard shows every target, the worst first, and reloads itself."""
-    html = ReportRenderer().dashboard(build_status_report(ESTATE, [], now=NOW), refresh_seconds=30)
-    assert '<meta http-equiv="refresh" content="30">' in html
-    positions = [html.index(f"{host}:443") for host in ("gone.example", "month.example", "ok.example")]
-    assert positions == sorted(positions)
-    assert "level-critical" in html
