@@ -11,6 +11,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from services.reporter.domain.periods import period_of
 from shared.config import parse_config
 from shared.settings import Settings
 from tests.support.pipeline import running_services
@@ -138,7 +139,9 @@ async def test_expiring_expired_and_self_signed_certificates_reach_their_owners(
             assert not any(healthy in str(r.message["Subject"]) for r in smtp.received)
 
             reporter = next(s for s in services if s.name == "reporter")
-            report = await reporter.publish_daily(dt.datetime.now(dt.UTC))  # type: ignore[attr-defined]
+            now = dt.datetime.now(dt.UTC)
+            publication = await reporter.publish("daily", period_of("daily", now), now=now)  # type: ignore[attr-defined]
+            report = publication.report
             keys = {
                 o["Key"]
                 for o in boto3.client("s3", endpoint_url=s3, region_name="us-east-1").list_objects_v2(
@@ -155,4 +158,4 @@ async def test_expiring_expired_and_self_signed_certificates_reach_their_owners(
             )
             for case in ("healthy", "expiring", "expired", "self-signed"):
                 assert f"127.0.0.1:{ports[case]}" in body, case
-            assert any(k.endswith("status.html") for k in report.keys)
+            assert any(k.endswith("daily.html") for k in report.keys)

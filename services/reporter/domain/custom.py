@@ -66,14 +66,17 @@ def custom_status_report(
     tags: Tags,
     now: datetime,
     period: Period,
+    name: str,
 ) -> StatusReport:
-    """The status report at `now` of the targets `report_filter` selects, with their alarms only."""
+    """The status report at `now` of the targets `report_filter` selects, with their alarms only, as the custom
+    report `name`."""
     chosen = select(evaluations, report_filter, tags=tags, now=now)
     targets = {e.target_key for e in chosen}
-    return build_status_report(
+    report = build_status_report(
         chosen,
         [a for a in alarm_events if a.key.target_key in targets],
         now=now,
         kind="custom",
         period=(period.start, period.end),
     )
+    return report.model_copy(update={"name": name})

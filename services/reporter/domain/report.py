@@ -98,6 +98,7 @@ class StatusReport(ReportModel):
     """The status of the whole estate at `generated_at` (the daily report, and what the dashboard shows)."""
 
     kind: Literal["daily", "weekly", "monthly", "custom"] = "daily"
+    name: str | None = None  # a custom report's name
     generated_at: datetime
     period_start: datetime
     period_end: datetime
@@ -121,11 +122,6 @@ def daily_period(now: datetime) -> tuple[datetime, datetime]:
     """The UTC calendar day that contains `now`, as [start, end)."""
     start = datetime.combine(now.astimezone(UTC).date(), time(0), tzinfo=UTC)
     return start, start + timedelta(days=1)
-
-
-def daily_report_due(now: datetime, *, hour_utc: int, published: bool) -> bool:
-    """Whether today's daily report should be published now: the hour has come and it is not yet out."""
-    return not published and now.astimezone(UTC).hour >= hour_utc
 
 
 def days_remaining(evaluation: Evaluation, now: datetime) -> float | None:

@@ -44,10 +44,15 @@ async def bus() -> AsyncIterator[InMemoryBus]:
         await bus.close()
 
 
+#: No report falls due by itself: the weekly and monthly schedules off (the daily one is at 23:00 in `settings`).
+UNSCHEDULED = CertmonConfig.model_validate({"reports": {"weekly": {"enabled": False}, "monthly": {"enabled": False}}})
+
+
 @pytest.fixture
 async def reporter(settings: Settings, bus: InMemoryBus, pg_pool: asyncpg.Pool) -> AsyncIterator[ReporterService]:
-    """A started reporter on the in-memory bus and a fresh database, its clock stopped at NOW, no HTTP server."""
-    service = bootstrap(settings, CertmonConfig(), bus=bus, pool=pg_pool, clock=lambda: NOW, serve_http=False)
+    """A started reporter on the in-memory bus and a fresh database, its clock stopped at NOW, no HTTP server, no
+    report published unless a test asks."""
+    service = bootstrap(settings, UNSCHEDULED, bus=bus, pool=pg_pool, clock=lambda: NOW, serve_http=False)
     await service.start()
     try:
         yield service

@@ -111,9 +111,15 @@ def test_the_custom_status_report_holds_the_selection_and_its_alarms_only() -> N
     ]
     period = parse_period(None, "2026-W47")
     report = custom_status_report(
-        items, alarms, ReportFilter(owner=["shop-team"]), tags=lambda key, server: (), now=NOW, period=period
+        items,
+        alarms,
+        ReportFilter(owner=["shop-team"]),
+        tags=lambda key, server: (),
+        now=NOW,
+        period=period,
+        name="shop",
     )
-    assert report.kind == "custom"
+    assert (report.kind, report.name) == ("custom", "shop")
     assert (report.period_start, report.period_end) == (period.start, period.end)
     assert [r.target for r in report.certificates] == ["a.example:443"]
     assert report.totals.targets == 1
@@ -129,6 +135,7 @@ def test_a_filter_selecting_nothing_gives_an_empty_report() -> None:
         tags=lambda key, server: (),
         now=NOW,
         period=parse_period(None, "2026-11-27"),
+        name="nobody",
     )
     assert report.certificates == []
     assert report.totals.targets == 0

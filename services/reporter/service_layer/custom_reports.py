@@ -1,0 +1,42 @@
+"""Building a custom report: the status report of the targets its filter selects, rendered in its formats the way
+the daily status report is (`ReportRendering.render`), in a worker thread like every report."""
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+
+from services.reporter.domain.custom import Tags, custom_status_report
+from services.reporter.domain.periods import Period
+from services.reporter.domain.report import StatusReport
+from services.reporter.ports import HistoryStore, ReportRendering
+from services.reporter.service_layer.building import CONTENT_TYPES, ReportObject
+from shared.config import CustomReport
+from shared.config.reports import ReportFormat
+
+
+class CustomReportBuilder:
+    """Reads the latest evaluations and the alarm history, selects with the report's filter, renders."""
+
+    def __init__(self, history: HistoryStore, renderer: ReportRendering, tags: Tags) -> None:
+        self._history, self._renderer, self._tags = history, renderer, tags
+
+    async def build(
+        self, custom: CustomReport, period: Period, *, now: datetime, formats: Sequence[ReportFormat]
+    ) -> list[ReportObject]:
+        """The objects of `custom` over `period`, built at `now`, one per format in the order given, each named
+        after the report (`shop-expiring.html`)."""
+        report = custom_status_report(
+            await self._history.latest(),
+            [event for _, event in await self._history.alarm_events()],
+            custom.filter,
+            tags=self._tags,
+            now=now,
+            period=period,
+            name=custom.name,
+        )
+        return await asyncio.to_thread(self._render, report, custom.name, formats)
+
+    def _render(self, report: StatusReport, name: str, formats: Sequence[ReportFormat]) -> list[ReportObject]:
+        return [
+            ReportObject(f"{name}.{fmt}", self._renderer.render(report, fmt), CONTENT_TYPES[fmt]) for fmt in formats
+        ]
