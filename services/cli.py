@@ -1,4 +1,4 @@
-"""The `certmon` command: `check`, `run`, `config validate`, and one command per service.
+"""The `certmon` command: `check`, `run`, `report`, `config validate`, and one command per service.
 
 Exit codes: `check` follows the Nagios plugin convention (0 ok, 1 warning, 2 critical, 3 unknown; bad
 arguments are unknown too). Other commands exit 0 on success, 1 when the configuration is refused or the
@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--demo", action="store_true", help="also serve local demo endpoints and watch them")
     run.add_argument("--exit-after", type=float, default=None, metavar="SECONDS", help="stop after this long")
 
+    _report_parser(sub.add_parser("report", help="build a report now from the history and write it to the bucket"))
+
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
     validate = config_sub.add_parser("validate", help="check a certmon.yaml and explain every error")
@@ -68,6 +70,27 @@ def _parser() -> argparse.ArgumentParser:
         one = sub.add_parser(name, help=f"run the {name} service alone (needs CERTMON_AMQP_URL and DATABASE_URL)")
         one.add_argument("--config", type=Path, help="certmon.yaml (default: $CERTMON_CONFIG)")
     return parser
+
+
+def _report_parser(report: argparse.ArgumentParser) -> None:
+    kinds = report.add_subparsers(dest="report_kind", required=True, parser_class=_Parser)
+    helps = {
+        "daily": "the daily status report (default: today's)",
+        "weekly": "the weekly trend report (default: last ISO week)",
+        "monthly": "the monthly compliance report (default: last month)",
+    }
+    parsers = [kinds.add_parser(kind, help=text) for kind, text in helps.items()]
+    custom = kinds.add_parser("custom", help="a custom report named in certmon.yaml, or the one the filter selects")
+    custom.add_argument("name", nargs="?", metavar="NAME", help="a report under reports.custom in certmon.yaml")
+    for name in ("owner", "server", "tag", "level", "grade", "issuer"):
+        custom.add_argument(f"--{name}", action="append", default=[], help=f"select by {name} (repeat for any of)")
+    custom.add_argument("--days-left-min", type=float, metavar="DAYS", help="at least this many days left")
+    custom.add_argument("--days-left-max", type=float, metavar="DAYS", help="at most this many days left")
+    for parser in [*parsers, custom]:
+        parser.add_argument("--period", metavar="YYYY-MM-DD|YYYY-Www|YYYY-MM", help="the day, ISO week or month")
+        parser.add_argument("--format", action="append", metavar="FORMAT", help="html, csv, json, pdf (repeatable)")
+        parser.add_argument("--config", type=Path, help="certmon.yaml (default: $CERTMON_CONFIG)")
+        parser.add_argument("--force", action="store_true", help="write a published period again (not re-announced)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,7 +135,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"certmon: settings refused: {name}: {error['msg']}", file=sys.stderr)
         return EXIT_UNKNOWN if args.command == "check" else 1
     # A one-shot check prints its verdict; progress logs would only clutter a monitoring plugin's output.
-    quiet = args.command in ("check", "config") and "log_level" not in settings.model_fields_set
+    quiet = args.command in ("check", "config", "report") and "log_level" not in settings.model_fields_set
     configure_logging("warning" if quiet else settings.log_level, settings.log_format)
     # `certmon check` runs in monitoring loops: each command's modules are imported only when it runs.
     if args.command == "check":
@@ -125,6 +148,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         _modules_loaded()
         return validate(args.file)
+    if args.command == "report":
+        from services.commands.report import report
+
+        _modules_loaded()
+        return asyncio.run(report(args, settings))
     from rich.console import Console
 
     from services.commands.run import run
