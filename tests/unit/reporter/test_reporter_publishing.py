@@ -19,7 +19,7 @@ from services.reporter.domain.report import StatusReport
 from services.reporter.ports import Bucket, BucketError
 from services.reporter.service_layer.publishing import ReportPublisher, UploadRetry
 from services.reporter.service_layer.scheduling import ReportScheduler
-from shared.config import CertmonConfig
+from shared.config import CertmonConfig, CustomReport, ReportFilter
 from shared.events import ReportPublished
 from shared.periodic import Backoff
 from tests.unit.reporter.reporter_buckets import FailingBucket
@@ -140,6 +140,14 @@ async def test_a_custom_report_renders_like_the_daily_one_in_every_format(publis
     assert pdf.startswith(b"%PDF-")
     assert b"soon.example:443" in csv and b"ok.example:443" not in csv
     assert "certmon custom report shop" in html.decode()
+
+
+async def test_a_custom_report_selecting_nothing_says_so(publishing: Publishing) -> None:
+    """A filter no target passes still gives a report, which says that nothing matches."""
+    nobody = CustomReport(name="nobody", filter=ReportFilter(owner=["nobody"]), formats=("html",))
+    published = (await publishing.publisher().publish(ReportSpec("custom", ("html",), nobody), TODAY, now=NOW)).report
+    html = (publishing.folder / published.keys[0]).read_text(encoding="utf-8")
+    assert "No target matches this report's filter." in html
 
 
 async def test_custom_reports_of_one_period_are_each_announced_once(publishing: Publishing) -> None:
