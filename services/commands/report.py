@@ -9,7 +9,7 @@ for the running reporter to send, like a scheduled one; a period published befor
 
 Exit codes: 0 when the report is written (or was published before); 1 when the arguments, the configuration or
 the infrastructure are refused: a bad period or filter value, an unknown report name, a period not over yet, no
-database, a bucket that keeps refusing the writes.
+database, a bucket that keeps refusing the writes, a PDF asked for on a host without pango.
 """
 
 import argparse
@@ -19,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from services.reporter.adapters.pdf import PdfUnavailable
 from services.reporter.bootstrap import report_publisher
 from services.reporter.domain.catalog import ReportSpec, UnknownReport, adhoc_spec, report_spec
 from services.reporter.domain.periods import Period, PeriodError, parse_period
@@ -60,7 +61,7 @@ async def report(args: argparse.Namespace, settings: Settings, *, clock: Clock =
     except RuntimeConfigError as exc:
         errors.print(f"[red]cannot reach the history:[/red] {escape(str(exc))}")
         return 1
-    except BucketError as exc:
+    except (BucketError, PdfUnavailable) as exc:
         errors.print(f"[red]not published:[/red] {escape(str(exc))}; nothing was recorded or announced")
         return 1
     show(Console(), spec, period, publication)
