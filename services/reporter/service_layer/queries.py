@@ -3,6 +3,9 @@
 from services.reporter.domain.views import AlarmView, CertificateDetail, alarm_views
 from services.reporter.ports import CertificateFilter, HistoryStore
 
+#: The most targets a certificate's detail lists as serving it (a wildcard certificate may be served by thousands).
+MAX_SERVED_AT = 10_000
+
 
 async def load_alarm(history: HistoryStore, alarm_id: str) -> AlarmView | None:
     """One alarm with its history and notifications, or None if the history has never seen it."""
@@ -19,18 +22,15 @@ async def certificate_detail(history: HistoryStore, fingerprint: str) -> Certifi
     evaluations = await history.evaluations_of(fingerprint)
     if not evaluations:
         return None
-    serving = await history.latest(CertificateFilter(q=fingerprint))
+    serving = await history.certificate_rows(
+        CertificateFilter(fingerprint=fingerprint), sort="target", limit=MAX_SERVED_AT
+    )
     events = await history.alarm_events(fingerprint=fingerprint)
     notifications = await history.notifications(sorted({e.alarm_id for _, e in events}))
     return CertificateDetail(
         fingerprint_sha256=fingerprint,
         certificate=evaluations[0].certificate,
-        # `q` also matches subjects and names; only targets serving this very certificate count.
-        served_at=[
-            e.target_key
-            for e in serving
-            if e.certificate is not None and e.certificate.fingerprint_sha256 == fingerprint
-        ],
+        served_at=[row.target_key for row in serving],
         evaluations=evaluations,
         alarms=alarm_views(events, notifications),
     )
