@@ -56,5 +56,11 @@ class Settings(BaseSettings):
     scan_concurrency: int = 64
     connect_timeout: float = 5.0
     handshake_timeout: float = 10.0
-    daily_report_hour_utc: int | None = Field(default=6, ge=0, le=23, description="None: no automatic daily report")
+    daily_report_hour_utc: int | None = Field(
+        default=6,
+        ge=0,
+        le=23,
+        description="the daily report's hour (UTC); set in the environment it overrides reports.daily.hour_utc of "
+        "certmon.yaml, which applies otherwise; None: no daily report",
+    )
     delivery_limit: int = 5
