@@ -199,7 +199,10 @@ async def measure(url: str, targets: int, requests: int) -> None:
     """Time each page `requests` times on the app over `url`; print one JSON line of results."""
     pool = await create_pool(url, max_size=10)
     app = create_app(
-        History(pool), Settings(api_tokens=[], api_write_tokens=[]), links=ActionLinkSigner(b"benchmark-link-key-0123"), clock=lambda: NOW
+        History(pool),
+        Settings(api_tokens=[], api_write_tokens=[]),
+        links=ActionLinkSigner(b"benchmark-link-key-0123"),
+        clock=lambda: NOW,
     )
     rng = random.Random(7)
     deep_cursor: dict[str, str] = {}
