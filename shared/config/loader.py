@@ -4,6 +4,7 @@ Errors: `ConfigError` carries a list of `ConfigProblem(path, message)`; nothing 
 for bad input.
 """
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,20 @@ from pydantic import ValidationError
 
 from shared.config.schema import CertmonConfig
 from shared.settings import Settings
+
+
+class _ConfigYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's booleans: only true and false. YAML 1.1 also reads on, off, yes and no
+    as booleans, which would turn `reminders: {info: off}` into false; boolean keys still take `yes` and `on`,
+    as strings that the schema reads as booleans."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_ConfigYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ConfigYamlLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 @dataclass(frozen=True)
@@ -132,7 +147,7 @@ def load_config(path: Path) -> CertmonConfig:
     except OSError as exc:
         raise ConfigError(str(path), [ConfigProblem("(file)", exc.strerror or str(exc))]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_ConfigYamlLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"

@@ -1,9 +1,11 @@
 """The `certmon.yaml` keys of issue 14: reminder cadences, SNMP v2c/v3 receivers, webhooks, delivery retries;
 each validated with its path, each resolved the way thresholds are."""
 
+from pathlib import Path
+
 import pytest
 
-from shared.config import CertificateFacts, ConfigError, parse_config, resolve_policy
+from shared.config import CertificateFacts, ConfigError, load_config, parse_config, resolve_policy
 from shared.events import Target
 from shared.template_checks import template_problems
 
@@ -39,6 +41,24 @@ def test_reminder_cadence_layers_like_thresholds_and_off_switches_a_level_off() 
     assert policy.reminders == {"critical": 5, "warning": None, "info": 604800}
     other = resolve_policy(config, Target(host="other.example.com", port=443), CertificateFacts())
     assert other.reminders == {"critical": 43200, "warning": None, "info": 2592000}
+
+
+def test_off_written_bare_in_yaml_is_the_word_off_not_false(tmp_path: Path) -> None:
+    """The README's `reminders: {info: off}` and `severities: {tls.no_tls13: off}` load as written (YAML 1.1 would
+    read a bare off as false), while boolean keys still take true, false, yes and on."""
+    path = tmp_path / "certmon.yaml"
+    path.write_text(
+        "defaults:\n"
+        "  reminders: {critical: 1d, warning: 7d, info: off}\n"
+        "  severities: {tls.no_tls13: off}\n"
+        "channels:\n"
+        "  email: {host: smtp.example.com, from: certmon@example.com, starttls: yes}\n"
+    )
+    config = load_config(path)
+    assert config.defaults.reminders.info == "off"
+    assert config.defaults.severities == {"tls.no_tls13": "off"}
+    assert config.channels.email is not None and config.channels.email.starttls is True
+    assert resolve_policy(config, TARGET, SHOP).reminder_seconds("info") is None
 
 
 def test_a_bad_cadence_is_reported_with_its_path() -> None:
