@@ -1,28 +1,12 @@
 """Signed acknowledge links: GET shows a confirmation form and changes nothing; POST acknowledges as the recipient."""
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
 import pytest
 
 from services.reporter.adapters.memory import InMemoryHistory
-from tests.unit.reporter.reporter_app import JANE, ack_token, answer_requests, client_on, requests, store_alarms
-
-
-@pytest.fixture
-async def history() -> InMemoryHistory:
-    """A history holding an open, an acknowledged and a resolved alarm."""
-    history = InMemoryHistory()
-    await store_alarms(history)
-    return history
-
-
-@pytest.fixture
-async def client(history: InMemoryHistory) -> AsyncIterator[httpx.AsyncClient]:
-    """A client with API tokens configured; the links must work without one."""
-    async with client_on(history) as client:
-        yield client
+from tests.unit.reporter.reporter_app import JANE, ack_token, answer_requests, requests
 
 
 def assert_guarded(response: httpx.Response) -> None:

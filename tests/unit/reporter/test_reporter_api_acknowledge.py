@@ -1,10 +1,8 @@
 """The API's token scopes, one alarm by id, and acknowledging through `POST /api/v1/alarms/{alarm_id}/ack`."""
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
-import pytest
 from structlog.testing import capture_logs
 
 from services.reporter.adapters.memory import InMemoryHistory
@@ -15,26 +13,10 @@ from tests.unit.reporter.reporter_app import (
     answer_requests,
     client_on,
     requests,
-    store_alarms,
 )
 from tests.unit.reporter.reporter_factories import NOW, alarm
 
 ACK = {"by": "sam@example.com", "comment": "on it"}
-
-
-@pytest.fixture
-async def history() -> InMemoryHistory:
-    """A history holding an open, an acknowledged and a resolved alarm."""
-    history = InMemoryHistory()
-    await store_alarms(history)
-    return history
-
-
-@pytest.fixture
-async def client(history: InMemoryHistory) -> AsyncIterator[httpx.AsyncClient]:
-    """A client on the app with one read and one write token configured."""
-    async with client_on(history) as client:
-        yield client
 
 
 async def test_reading_takes_a_read_or_a_write_token(client: httpx.AsyncClient) -> None:

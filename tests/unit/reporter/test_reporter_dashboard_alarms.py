@@ -2,7 +2,6 @@
 acknowledge form on an alarm's page."""
 
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -52,13 +51,6 @@ async def history() -> InMemoryHistory:
     )
     await history.record_notification("n1", failed, ok=False)
     return history
-
-
-@pytest.fixture
-async def client(history: InMemoryHistory) -> AsyncIterator[httpx.AsyncClient]:
-    """A client on `history` with a read and a write token configured."""
-    async with client_on(history) as client:
-        yield client
 
 
 def shown(page: str) -> list[str]:

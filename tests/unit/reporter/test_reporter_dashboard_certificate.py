@@ -2,7 +2,6 @@
 history, alarms with their notifications and acknowledgements, and the acknowledge form for those who may write."""
 
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -95,13 +94,6 @@ async def history() -> InMemoryHistory:
         "o3", alarm("old1", "resolved", "ok", NOW - timedelta(days=1), "shop.example", FINGERPRINT)
     )
     return history
-
-
-@pytest.fixture
-async def client(history: InMemoryHistory) -> AsyncIterator[httpx.AsyncClient]:
-    """A client on `history` with a read and a write token configured."""
-    async with client_on(history) as client:
-        yield client
 
 
 async def test_the_chain_is_shown_as_presented_and_as_verified(client: httpx.AsyncClient) -> None:
