@@ -5,7 +5,6 @@ import datetime as dt
 import json
 import os
 import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,31 +12,12 @@ import aio_pika
 import httpx
 import pytest
 
+from tests.support.cli import CERTMON
+from tests.support.cli import run_certmon as certmon
 from tests.support.pki import make_ca, make_leaf, write_chain
 from tests.support.tls_server import server_context, tls_server
 
-CERTMON = [sys.executable, "-m", "services.cli"]
 DAY = dt.timedelta(days=1)
-
-
-async def certmon(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, str, str]:
-    """Run the certmon command; returns (exit code, stdout, stderr)."""
-    process = await asyncio.create_subprocess_exec(
-        *CERTMON,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "CERTMON_LOG_LEVEL": "warning", **(env or {})},
-    )
-    try:
-        async with asyncio.timeout(timeout):
-            out, err = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 @pytest.fixture

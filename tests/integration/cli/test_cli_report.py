@@ -5,7 +5,6 @@ import asyncio
 import json
 import os
 import socket
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,11 +19,11 @@ from services.reporter.adapters.history import History
 from services.reporter.domain.periods import period_of, previous
 from shared.db import create_pool
 from shared.events import CertificateInfo, Evaluation, make_event
+from tests.support.cli import CERTMON, run_certmon
 from tests.support.pki import make_ca, make_leaf, write_chain
 from tests.support.tls_server import server_context, tls_server
 from tests.unit.reporter.reporter_factories import evaluation
 
-CERTMON = [sys.executable, "-m", "services.cli"]
 CONFIG = """
 owners: {shop-team: {}, web-team: {}}
 targets:
@@ -39,23 +38,7 @@ reports:
 
 async def certmon(*args: str, env: dict[str, str], timeout: float = 90) -> tuple[int, str, str]:
     """Run the certmon command with `env` over an environment free of CERTMON_ settings; (exit code, out, err)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
-    process = await asyncio.create_subprocess_exec(
-        *CERTMON,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**base, "CERTMON_LOG_LEVEL": "warning", **env},
-    )
-    try:
-        async with asyncio.timeout(timeout):
-            out, err = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_certmon(*args, env=env, timeout=timeout, inherit_settings=False)
 
 
 def fresh(host: str, *, days: float, **details: object) -> Evaluation:
