@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from services.evaluator.adapters.aia import AddressPolicy, AiaFetcher
+from services.evaluator.adapters.aia import AiaFetcher, aia_policy
 from services.evaluator.adapters.trust import TrustStoreError, load_trust_store
 from services.evaluator.domain import EvaluatorCaches, TrustStore
 from services.evaluator.handlers import ObservationHandler, subscriptions
@@ -55,7 +55,7 @@ def build_evaluator(
     of caches shared by every evaluation, and an intermediate finder fetching by AIA under the `scanning:` address
     policy. The evaluation handler and `certmon check` both evaluate through it. Raises TrustStoreError."""
     store = trust or load_trust_store([*config.trust.ca_files, *extra_ca_files], config.trust.replace_default)
-    fetcher = aia or AiaFetcher(policy=AddressPolicy.from_scanning(config.scanning))
+    fetcher = aia or AiaFetcher(policy=aia_policy(config.scanning))
     caches = EvaluatorCaches()
     return Evaluator(config, store, caches, IntermediateFinder(aia=fetcher, caches=caches))
 

@@ -16,62 +16,35 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from ipaddress import ip_address
 from urllib.parse import urljoin, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from services.evaluator.ports import AiaError
+from shared.address_policy import AddressPolicy, networks
 from shared.config.schema import Scanning
 
-IPNetwork = IPv4Network | IPv6Network
-IPAddress = IPv4Address | IPv6Address
-
-#: Never fetched from unless allowed: loopback, unspecified, link-local, multicast and cloud metadata addresses.
-DEFAULT_DENY: tuple[IPNetwork, ...] = tuple(
-    ip_network(cidr)
-    for cidr in (
-        "127.0.0.0/8",
-        "::1/128",
-        "0.0.0.0/8",
-        "::/128",
-        "169.254.0.0/16",
-        "fe80::/10",
-        "224.0.0.0/4",
-        "ff00::/8",
-        "100.100.100.200/32",
-        "fd00:ec2::254/128",
+#: AIA URLs come from the certificate a server presents, so whatever `scanning.deny` says they are never fetched
+#: from loopback, unspecified, link-local, multicast or cloud metadata addresses, unless `scanning.allow` says so.
+AIA_DENY = networks(
+    (
+        *("127.0.0.0/8", "::1/128", "0.0.0.0/8", "::/128", "169.254.0.0/16", "fe80::/10"),
+        *("224.0.0.0/4", "ff00::/8", "100.100.100.200/32", "fd00:ec2::254/128"),
     )
 )
 
+
+def aia_policy(scanning: Scanning | None = None) -> AddressPolicy:
+    """The address policy of AIA fetches: `scanning:`'s deny and allow lists (the defaults without one), plus
+    `AIA_DENY`."""
+    configured = AddressPolicy.from_scanning(scanning or Scanning())
+    return AddressPolicy(deny=AIA_DENY + configured.deny, allow=configured.allow)
+
+
 _REDIRECTS = {301, 302, 303, 307, 308}
 _CHUNK = 16 * 1024
-
-
-@dataclass(frozen=True)
-class AddressPolicy:
-    """Which resolved addresses may be fetched from: anything not denied, and anything allowed even if denied."""
-
-    deny: tuple[IPNetwork, ...] = DEFAULT_DENY
-    allow: tuple[IPNetwork, ...] = ()
-
-    @classmethod
-    def from_scanning(cls, scanning: Scanning) -> "AddressPolicy":
-        """The defaults plus the `scanning:` section's deny and allow lists of `certmon.yaml`."""
-        return cls(
-            deny=DEFAULT_DENY + tuple(ip_network(c, strict=False) for c in scanning.deny),
-            allow=tuple(ip_network(c, strict=False) for c in scanning.allow),
-        )
-
-    def permits(self, address: IPAddress) -> bool:
-        """Whether certmon may connect to `address` (an IPv4-mapped IPv6 address is judged as IPv4)."""
-        if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if any(address in net for net in self.allow if net.version == address.version):
-            return True
-        return not any(address in net for net in self.deny if net.version == address.version)
 
 
 class _PinnedHTTP(http.client.HTTPConnection):
@@ -146,7 +119,7 @@ class AiaFetcher:
         clock: Callable[[], float] = time.monotonic,
         resolver: Resolver = resolve,
     ) -> None:
-        self.policy = policy or AddressPolicy()
+        self.policy = policy or aia_policy()
         self.timeout, self.max_bytes, self.max_redirects = timeout, max_bytes, max_redirects
         self._ttl, self._failure_ttl, self._max_entries = ttl, failure_ttl, max_entries
         self._clock, self._resolve = clock, resolver

@@ -1,23 +1,23 @@
 """The AIA adapter against a real HTTP server on 127.0.0.1: fetched, bounded, policed and cached."""
 
 import time
-from ipaddress import ip_network
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
 from services.evaluator import evaluate_observation
-from services.evaluator.adapters.aia import AddressPolicy, AiaFetcher
+from services.evaluator.adapters.aia import AiaFetcher, aia_policy
 from services.evaluator.domain import TrustStore
 from services.evaluator.ports import AiaError
 from services.evaluator.service_layer.intermediate_finder import IntermediateFinder
 from shared.config import parse_config
+from shared.config.schema import Scanning
 from tests.integration.evaluator.aia.conftest import AiaServer
 from tests.support.pki import NOW, make_ca
 from tests.unit.evaluator.crafted_certificates import build_leaf
 from tests.unit.evaluator.evaluator_support import b64, observation
 
-LOCAL = AddressPolicy(allow=(ip_network("127.0.0.1/32"),))
+LOCAL = aia_policy(Scanning(allow=["127.0.0.1/32"]))
 
 
 def test_fetches_der_pem_and_pkcs7(aia_server: AiaServer) -> None:

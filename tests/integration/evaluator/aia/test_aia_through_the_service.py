@@ -2,15 +2,15 @@
 
 import base64
 import datetime as dt
-from ipaddress import ip_network
 from typing import Any
 
-from services.evaluator.adapters.aia import AddressPolicy, AiaFetcher
+from services.evaluator.adapters.aia import AiaFetcher, aia_policy
 from services.evaluator.bootstrap import bootstrap
 from services.evaluator.domain import TrustStore
 from services.evaluator.domain.parse import fingerprint_of
 from shared.broker import InMemoryBus
 from shared.config import parse_config
+from shared.config.schema import Scanning
 from shared.events import Evaluation, NegotiatedTls, Observation, Target, TlsFacts, make_event
 from shared.settings import Settings
 from tests.integration.evaluator.aia.conftest import AiaServer
@@ -62,7 +62,7 @@ async def test_missing_intermediate_is_fetched_by_aia_and_the_chain_is_incomplet
     url = aia_server.url("/depth-intermediate.der")
     aia_server.bodies["/depth-intermediate.der"] = intermediate.der
     leaf = build_leaf(intermediate, "aia.example", aia_url=url)
-    fetcher = AiaFetcher(policy=AddressPolicy(allow=(ip_network("127.0.0.1/32"),)), timeout=2)
+    fetcher = AiaFetcher(policy=aia_policy(Scanning(allow=["127.0.0.1/32"])), timeout=2)
     evaluation = await _evaluate_once({}, root, [leaf], "aia.example", aia=fetcher)
     assert evaluation.chain.trusted is True and evaluation.chain.complete is False
     assert evaluation.chain.verified_path == [fingerprint_of(c.der) for c in (leaf, intermediate, root)]
