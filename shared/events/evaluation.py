@@ -55,6 +55,10 @@ class PresentedCertificate(Frozen):
     subject: str
     issuer: str
     not_after: datetime
+    not_before: datetime | None = Field(default=None, description="null in evaluations older than the field")
+    serial: str | None = None
+    key: KeyInfo | None = None
+    signature_algorithm: str | None = None
 
 
 class ChainInfo(Frozen):

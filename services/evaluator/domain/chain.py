@@ -25,7 +25,8 @@ from services.evaluator.domain.codes import finding
 from services.evaluator.domain.completion import CandidateIntermediate, complete_path, completed_from
 from services.evaluator.domain.memo import Identity
 from services.evaluator.domain.parse import NameKey, ParsedCert, fingerprint_of, name_key
-from services.evaluator.domain.signature import link_verifies, unsupported_algorithm, weak_hash
+from services.evaluator.domain.keys import key_info
+from services.evaluator.domain.signature import algorithm_name, link_verifies, unsupported_algorithm, weak_hash
 from services.evaluator.domain.trust import TrustStore
 from services.evaluator.domain.verifier import MEMOISED_CHAIN_BYTES, verify_path
 from shared.events.evaluation import ChainInfo, CompletedFrom, Finding, PresentedCertificate
@@ -272,7 +273,14 @@ def _try_completion(
 
 def _presented(cert: ParsedCert) -> PresentedCertificate:
     return PresentedCertificate(
-        fingerprint_sha256=cert.fingerprint, subject=cert.subject, issuer=cert.issuer, not_after=cert.not_after
+        fingerprint_sha256=cert.fingerprint,
+        subject=cert.subject,
+        issuer=cert.issuer,
+        not_after=cert.not_after,
+        not_before=cert.not_before,
+        serial=cert.serial,
+        key=key_info(cert),
+        signature_algorithm=algorithm_name(cert.cert),
     )
 
 

@@ -1,9 +1,9 @@
 """What a certificate's page shows beyond its evaluation: its chain as presented and as verified, and who owns
 it by which rule (pure).
 
-The evaluation carries the whole leaf but only the subject, issuer and notAfter of the other certificates a server
-presented, and only the fingerprints of the verified path: the chain shows what is known of each and says where
-each certificate of the verified path came from.
+The evaluation carries every certificate the server presented (subject, issuer, validity, key and signature; only
+subject, issuer and notAfter in evaluations older than those fields) and the fingerprints of the verified path: the
+chain shows what is known of each and says where each certificate of the verified path came from.
 """
 
 from collections.abc import Sequence
@@ -22,7 +22,7 @@ Source = Literal["presented", "cache", "aia", "trust store", "unknown"]
 
 @dataclass(frozen=True, slots=True)
 class ChainLink:
-    """One certificate of a chain, with what the evaluation says of it; the leaf's key and signature too."""
+    """One certificate of a chain, with what the evaluation says of it."""
 
     fingerprint: str
     subject: str | None
@@ -74,10 +74,10 @@ def _link(
         fingerprint=fingerprint,
         subject=presented.subject if presented else None,
         issuer=presented.issuer if presented else None,
-        not_before=None,
+        not_before=presented.not_before if presented else None,
         not_after=presented.not_after if presented else None,
-        key=None,
-        signature_algorithm=None,
+        key=describe_key(presented.key) if presented and presented.key else None,
+        signature_algorithm=presented.signature_algorithm if presented else None,
         source=source,
         leaf=False,
     )

@@ -36,6 +36,12 @@ def test_healthy_chain_is_ok_trusted_complete_and_ordered(
         fingerprint_of(intermediate.der),
     ]
     assert not {c for c in codes(evaluation) if c.startswith("chain.")}
+    sent = chain.presented[1]
+    assert (sent.not_before, sent.serial) == (
+        intermediate.cert.not_valid_before_utc,
+        format(intermediate.cert.serial_number, "x"),
+    )
+    assert sent.key is not None and sent.key.type in {"RSA", "EC"} and sent.signature_algorithm
 
 
 def test_missing_intermediate_is_incomplete_not_untrusted_root(leaf: Issued, trust: TrustStore) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from services.reporter.adapters.memory import InMemoryHistory
 from services.reporter.adapters.sessions import SESSION_COOKIE
+from services.reporter.domain.certificate_view import chain_view
 from shared.events import (
     ChainInfo,
     Finding,
@@ -18,6 +19,7 @@ from shared.events import (
     SecurityCap,
     TargetRef,
 )
+from shared.events.evaluation import KeyInfo
 from tests.unit.reporter.html_tables import body_rows, text_of
 from tests.unit.reporter.reporter_app import JANE, READ, WRITE, WRITE_TOKEN, answer_requests, client_on, requests
 from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation
@@ -106,6 +108,32 @@ async def test_the_chain_is_shown_as_presented_and_as_verified(client: httpx.Asy
     verified = body_rows(page, "chain-verified")
     assert [row[7] for row in verified] == ["sent by the server", "fetched (AIA)", "trust store"]
     assert "complete, trusted, in order" in text_of(page, "chain")
+
+
+def test_each_presented_certificate_shows_its_validity_key_and_signature() -> None:
+    """An intermediate the server sent shows its own validity, key and signature; one recorded before those fields
+    existed shows what is known and nothing invented."""
+    sent = PresentedCertificate(
+        fingerprint_sha256=INTERMEDIATE,
+        subject="CN=Example Intermediate",
+        issuer="CN=Example Root",
+        not_before=NOW - timedelta(days=400),
+        not_after=NOW + timedelta(days=3000),
+        serial="1f",
+        key=KeyInfo(type="RSA", bits=4096),
+        signature_algorithm="sha384WithRSAEncryption",
+    )
+    old = PresentedCertificate(fingerprint_sha256="3c" * 32, subject="CN=Old", issuer="CN=Root", not_after=NOW)
+    view = chain_view(SHOP.model_copy(update={"chain": SHOP.chain.model_copy(update={"presented": [sent, old]})}))
+    middle, legacy = view.presented
+    assert (middle.not_before, middle.key, middle.signature_algorithm, middle.leaf) == (
+        NOW - timedelta(days=400),
+        "RSA 4096 bits",
+        "sha384WithRSAEncryption",
+        False,
+    )
+    assert (legacy.not_before, legacy.key, legacy.signature_algorithm) == (None, None, None)
+    assert view.verified[1].key == "RSA 4096 bits"
 
 
 async def test_findings_grade_caps_and_facts_are_shown_escaped(client: httpx.AsyncClient) -> None:
