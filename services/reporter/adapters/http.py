@@ -6,6 +6,7 @@ asked for without one sends the browser to `/login`. Health and metrics never as
 without secrets), and an acknowledge link is its own credential.
 """
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -138,7 +139,10 @@ def create_app(
         return ReportList(items=await history.reports())
 
     async def estate_metrics() -> bytes:
-        return metrics.exposition(await history.latest())
+        evaluations = await history.latest()
+        # A large estate takes seconds to render (docs/estate-metrics.md, "Cost"); in a worker thread the event loop
+        # keeps serving the API, the dashboard and the consumers meanwhile.
+        return await asyncio.to_thread(metrics.exposition, evaluations, now=clock())
 
     add_health_routes(app, readiness or (lambda: shared_readiness(None, history.ping)), extra_metrics=estate_metrics)
 

@@ -1,88 +1,67 @@
 """Estate metrics for Prometheus, recomputed from the latest evaluations on every scrape.
 
-Besides certmon's own families, `ssl_cert_not_after` carries ssl_exporter's name and labels so existing
-dashboards and alerts (`(ssl_cert_not_after - time()) / 86400`) work unchanged. Each app has its own registry.
+certmon's own families (`certmon_*`: alarm level, grade, days left per target and certificate) sit beside the
+families of ssl_exporter (`ssl_exporter_metrics`) and x509-certificate-exporter (`x509_exporter_metrics`) under
+their names and labels, so existing dashboards and alert rules work unchanged. docs/estate-metrics.md lists them.
 """
 
-import re
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
-
+from services.reporter.adapters.metric_labels import Names, certificates
+from services.reporter.adapters.metric_text import Family, escape
+from services.reporter.adapters.ssl_exporter_metrics import SslExporterFamilies
+from services.reporter.adapters.x509_exporter_metrics import X509ExporterFamilies
 from services.reporter.domain.report import LEVELS
 from shared.events import Evaluation
-
-#: SAN lists can be huge; the label keeps the first names only, to bound series size.
-MAX_DNSNAMES = 20
-_CN = re.compile(r"(?:^|,)\s*CN=((?:\\.|[^,\\])*)", re.IGNORECASE)
-_IP = re.compile(r"^[0-9.]+$|:")
-
-
-def common_name(distinguished_name: str) -> str:
-    """The CN of an RFC 4514 distinguished name, or "" when it has none."""
-    try:
-        name = x509.Name.from_rfc4514_string(distinguished_name)
-    except ValueError:
-        match = _CN.search(distinguished_name)
-        return match[1].replace("\\", "") if match else ""
-    values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(values[0].value) if values else ""
-
-
-def dnsnames_label(san: Sequence[str]) -> str:
-    """ssl_exporter's `dnsnames` label: `,a.example,b.example,` (DNS names only), or "" without any."""
-    names = [s.removeprefix("DNS:") for s in san if not _IP.search(s.removeprefix("DNS:"))][:MAX_DNSNAMES]
-    return f",{','.join(names)}," if names else ""
+from shared.events.evaluation import LEVEL_ORDER
 
 
 class EstateMetrics:
-    """The reporter's metric families in a registry of its own."""
+    """Renders the reporter's estate families; holds no state between scrapes."""
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self._by_level = Gauge(
-            "certmon_certificates",
-            "Targets by the alarm level of their latest evaluation.",
-            ["level"],
-            registry=self.registry,
-        )
-        self._not_after = Gauge(
+    def exposition(self, evaluations: Sequence[Evaluation], *, now: datetime) -> bytes:
+        """The text exposition of every family for `evaluations` (the latest per target) as of `now`."""
+        names = Names()
+        ssl = SslExporterFamilies(names)
+        x509 = X509ExporterFamilies(names, now)
+        by_level = Family("certmon_certificates", "Targets by the alarm level of their latest evaluation.")
+        not_after = Family(
             "certmon_cert_not_after_timestamp_seconds",
             "NotAfter of the leaf certificate each target serves, as a Unix timestamp.",
-            ["target", "subject_CN", "issuer_CN", "serial_number"],
-            registry=self.registry,
         )
-        self._ssl_not_after = Gauge(
-            "ssl_cert_not_after",
-            "NotAfter expressed as a Unix Epoch Time (ssl_exporter compatible).",
-            ["cn", "issuer_cn", "serial_no", "dnsnames"],
-            registry=self.registry,
+        days_left = Family(
+            "certmon_cert_days_remaining", "Days (fractional) until the leaf certificate each target serves expires."
         )
-
-    def exposition(self, evaluations: Sequence[Evaluation]) -> bytes:
-        """Set every family from `evaluations` (dropping series that went away) and render the text format."""
-        # No await happens between clearing and rendering, so concurrent scrapes never see half a refresh.
-        for gauge in (self._by_level, self._not_after, self._ssl_not_after):
-            gauge.clear()
-        levels: Counter[str] = Counter(e.alarm.level for e in evaluations)
-        for level in LEVELS:
-            self._by_level.labels(level=level).set(levels.get(level, 0))
+        alarm_level = Family(
+            "certmon_target_alarm_level",
+            "Alarm level of each target's latest evaluation: 0 ok, 1 info, 2 warning, 3 critical.",
+        )
+        grade = Family("certmon_target_grade_info", "Security grade of each target's latest evaluation (always 1).")
+        levels: Counter[str] = Counter()
         for evaluation in evaluations:
+            target = escape(evaluation.target_key)
+            levels[evaluation.alarm.level] += 1
+            alarm_level.add(f'target="{target}"', LEVEL_ORDER[evaluation.alarm.level])
+            if evaluation.security is not None:
+                grade.add(f'grade="{evaluation.security.grade}",target="{target}"', 1)
+            certs = certificates(evaluation)
+            ssl.add(evaluation, certs, target)
+            x509.add(evaluation, certs, target)
             cert = evaluation.certificate
             if cert is None:
                 continue
-            subject_cn, issuer_cn = common_name(cert.subject), common_name(cert.issuer)
-            not_after = cert.not_after.timestamp()
-            self._not_after.labels(
-                target=evaluation.target_key,
-                subject_CN=subject_cn,
-                issuer_CN=issuer_cn,
-                serial_number=cert.serial,
-            ).set(not_after)
-            self._ssl_not_after.labels(
-                cn=subject_cn, issuer_cn=issuer_cn, serial_no=cert.serial, dnsnames=dnsnames_label(cert.san)
-            ).set(not_after)
-        return generate_latest(self.registry)
+            fields = names.fields(cert.subject), names.fields(cert.issuer)
+            # serial_number stays in hex here, as this family always had it (the exporter families print decimal).
+            label_text = (
+                f'target="{target}",subject_CN="{escape(fields[0].get("CN", ""))}",'
+                f'issuer_CN="{escape(fields[1].get("CN", ""))}",serial_number="{escape(cert.serial)}"'
+            )
+            not_after.add(label_text, cert.not_after.timestamp())
+            if evaluation.expiry is not None:
+                days_left.add(label_text, evaluation.expiry.days_remaining)
+        for level in LEVELS:
+            by_level.add(f'level="{level}"', levels.get(level, 0))
+        families = [by_level, not_after, days_left, alarm_level, grade, *ssl.families(), *x509.families()]
+        return "".join(family.render() for family in families).encode()

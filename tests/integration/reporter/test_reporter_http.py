@@ -7,6 +7,7 @@ from datetime import timedelta
 import asyncpg
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
@@ -166,20 +167,31 @@ async def test_alarms_come_with_state_history_and_notifications(client: httpx.As
 
 
 async def test_metrics_expose_estate_gauges(client: httpx.AsyncClient) -> None:
-    """`/metrics` has certificates per level, certmon's notAfter gauge and ssl_exporter's."""
+    """`/metrics` has certificates per level, certmon's notAfter gauge and ssl_exporter's, read from the history."""
     body = (await client.get("/metrics")).text
-    assert 'certmon_certificates{level="critical"} 1.0' in body
-    assert 'certmon_certificates{level="ok"} 1.0' in body
+    samples = {f.name: f.samples for f in text_string_to_metric_families(body)}
+    assert {s.labels["level"]: s.value for s in samples["certmon_certificates"]} == {
+        "critical": 1,
+        "warning": 1,
+        "info": 0,
+        "ok": 1,
+    }
     assert SOON.certificate is not None
-    expected = (
-        'certmon_cert_not_after_timestamp_seconds{issuer_CN="certmon Test CA",serial_number="1234",'
-        'subject_CN="soon.example",target="soon.example:443"}'
-    )
-    assert expected in body
-    assert float(body.split(expected)[1].split("\n")[0]) == pytest.approx(SOON.certificate.not_after.timestamp())
-    assert (
-        'ssl_cert_not_after{cn="soon.example",dnsnames=",soon.example,",issuer_cn="certmon Test CA",serial_no="1234"}'
-        in body
+    [soon] = [
+        s for s in samples["certmon_cert_not_after_timestamp_seconds"] if s.labels["target"] == "soon.example:443"
+    ]
+    assert soon.labels == {
+        "issuer_CN": "certmon Test CA",
+        "serial_number": "1234",
+        "subject_CN": "soon.example",
+        "target": "soon.example:443",
+    }
+    assert soon.value == pytest.approx(SOON.certificate.not_after.timestamp())
+    [ssl] = [s for s in samples["ssl_cert_not_after"] if s.labels["target"] == "soon.example:443"]
+    assert (ssl.labels["cn"], ssl.labels["dnsnames"], ssl.labels["serial_no"]) == (
+        "soon.example",
+        ",soon.example,",
+        str(0x1234),
     )
 
 

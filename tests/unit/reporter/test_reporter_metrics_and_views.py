@@ -2,7 +2,8 @@
 
 from datetime import timedelta
 
-from services.reporter.adapters.metrics import EstateMetrics, common_name, dnsnames_label
+from services.reporter.adapters.metric_labels import common_name, dnsnames_label
+from services.reporter.adapters.metrics import EstateMetrics
 from services.reporter.domain.views import NotificationRecord, alarm_views
 from shared.events import Acknowledgement
 from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation
@@ -25,11 +26,11 @@ def test_dnsnames_label_matches_ssl_exporter() -> None:
 def test_metrics_drop_series_of_targets_that_went_away() -> None:
     """Each scrape reflects only the evaluations it was given."""
     metrics = EstateMetrics()
-    first = metrics.exposition([evaluation("a.example", days=3), evaluation("b.example", days=9)]).decode()
+    first = metrics.exposition([evaluation("a.example", days=3), evaluation("b.example", days=9)], now=NOW).decode()
     assert 'target="b.example:443"' in first
-    second = metrics.exposition([evaluation("a.example", days=3)]).decode()
+    second = metrics.exposition([evaluation("a.example", days=3)], now=NOW).decode()
     assert 'target="b.example:443"' not in second
-    assert 'certmon_certificates{level="ok"} 1.0' in second
+    assert 'certmon_certificates{level="ok"} 1\n' in second
 
 
 def test_alarm_view_follows_the_latest_transition() -> None:
