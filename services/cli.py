@@ -2,19 +2,25 @@
 
 Exit codes: `check` follows the Nagios plugin convention (0 ok, 1 warning, 2 critical, 3 unknown; bad
 arguments are unknown too). Other commands exit 0 on success, 1 when the configuration is refused or the
-infrastructure cannot start.
+infrastructure cannot start. Bad deployment input (a setting, a secret, the config file) stops a command before it
+connects to anything, with one line on stderr naming what is wrong and never a secret's value.
 """
 
 import argparse
 import asyncio
 import gc
+import re
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from services import START_ORDER
 from services.commands.exit_codes import EXIT_UNKNOWN
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 
 class _Parser(argparse.ArgumentParser):
@@ -106,6 +112,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.enable()
 
 
+def _refused(reason: str) -> int:
+    """Print why the command cannot start as one line (a log collector keeps lines apart), and return 1."""
+    print("certmon: " + " ".join(reason.split()), file=sys.stderr)
+    return 1
+
+
+def _settings() -> "Settings | None":
+    """The settings, or None once one line on stderr said what is wrong: every bad variable with its reason,
+    never its value (it may be a secret)."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from shared.settings import SECRETS_DIR, Settings
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            settings = Settings()
+        # pydantic-settings only warns about a secret that is a directory or points outside its folder.
+        if problems := [str(w.message) for w in caught if "secret file" in str(w.message)]:
+            _refused("settings refused: " + "; ".join(problems))
+            return None
+        return settings
+    except ValidationError as exc:
+        reasons = []
+        for error in exc.errors():
+            name = "CERTMON_" + "__".join(str(part) for part in error["loc"]).upper()
+            reasons.append(f"{name}: {error['msg']}")
+        _refused("settings refused: " + "; ".join(reasons))
+    except SettingsError as exc:  # a list or mapping that is not JSON, from a variable or a secret file
+        field = re.search(r'field "([^"]+)"', str(exc))
+        name = "CERTMON_" + field.group(1).upper() if field else "a setting"
+        # The cause is the file's bytes that are not UTF-8, or the text that is not JSON.
+        why = "not UTF-8 text" if isinstance(exc.__cause__, UnicodeDecodeError) else 'not valid JSON, e.g. ["a", "b"]'
+        _refused(f"settings refused: {name} (or its file in {SECRETS_DIR}): {why}")
+    except OSError as exc:
+        _refused(f"settings refused: cannot read {exc.filename or SECRETS_DIR}: {exc.strerror}")
+    except UnicodeDecodeError:
+        _refused(f"settings refused: a file in {SECRETS_DIR} is not UTF-8 text")
+    return None
+
+
 def _modules_loaded() -> None:
     gc.freeze()
     gc.enable()
@@ -121,18 +169,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"certmon: {exc}", file=sys.stderr)
             return 1
         return 0
-    from pydantic import ValidationError
-
     from shared.config import ConfigError, load_app_config
     from shared.logging import configure_logging
-    from shared.settings import Settings
 
-    try:
-        settings = Settings()
-    except ValidationError as exc:  # one line per bad variable, never a traceback (nor the value: it may be secret)
-        for error in exc.errors():
-            name = "CERTMON_" + "__".join(str(part) for part in error["loc"]).upper()
-            print(f"certmon: settings refused: {name}: {error['msg']}", file=sys.stderr)
+    settings = _settings()
+    if settings is None:
         return EXIT_UNKNOWN if args.command == "check" else 1
     # A one-shot check prints its verdict; progress logs would only clutter a monitoring plugin's output.
     quiet = args.command in ("check", "config", "report") and "log_level" not in settings.model_fields_set
@@ -153,25 +194,26 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         _modules_loaded()
         return asyncio.run(report(args, settings))
-    from rich.console import Console
-
     from services.commands.run import run
+    from shared.config.secrets import secret_problems
     from shared.settings import RuntimeConfigError
 
     _modules_loaded()
 
     try:
         config = load_app_config(settings, args.config)
+        # Only the notifier reads the channels' secrets; the other services start without them.
+        if args.command in ("run", "notifier") and (problems := secret_problems(config)):
+            raise ConfigError(str(args.config or settings.config or "certmon.yaml"), problems)
         if args.command == "run":
             asyncio.run(run(settings, config, START_ORDER, demo=args.demo, exit_after=args.exit_after))
         else:
             asyncio.run(run(settings, config, (args.command,), demo=False, exit_after=None, embedded=False))
     except ConfigError as exc:
-        Console(stderr=True).print(f"[red]configuration refused[/red] {exc}")
-        return 1
+        reasons = "; ".join(str(problem) for problem in exc.problems)
+        return _refused(f"configuration refused: {exc.source}: {reasons}")
     except RuntimeConfigError as exc:
-        Console(stderr=True).print(f"[red]cannot start:[/red] {exc}")
-        return 1
+        return _refused(f"cannot start: {exc}")
     except KeyboardInterrupt:
         return 0
     return 0

@@ -5,17 +5,41 @@ What is watched and who is told lives in `certmon.yaml` (see `shared.config`); t
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
-#: Where Kubernetes mounts secrets as files (one file per setting, e.g. `amqp_url`). Only used when it exists:
-#: pydantic-settings warns about a missing directory, and most machines have none.
+#: Where Kubernetes mounts secrets as files (one file per setting, named as the setting: `link_secret`, or with the
+#: prefix: `certmon_link_secret`). Only used when it exists: pydantic-settings warns about a missing directory,
+#: and most machines have none.
 SECRETS_DIR = Path(os.environ.get("CERTMON_SECRETS_DIR", "/run/secrets/certmon"))
 
 
 class RuntimeConfigError(Exception):
     """The process cannot start with these settings (the message says what to set)."""
+
+
+def _url(value: SecretStr | None, schemes: tuple[str, ...]) -> SecretStr | None:
+    """Refuse an empty or malformed connection URL; the messages never repeat it (it holds a password)."""
+    if value is None:
+        return None
+    text = value.get_secret_value().strip()
+    if not text:
+        raise ValueError("is set but empty (a missing Secret key?)")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (parses the port, raising ValueError when it is not a number)
+    except ValueError:
+        raise ValueError(f"is not a URL of the form {schemes[0]}://user:password@host:port/...") from None
+    if parts.scheme not in schemes:
+        raise ValueError(f"must start with {' or '.join(s + '://' for s in schemes)}")
+    return value
 
 
 class Settings(BaseSettings):
@@ -64,3 +88,27 @@ class Settings(BaseSettings):
         "certmon.yaml, which applies otherwise; None: no daily report",
     )
     delivery_limit: int = 5
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        return _url(value, ("amqp", "amqps"))
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        return _url(value, ("postgresql", "postgres"))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The secrets directory's files are named as the settings (`link_secret`, as a Secret's keys are in
+        deploy/k8s), or with the environment's prefix (`certmon_link_secret`), which pydantic-settings alone reads."""
+        bare = SecretsSettingsSource(settings_cls, env_prefix="")
+        return init_settings, env_settings, dotenv_settings, bare, file_secret_settings
