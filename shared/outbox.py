@@ -1,7 +1,8 @@
 """The transactional outbox: a database write and the events it causes commit together, and a relay
 publishes them afterwards, at least once, in order.
 
-`shared.db.migrate` creates its table in every service schema.
+`shared.db.migrate` creates its table in every service schema. The relay keeps
+`certmon_outbox_backlog{schema}` (rows not yet published) up to date at each poll.
 """
 
 import hashlib
@@ -9,12 +10,19 @@ from collections.abc import Sequence
 
 import asyncpg
 import structlog
+from prometheus_client import Gauge
 
 from shared.broker.bus import Bus
 from shared.events import CloudEvent
 from shared.periodic import PeriodicTask
 
 log = structlog.get_logger(__name__)
+
+OUTBOX_BACKLOG = Gauge(
+    "certmon_outbox_backlog",
+    "Outbox rows written and not yet published, by schema (the service), as its relay last saw them.",
+    ["schema"],
+)
 
 
 async def enqueue(conn: asyncpg.Connection, schema: str, event: CloudEvent) -> None:
@@ -69,18 +77,21 @@ class OutboxRelay:
 
     async def flush(self) -> int:
         """Publish every pending row in order; returns how many were published (0 if another relay holds the
-        lock: it is publishing them)."""
+        lock: it is publishing them). Sets the backlog gauge to what is left."""
         published = 0
+        backlog = OUTBOX_BACKLOG.labels(self._schema)
         while True:
             failure: Exception | None = None
             async with self._pool.acquire() as conn, conn.transaction():
                 if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_id):
+                    backlog.set(await self._backlog(conn))
                     return published
                 rows = await conn.fetch(
                     f'SELECT seq, event FROM "{self._schema}".outbox WHERE published_at IS NULL '
                     "ORDER BY seq LIMIT 100 FOR UPDATE"
                 )
                 if not rows:
+                    backlog.set(0)
                     return published
                 done: list[int] = []
                 for row in rows:
@@ -94,6 +105,13 @@ class OutboxRelay:
                     await conn.execute(
                         f'UPDATE "{self._schema}".outbox SET published_at = now() WHERE seq = ANY($1::bigint[])', done
                     )
+                if failure is not None:
+                    backlog.set(await self._backlog(conn))
             published += len(done)
             if failure is not None:
                 raise failure
+
+    async def _backlog(self, conn: asyncpg.Connection) -> int:
+        """Rows not yet published (counted on the partial index of unpublished rows, so cheap while it is short)."""
+        count = await conn.fetchval(f'SELECT count(*) FROM "{self._schema}".outbox WHERE published_at IS NULL')
+        return int(count)

@@ -6,6 +6,7 @@ import structlog
 
 from services.alarmer.adapters.repository import SCHEMA, PostgresAlarmStore
 from services.alarmer.handlers import AcknowledgementHandler, EvaluationHandler, subscriptions
+from services.alarmer.service_layer.metrics import start_series
 from services.alarmer.service_layer.reminders import ReminderSweep
 from shared.broker import Bus, Subscription
 from shared.clock import Clock, utc_now
@@ -72,4 +73,5 @@ def bootstrap(
     evaluations = EvaluationHandler(store=store, config=config, clock=clock, reminder_scheduled=reminders.expect)
     acknowledgements = AcknowledgementHandler(store=store, clock=clock)
     routes = subscriptions(evaluations, acknowledgements)
+    start_series()
     return AlarmerService(bus=bus, store=store, outbox=outbox, reminders=reminders, routes=routes)

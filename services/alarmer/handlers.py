@@ -18,10 +18,11 @@ from services.alarmer.domain.alarms import consecutive_failures, decide
 from services.alarmer.domain.lifecycle import Ignored, acknowledge, acknowledgement_cause
 from services.alarmer.domain.ownership import configured_target
 from services.alarmer.ports import AlarmStore, AlarmUnitOfWork
+from services.alarmer.service_layer.metrics import committed
 from shared.broker import Message, Subscription
 from shared.clock import Clock
 from shared.config import CertmonConfig
-from shared.events import AcknowledgementRequested, Evaluation
+from shared.events import AcknowledgementRequested, AlarmEvent, Evaluation
 
 log = structlog.get_logger(__name__)
 
@@ -56,12 +57,14 @@ class EvaluationHandler:
             if not await uow.claim(event.id, self.consumer):
                 log.info("evaluation_already_processed")
                 return
-            scheduled = await self._apply(uow, event.id, evaluation)
+            transitions = await self._apply(uow, event.id, evaluation)
+        committed(transitions)
         if self._reminder_scheduled is not None:
-            for due in scheduled:
-                self._reminder_scheduled(due)
+            for payload in transitions:
+                if payload.next_reminder_at is not None:
+                    self._reminder_scheduled(payload.next_reminder_at)
 
-    async def _apply(self, uow: AlarmUnitOfWork, event_id: str, evaluation: Evaluation) -> list[datetime]:
+    async def _apply(self, uow: AlarmUnitOfWork, event_id: str, evaluation: Evaluation) -> list[AlarmEvent]:
         health = await uow.lock_target_health(evaluation.target_key)
         if health.last_observed_at is not None and evaluation.observed_at < health.last_observed_at:
             # A newer observation of this target was applied already; this one would move alarms backwards.
@@ -77,7 +80,7 @@ class EvaluationHandler:
         )
         target = configured_target(self._config, evaluation)
         now = self._clock()
-        scheduled: list[datetime] = []
+        transitions: list[AlarmEvent] = []
         for decision in decisions:
             previous = stored[decision.key].last_event if decision.key in stored else None
             payload = alarm_event(
@@ -92,8 +95,7 @@ class EvaluationHandler:
             )
             await uow.record_transition(payload, at=now, cause=f"evaluation {event_id}")
             await uow.publish_later(envelope(payload, event_id))
-            if payload.next_reminder_at is not None:
-                scheduled.append(payload.next_reminder_at)
+            transitions.append(payload)
             log.info(
                 f"alarm_{decision.transition}",
                 alarm_id=payload.alarm_id,
@@ -103,7 +105,7 @@ class EvaluationHandler:
                 state=payload.state,
             )
         await uow.save_target_health(evaluation.target_key, failures=failures, observed_at=evaluation.observed_at)
-        return scheduled
+        return transitions
 
 
 class AcknowledgementHandler:
@@ -128,6 +130,7 @@ class AcknowledgementHandler:
                 return
             await uow.record_transition(outcome, at=outcome.occurred_at, cause=acknowledgement_cause(request))
             await uow.publish_later(envelope(outcome, event.id))
+        committed([outcome])
         log.info("alarm_acknowledged", alarm_id=outcome.alarm_id, by=request.by, via=request.via)
 
 

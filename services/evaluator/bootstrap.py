@@ -14,6 +14,7 @@ from services.evaluator.domain import EvaluatorCaches, TrustStore
 from services.evaluator.handlers import ObservationHandler, subscriptions
 from services.evaluator.service_layer.evaluate_observation import Evaluator
 from services.evaluator.service_layer.intermediate_finder import IntermediateFinder
+from services.evaluator.service_layer.metrics import start_series
 from shared.broker import Bus, Subscription
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
@@ -77,4 +78,5 @@ def bootstrap(
     except TrustStoreError as exc:  # a CA file that exists but holds no certificate: refuse to start, clearly
         raise RuntimeConfigError(f"trust store: {exc}") from exc
     handler = ObservationHandler(bus=bus, evaluator=evaluator, clock=clock)
+    start_series()
     return EvaluatorService(bus=bus, routes=subscriptions(handler))

@@ -20,6 +20,7 @@ from services.reporter.ports import Bucket, HistoryStore
 from services.reporter.service_layer.acknowledging import Acknowledger
 from services.reporter.service_layer.building import ReportBuilder
 from services.reporter.service_layer.custom_reports import CustomReportBuilder
+from services.reporter.service_layer.metrics import start_series
 from services.reporter.service_layer.publishing import DEFAULT_RETRY, Publication, ReportPublisher, UploadRetry
 from services.reporter.service_layer.scheduling import ReportScheduler
 from shared.action_links import ActionLinkSigner, link_secret_key
@@ -150,6 +151,7 @@ def bootstrap(
         bucket=bucket,
     )
     http = HttpServer(app, settings.http_host, settings.http_port) if serve_http else None
+    start_series()
     return ReporterService(
         bus=bus,
         history=history,

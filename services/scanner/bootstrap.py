@@ -11,6 +11,7 @@ import structlog
 from services.scanner.domain.limits import ProbeLimits, limits_from, scan_concurrency
 from services.scanner.handlers import ScanRequestHandler, subscriptions
 from services.scanner.probes.files.source import expand_file_targets
+from services.scanner.service_layer.metrics import start_series
 from services.scanner.service_layer.observe import Observer
 from services.scanner.service_layer.scan_limiter import ScanLimiter
 from services.scanner.service_layer.scheduler import Scheduler
@@ -134,4 +135,5 @@ def bootstrap(
             tick_seconds=settings.scheduler_tick_seconds,
         )
         parts = _Parts(repo, relay, scheduler, handler, sweeper)
+        start_series()
     return ScannerService(settings, config, bus, parts, clock)

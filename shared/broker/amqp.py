@@ -32,6 +32,7 @@ from shared.broker.bus import (
     Subscription,
 )
 from shared.broker.dispatch import PoisonMessage, deliver
+from shared.broker.metrics import consumed, subscribed
 from shared.events import BROADCAST_KEYS, CloudEvent
 from shared.logging import redact_text
 
@@ -175,33 +176,49 @@ class AmqpBus:
             raise BusError(f"cannot subscribe {queue}: {exc!r}") from exc
         self.declared_queues.append(queue)
         self._consumers.append((declared, tag))
+        subscribed(queue, subscription.routing_keys)
 
     async def _deliver(self, queue: str, message: AbstractIncomingMessage, subscription: Subscription) -> None:
+        redelivered = bool(message.redelivered)
         try:
             event = CloudEvent.model_validate_json(message.body)
         except ValidationError as exc:
             log.error("event_malformed", queue=queue, message_id=message.message_id, error=str(exc)[:500])
             await _settle(message.reject(requeue=False), queue, None)
+            consumed(queue, None, "dead_lettered", redelivered=redelivered)
             return
         try:
             await deliver(subscription, event, queue=queue, closing=self._closing)
         except PoisonMessage as exc:  # retrying cannot fix it: dead-lettered at once
             log.error("event_malformed", queue=queue, event_id=event.id, error=str(exc)[:500])
             await _settle(message.reject(requeue=False), queue, event)
+            consumed(queue, event, "dead_lettered", redelivered=redelivered)
             return
         except Exception as exc:  # any other handler failure is one failed attempt; the delivery limit bounds it
+            failed_before = _delivery_count(message)
             log.warning(
                 "event_rejected",
                 queue=queue,
                 event_id=event.id,
                 routing_key=event.routing_key,
-                attempt=(message.headers or {}).get("x-delivery-count", 0),
+                attempt=failed_before,
                 error_type=type(exc).__name__,
                 error=repr(exc)[:500],
             )
             await _settle(message.reject(requeue=True), queue, event)
+            # The quorum queue dead-letters a message once its failed deliveries exceed the limit.
+            last = failed_before >= self.delivery_limit
+            consumed(queue, event, "dead_lettered" if last else "rejected", redelivered=redelivered)
             return
         await _settle(message.ack(), queue, event)
+        skipped = subscription.handler_for(event.routing_key) is None
+        consumed(queue, event, "skipped" if skipped else "acked", redelivered=redelivered)
+
+
+def _delivery_count(message: AbstractIncomingMessage) -> int:
+    """How many deliveries of this message failed before this one (the quorum queue's `x-delivery-count`)."""
+    count = (message.headers or {}).get("x-delivery-count", 0)
+    return count if isinstance(count, int) else 0
 
 
 async def _settle(outcome: Awaitable[None], queue: str, event: CloudEvent | None) -> None:

@@ -10,6 +10,7 @@ import structlog
 
 from shared.broker.bus import DEFAULT_DELIVERY_LIMIT, BusError, PublishError, Subscription, topic_matches
 from shared.broker.dispatch import PoisonMessage, deliver
+from shared.broker.metrics import consumed, subscribed
 from shared.events import BROADCAST_KEYS, CloudEvent
 
 log = structlog.get_logger(__name__)
@@ -76,6 +77,7 @@ class InMemoryBus:
             q = self._queues[name] = _Queue(name, list(keys))
         else:
             q.patterns.extend(k for k in keys if k not in q.patterns)
+        subscribed(name, keys)
         for _ in range(max(1, min(subscription.prefetch, 8))):
             q.consumers.append(asyncio.create_task(self._consume(q, subscription), name=f"consume:{name}"))
 
@@ -106,13 +108,20 @@ class InMemoryBus:
             except PoisonMessage as exc:  # as the real adapter: dead-lettered at once
                 log.error("event_malformed", queue=q.name, event_id=event.id, error=str(exc)[:500])
                 self.dead_letters.append((q.name, event))
+                consumed(q.name, event, "dead_lettered", redelivered=attempts > 0)
             except Exception as exc:  # a failed attempt: reject, as the real adapter does
+                redelivered = attempts > 0
                 attempts += 1
-                if attempts >= self.delivery_limit:
+                last = attempts >= self.delivery_limit
+                consumed(q.name, event, "dead_lettered" if last else "rejected", redelivered=redelivered)
+                if last:
                     log.error("event_dead_lettered", queue=q.name, event_id=event.id, error=repr(exc))
                     self.dead_letters.append((q.name, event))
                 else:
                     log.warning("event_rejected", queue=q.name, event_id=event.id, attempt=attempts, error=repr(exc))
                     q.items.put_nowait((event, attempts))
+            else:
+                skipped = subscription.handler_for(event.routing_key) is None
+                consumed(q.name, event, "skipped" if skipped else "acked", redelivered=attempts > 0)
             finally:
                 q.in_flight -= 1

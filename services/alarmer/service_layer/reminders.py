@@ -17,6 +17,7 @@ from services.alarmer.domain.alarm_events import envelope
 from services.alarmer.domain.lifecycle import reminded, reminder_cause, reminder_number
 from services.alarmer.domain.ownership import reminder_seconds, target_for
 from services.alarmer.ports import AlarmStore, AlarmUnitOfWork, Reminder
+from services.alarmer.service_layer.metrics import committed
 from shared.clock import Clock
 from shared.config import CertmonConfig
 from shared.events import AlarmEvent
@@ -81,11 +82,13 @@ class ReminderSweep:
             async with self._store.unit_of_work() as uow:
                 now = self._clock()
                 due = await uow.claim_due_reminders(now, self._batch_size)
-                sent += await self._remind(uow, due, now)
+                reminders = await self._remind(uow, due, now)
+            committed(reminder.event for reminder in reminders)
+            sent += len(reminders)
             if len(due) < self._batch_size:
                 return sent
 
-    async def _remind(self, uow: AlarmUnitOfWork, due: list[AlarmEvent], now: datetime) -> int:
+    async def _remind(self, uow: AlarmUnitOfWork, due: list[AlarmEvent], now: datetime) -> list[Reminder]:
         reminders: list[Reminder] = []
         stopped: list[AlarmEvent] = []
         for alarm in due:
@@ -109,4 +112,4 @@ class ReminderSweep:
                 reminders_sent=payload.reminders_sent,
                 next_reminder_at=payload.next_reminder_at.isoformat() if payload.next_reminder_at else None,
             )
-        return len(reminders)
+        return reminders

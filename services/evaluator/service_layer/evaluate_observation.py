@@ -16,6 +16,7 @@ from services.evaluator.domain.caches import Resolution, ResolutionKey
 from services.evaluator.domain.memo import Identity
 from services.evaluator.domain.parse import parse_presented
 from services.evaluator.service_layer.intermediate_finder import IntermediateFinder
+from services.evaluator.service_layer.metrics import measured
 from shared.config import CertificateFacts, CertmonConfig, resolve_owners, resolve_policy, server_for
 from shared.config.resolve import matching_rules
 from shared.events.evaluation import Evaluation
@@ -111,7 +112,10 @@ class Evaluator:
     finder: IntermediateFinder | None = None
 
     def evaluate(self, observation: Observation, *, now: datetime) -> Evaluation:
-        """`evaluate_observation` with this process's parts."""
-        return evaluate_observation(
-            observation, config=self.config, trust=self.trust, now=now, caches=self.caches, finder=self.finder
+        """`evaluate_observation` with this process's parts, counted and timed (`certmon_evaluations_total`,
+        `certmon_evaluation_duration_seconds`)."""
+        return measured(
+            lambda: evaluate_observation(
+                observation, config=self.config, trust=self.trust, now=now, caches=self.caches, finder=self.finder
+            )
         )

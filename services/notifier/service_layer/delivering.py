@@ -5,7 +5,8 @@ A round ends in one record with its `notification.*.v1`: `sent`; `retrying` (a t
 `channels.retry.give_up_after` has not run out: `notification.failed.v1` with `next_attempt_at`, and the
 delivery log owns the delivery from then on); or `failed` for good (a permanent failure, or time ran out:
 `notification.failed.v1` without `next_attempt_at`). Outcomes are counted in
-`certmon_notifications_total{channel,outcome}` and every failure is logged with its reason.
+`certmon_notifications_total{channel,outcome}` (`sent`, `retrying`, `failed`: a permanent failure, `gave_up`:
+transient failures until the retry window ran out) and every failure is logged with its reason.
 """
 
 import asyncio
@@ -24,8 +25,11 @@ log = structlog.get_logger(__name__)
 
 SOURCE = "certmon/notifier"
 NOTIFICATIONS = Counter(
-    "certmon_notifications", "Delivery outcomes recorded, by channel and outcome.", ["channel", "outcome"]
+    "certmon_notifications",
+    "Delivery rounds recorded, by channel and outcome (sent, retrying, failed, gave_up).",
+    ["channel", "outcome"],
 )
+OUTCOMES = ("sent", "retrying", "failed", "gave_up")
 
 
 class Deliverer:
@@ -42,6 +46,9 @@ class Deliverer:
     ) -> None:
         self._log, self._senders, self._retry = delivery_log, senders, retry
         self._clock, self._sleep = clock, sleep
+        for channel in senders:  # every series from zero, so rates exist before the first delivery
+            for outcome in OUTCOMES:
+                NOTIFICATIONS.labels(channel.value, outcome)
 
     @property
     def channels(self) -> list[ChannelKind]:
@@ -124,6 +131,7 @@ class Deliverer:
             total=total,
             first_attempt_at=first_attempt_at,
             next_attempt_at=next_at,
+            outcome="gave_up" if reason == "gave_up" else status,
         )
 
     async def _record(
@@ -137,6 +145,7 @@ class Deliverer:
         total: int,
         first_attempt_at: datetime,
         next_attempt_at: datetime | None = None,
+        outcome: str | None = None,
     ) -> None:
         now, alarm = self._clock(), notice.alarm
         result = NotificationResult(
@@ -161,7 +170,7 @@ class Deliverer:
         )
         record = DeliveryRecord(delivery, notice, status, attempts, error, now, first_attempt_at, next_attempt_at)
         await self._log.record(record, event)
-        NOTIFICATIONS.labels(delivery.channel.value, status).inc()
+        NOTIFICATIONS.labels(delivery.channel.value, outcome or status).inc()
         log.info("delivery_recorded", key=delivery.idempotency_key, status=status, attempts=total)
 
 

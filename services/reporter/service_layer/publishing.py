@@ -22,6 +22,7 @@ from services.reporter.domain.periods import Period
 from services.reporter.ports import Bucket, BucketError, HistoryStore
 from services.reporter.service_layer.building import ReportBuilder, ReportObject
 from services.reporter.service_layer.custom_reports import CustomReportBuilder
+from services.reporter.service_layer.metrics import REPORT_FAILURES, REPORTS_PUBLISHED
 from shared.events import ReportPublished, derived_id, make_event
 from shared.periodic import Backoff
 
@@ -78,7 +79,11 @@ class ReportPublisher:
         if existing is not None and not rebuild:
             return Publication(existing, "existing")
         prefix = spec.prefix(period)
-        keys = [await self._put(f"{prefix}/{item.name}", item) for item in await self._build(spec, period, now=now)]
+        try:
+            keys = [await self._put(f"{prefix}/{item.name}", item) for item in await self._build(spec, period, now=now)]
+        except Exception:
+            REPORT_FAILURES.labels(spec.kind).inc()
+            raise
         written = ReportPublished(
             kind=spec.kind,
             name=spec.name,
@@ -96,6 +101,7 @@ class ReportPublisher:
         )
         if await self._history.record_report(prefix, written, announcement):
             log.info("report_published", report=prefix, location=written.location, objects=len(keys))
+            REPORTS_PUBLISHED.labels(spec.kind).inc()
             self._announced()
             return Publication(written, "published")
         # Another replica claimed the period between our check and our commit; its record is the one announced.

@@ -11,6 +11,7 @@ from datetime import datetime
 from services.scanner.domain.limits import DEFAULT_LIMITS, ProbeLimits
 from services.scanner.domain.probe_kinds import probe_kinds
 from services.scanner.probes.registry import PROBES
+from services.scanner.service_layer.metrics import timed_scan
 from services.scanner.service_layer.scan_limiter import ScanLimiter
 from shared.events import Observation, Target
 
@@ -33,6 +34,9 @@ class Observer:
     limiter: ScanLimiter
 
     async def observe(self, target: Target, *, now: datetime) -> Observation:
-        """Observe `target` once a scan slot for it is free."""
+        """Observe `target` once a scan slot for it is free; counted and timed (`certmon_scans_total`,
+        `certmon_scan_duration_seconds`, the wait for the slot left out)."""
         async with self.limiter.slot((target.host or target.file or target.key).lower()):
-            return await observe(target, now=now, limits=self.limits)
+            with timed_scan(target) as result:
+                result.append(await observe(target, now=now, limits=self.limits))
+            return result[0]

@@ -11,6 +11,7 @@ import aio_pika
 import asyncpg
 import pytest
 import structlog
+from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from shared.broker import Bus, BusError, InMemoryBus, Message, PublishError, Subscription
@@ -243,6 +244,40 @@ class TestBusContract:
             "service": "scanner",
             "target": "typed.example:443",
         }
+
+    async def test_deliveries_are_counted_by_how_they_were_settled(self, under_test: BusUnderTest) -> None:
+        """`certmon_messages_consumed_total` counts a handled event as acked, each failed attempt but the last as
+        rejected and the last as dead-lettered, and the redeliveries in `certmon_messages_redelivered_total`."""
+        queue = f"{under_test.prefix}.work"
+        key = "scan.requested.v1"
+        fail: set[str] = set()
+        attempts: list[str] = []
+
+        async def handler(event: CloudEvent) -> None:
+            attempts.append(event.id)
+            if event.id in fail:
+                raise RuntimeError("boom")
+
+        def count(outcome: str) -> float:
+            labels = {"queue": queue, "event_type": key, "outcome": outcome}
+            return REGISTRY.get_sample_value("certmon_messages_consumed_total", labels) or 0.0
+
+        await under_test.bus.subscribe(route(queue, [key], handler, prefetch=1))
+        assert count("acked") == 0  # the series exist from the subscription on
+        await under_test.bus.publish(scan_event())
+        await wait_for(lambda: count("acked") == 1)
+        failing = scan_event("fails.example")
+        fail.add(failing.id)
+        await under_test.bus.publish(failing)
+        dead: list[str] = []
+        async with asyncio.timeout(15):
+            while failing.id not in dead:
+                dead.extend(await under_test.dead_letter_ids())
+                await asyncio.sleep(0.05)
+        failed = attempts.count(failing.id)
+        assert (count("rejected"), count("dead_lettered")) == (failed - 1, 1)
+        redelivered = {"queue": queue, "event_type": key}
+        assert REGISTRY.get_sample_value("certmon_messages_redelivered_total", redelivered) == failed - 1
 
     async def test_a_payload_that_does_not_validate_is_dead_lettered_at_once(self, under_test: BusUnderTest) -> None:
         """An event whose data is not its routing key's model never reaches the handler and is not retried."""
