@@ -169,7 +169,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"certmon: {exc}", file=sys.stderr)
             return 1
         return 0
-    from shared.config import ConfigError, load_app_config
+    from shared.config import ConfigError, ConfigProblem, load_app_config
     from shared.logging import configure_logging
 
     settings = _settings()
@@ -188,7 +188,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from services.commands.validate import validate
 
         _modules_loaded()
-        return validate(args.file)
+        try:
+            return validate(args.file)
+        except UnicodeDecodeError:  # the loader reports what it cannot open, not what it cannot decode
+            return _refused(f"{args.file}: not UTF-8 text")
     if args.command == "report":
         from services.commands.report import report
 
@@ -201,7 +204,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     _modules_loaded()
 
     try:
-        config = load_app_config(settings, args.config)
+        try:
+            config = load_app_config(settings, args.config)
+        except UnicodeDecodeError:
+            raise ConfigError(
+                str(args.config or settings.config), [ConfigProblem("(file)", "not UTF-8 text")]
+            ) from None
         # Only the notifier reads the channels' secrets; the other services start without them.
         if args.command in ("run", "notifier") and (problems := secret_problems(config)):
             raise ConfigError(str(args.config or settings.config or "certmon.yaml"), problems)

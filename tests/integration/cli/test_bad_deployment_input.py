@@ -116,3 +116,13 @@ async def test_the_other_services_start_without_the_channels_secrets(tmp_path: P
     config.write_text(CHANNELS.replace("{secrets}", str(tmp_path)))
     with pytest.raises(TimeoutError):
         await run_certmon("scanner", env={**GOOD, "CERTMON_CONFIG": str(config)}, timeout=3, inherit_settings=False)
+
+
+async def test_a_config_file_that_is_not_text_is_named(tmp_path: Path) -> None:
+    """A ConfigMap mounted with binary content is refused by its path, by a service and by `config validate`."""
+    config = tmp_path / "certmon.yaml"
+    config.write_bytes(b"\xff\xfe\x00")
+    line = await refused("evaluator", {**GOOD, "CERTMON_CONFIG": str(config)})
+    assert line == f"certmon: configuration refused: {config}: (file): not UTF-8 text"
+    rc, _, err = await run_certmon("config", "validate", str(config), inherit_settings=False)
+    assert (rc, err.strip()) == (1, f"certmon: {config}: not UTF-8 text")
