@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
     validate = config_sub.add_parser("validate", help="check a certmon.yaml and explain every error")
     validate.add_argument("file", type=Path)
+    validate.add_argument(
+        "--secrets",
+        action="store_true",
+        help="also check that the secrets it names (*_env variables, *_file files) are set and readable",
+    )
 
     snmp = sub.add_parser("snmp", help="SNMP tools")
     snmp_sub = snmp.add_subparsers(dest="snmp_command", required=True, parser_class=_Parser)
@@ -189,7 +194,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         _modules_loaded()
         try:
-            return validate(args.file)
+            return validate(args.file, secrets=args.secrets)
         except UnicodeDecodeError:  # the loader reports what it cannot open, not what it cannot decode
             return _refused(f"{args.file}: not UTF-8 text")
     if args.command == "report":

@@ -5,15 +5,17 @@ from pathlib import Path
 from rich.console import Console
 
 from shared.config import ConfigError, load_config
+from shared.config.secrets import secret_problems
 from shared.template_checks import template_problems
 
 
-def validate(path: Path) -> int:
-    """Print whether the file is valid (exit 0) or each problem at its path (exit 1)."""
+def validate(path: Path, *, secrets: bool = False) -> int:
+    """Print whether the file is valid (exit 0) or each problem at its path (exit 1); with `secrets`, the
+    `*_env` variables and `*_file` files it names must be set and readable too (an init container's check)."""
     console = Console()
     try:
         config = load_config(path)
-        if problems := template_problems(config):
+        if problems := template_problems(config) + (secret_problems(config) if secrets else []):
             raise ConfigError(str(path), problems)
     except ConfigError as exc:
         console.print(f"[red]{exc.source}: {len(exc.problems)} problem(s)[/red]")

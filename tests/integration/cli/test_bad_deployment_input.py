@@ -126,3 +126,18 @@ async def test_a_config_file_that_is_not_text_is_named(tmp_path: Path) -> None:
     assert line == f"certmon: configuration refused: {config}: (file): not UTF-8 text"
     rc, _, err = await run_certmon("config", "validate", str(config), inherit_settings=False)
     assert (rc, err.strip()) == (1, f"certmon: {config}: not UTF-8 text")
+
+
+async def test_config_validate_checks_the_named_secrets_when_asked(tmp_path: Path) -> None:
+    """`certmon config validate --secrets` (an init container with the Secret mounted) lists each missing secret
+    at its path and exits 1; without the flag the file alone is checked."""
+    config = tmp_path / "certmon.yaml"
+    config.write_text(CHANNELS.replace("{secrets}", str(tmp_path)))
+    env = {"COLUMNS": "200"}
+    rc, out, _ = await run_certmon("config", "validate", str(config), env=env, inherit_settings=False)
+    assert rc == 0, out
+    rc, out, _ = await run_certmon("config", "validate", "--secrets", str(config), env=env, inherit_settings=False)
+    assert rc == 1
+    assert "channels.email.password_file: cannot read" in out and "channels.snmp.noc.community_file" in out
+    assert "channels.webhook.chat.secret_env: environment variable CERTMON_TEST_HOOK_SECRET is not set" in out
+    assert SECRET not in out
