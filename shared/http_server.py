@@ -10,7 +10,7 @@ import socket
 from collections.abc import Generator
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 STARTUP_TIMEOUT_SECONDS = 10.0
 
@@ -27,7 +27,7 @@ class _EmbeddedServer(uvicorn.Server):
 class HttpServer:
     """Serves an ASGI app on `host:port` until `stop()`."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
         self._app, self._host, self._port = app, host, port
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None

@@ -9,9 +9,12 @@ import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import asyncpg
 import structlog
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.broker import Bus
 from shared.clock import Clock, utc_now
@@ -26,6 +29,10 @@ from shared.transient import is_transient
 log = structlog.get_logger(__name__)
 
 ServiceBuilder = Callable[..., Service]
+
+#: How long a request for a service's own app (the dashboard) is held while the process starts.
+APP_WAIT_SECONDS = 60.0
+_PROBES = frozenset({"/healthz/live", "/healthz/ready", "/metrics"})
 
 
 async def start_all(services: Sequence[Service]) -> None:
@@ -106,6 +113,54 @@ def build(
     return [builder(settings, config, bus=bus, pool=pool, clock=clock) for builder in builders]
 
 
+@runtime_checkable
+class ServesHttp(Protocol):
+    """A service with an HTTP app of its own (the reporter's dashboard and API, with its own health routes), which
+    the process serves on its one port once the service has started."""
+
+    app: ASGIApp
+
+
+class _Front:
+    """The app on the process's port: the health app until a started service's app is mounted, then that app.
+
+    So `/healthz/live` answers from the process's first moment, before the broker and the database do, and the
+    reporter's dashboard appears on the same port once it can serve it. Meanwhile (with `waits`) a request for
+    anything but health and metrics waits for it, up to `APP_WAIT_SECONDS`, then gets 503: a browser opened on a
+    starting reporter sees the dashboard a little later rather than a 404."""
+
+    def __init__(self, health: ASGIApp, *, waits: bool) -> None:
+        self._health, self._waits = health, waits
+        self._mounted: ASGIApp | None = None
+        self._changed = asyncio.Event()
+        self._closing = False
+
+    def mount(self, app: ASGIApp | None) -> None:
+        """Serve `app` from now on (None: the health app again, while the services stop or restart)."""
+        self._mounted = app
+        if app is None:
+            self._changed.clear()
+        else:
+            self._changed.set()
+
+    def close(self) -> None:
+        """Stop holding requests (the server is about to stop)."""
+        self._closing = True
+        self._changed.set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._mounted is None and self._waits and scope["type"] == "http" and scope["path"] not in _PROBES:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(APP_WAIT_SECONDS):
+                    while self._mounted is None and not self._closing:
+                        await self._changed.wait()
+            if self._mounted is None:
+                starting = PlainTextResponse("certmon is starting\n", status_code=503, headers={"Retry-After": "5"})
+                await starting(scope, receive, send)
+                return
+        await (self._mounted or self._health)(scope, receive, send)
+
+
 @dataclass
 class _Process:
     """What this process's readiness probe looks at; it changes as the process (re)connects and starts."""
@@ -129,6 +184,7 @@ async def serve(
     allow_embedded: bool,
     needs_database: bool,
     health_server: bool,
+    serves_app: bool = False,
     exit_after: float | None = None,
     on_started: Callable[[Infrastructure, list[Service]], None] | None = None,
 ) -> None:
@@ -136,11 +192,13 @@ async def serve(
 
     A start that fails because a dependency went away again is retried from the connection on (nothing of the
     failed attempt stays subscribed: its bus is closed). With `health_server`, `/healthz/*` and `/metrics` are
-    served on `CERTMON_HTTP_PORT` from the beginning, unready until the services have started (the reporter
-    serves them itself, beside its dashboard).
+    served on `CERTMON_HTTP_PORT` from the beginning, unready until the services have started; a service with an
+    app of its own (`ServesHttp`: the reporter, built not to bind a port itself) is served there once started,
+    requests for it held meanwhile when `serves_app` says one will come.
     """
     process = _Process()
-    http = HttpServer(health_app(process.readiness), settings.http_host, settings.http_port) if health_server else None
+    front = _Front(health_app(process.readiness), waits=serves_app)
+    http = HttpServer(front, settings.http_host, settings.http_port) if health_server else None
     if http is not None:
         await http.start()
     failures = 0
@@ -155,6 +213,7 @@ async def serve(
                     services = build(builders, settings, config, bus=infra.bus, pool=infra.pool)
                     await start_all(services)
                     process.started = True
+                    front.mount(next((s.app for s in services if isinstance(s, ServesHttp)), None))
                     try:
                         if on_started is not None:
                             on_started(infra, services)
@@ -162,6 +221,7 @@ async def serve(
                         return
                     finally:
                         process.started = False
+                        front.mount(None)  # unready (and the dashboard held) while the services stop
                         await stop_all(services)
             except StartAborted:
                 return
@@ -179,5 +239,6 @@ async def serve(
                 )
                 await shutdown.wait(delay)
     finally:
+        front.close()
         if http is not None:
             await http.stop()

@@ -1,6 +1,7 @@
 """`certmon run` (all five services, optionally with the demo estate) and `certmon <service>` (one)."""
 
 import contextlib
+import functools
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +12,7 @@ from services import START_ORDER
 from services.composition import BUILDERS
 from shared.clock import utc_now
 from shared.config import CertmonConfig
-from shared.lifecycle import ShutdownSignal, serve
+from shared.lifecycle import ServiceBuilder, ShutdownSignal, serve
 from shared.runtime import Infrastructure
 from shared.service import Service
 from shared.settings import Settings
@@ -57,13 +58,21 @@ async def run(
             )
 
         await serve(
-            [BUILDERS[name] for name in START_ORDER if name in names],
+            [_builder(name) for name in START_ORDER if name in names],
             settings,
             config,
             shutdown,
             allow_embedded=embedded,
             needs_database=not stateless,
-            health_server="reporter" not in names,  # the reporter serves them beside its dashboard
+            health_server=True,  # from the start; the reporter's dashboard joins it on the same port once started
+            serves_app="reporter" in names,
             exit_after=exit_after,
             on_started=started,
         )
+
+
+def _builder(name: str) -> ServiceBuilder:
+    """The service's bootstrap as a process runs it: the reporter binds no port of its own, the process serves
+    its app (`shared.lifecycle.serve`)."""
+    builder = BUILDERS[name]
+    return functools.partial(builder, serve_http=False) if name == "reporter" else builder
