@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from services.evaluator.domain.codes import finding
 from services.evaluator.domain.completion import CandidateIntermediate, complete_path, completed_from
+from services.evaluator.domain.keys import key_info
 from services.evaluator.domain.memo import Identity
 from services.evaluator.domain.parse import NameKey, ParsedCert, fingerprint_of, name_key
-from services.evaluator.domain.keys import key_info
 from services.evaluator.domain.signature import algorithm_name, link_verifies, unsupported_algorithm, weak_hash
 from services.evaluator.domain.trust import TrustStore
 from services.evaluator.domain.verifier import MEMOISED_CHAIN_BYTES, verify_path
