@@ -163,16 +163,19 @@ async def test_demo_shows_alarms_notifications_and_dashboard(tmp_path: Path) -> 
         env={**os.environ, "CERTMON_HTTP_PORT": str(port), "CERTMON_LOG_LEVEL": "warning"},
     )
     levels: dict[str, str] = {}
+    page = ""
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client, asyncio.timeout(30):
-            while len(levels) < 4:
+            # The expired certificate reaches the overview through its open alarm, which the alarmer raises
+            # after the reporter has stored the evaluation: wait for both.
+            while len(levels) < 4 or not all(key in page for key in levels):
                 await asyncio.sleep(0.3)
                 try:
                     response = await client.get("/api/v1/certificates")
+                    page = (await client.get("/")).text
                 except httpx.TransportError:
                     continue
                 levels = {i["target_key"]: i["alarm"]["level"] for i in response.json()["items"]}
-            page = (await client.get("/")).text
     finally:
         process.terminate()
         out, _ = await process.communicate()
