@@ -46,6 +46,12 @@ class CertificateInfo(Frozen):
     san: list[str] = Field(default_factory=list)
     key: KeyInfo
     signature_algorithm: str
+    spki_sha256: str | None = Field(
+        default=None,
+        description="SHA-256 of the leaf's SubjectPublicKeyInfo (DER), hex: the same key in two certificates has the "
+        "same value, so a reissue with the same key can be told from a new key; null when the key is unreadable "
+        "and in evaluations older than the field",
+    )
 
 
 class PresentedCertificate(Frozen):

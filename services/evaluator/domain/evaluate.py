@@ -6,6 +6,7 @@ by its inputs, both in the `EvaluatorCaches` passed in. Only what depends on `no
 is computed each time. The models reused across evaluations are frozen; nothing downstream changes them in place.
 """
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -96,6 +97,7 @@ def _leaf_facts(leaf: ParsedCert) -> _LeafFacts:
         san=leaf.dns_names() + leaf.ip_addresses(),
         key=key_info(leaf),
         signature_algorithm=algorithm_name(leaf.cert),
+        spki_sha256=hashlib.sha256(leaf.spki).hexdigest() if leaf.spki is not None else None,
     )
     key_findings = (check_key_algorithm(leaf), check_key(info.key, rsa_exponent(leaf)))
     return _LeafFacts(

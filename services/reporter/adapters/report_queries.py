@@ -26,6 +26,7 @@ _FACTS = """
     (j.certificate->>'not_before')::timestamptz AS not_before, (j.certificate->>'not_after')::timestamptz AS not_after,
     j.certificate#>>'{key,type}' AS key_type, (j.certificate#>>'{key,bits}')::int AS key_bits,
     j.certificate#>>'{key,curve}' AS key_curve, j.certificate->>'signature_algorithm' AS signature_algorithm,
+    j.certificate->>'spki_sha256' AS spki_sha256,
     ARRAY(SELECT v FROM jsonb_array_elements_text(j.tls->'versions') WITH ORDINALITY AS t(v, n) ORDER BY n)
         AS tls_versions,
     coalesce((j.chain->>'complete')::boolean, false) AS chain_complete,
@@ -115,6 +116,7 @@ def _facts(r: asyncpg.Record, one: _Shared) -> TargetFacts:
             key_bits=r["key_bits"],
             key_curve=one(r["key_curve"]),
             signature_algorithm=one(r["signature_algorithm"]),
+            spki_sha256=r["spki_sha256"],
         )
     return TargetFacts(
         target_key=r["target_key"],

@@ -31,6 +31,7 @@ class LeafFacts:
     key_bits: int | None
     key_curve: str | None
     signature_algorithm: str
+    spki_sha256: str | None = None  # the key's identity; None in evaluations older than the field
 
     @property
     def lifetime_days(self) -> float:
@@ -92,6 +93,7 @@ def facts_of(evaluation: Evaluation) -> TargetFacts:
             key_bits=cert.key.bits,
             key_curve=cert.key.curve,
             signature_algorithm=cert.signature_algorithm,
+            spki_sha256=cert.spki_sha256,
         )
         if cert is not None
         else None

@@ -5,9 +5,10 @@ before that moment, among targets evaluated within `ESTATE_WINDOW` of it) and re
 
 - *first seen*: certificates whose first evaluation ever falls in the week;
 - *renewed*: targets serving another certificate at the end than at the start (a target that changed twice
-  in the week counts once, start to end). A renewal is *rekeyed* when the key's type, size or curve changed;
-  when they did not, the evaluation object carries no public-key fingerprint to tell a fresh key of the same
-  kind from a reused one, so the report says "key kind unchanged" rather than guess;
+  in the week counts once, start to end). A renewal is *rekeyed* (`new_key`) when the public key changed
+  and *reissued with the same key* (`same_key`) when it did not, by the keys' SubjectPublicKeyInfo fingerprints;
+  where an evaluation predates that field, only the key's type, size and curve can be compared, and a renewal
+  that kept them says "key kind unchanged" rather than guess;
 - *expired*: certificates served at the start or the end whose notAfter falls in the week, and whether the
   target still served them at the end;
 - *removed*: targets in the estate at the start that were not evaluated once during the week (taken out of the
@@ -36,7 +37,7 @@ RENEWAL_WINDOWS_DAYS: tuple[int, ...] = (90, 30, 7, 0)
 WEEKS_AHEAD = 12
 _WEEK = timedelta(days=7)
 
-KeyChange = Literal["new_key", "key_kind_unchanged"]
+KeyChange = Literal["new_key", "same_key", "key_kind_unchanged"]
 
 
 # Report lines are slotted dataclasses, not pydantic models: a report can list 100,000 of them and a model costs
@@ -197,6 +198,8 @@ def _line(cls: type[_Line], facts: TargetFacts, leaf: LeafFacts, **extra: Any) -
 
 
 def _key_change(before: LeafFacts, after: LeafFacts) -> KeyChange:
+    if before.spki_sha256 is not None and after.spki_sha256 is not None:
+        return "same_key" if before.spki_sha256 == after.spki_sha256 else "new_key"
     kind = (before.key_type, before.key_bits, before.key_curve)
     return "new_key" if kind != (after.key_type, after.key_bits, after.key_curve) else "key_kind_unchanged"
 

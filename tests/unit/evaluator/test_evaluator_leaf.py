@@ -1,9 +1,11 @@
 """The leaf's own faults through `evaluate`: expiry, key, EKU, basic constraints, hostname, hashes, parsing."""
 
 import datetime as dt
+import hashlib
 import random
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -40,6 +42,18 @@ def test_rsa_1024_leaf_is_weak_key(intermediate: Issued, trust: TrustStore) -> N
     assert (evaluation.certificate.key.type, evaluation.certificate.key.bits) == ("RSA", 1024)
     assert evaluation.security is not None and evaluation.security.grade == "B"
     assert evaluation.alarm.triggers == ["security"]
+
+
+def test_the_leaf_key_fingerprint_names_the_key_not_the_certificate(intermediate: Issued, trust: TrustStore) -> None:
+    """`certificate.spki_sha256` is the SHA-256 of the leaf's SubjectPublicKeyInfo: two certificates on one key
+    share it, another key has another."""
+    key = rsa_key(2048)
+    first, second = make_leaf(intermediate, key=key), make_leaf(intermediate, ("other.example",), key=key)
+    spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    fingerprints = [judge(observation(leaf, intermediate), trust).certificate for leaf in (first, second)]
+    assert [c and c.spki_sha256 for c in fingerprints] == [hashlib.sha256(spki).hexdigest()] * 2
+    other = judge(observation(make_leaf(intermediate), intermediate), trust).certificate
+    assert other is not None and other.spki_sha256 not in (None, fingerprints[0] and fingerprints[0].spki_sha256)
 
 
 def test_leaf_without_server_auth_eku(intermediate: Issued, trust: TrustStore) -> None:

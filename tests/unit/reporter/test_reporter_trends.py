@@ -24,14 +24,18 @@ def target(
     level: Level = "ok",
     grade: Grade = "A",
     key: KeyInfo | None = None,
+    spki: str | None = None,
 ) -> TargetFacts:
     """The facts of `host:443` evaluated at `at`, serving certificate `cert` (named by a host; None: unreachable)
     that expires at `expires` (default: in 200 days)."""
     days = None if cert is None else ((expires or at + timedelta(days=200)) - FACTORY_NOW).total_seconds() / 86400
     base = evaluation(cert or host, days=days, level=level, grade=grade, owner="web-team", evaluated_at=at)
     update: dict[str, object] = {"target": base.target.model_copy(update={"host": host}), "target_key": f"{host}:443"}
-    if key is not None and base.certificate is not None:
-        update["certificate"] = base.certificate.model_copy(update={"key": key})
+    if base.certificate is not None:
+        certificate: dict[str, object] = {"spki_sha256": spki}
+        if key is not None:
+            certificate["key"] = key
+        update["certificate"] = base.certificate.model_copy(update=certificate)
     return facts_of(base.model_copy(update=update))
 
 
@@ -77,6 +81,25 @@ def test_a_target_serving_another_certificate_is_renewed_and_the_key_kind_says_i
     first = report.renewed[0]
     assert (first.fingerprint, first.previous_fingerprint) == (fingerprint("a-new"), fingerprint("a-old"))
     assert first.owner == "web-team"
+
+
+def test_the_key_fingerprints_tell_a_reissue_with_the_same_key_from_a_new_key() -> None:
+    """With the keys' SPKI fingerprints, a renewal keeping the key is `same_key` and one changing it `new_key`,
+    whatever their kind."""
+    report = weekly(
+        [
+            target("a.example", at=START - timedelta(hours=1), cert="a-old", spki="k1"),
+            target("b.example", at=START - timedelta(hours=1), cert="b-old", spki="k2"),
+        ],
+        [
+            target("a.example", at=END - timedelta(hours=1), cert="a-new", spki="k1"),
+            target("b.example", at=END - timedelta(hours=1), cert="b-new", spki="k3"),
+        ],
+    )
+    assert [(r.target, r.key_change) for r in report.renewed] == [
+        ("a.example:443", "same_key"),
+        ("b.example:443", "new_key"),
+    ]
 
 
 def test_an_unreachable_target_at_either_end_is_not_a_renewal() -> None:
