@@ -118,6 +118,7 @@ def test_the_mounted_config_passes_validation_with_its_secrets(
     assert template_problems(config) == []
     assert secret_problems(config, environ={}) == []
     assert config.channels.email is not None and config.channels.email.host in services
+    assert config.channels.email.host in services["notifier"]["depends_on"]
 
 
 def test_the_image_has_pango_for_pdf_reports() -> None:

@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from services.composition import START_ORDER
-from shared.config import load_config
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,13 +61,3 @@ def test_reporter_gets_the_bucket_and_serves_the_dashboard(compose: dict[str, An
     assert env["AWS_ACCESS_KEY_ID"] and env["AWS_SECRET_ACCESS_KEY"]
     assert "8080:8080" in reporter["ports"]
     assert "certmon-reports" in " ".join(compose["services"]["s3-bucket"]["entrypoint"])
-
-
-def test_notifier_mails_through_the_smtp_catcher(compose: dict[str, Any]) -> None:
-    """The mounted certmon.yaml is valid and points email at the compose SMTP service."""
-    notifier = compose["services"]["notifier"]
-    mount = next(v for v in notifier["volumes"] if v.endswith(":/etc/certmon/certmon.yaml:ro"))
-    config = load_config(ROOT / mount.split(":")[0])
-    assert config.channels.email is not None
-    assert config.channels.email.host == "smtp" and config.channels.email.port == 1025
-    assert "smtp" in notifier["depends_on"]
