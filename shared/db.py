@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.outbox_sql import OUTBOX_SQL
+from shared.outbox_sql import OUTBOX_RETENTION_SQL, OUTBOX_SQL
 
 
 class DatabaseError(Exception):
@@ -53,7 +53,7 @@ async def migrate(pool: asyncpg.Pool, schema: str, migrations: list[tuple[str, s
             "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {r["name"] for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')}
-        for name, sql in [COMMON_MIGRATION, *migrations]:
+        for name, sql in [*COMMON_MIGRATIONS, *migrations]:
             if name in done:
                 continue
             await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
@@ -88,5 +88,14 @@ CREATE TABLE IF NOT EXISTS processed_events (
 );
 """
 
-#: Applied first in every service schema: the idempotency record of `claim_event` and the transactional outbox.
-COMMON_MIGRATION = ("000_common.sql", PROCESSED_EVENTS_SQL + OUTBOX_SQL)
+#: `shared.retention` deletes processed event ids by age: without this index, a scan of the table per batch.
+PROCESSED_EVENTS_RETENTION_SQL = """
+CREATE INDEX IF NOT EXISTS processed_events_at ON processed_events (processed_at);
+"""
+
+#: Applied first in every service schema, in order: the idempotency record of `claim_event` and the
+#: transactional outbox, then the indexes their retention reads.
+COMMON_MIGRATIONS = (
+    ("000_common.sql", PROCESSED_EVENTS_SQL + OUTBOX_SQL),
+    ("000_retention.sql", PROCESSED_EVENTS_RETENTION_SQL + OUTBOX_RETENTION_SQL),
+)

@@ -10,3 +10,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
 """
+
+#: `shared.retention` deletes published rows by age; the partial index leaves the rows waiting to be published out.
+OUTBOX_RETENTION_SQL = """
+CREATE INDEX IF NOT EXISTS outbox_published ON outbox (published_at) WHERE published_at IS NOT NULL;
+"""

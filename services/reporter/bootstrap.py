@@ -1,7 +1,8 @@
-"""Wiring of the reporter: history, bucket, renderer, handlers, outbox relay, schedule, acknowledger, HTTP server."""
+"""Wiring of the reporter: history, bucket, renderer, handlers, outbox relay, schedule, acknowledger, HTTP server,
+retention."""
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
@@ -30,6 +31,7 @@ from shared.config import CertmonConfig, TargetTags
 from shared.health import database_probe, readiness
 from shared.http_server import HttpServer
 from shared.outbox import OutboxRelay
+from shared.retention import Retention
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -48,6 +50,7 @@ class ReporterService:
         publisher: ReportPublisher,
         config: CertmonConfig,
         relay: OutboxRelay,
+        retention: Retention,
         scheduler: ReportScheduler | None,
         app: FastAPI,
         http: HttpServer | None,
@@ -55,6 +58,7 @@ class ReporterService:
     ) -> None:
         self._bus, self.history, self._publisher, self._config, self._relay = bus, history, publisher, config, relay
         self._scheduler, self.app, self._http, self._api_open = scheduler, app, http, api_open
+        self.retention = retention
 
     @property
     def http_port(self) -> int:
@@ -64,7 +68,7 @@ class ReporterService:
         return self._http.port
 
     async def start(self) -> None:
-        """Migrate, bind the HTTP server, subscribe, start the outbox relay and the report schedules.
+        """Migrate, bind the HTTP server, subscribe, start the outbox relay, the retention and the report schedules.
 
         If a step fails, what already started is stopped again before the error propagates.
         """
@@ -75,6 +79,7 @@ class ReporterService:
             for route in subscriptions(ReporterHandlers(self.history)):
                 await self._bus.subscribe(route)
             await self._relay.start()
+            await self.retention.start()
             if self._scheduler is not None:
                 await self._scheduler.start()
         except BaseException:
@@ -89,11 +94,12 @@ class ReporterService:
             )
 
     async def stop(self) -> None:
-        """Stop serving, scheduling and relaying (the relay publishes what is pending once more)."""
+        """Stop serving, scheduling, pruning and relaying (the relay publishes what is pending once more)."""
         if self._http is not None:
             await self._http.stop()
         if self._scheduler is not None:
             await self._scheduler.stop()
+        await self.retention.stop()
         await self._relay.stop()
 
     async def publish(
@@ -126,6 +132,11 @@ def bootstrap(
     renderer = ReportRenderer()
     key = link_secret_key(settings)
     relay = OutboxRelay(pool, SCHEMA, bus)
+    retention = timedelta(seconds=config.history.retention)
+
+    async def prune(now: datetime) -> int:
+        return await history.prune(now, retention=retention)
+
     bucket = bucket or bucket_from_settings(settings)
     publisher = build_publisher(config, history, bucket, renderer=renderer, announced=relay.kick)
     scheduled = scheduled_reports(
@@ -158,6 +169,7 @@ def bootstrap(
         publisher=publisher,
         config=config,
         relay=relay,
+        retention=Retention(SCHEMA, prune, clock=clock),
         scheduler=scheduler,
         app=app,
         http=http,

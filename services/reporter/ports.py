@@ -7,6 +7,9 @@ Two adapters pass the same contract tests: PostgreSQL (`adapters.history`) and t
   and answers False.
 - A target's latest evaluation is the one evaluated last, whatever order the events arrived in (on a tie, the
   one stored last).
+- An evaluation that says what its target's evaluation in force at its time said, but for its timestamps, is a
+  sighting of it (`domain.sightings`): readers see that run once, at its last sighting (a level change: at its
+  first), and the reports read its sightings as evenly spaced between its first and last.
 - `record_report` claims a report's key and its (kind, name, period) together with enqueuing its announcement,
   so a period is reported, and announced, once per kind (and custom report name).
 - `request_acknowledgement` enqueues an `acknowledgement.requested.v1` command in the same outbox; an event id
@@ -14,7 +17,7 @@ Two adapters pass the same contract tests: PostgreSQL (`adapters.history`) and t
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from services.reporter.domain.compliance import ComplianceReport
@@ -80,6 +83,11 @@ class HistoryStore(Protocol):
 
     async def ping(self) -> None:
         """Raise unless the store answers."""
+
+    async def prune(self, now: datetime, *, retention: timedelta) -> int:
+        """Delete targets not evaluated, runs not seen and alarms resolved for longer than `retention` before
+        `now` (a target's latest run stays while the target does), and the event ids older than the dedup window;
+        returns how many rows went."""
 
     async def record_evaluation(self, event_id: str, evaluation: Evaluation) -> bool:
         """Store an evaluation, the target's latest unless a newer one is there; False on redelivery."""

@@ -396,6 +396,25 @@ class CertificateRule(Strict):
     reminders: Reminders | None = None
 
 
+#: The shortest history retention: the monthly report reads the previous calendar month and the week before it.
+MIN_HISTORY_RETENTION = 62 * 86400
+
+
+class HistoryRetention(Strict):
+    """How long the reporter keeps history: evaluations last seen, and alarms resolved, longer ago than `retention`
+    are deleted (with the alarms' transitions and deliveries); a target not evaluated for that long leaves the
+    dashboard. An unchanged evaluation is never this old while its target is still evaluated."""
+
+    retention: Duration = Field(default=400 * 86400, description="at least 62d: the monthly report reads that far back")
+
+    @field_validator("retention")
+    @classmethod
+    def _long_enough(cls, value: int) -> int:
+        if value < MIN_HISTORY_RETENTION:
+            raise ValueError("history.retention must be at least 62d (the monthly report reads that far back)")
+        return value
+
+
 class CertmonConfig(Strict):
     """The whole `certmon.yaml`."""
 
@@ -409,6 +428,7 @@ class CertmonConfig(Strict):
     scanning: Scanning = Scanning()
     discovery: list[DiscoverySweep] = Field(default_factory=list)
     reports: Reports = Reports()
+    history: HistoryRetention = HistoryRetention()
 
     def scan_targets(self) -> list[Target]:
         """Every configured target as a scan target."""

@@ -348,7 +348,13 @@ async def count_alarms(pool: asyncpg.Pool, where: AlarmFilter) -> int:
     return count
 
 
-_OBSERVATION = "evaluated_at, target_key, level, grade, days_remaining"
+#: A run of `evaluations` as an observation row: at its last sighting, or at its first (`changes_only`: the change).
+_AT_LAST = (
+    "coalesce(last_seen_at, evaluated_at) AS seen_at, "
+    "CASE WHEN last_seen_at IS NULL THEN days_remaining ELSE last_days_remaining END AS days_left"
+)
+_AT_FIRST = "evaluated_at AS seen_at, days_remaining AS days_left"
+_OBSERVATION = "event_id, target_key, level, grade, evaluated_at, seen_count"
 
 
 async def observations_of(
@@ -356,18 +362,18 @@ async def observations_of(
 ) -> list[ObservationRow]:
     """See `HistoryStore.observations_of`."""
     chosen = (
-        f"SELECT event_id, {_OBSERVATION} FROM (SELECT event_id, {_OBSERVATION}, "
+        f"SELECT {_OBSERVATION}, {_AT_FIRST} FROM (SELECT *, "
         "lag(level) OVER (PARTITION BY target_key ORDER BY evaluated_at) AS before "
         f"FROM {_S}.evaluations WHERE fingerprint = $1) x WHERE before IS DISTINCT FROM level"
         if changes_only
-        else f"SELECT event_id, {_OBSERVATION} FROM {_S}.evaluations WHERE fingerprint = $1"
+        else f"SELECT {_OBSERVATION}, {_AT_LAST} FROM {_S}.evaluations WHERE fingerprint = $1"
     )
     # `reachable` lives in the jsonb: read it for the rows of the page only.
     rows = await pool.fetch(
-        f"SELECT o.evaluated_at, o.target_key, o.level, o.grade, o.days_remaining, "
-        f"(e.evaluation->>'reachable')::boolean AS reachable "
-        f"FROM ({chosen} ORDER BY evaluated_at DESC, target_key DESC LIMIT $2) o "
-        f"JOIN {_S}.evaluations e ON e.event_id = o.event_id ORDER BY o.evaluated_at DESC, o.target_key DESC",
+        "SELECT o.seen_at, o.target_key, o.level, o.grade, o.days_left, "
+        "(e.evaluation->>'reachable')::boolean AS reachable, o.evaluated_at, o.seen_count "
+        f"FROM ({chosen} ORDER BY seen_at DESC, target_key DESC LIMIT $2) o "
+        f"JOIN {_S}.evaluations e ON e.event_id = o.event_id ORDER BY o.seen_at DESC, o.target_key DESC",
         fingerprint,
         limit,
     )

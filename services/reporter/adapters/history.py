@@ -4,11 +4,19 @@ Every write records the consumed event id in the same transaction (`shared.db.cl
 event changes nothing. The pool must come from `shared.db.create_pool`, whose connections map jsonb to Python.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
-from services.reporter.adapters import dashboard_sql, report_queries
+from services.reporter.adapters import dashboard_sql, pruning, report_queries
+from services.reporter.adapters.runs import (
+    LAST_SEEN_COLUMNS,
+    NEW_RUN,
+    RUN_IN_FORCE,
+    SEEN_AGAIN,
+    as_last_seen,
+    last_sighting,
+)
 from services.reporter.domain.estate import (
     AlarmKey,
     AlarmRow,
@@ -20,6 +28,7 @@ from services.reporter.domain.estate import (
     TargetRow,
 )
 from services.reporter.domain.facts import AlarmStep, DayLevels, TargetFacts
+from services.reporter.domain.sightings import content_hash
 from services.reporter.domain.views import NotificationRecord
 from services.reporter.ports import (
     AlarmFilter,
@@ -31,6 +40,7 @@ from services.reporter.ports import (
 from shared.db import claim_event, load_migrations, migrate
 from shared.events import AlarmEvent, CloudEvent, Evaluation, NotificationResult, ReportPublished
 from shared.outbox import enqueue
+from shared.retention import DEDUP_WINDOW
 
 SCHEMA = "reporter"
 CONSUMER = "reporter"
@@ -47,30 +57,42 @@ class History:
         """Apply the reporter's migrations; returns the names applied."""
         return await migrate(self._pool, SCHEMA, load_migrations("services.reporter.adapters.migrations"))
 
+    async def prune(self, now: datetime, *, retention: timedelta) -> int:
+        """Delete the history older than `retention` and the event ids older than the dedup window (see
+        `adapters.pruning`); returns how many rows went."""
+        return await pruning.prune(self._pool, history_before=now - retention, dedup_before=now - DEDUP_WINDOW)
+
     async def ping(self) -> None:
         """Raise unless the database answers."""
         async with self._pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
 
     async def record_evaluation(self, event_id: str, evaluation: Evaluation) -> bool:
-        """Store an evaluation, the target's latest unless a newer one is there; False on redelivery."""
+        """Store an evaluation, the target's latest unless a newer one is there; False on redelivery. An evaluation
+        that repeats the one in force at its time is a sighting of that run (`domain.sightings`), not a row."""
+        digest = content_hash(evaluation)
         async with self._pool.acquire() as conn, conn.transaction():
             if not await claim_event(conn, SCHEMA, event_id, CONSUMER):
                 return False
-            await conn.execute(
-                f"INSERT INTO {_S}.evaluations(event_id, target_key, fingerprint, evaluated_at, level, "
-                "grade, days_remaining, evaluation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-                "ON CONFLICT (event_id) DO NOTHING",
-                event_id,
-                evaluation.target_key,
-                evaluation.certificate.fingerprint_sha256 if evaluation.certificate else None,
-                evaluation.evaluated_at,
-                evaluation.alarm.level,
-                evaluation.security.grade if evaluation.security else None,
-                evaluation.expiry.days_remaining if evaluation.expiry else None,
-                evaluation.model_dump(mode="json"),
-            )
-            await conn.execute(dashboard_sql.UPSERT_LATEST, *dashboard_sql.latest_values(event_id, evaluation))
+            run = await conn.fetchrow(RUN_IN_FORCE, evaluation.target_key, evaluation.evaluated_at)
+            if run is not None and run["content_hash"] == digest:
+                run_id = run["event_id"]
+                await conn.execute(SEEN_AGAIN, run_id, *last_sighting(evaluation))
+            else:
+                run_id = event_id
+                await conn.execute(
+                    NEW_RUN,
+                    event_id,
+                    evaluation.target_key,
+                    evaluation.certificate.fingerprint_sha256 if evaluation.certificate else None,
+                    evaluation.evaluated_at,
+                    evaluation.alarm.level,
+                    evaluation.security.grade if evaluation.security else None,
+                    evaluation.expiry.days_remaining if evaluation.expiry else None,
+                    evaluation.model_dump(mode="json"),
+                    digest,
+                )
+            await conn.execute(dashboard_sql.UPSERT_LATEST, *dashboard_sql.latest_values(run_id, evaluation))
             return True
 
     async def record_alarm(self, event_id: str, alarm: AlarmEvent) -> bool:
@@ -119,20 +141,21 @@ class History:
         if after is not None:
             conditions.append(f"l.target_key > {p(after)}")
         rows = await self._pool.fetch(
-            f"SELECT e.evaluation FROM {_S}.latest l JOIN {_S}.evaluations e ON e.event_id = l.event_id "
+            f"SELECT {LAST_SEEN_COLUMNS} FROM {_S}.latest l JOIN {_S}.evaluations e ON e.event_id = l.event_id "
             f"{dashboard_sql.where_clause(conditions)} ORDER BY l.target_key LIMIT {p(limit)}",
             *p.values,
         )
-        return [Evaluation.model_validate(r["evaluation"]) for r in rows]
+        return [as_last_seen(r) for r in rows]
 
     async def evaluations_of(self, fingerprint: str, *, limit: int = 100) -> list[Evaluation]:
-        """Evaluations of one certificate (canonical fingerprint), newest first."""
+        """Evaluations of one certificate (canonical fingerprint), newest first: each run at its last sighting."""
         rows = await self._pool.fetch(
-            f"SELECT evaluation FROM {_S}.evaluations WHERE fingerprint = $1 ORDER BY evaluated_at DESC LIMIT $2",
+            f"SELECT {LAST_SEEN_COLUMNS} FROM {_S}.evaluations e WHERE e.fingerprint = $1 "
+            "ORDER BY coalesce(e.last_seen_at, e.evaluated_at) DESC, e.target_key DESC LIMIT $2",
             fingerprint,
             limit,
         )
-        return [Evaluation.model_validate(r["evaluation"]) for r in rows]
+        return [as_last_seen(r) for r in rows]
 
     async def alarm_events(
         self,

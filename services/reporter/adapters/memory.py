@@ -7,10 +7,10 @@ transaction it stands for. `outbox` holds the announcements `record_report` and 
 PostgreSQL leaves them unordered.
 """
 
-from collections import Counter, defaultdict
-from datetime import UTC, date, datetime
+from datetime import datetime, timedelta
 
 from services.reporter.adapters import memory_dashboard
+from services.reporter.adapters.memory_runs import EvaluationRuns
 from services.reporter.domain.estate import (
     AlarmKey,
     AlarmRow,
@@ -20,8 +20,9 @@ from services.reporter.domain.estate import (
     ObservationRow,
     RowKey,
     TargetRow,
+    alarm_rows,
 )
-from services.reporter.domain.facts import AlarmStep, DayLevels, TargetFacts, alarm_step, facts_of
+from services.reporter.domain.facts import AlarmStep, DayLevels, TargetFacts, alarm_step
 from services.reporter.domain.views import NotificationRecord
 from services.reporter.ports import (
     AlarmFilter,
@@ -39,11 +40,25 @@ class InMemoryHistory:
     def __init__(self) -> None:
         self.outbox: list[CloudEvent] = []
         self._claimed: set[str] = set()
-        self._evaluations: list[Evaluation] = []
+        self._evaluations = EvaluationRuns()
         self._latest: dict[str, Evaluation] = {}
         self._alarms: list[tuple[str, AlarmEvent]] = []
         self._notifications: list[tuple[str, NotificationRecord]] = []
         self._reports: dict[str, ReportPublished] = {}
+
+    async def prune(self, now: datetime, *, retention: timedelta) -> int:
+        """Forget the history older than `retention` as the PostgreSQL history does (`adapters.pruning`); claimed
+        event ids stay (a process's memory lives shorter than the dedup window)."""
+        before = now - retention
+        stale = [key for key, evaluation in self._latest.items() if evaluation.evaluated_at < before]
+        for key in stale:
+            del self._latest[key]
+        runs = self._evaluations.prune(before, keep=set(self._latest))
+        gone = {r.alarm_id for r in alarm_rows(self._alarms) if r.state == "resolved" and r.updated_at < before}
+        alarms, notifications = len(self._alarms), len(self._notifications)
+        self._alarms = [(i, a) for i, a in self._alarms if a.alarm_id not in gone]
+        self._notifications = [(i, n) for i, n in self._notifications if n.alarm_id not in gone]
+        return len(stale) + runs + len(gone) + alarms - len(self._alarms) + notifications - len(self._notifications)
 
     async def ping(self) -> None:
         """Always answers: there is nothing to reach."""
@@ -58,7 +73,7 @@ class InMemoryHistory:
         """Store an evaluation, the target's latest unless a newer one is there; False on redelivery."""
         if not self._claim(event_id):
             return False
-        self._evaluations.append(evaluation)
+        self._evaluations.record(evaluation)
         current = self._latest.get(evaluation.target_key)
         if current is None or current.evaluated_at <= evaluation.evaluated_at:
             self._latest[evaluation.target_key] = evaluation
@@ -91,9 +106,9 @@ class InMemoryHistory:
         return matching if limit is None else matching[:limit]
 
     async def evaluations_of(self, fingerprint: str, *, limit: int = 100) -> list[Evaluation]:
-        """Evaluations of one certificate (canonical fingerprint), newest first."""
-        of_it = [e for e in self._evaluations if e.certificate and e.certificate.fingerprint_sha256 == fingerprint]
-        return sorted(of_it, key=lambda e: e.evaluated_at, reverse=True)[:limit]
+        """Evaluations of one certificate (canonical fingerprint), newest first: each run at its last sighting."""
+        runs = self._evaluations.of_certificate(fingerprint)
+        return sorted((r.last for r in runs), key=lambda e: (e.evaluated_at, e.target_key), reverse=True)[:limit]
 
     async def alarm_events(
         self,
@@ -163,27 +178,12 @@ class InMemoryHistory:
     async def estate(self, as_of: datetime, *, since: datetime) -> list[TargetFacts]:
         """The facts of each target's latest evaluation in `[since, as_of)`, by target key (a tie: the one stored
         last)."""
-        chosen: dict[str, Evaluation] = {}
-        for evaluation in self._evaluations:
-            current = chosen.get(evaluation.target_key)
-            if since <= evaluation.evaluated_at < as_of and (
-                current is None or current.evaluated_at <= evaluation.evaluated_at
-            ):
-                chosen[evaluation.target_key] = evaluation
-        return [facts_of(evaluation) for _, evaluation in sorted(chosen.items())]
+        return self._evaluations.estate(as_of, since=since)
 
     async def first_seen(self, start: datetime, end: datetime) -> list[TargetFacts]:
         """The facts of the first evaluation of each certificate whose first evaluation ever is in `[start, end)`,
         by fingerprint (a tie: the one stored first)."""
-        first: dict[str, Evaluation] = {}
-        for evaluation in self._evaluations:
-            if evaluation.certificate is None:
-                continue
-            fingerprint = evaluation.certificate.fingerprint_sha256
-            current = first.get(fingerprint)
-            if current is None or evaluation.evaluated_at < current.evaluated_at:
-                first[fingerprint] = evaluation
-        return [facts_of(e) for _, e in sorted(first.items()) if start <= e.evaluated_at < end]
+        return self._evaluations.first_seen(start, end)
 
     async def alarm_steps(self, start: datetime, end: datetime) -> list[AlarmStep]:
         """The raised, acknowledged and resolved transitions in `[start, end)`, and the raise (whenever it was) of
@@ -200,18 +200,7 @@ class InMemoryHistory:
     async def daily_levels(self, start: datetime, end: datetime) -> list[DayLevels]:
         """For each UTC day of `[start, end)` with evaluations, by day: the targets at each level (only levels
         with any), each target by its last evaluation of the day (a tie: the one stored last)."""
-        last: dict[tuple[date, str], Evaluation] = {}
-        for evaluation in self._evaluations:
-            if not start <= evaluation.evaluated_at < end:
-                continue
-            slot = (evaluation.evaluated_at.astimezone(UTC).date(), evaluation.target_key)
-            current = last.get(slot)
-            if current is None or current.evaluated_at <= evaluation.evaluated_at:
-                last[slot] = evaluation
-        counts: dict[date, Counter[str]] = defaultdict(Counter)
-        for (day, _), evaluation in last.items():
-            counts[day][evaluation.alarm.level] += 1
-        return [DayLevels(day=day, counts=dict(counts[day])) for day in sorted(counts)]
+        return self._evaluations.daily_levels(start, end)
 
     async def certificate_rows(
         self,
@@ -272,4 +261,4 @@ class InMemoryHistory:
         self, fingerprint: str, *, limit: int, changes_only: bool = False
     ) -> list[ObservationRow]:
         """Evaluations of one certificate, newest first; `changes_only`: each target's first and level changes."""
-        return memory_dashboard.observations_of(self._evaluations, fingerprint, limit=limit, changes_only=changes_only)
+        return self._evaluations.observations_of(fingerprint, limit=limit, changes_only=changes_only)

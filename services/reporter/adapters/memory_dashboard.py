@@ -13,7 +13,6 @@ from services.reporter.domain.estate import (
     EstateCounts,
     ExpiryCount,
     Facets,
-    ObservationRow,
     RowKey,
     TargetRow,
     alarm_rows,
@@ -174,28 +173,3 @@ def select_alarms(
     if order == "severity":
         rows.sort(key=lambda r: urgency(r.level))  # stable: the latest change first within a level
     return [r for r in rows if after is None or _comes_after(order, r.key, after)][:limit]
-
-
-def observations_of(
-    evaluations: Iterable[Evaluation], fingerprint: str, *, limit: int, changes_only: bool
-) -> list[ObservationRow]:
-    """See `HistoryStore.observations_of`."""
-    of_it = [e for e in evaluations if e.certificate and e.certificate.fingerprint_sha256 == fingerprint]
-    chosen: list[Evaluation] = []
-    before: dict[str, str] = {}
-    for evaluation in sorted(of_it, key=lambda e: e.evaluated_at):
-        if not changes_only or before.get(evaluation.target_key) != evaluation.alarm.level:
-            chosen.append(evaluation)
-        before[evaluation.target_key] = evaluation.alarm.level
-    newest_first = sorted(chosen, key=lambda e: (e.evaluated_at, e.target_key), reverse=True)[:limit]
-    return [
-        ObservationRow(
-            evaluated_at=e.evaluated_at,
-            target_key=e.target_key,
-            level=e.alarm.level,
-            grade=e.security.grade if e.security else None,
-            days_remaining=e.expiry.days_remaining if e.expiry else None,
-            reachable=e.reachable,
-        )
-        for e in newest_first
-    ]

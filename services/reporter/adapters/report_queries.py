@@ -4,7 +4,8 @@ They answer with the slim facts of `domain.facts`, projected from the stored eva
 `jsonb_to_record` per row, so the jsonb is read once), streamed through a cursor, and with the strings that
 repeat over an estate (issuers, owners, key kinds, finding codes) shared, so 100,000 targets stay small in memory.
 The latest evaluation per target as of a moment is one index probe per target (`evaluations_target`); per-day
-level counts are added up in the database.
+level counts are added up in the database. A row of `evaluations` is a run of unchanged sightings
+(`domain.sightings`): `reporter.sighting_before` says which of them a moment or a day sees.
 """
 
 from collections.abc import Hashable
@@ -21,7 +22,7 @@ _H = TypeVar("_H", bound=Hashable)
 
 #: The facts of evaluation `e` (with `j` its jsonb as a record), in the order `_facts` reads them.
 _FACTS = """
-    e.target_key, e.evaluated_at, j.reachable, e.level, e.grade, j.owner, j.target->>'server' AS server,
+    e.target_key, e.seen_at AS evaluated_at, j.reachable, e.level, e.grade, j.owner, j.target->>'server' AS server,
     e.fingerprint, j.certificate->>'subject' AS subject, j.certificate->>'issuer' AS issuer,
     (j.certificate->>'not_before')::timestamptz AS not_before, (j.certificate->>'not_after')::timestamptz AS not_after,
     j.certificate#>>'{key,type}' AS key_type, (j.certificate#>>'{key,bits}')::int AS key_bits,
@@ -46,23 +47,26 @@ _ESTATE = f"""
 SELECT {_FACTS}
 FROM {_S}.latest l
 CROSS JOIN LATERAL (
-    SELECT * FROM {_S}.evaluations x
-    WHERE x.target_key = l.target_key AND x.evaluated_at >= $1 AND x.evaluated_at < $2
+    SELECT x.*, {_S}.sighting_before(x.evaluated_at, x.last_seen_at, x.seen_count, $2) AS seen_at
+    FROM {_S}.evaluations x
+    WHERE x.target_key = l.target_key AND x.evaluated_at < $2
     ORDER BY x.evaluated_at DESC LIMIT 1
 ) e
 {_AS_RECORD}
+WHERE e.seen_at >= $1
 ORDER BY l.target_key
 """
 
+# A certificate's first evaluation is the first sighting of its first run; a run started in the period is its
+# first when no run of the certificate started before.
 _FIRST_SEEN = f"""
-WITH fresh AS (
-    SELECT fingerprint FROM {_S}.evaluations WHERE fingerprint IS NOT NULL
-    GROUP BY fingerprint HAVING min(evaluated_at) >= $1 AND min(evaluated_at) < $2
-)
 SELECT {_FACTS}
-FROM fresh
-CROSS JOIN LATERAL (
-    SELECT * FROM {_S}.evaluations x WHERE x.fingerprint = fresh.fingerprint ORDER BY x.evaluated_at LIMIT 1
+FROM (
+    SELECT DISTINCT ON (x.fingerprint) x.*, x.evaluated_at AS seen_at
+    FROM {_S}.evaluations x
+    WHERE x.evaluated_at >= $1 AND x.evaluated_at < $2 AND x.fingerprint IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM {_S}.evaluations y WHERE y.fingerprint = x.fingerprint AND y.evaluated_at < $1)
+    ORDER BY x.fingerprint, x.evaluated_at
 ) e
 {_AS_RECORD}
 ORDER BY e.fingerprint
@@ -79,13 +83,26 @@ WHERE transition IN ('raised', 'acknowledged', 'resolved')
 ORDER BY at, event_id
 """
 
+# Each run is read on each UTC day it spans that one of its sightings falls on; a target's level that day is the
+# one of its run seen last in the day.
 _DAILY_LEVELS = f"""
 SELECT day, level, count(*) AS n
 FROM (
-    SELECT DISTINCT ON (target_key, day) target_key, (evaluated_at AT TIME ZONE 'UTC')::date AS day, level
-    FROM {_S}.evaluations
-    WHERE evaluated_at >= $1 AND evaluated_at < $2
-    ORDER BY target_key, day, evaluated_at DESC
+    SELECT DISTINCT ON (target_key, day) target_key, day, level
+    FROM (
+        SELECT r.target_key, r.level, d.day::date AS day,
+               {_S}.sighting_before(r.evaluated_at, r.last_seen_at, r.seen_count,
+                                    least((d.day + interval '1 day') AT TIME ZONE 'UTC', $2)) AS seen_at,
+               greatest(d.day AT TIME ZONE 'UTC', $1) AS day_start
+        FROM {_S}.evaluations r
+        CROSS JOIN LATERAL generate_series(
+            date_trunc('day', greatest(r.evaluated_at, $1) AT TIME ZONE 'UTC'),
+            date_trunc('day', least(coalesce(r.last_seen_at, r.evaluated_at), $2) AT TIME ZONE 'UTC'),
+            interval '1 day') AS d(day)
+        WHERE coalesce(r.last_seen_at, r.evaluated_at) >= $1 AND r.evaluated_at < $2
+    ) sighted
+    WHERE seen_at >= day_start
+    ORDER BY target_key, day, seen_at DESC
 ) last_of_day
 GROUP BY day, level
 ORDER BY day, level

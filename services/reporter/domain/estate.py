@@ -121,7 +121,8 @@ class ExpiryCount:
 
 @dataclass(frozen=True, slots=True)
 class ObservationRow:
-    """One evaluation of a certificate at one target."""
+    """One evaluation of a certificate at one target, as seen at `evaluated_at`: the last sighting of an
+    unchanged run of `seen_count` evaluations first seen at `first_seen_at` (a level change: its first)."""
 
     evaluated_at: datetime
     target_key: str
@@ -129,6 +130,8 @@ class ObservationRow:
     grade: str | None
     days_remaining: float | None
     reachable: bool
+    first_seen_at: datetime
+    seen_count: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)
 async def test_migrate_applies_each_file_once(pg_pool: asyncpg.Pool) -> None:
     """The first migrate applies the common tables and the scanner's files in order; a second applies nothing."""
     repo = TargetsRepository(pg_pool)
-    assert await repo.migrate() == ["000_common.sql", "001_init.sql", "002_discovery.sql"]
+    assert await repo.migrate() == ["000_common.sql", "000_retention.sql", "001_init.sql", "002_discovery.sql"]
     assert await repo.migrate() == []
 
 

@@ -23,7 +23,7 @@ def scan_event(host: str) -> CloudEvent:
 
 async def test_migrate_applies_common_and_service_tables_once(pg_pool: asyncpg.Pool) -> None:
     """The first run applies the common tables and the service's own; a second run applies nothing."""
-    assert await migrate(pg_pool, "svc", MIGRATIONS) == ["000_common.sql", "001_things.sql"]
+    assert await migrate(pg_pool, "svc", MIGRATIONS) == ["000_common.sql", "000_retention.sql", "001_things.sql"]
     assert await migrate(pg_pool, "svc", MIGRATIONS) == []
     tables = {
         r["table_name"]
@@ -35,7 +35,7 @@ async def test_migrate_applies_common_and_service_tables_once(pg_pool: asyncpg.P
 async def test_concurrent_migrations_apply_each_file_once(pg_pool: asyncpg.Pool) -> None:
     """Replicas starting together do not race: exactly one of them applies the migrations."""
     results = await asyncio.gather(*(migrate(pg_pool, "race", MIGRATIONS) for _ in range(4)))
-    assert sorted(len(r) for r in results) == [0, 0, 0, 2]
+    assert sorted(len(r) for r in results) == [0, 0, 0, 3]
 
 
 async def test_claim_event_is_true_once_per_consumer(pg_pool: asyncpg.Pool) -> None:
