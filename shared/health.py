@@ -6,11 +6,13 @@ within a short timeout, and no background loop has died (`shared.periodic.dead_l
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from itertools import chain
 from typing import Literal
 
 import asyncpg
 from fastapi import FastAPI, Response
+from fastapi.responses import StreamingResponse
 from prometheus_client import REGISTRY, generate_latest
 from pydantic import BaseModel
 
@@ -19,6 +21,7 @@ from shared.periodic import dead_loops
 
 READY_TIMEOUT_SECONDS = 2.0
 OK = "ok"
+_METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Readiness(BaseModel):
@@ -72,10 +75,11 @@ def add_health_routes(
     app: FastAPI,
     probe: Callable[[], Awaitable[Readiness]],
     *,
-    extra_metrics: Callable[[], Awaitable[bytes]] | None = None,
+    extra_metrics: Callable[[], Awaitable[Iterable[bytes]]] | None = None,
 ) -> None:
     """Serve `/healthz/live`, `/healthz/ready` (503 unless ready) and `/metrics` (the process's own metrics,
-    then `extra_metrics`) on `app`, without authentication: probes and Prometheus scrape without secrets."""
+    then the chunks `extra_metrics` gives) on `app`, without authentication: probes and Prometheus scrape without
+    secrets."""
 
     @app.get("/healthz/live")
     async def live() -> dict[str, str]:
@@ -93,8 +97,12 @@ def add_health_routes(
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         """Metrics in the Prometheus text format."""
-        body = generate_latest(REGISTRY) + (await extra_metrics() if extra_metrics is not None else b"")
-        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+        own = generate_latest(REGISTRY)
+        if extra_metrics is None:
+            return Response(own, media_type=_METRICS_TYPE)
+        # The extra text can be hundreds of megabytes (the reporter's estate): streamed, the chunks read in worker
+        # threads; it is ready before the response starts, so a failure is still a 500.
+        return StreamingResponse(chain((own,), await extra_metrics()), media_type=_METRICS_TYPE)
 
 
 def health_app(probe: Callable[[], Awaitable[Readiness]]) -> FastAPI:

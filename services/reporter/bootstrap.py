@@ -12,6 +12,7 @@ from services.reporter.adapters.auth import ApiTokens
 from services.reporter.adapters.bucket import bucket_from_settings
 from services.reporter.adapters.history import SCHEMA, History
 from services.reporter.adapters.http import create_app
+from services.reporter.adapters.metric_source import PostgresLatest
 from services.reporter.adapters.rendering import ReportRenderer
 from services.reporter.adapters.sessions import SessionSigner
 from services.reporter.domain.catalog import ReportKind, daily_hour, report_spec, scheduled_reports
@@ -160,6 +161,7 @@ def bootstrap(
         readiness=lambda: readiness(bus, database_probe(pool)),
         sessions=SessionSigner(key),
         bucket=bucket,
+        estate=PostgresLatest(pool),
     )
     http = HttpServer(app, settings.http_host, settings.http_port) if serve_http else None
     start_series()

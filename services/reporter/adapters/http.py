@@ -6,7 +6,6 @@ asked for without one sends the browser to `/login`. Health and metrics never as
 without secrets), and an acknowledge link is its own credential.
 """
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from fastapi.responses import JSONResponse
 from services.reporter.adapters.auth import ApiTokens
 from services.reporter.adapters.bucket import bucket_from_settings
 from services.reporter.adapters.dashboard_pages import dashboard_routes
+from services.reporter.adapters.metric_source import HistoryLatest, LatestEvaluations
 from services.reporter.adapters.metrics import EstateMetrics
 from services.reporter.adapters.pages import ack_link_routes
 from services.reporter.adapters.rendering import ReportRenderer
@@ -54,17 +54,19 @@ def create_app(
     readiness: Callable[[], Awaitable[Readiness]] | None = None,
     sessions: SessionSigner | None = None,
     bucket: Bucket | None = None,
+    estate: LatestEvaluations | None = None,
 ) -> FastAPI:
     """The FastAPI application over `history`, with its own estate metrics registry.
 
     `links` verifies acknowledge tokens; `acknowledger` sends acknowledge requests (by default one that waits on
     `history` and kicks no relay); `readiness` is the process's probe (by default the database only); `sessions`
     signs the dashboard's session cookies (by default with a key of this process only); `bucket` is where the
-    reports page reads report objects (by default the one `settings.reports_url` names).
+    reports page reads report objects (by default the one `settings.reports_url` names); `estate` is where
+    `/metrics` pages through the latest evaluations (by default `history`'s `latest`).
     """
     renderer = renderer or ReportRenderer()
     acknowledger = acknowledger or Acknowledger(history, clock=clock)
-    metrics = EstateMetrics()
+    metrics = EstateMetrics(estate or HistoryLatest(history), clock=clock)
     tokens = ApiTokens(settings, sessions=sessions, clock=clock)
     read = [Depends(tokens.require("read"))]
     app = FastAPI(title="certmon reporter", version="1", docs_url=None, redoc_url=None)
@@ -138,13 +140,7 @@ def create_app(
         """Published reports and their bucket keys, newest period first."""
         return ReportList(items=await history.reports())
 
-    async def estate_metrics() -> bytes:
-        evaluations = await history.latest()
-        # A large estate takes seconds to render (docs/estate-metrics.md, "Cost"); in a worker thread the event loop
-        # keeps serving the API, the dashboard and the consumers meanwhile.
-        return await asyncio.to_thread(metrics.exposition, evaluations, now=clock())
-
-    add_health_routes(app, readiness or (lambda: shared_readiness(None, history.ping)), extra_metrics=estate_metrics)
+    add_health_routes(app, readiness or (lambda: shared_readiness(None, history.ping)), extra_metrics=metrics.scrape)
 
     app.include_router(api)
     app.include_router(api_write)

@@ -2,14 +2,15 @@
 
 ssl_exporter labels a certificate with `serial_no, issuer_cn, cn, dnsnames, ips, emails, ou`; x509-certificate-
 exporter with `serial_number` and six subject and six issuer name fields. Both print the serial in decimal.
-Distinguished names arrive as RFC 4514 strings; `Names` reads them with a small parser and remembers each one for
-the scrape (issuers repeat across the estate; cryptography's parser would cost seconds per 100,000 targets).
+Distinguished names arrive as RFC 4514 strings; `Names` reads them with a small parser and remembers the recent
+ones (issuers repeat across the estate; cryptography's parser would cost seconds per 100,000 targets).
 """
 
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from string import hexdigits
 
 from services.reporter.adapters.metric_text import escape
@@ -17,6 +18,8 @@ from shared.events import Evaluation
 
 #: SAN lists can be huge; the labels keep the first names only, to bound series size.
 MAX_DNSNAMES = 20
+#: Names and label texts `Names` remembers: far more than the issuers of an estate, far fewer than its leaves.
+REMEMBERED = 4096
 #: The name fields x509-certificate-exporter puts in its labels, in its order.
 X509_NAME_FIELDS = ("C", "ST", "L", "O", "OU", "CN")
 # One attribute of a distinguished name: a type, "=", and a value up to the next unescaped "," or "+".
@@ -139,47 +142,47 @@ def certificates(evaluation: Evaluation) -> list[Cert]:
 
 
 class Names:
-    """Escaped label text per certificate, with each distinguished name parsed once per scrape."""
+    """Escaped label text per certificate, with each distinguished name parsed once while it is in use.
 
-    def __init__(self) -> None:
-        self._fields: dict[str, dict[str, str]] = {}
-        self._ssl: dict[str, str] = {}
-        self._x509: dict[str, str] = {}
+    A scrape reads the estate a page at a time, so what is remembered is bounded (least recently used first out):
+    the issuers, which repeat across the estate, stay; each leaf's names go once its target is written.
+    """
+
+    def __init__(self, remembered: int = REMEMBERED) -> None:
+        self._fields = lru_cache(maxsize=remembered)(name_fields)
+        self._ssl = lru_cache(maxsize=remembered)(self._ssl_labels)
+        self._x509 = lru_cache(maxsize=remembered)(self._x509_labels)
 
     def fields(self, distinguished_name: str) -> dict[str, str]:
-        """`name_fields`, remembered."""
-        found = self._fields.get(distinguished_name)
-        if found is None:
-            found = self._fields[distinguished_name] = name_fields(distinguished_name)
-        return found
+        """`name_fields`, remembered (do not change the result)."""
+        return self._fields(distinguished_name)
 
     def ssl(self, cert: Cert) -> str:
         """ssl_exporter's certificate labels: serial_no, issuer_cn, cn, dnsnames, ips, emails, ou."""
-        text = self._ssl.get(cert.fingerprint)
-        if text is None:
-            subject = self.fields(cert.subject)
-            ou = subject.get("OU", "")
-            text = self._ssl[cert.fingerprint] = (
-                f'serial_no="{decimal_serial(cert.serial)}",'
-                f'issuer_cn="{escape(self.fields(cert.issuer).get("CN", ""))}",'
-                f'cn="{escape(subject.get("CN", ""))}",'
-                f'dnsnames="{escape(dnsnames_label(cert.san))}",'
-                f'ips="{escape(ips_label(cert.san))}",'
-                # certmon's events carry DNS and IP alternative names only.
-                'emails="",'
-                f'ou="{escape(f",{ou}," if ou else "")}"'
-            )
-        return text
+        return self._ssl(cert)
 
     def x509(self, cert: Cert | None) -> str:
         """x509-certificate-exporter's certificate labels (serial_number, subject_*, issuer_*); all "" for none."""
-        key = cert.fingerprint if cert is not None else ""
-        text = self._x509.get(key)
-        if text is None:
-            subject = self.fields(cert.subject) if cert is not None else {}
-            issuer = self.fields(cert.issuer) if cert is not None else {}
-            parts = [f'serial_number="{decimal_serial(cert.serial if cert is not None else None)}"']
-            parts += [f'subject_{f}="{escape(subject.get(f, ""))}"' for f in X509_NAME_FIELDS]
-            parts += [f'issuer_{f}="{escape(issuer.get(f, ""))}"' for f in X509_NAME_FIELDS]
-            text = self._x509[key] = ",".join(parts)
-        return text
+        return self._x509(cert)
+
+    def _ssl_labels(self, cert: Cert) -> str:
+        subject = self.fields(cert.subject)
+        ou = subject.get("OU", "")
+        return (
+            f'serial_no="{decimal_serial(cert.serial)}",'
+            f'issuer_cn="{escape(self.fields(cert.issuer).get("CN", ""))}",'
+            f'cn="{escape(subject.get("CN", ""))}",'
+            f'dnsnames="{escape(dnsnames_label(cert.san))}",'
+            f'ips="{escape(ips_label(cert.san))}",'
+            # certmon's events carry DNS and IP alternative names only.
+            'emails="",'
+            f'ou="{escape(f",{ou}," if ou else "")}"'
+        )
+
+    def _x509_labels(self, cert: Cert | None) -> str:
+        subject = self.fields(cert.subject) if cert is not None else {}
+        issuer = self.fields(cert.issuer) if cert is not None else {}
+        parts = [f'serial_number="{decimal_serial(cert.serial if cert is not None else None)}"']
+        parts += [f'subject_{f}="{escape(subject.get(f, ""))}"' for f in X509_NAME_FIELDS]
+        parts += [f'issuer_{f}="{escape(issuer.get(f, ""))}"' for f in X509_NAME_FIELDS]
+        return ",".join(parts)

@@ -35,9 +35,7 @@ class X509ExporterFamilies:
         )
 
     def families(self) -> list[Family]:
-        """Every family, in exposition order (the error gauge set from what `add` saw)."""
-        self.read_errors.lines.clear()
-        self.read_errors.add("", self._unreadable)
+        """Every family, in exposition order."""
         return [
             self.not_after,
             self.not_before,
@@ -47,6 +45,10 @@ class X509ExporterFamilies:
             self.error,
             self.read_errors,
         ]
+
+    def finish(self) -> None:
+        """Set the error gauge from what `add` saw, once every target was added."""
+        self.read_errors.add("", self._unreadable)
 
     def add(self, evaluation: Evaluation, certs: list[Cert], target: str) -> None:
         """The samples of one target's latest evaluation; `target` is its key, escaped."""

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from services.reporter.adapters.metric_labels import name_fields
-from services.reporter.adapters.metrics import EstateMetrics
+from services.reporter.adapters.metrics import exposition
 from shared.events import (
     AlarmSummary,
     CertificateInfo,
@@ -147,7 +147,7 @@ DOWN = Evaluation(
 @pytest.fixture(scope="module")
 def families() -> dict[str, list[Sample]]:
     """The samples of each family in one scrape of the four targets, parsed as Prometheus parses them."""
-    text = EstateMetrics().exposition([SHOP, OLD, FILE, DOWN], now=NOW).decode()
+    text = exposition([SHOP, OLD, FILE, DOWN], now=NOW).decode()
     return {family.name: family.samples for family in text_string_to_metric_families(text)}
 
 
@@ -286,7 +286,7 @@ def test_attacker_chosen_subjects_are_escaped_and_read_back_unchanged(subject: s
     value: the exposition parses, holds no forged series, and gives the value back as the certificate has it."""
     path = '/tmp/"odd"\\dir\n/cert.pem'
     file = evaluation(TargetRef(protocol="file", file=path), f"file:{path}", subject=subject, days=10, tls=None)
-    text = EstateMetrics().exposition([file], now=NOW).decode()
+    text = exposition([file], now=NOW).decode()
     parsed: dict[str, Any] = {f.name: f.samples for f in text_string_to_metric_families(text)}
     [probe] = parsed["ssl_probe_success"]
     assert probe.labels == {"target": f"file:{path}"}

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from services.reporter.adapters.metric_labels import common_name, dnsnames_label
-from services.reporter.adapters.metrics import EstateMetrics
+from services.reporter.adapters.metrics import exposition
 from services.reporter.domain.views import NotificationRecord, alarm_views
 from shared.events import Acknowledgement
 from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation
@@ -25,10 +25,9 @@ def test_dnsnames_label_matches_ssl_exporter() -> None:
 
 def test_metrics_drop_series_of_targets_that_went_away() -> None:
     """Each scrape reflects only the evaluations it was given."""
-    metrics = EstateMetrics()
-    first = metrics.exposition([evaluation("a.example", days=3), evaluation("b.example", days=9)], now=NOW).decode()
+    first = exposition([evaluation("a.example", days=3), evaluation("b.example", days=9)], now=NOW).decode()
     assert 'target="b.example:443"' in first
-    second = metrics.exposition([evaluation("a.example", days=3)], now=NOW).decode()
+    second = exposition([evaluation("a.example", days=3)], now=NOW).decode()
     assert 'target="b.example:443"' not in second
     assert 'certmon_certificates{level="ok"} 1\n' in second
 
