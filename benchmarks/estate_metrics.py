@@ -31,7 +31,6 @@ import httpx
 
 from services.reporter.adapters.history import History
 from services.reporter.adapters.http import create_app
-from services.reporter.adapters.metrics import REUSE_SECONDS
 from shared.action_links import ActionLinkSigner
 from shared.db import create_pool
 from shared.events import (
@@ -203,6 +202,9 @@ async def scrape(client: httpx.AsyncClient) -> tuple[int, int, float]:
 
 async def measure(url: str, page_size: int, before: Path | None) -> dict[str, Any]:
     """Start the serving process, scrape it alone and then twice at once, and collect its figures."""
+    # Here, not at the top: the serving process of --before imports this module with that checkout's code.
+    from services.reporter.adapters.metrics import REUSE_SECONDS
+
     command = [sys.executable, str(SCRIPT), "--serve", url]
     environment = dict(os.environ)
     if before is None:

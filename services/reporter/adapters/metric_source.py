@@ -12,6 +12,7 @@ from typing import Protocol
 
 import asyncpg
 
+from services.reporter.adapters.runs import LAST_SEEN_COLUMNS, as_last_seen
 from services.reporter.ports import HistoryStore
 from shared.events import Evaluation
 
@@ -21,9 +22,11 @@ PAGE_SIZE = 1000
 #: A page of latest evaluations, not decoded yet: calling it decodes them (CPU work, for a worker thread).
 Page = Callable[[], list[Evaluation]]
 
-# Keys are non-empty, so the first page is the one after "" and every page is the same statement.
-_PAGE = """
-SELECT l.target_key, e.evaluation FROM reporter.latest l JOIN reporter.evaluations e ON e.event_id = l.event_id
+# Keys are non-empty, so the first page is the one after "" and every page is the same statement. A row of
+# `evaluations` is a run of sightings (`runs`): the page reads it as its last sighting, as `History.latest` does.
+_PAGE = f"""
+SELECT l.target_key, {LAST_SEEN_COLUMNS}
+FROM reporter.latest l JOIN reporter.evaluations e ON e.event_id = l.event_id
 WHERE l.target_key > $1 ORDER BY l.target_key LIMIT $2
 """
 
@@ -37,7 +40,7 @@ class LatestEvaluations(Protocol):
 
 
 def _decode(rows: list[asyncpg.Record]) -> list[Evaluation]:
-    return [Evaluation.model_validate(row["evaluation"]) for row in rows]
+    return [as_last_seen(row) for row in rows]
 
 
 class PostgresLatest:

@@ -1,6 +1,8 @@
 """`/metrics` on PostgreSQL reads the latest evaluations a page at a time and streams its text, and serves exactly
 what one rendering of all of them at once gives."""
 
+from datetime import timedelta
+
 import asyncpg
 import httpx
 import pytest
@@ -31,9 +33,15 @@ ESTATE = [
 
 
 async def fill(history: HistoryStore) -> None:
-    """Record the estate through the history, as the reporter's handler does."""
+    """Record the estate through the history, as the reporter's handler does, each target seen twice: its days
+    left as of the second sighting are what both renderings must show."""
     for e in ESTATE:
         await history.record_evaluation(make_event("certificate.evaluated.v1", e, source="t").id, e)
+    for e in ESTATE:
+        later = e.evaluated_at + timedelta(hours=1)
+        expiry = e.expiry.model_copy(update={"days_remaining": e.expiry.days_remaining - 1 / 24}) if e.expiry else None
+        again = e.model_copy(update={"evaluated_at": later, "observed_at": later, "expiry": expiry})
+        await history.record_evaluation(make_event("certificate.evaluated.v1", again, source="t").id, again)
 
 
 @pytest.mark.parametrize("page_size", [5, 6])
@@ -56,4 +64,5 @@ async def test_metrics_over_several_pages_serve_the_one_shot_rendering(
     estate = body[body.index(b"# HELP certmon_certificates ") :]
     latest = await history.latest()
     assert len(latest) == len(ESTATE)
+    assert await pg_pool.fetchval("SELECT max(seen_count) FROM reporter.evaluations") == 2
     assert estate == exposition(latest, now=NOW)
