@@ -38,12 +38,18 @@ def _rss(pid: int) -> int:
         return 0
 
 
+def _machine_busy() -> float:
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
 @dataclass
 class Window:
     """CPU seconds and peak RSS per group over one measured stretch."""
 
     wall: float
     cpu: dict[str, float]
+    machine_busy: float  # CPU seconds every process of the machine used (others' work included)
     peak_rss: dict[str, int]
     samples: list[tuple[float, dict[str, int]]] = field(default_factory=list)
 
@@ -60,6 +66,7 @@ class Sampler:
         self._lock = threading.Lock()
         self._start_cpu: dict[str, dict[int, float]] = {}
         self._start_wall = 0.0
+        self._start_machine = 0.0
         self._peak: dict[str, int] = {}
         self._samples: list[tuple[float, dict[str, int]]] = []
         self._stop = threading.Event()
@@ -100,6 +107,7 @@ class Sampler:
             self._peak = {}
             self._samples = []
         self._start_cpu = self._cpu_snapshot()
+        self._start_machine = _machine_busy()
         self._start_wall = time.monotonic()
 
     def end(self) -> Window:
@@ -109,8 +117,9 @@ class Sampler:
             group: sum(value - self._start_cpu.get(group, {}).get(pid, 0.0) for pid, value in pids.items())
             for group, pids in now.items()
         }
+        busy = _machine_busy() - self._start_machine
         with self._lock:
-            return Window(wall, cpu, dict(self._peak), list(self._samples))
+            return Window(wall, cpu, busy, dict(self._peak), list(self._samples))
 
 
 @dataclass
