@@ -145,7 +145,11 @@ async def infrastructure(
                 database(settings, allow_embedded=allow_embedded, give_up=give_up)
             )
         if settings.amqp_url is not None:
-            bus: Bus = AmqpBus(settings.amqp_url.get_secret_value(), delivery_limit=settings.delivery_limit)
+            bus: Bus = AmqpBus(
+                settings.amqp_url.get_secret_value(),
+                delivery_limit=settings.delivery_limit,
+                queue_max_length=settings.queue_max_length,
+            )
         else:
             bus = InMemoryBus(delivery_limit=settings.delivery_limit)
         try:

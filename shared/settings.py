@@ -88,6 +88,12 @@ class Settings(BaseSettings):
         "certmon.yaml, which applies otherwise; None: no daily report",
     )
     delivery_limit: int = 5
+    queue_max_length: int = Field(
+        default=1_000_000,
+        gt=0,
+        description="ready messages each certmon work queue holds before RabbitMQ refuses a publish (a nack: the "
+        "publisher keeps the event and retries); room for ten rounds of a 100,000-target estate",
+    )
 
     @field_validator("amqp_url")
     @classmethod

@@ -5,6 +5,12 @@ and `mandatory` publishes whose returns raise; durable quorum queues with a deli
 exchange; manual acks after the handler returned; a failed attempt is rejected with requeue so the quorum
 queue's delivery count advances, and a message that is not a valid CloudEvent is rejected without requeue
 (straight to the dead letters: retrying cannot fix it).
+
+Backpressure: each work queue holds at most `queue_max_length` ready messages and then refuses publishes
+(`x-overflow: reject-publish`): the publisher gets a nack, raised as PublishError, and keeps the event (an outbox
+row, an unacknowledged message) until the queue has room, so a slow consumer costs queue space, never a lost
+event or an upstream process's memory. RabbitMQ's quorum queues refuse from one message over the limit until the
+queue has drained below 80% of it. The dead-letter queue has no limit: a dead letter refused there would be lost.
 """
 
 import asyncio
@@ -33,6 +39,7 @@ from shared.broker.bus import (
 )
 from shared.broker.dispatch import PoisonMessage, deliver
 from shared.broker.metrics import consumed, subscribed
+from shared.broker.queue_depth import POLL_SECONDS, QUEUE_MAX_LENGTH, QueueDepthPoller
 from shared.events import BROADCAST_KEYS, CloudEvent
 from shared.logging import redact_text
 
@@ -40,6 +47,13 @@ log = structlog.get_logger(__name__)
 
 CONTENT_TYPE = "application/cloudevents+json"
 DEAD_LETTER_QUEUE = "certmon.dead-letters"
+#: Ten rounds of a 100,000-target estate (the scan requests of one round and their observations wait in a queue).
+DEFAULT_QUEUE_MAX_LENGTH = 1_000_000
+#: What to run for a queue that existed before it had a length limit (RabbitMQ keeps a queue's arguments for life).
+LIMIT_POLICY = (
+    "rabbitmqctl set_policy --apply-to queues certmon-queue-limits '^certmon\\.[a-z]+\\.' "
+    """'{"max-length":%d,"overflow":"reject-publish"}'"""
+)
 
 
 class AmqpBus:
@@ -55,6 +69,8 @@ class AmqpBus:
         delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
         publish_timeout: float = 30.0,
         queue_prefix: str = "",
+        queue_max_length: int = DEFAULT_QUEUE_MAX_LENGTH,
+        queue_depth_interval: float = POLL_SECONDS,
     ) -> None:
         self._url = url
         self._exchange_name = exchange
@@ -63,6 +79,9 @@ class AmqpBus:
         self.delivery_limit = delivery_limit
         self._publish_timeout = publish_timeout
         self._queue_prefix = queue_prefix
+        self.queue_max_length = queue_max_length
+        self._queue_depth_interval = queue_depth_interval
+        self._depth: QueueDepthPoller | None = None
         self.declared_queues: list[str] = []
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractChannel | None = None
@@ -89,6 +108,12 @@ class AmqpBus:
                 self._dlq_name, durable=True, arguments={"x-queue-type": "quorum"}
             )
             await dlq.bind(dlx, "#")
+            self._depth = QueueDepthPoller(
+                self._connection,
+                lambda: [*self.declared_queues, self._dlq_name],
+                interval=self._queue_depth_interval,
+            )
+            await self._depth.start()
         except (OSError, TimeoutError, RuntimeError, aiormq.exceptions.AMQPError) as exc:
             await self.close()
             raise BusError(f"cannot connect to RabbitMQ at {redact_text(self._url)}: {exc!r}") from exc
@@ -101,6 +126,9 @@ class AmqpBus:
     async def close(self) -> None:
         """Cancel consumers, wait for in-flight handlers (so their acks go out), then disconnect."""
         self._closing.set()
+        if self._depth is not None:
+            await self._depth.stop()
+            self._depth = None
         for queue, tag in self._consumers:
             with contextlib.suppress(Exception):  # the channel may already be gone; closing anyway
                 await queue.cancel(tag)
@@ -134,6 +162,10 @@ class AmqpBus:
                 timeout=self._publish_timeout,
             )
         except aio_pika.exceptions.DeliveryError as exc:
+            if isinstance(exc.frame, aiormq.spec.Basic.Nack):  # on_return_raises raises nacks too
+                raise PublishError(
+                    f"{event.routing_key} {event.id} refused by the broker (nack): a queue it routes to is full"
+                ) from exc
             raise PublishError(f"{event.routing_key} {event.id} returned by the broker: unroutable") from exc
         except Exception as exc:  # whatever the client raises (a channel closed while reconnecting is a RuntimeError)
             raise PublishError(f"{event.routing_key} {event.id} not confirmed: {exc!r}") from exc
@@ -158,17 +190,7 @@ class AmqpBus:
                     self._in_flight.discard(task)
 
         try:
-            channel = await connection.channel(publisher_confirms=False)
-            await channel.set_qos(prefetch_count=subscription.prefetch)
-            declared = await channel.declare_queue(
-                queue,
-                durable=True,
-                arguments={
-                    "x-queue-type": "quorum",
-                    "x-delivery-limit": self.delivery_limit,
-                    "x-dead-letter-exchange": self._dlx_name,
-                },
-            )
+            declared = await self._declare(connection, queue, subscription.prefetch)
             for key in subscription.routing_keys:
                 await declared.bind(self._exchange_name, key)
             tag = await declared.consume(on_message, no_ack=False)
@@ -176,7 +198,41 @@ class AmqpBus:
             raise BusError(f"cannot subscribe {queue}: {exc!r}") from exc
         self.declared_queues.append(queue)
         self._consumers.append((declared, tag))
+        QUEUE_MAX_LENGTH.labels(queue).set(self.queue_max_length)
         subscribed(queue, subscription.routing_keys)
+
+    async def _declare(self, connection: AbstractRobustConnection, queue: str, prefetch: int) -> AbstractQueue:
+        """Declare a work queue, on a channel of its own, with the delivery limit, dead-lettering and length limit.
+
+        RabbitMQ refuses to change the arguments of a queue that exists (PRECONDITION_FAILED): one declared by a
+        version without the length limit, or with another limit, is consumed as it is, with a warning saying how
+        to give it the limit by a policy, rather than failing to start.
+        """
+        channel = await connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=prefetch)
+        arguments = {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": self.delivery_limit,
+            "x-dead-letter-exchange": self._dlx_name,
+            "x-max-length": self.queue_max_length,
+            # A full queue nacks the publish, so the publisher keeps the event; drop-head would discard the oldest.
+            "x-overflow": "reject-publish",
+        }
+        try:
+            return await channel.declare_queue(queue, durable=True, arguments=arguments)
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            log.warning(
+                "queue_arguments_differ",
+                queue=queue,
+                error=str(exc)[:300],
+                max_length=self.queue_max_length,
+                fix=LIMIT_POLICY % self.queue_max_length,
+            )
+        with contextlib.suppress(Exception):  # the broker closed it with the 406; keep it from reopening
+            await channel.close()
+        channel = await connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=prefetch)
+        return await channel.declare_queue(queue, passive=True)
 
     async def _deliver(self, queue: str, message: AbstractIncomingMessage, subscription: Subscription) -> None:
         redelivered = bool(message.redelivered)

@@ -3,7 +3,8 @@
 Each overlay (and the prod overlay with the optional dashboard Ingress) is rendered with `kubectl kustomize`. Core
 objects are validated, strictly (unknown fields are errors, as `kubectl apply` makes them), against the Kubernetes
 OpenAPI schemas that `kubernetes-validate` bundles; custom resources against the OpenAPI schemas of their CRDs
-(KEDA, prometheus-operator, RabbitMQ Cluster Operator, CloudNativePG) kept in `../shared/reference/crds/`. Then
+(KEDA, prometheus-operator, RabbitMQ Cluster Operator, CloudNativePG) kept in `../shared/reference/crds/`, and
+the one it lacks (prometheus-operator's PrometheusRule) in `tests/fixtures/crds/`. Then
 every Deployment, whatever its name, must carry the probes, the restricted security context, resource requests
 and limits, a PodDisruptionBudget, a Service and ServiceMonitor, and NetworkPolicies, so a new service cannot
 ship without them.
@@ -34,6 +35,8 @@ from shared.template_checks import template_problems
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 CRDS = ROOT.parent / "shared" / "reference" / "crds"
+#: CRDs the shared reference lacks, as their projects publish them (tests/fixtures/crds/README.md).
+PROJECT_CRDS = ROOT / "tests" / "fixtures" / "crds"
 #: The oldest Kubernetes the manifests are for (deploy/k8s/README.md); its schemas are the ones checked.
 KUBERNETES_VERSION = "1.30.0"
 #: What `kubectl kustomize` must embed: components, replacements and `labels` as these manifests use them.
@@ -162,7 +165,7 @@ def test_label_selectors_follow_kubernetes_semantics() -> None:
 def _crd_files() -> list[Path]:
     if not CRDS.is_dir():
         pytest.skip(f"the CRD schemas are not at {CRDS} (the shared reference folder beside the project)")
-    return sorted(CRDS.glob("*.yaml"))
+    return sorted([*CRDS.glob("*.yaml"), *PROJECT_CRDS.glob("*.yaml")])
 
 
 def _strict(schema: Any) -> Any:
@@ -221,8 +224,8 @@ def test_core_objects_validate_against_the_kubernetes_schemas(rendering: Renderi
 
 
 def test_custom_resources_validate_against_their_crds(rendering: Rendering) -> None:
-    """Every ScaledObject, TriggerAuthentication, ServiceMonitor, RabbitmqCluster and CNPG Cluster validates
-    against the OpenAPI schema of its CRD's version, unknown fields refused."""
+    """Every ScaledObject, TriggerAuthentication, ServiceMonitor, PrometheusRule, RabbitmqCluster and CNPG Cluster
+    validates against the OpenAPI schema of its CRD's version, unknown fields refused."""
     import jsonschema
 
     schemas = crd_schemas()
@@ -234,7 +237,12 @@ def test_custom_resources_validate_against_their_crds(rendering: Rendering) -> N
             problems.append(f"{obj['kind']}/{obj['metadata']['name']}: no CRD schema for {obj['apiVersion']}")
             continue
         problems.extend(_errors(jsonschema.Draft4Validator(schema), obj))  # OpenAPI 3.0 schemas are draft 4's kin
-    assert {obj["kind"] for obj in custom} >= {"ScaledObject", "TriggerAuthentication", "ServiceMonitor"}
+    assert {obj["kind"] for obj in custom} >= {
+        "ScaledObject",
+        "TriggerAuthentication",
+        "ServiceMonitor",
+        "PrometheusRule",
+    }
     assert not problems, "\n".join(problems)
 
 

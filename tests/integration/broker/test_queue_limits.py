@@ -1,0 +1,220 @@
+"""Backpressure on the real RabbitMQ: a full work queue refuses publishes (a nack), loses nothing, and the
+publisher keeps what was refused (outbox rows, an unacknowledged message) until the queue has room again."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+import asyncpg
+import pytest
+from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
+
+from shared.broker import Message, PublishError, Subscription
+from shared.broker.amqp import AmqpBus
+from shared.db import migrate
+from shared.events import CloudEvent, Observation, ScanRequested, Target, make_event
+from shared.outbox import OutboxRelay, enqueue
+
+LIMIT = 5
+
+
+def scan_event(host: str = "a.example") -> CloudEvent:
+    """A small valid event."""
+    return make_event(
+        "scan.requested.v1", ScanRequested(target=Target(host=host), due_at=datetime.now(UTC)), source="test"
+    )
+
+
+@dataclass
+class Held:
+    """A consumer that takes one message at a time (prefetch 1) and holds it until `release` is set."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    handled: list[str] = field(default_factory=list)
+
+    async def __call__(self, message: Message[Any]) -> None:
+        await self.release.wait()
+        self.handled.append(message.event.id)
+
+    def route(self, queue: str, key: str = "scan.requested.v1") -> Subscription:
+        """Its subscription to `queue`."""
+        return Subscription("test", queue, {key: self}, prefetch=1)
+
+
+@dataclass
+class Broker:
+    """A bus with a small queue length limit on exchanges and queues of its own, and an admin channel."""
+
+    bus: AmqpBus
+    prefix: str
+    channel: aio_pika.abc.AbstractChannel
+    url: str
+
+    def queue(self, purpose: str) -> str:
+        """A queue name of this test (deleted afterwards)."""
+        return f"{self.prefix}.{purpose}"
+
+    async def ready(self, queue: str) -> int:
+        """Ready messages in `queue`, as the broker counts them now."""
+        declared = await self.channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+
+
+@pytest.fixture
+async def broker(amqp_url: str) -> AsyncIterator[Broker]:
+    """A started AmqpBus with a length limit of 5, polling queue depths every 0.1 s; its names are deleted after."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    names = {
+        "exchange": f"{prefix}.events",
+        "dead_letter_exchange": f"{prefix}.dlx",
+        "dead_letter_queue": f"{prefix}.dlq",
+    }
+    bus = AmqpBus(amqp_url, queue_max_length=LIMIT, queue_depth_interval=0.1, **names)
+    await bus.start()
+    admin = await aio_pika.connect(amqp_url)
+    channel = await admin.channel()
+    try:
+        yield Broker(bus, prefix, channel, amqp_url)
+    finally:
+        await bus.close()
+        channel = await admin.channel()
+        for queue in (names["dead_letter_queue"], f"{prefix}.work", f"{prefix}.other", f"{prefix}.old"):
+            await channel.queue_delete(queue)
+        for exchange in (names["exchange"], names["dead_letter_exchange"]):
+            await channel.exchange_delete(exchange)
+        await admin.close()
+
+
+async def fill(bus: AmqpBus, *, at_most: int = 50) -> tuple[list[str], PublishError]:
+    """Publish until the broker refuses; the ids it confirmed, and the refusal."""
+    confirmed = []
+    for i in range(at_most):
+        event = scan_event(f"h{i}.example")
+        try:
+            await bus.publish(event)
+        except PublishError as exc:
+            return confirmed, exc
+        confirmed.append(event.id)
+    raise AssertionError(f"{at_most} publishes confirmed: the queue has no length limit")
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Poll until `predicate` holds or fail."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+
+async def test_a_full_queue_nacks_the_publish_and_keeps_every_confirmed_message(broker: Broker) -> None:
+    """Past its limit a queue refuses a publish with a nack (PublishError saying so); every confirmed message is
+    delivered once the consumer catches up, and the queue takes publishes again."""
+    held = Held()
+    await broker.bus.subscribe(held.route(broker.queue("work")))
+    confirmed, refusal = await fill(broker.bus)
+    assert "full" in str(refusal)
+    # One message is with the consumer (unacknowledged ones do not count); the quorum queue takes one past its limit.
+    assert await broker.ready(broker.queue("work")) == len(confirmed) - 1 == LIMIT + 1
+    held.release.set()
+    await wait_for(lambda: len(held.handled) == len(confirmed))
+    assert held.handled == confirmed
+    await broker.bus.publish(scan_event("after.example"))
+    await wait_for(lambda: len(held.handled) == len(confirmed) + 1)
+
+
+async def test_the_outbox_keeps_refused_rows_until_the_queue_has_room(broker: Broker, pg_pool: asyncpg.Pool) -> None:
+    """The relay stops at the first refused row and leaves it and those after it unpublished in PostgreSQL (the
+    backlog gauge says how many); once the consumer drains the queue they all go out, in order, none twice."""
+    held = Held()
+    await broker.bus.subscribe(held.route(broker.queue("work")))
+    await migrate(pg_pool, "svc", [])
+    sent = [scan_event(f"h{i}.example") for i in range(3 * LIMIT)]
+    async with pg_pool.acquire() as conn:
+        for event in sent:
+            await enqueue(conn, "svc", event)
+    relay = OutboxRelay(pg_pool, "svc", broker.bus)
+    with pytest.raises(PublishError, match="full"):
+        await relay.flush()
+    pending = await pg_pool.fetchval("SELECT count(*) FROM svc.outbox WHERE published_at IS NULL")
+    assert pending == len(sent) - (LIMIT + 2)
+    assert REGISTRY.get_sample_value("certmon_outbox_backlog", {"schema": "svc"}) == pending
+    held.release.set()
+    async with asyncio.timeout(20):
+        while await pg_pool.fetchval("SELECT count(*) FROM svc.outbox WHERE published_at IS NULL"):
+            try:
+                await relay.flush()
+            except PublishError:  # the queue takes publishes again once it drained below 80% of its limit
+                await asyncio.sleep(0.1)
+    await wait_for(lambda: len(held.handled) == len(sent))
+    assert held.handled == [e.id for e in sent]
+
+
+async def test_a_handler_publishing_into_a_full_queue_waits_holding_its_message(broker: Broker) -> None:
+    """A handler whose publish is refused is retried in process (the evaluator's path): its message stays
+    unacknowledged, not redelivered nor dead-lettered, and is handled once the downstream queue has room."""
+    downstream = Held()
+    await broker.bus.subscribe(downstream.route(broker.queue("other"), "certificate.observed.v1"))
+    for i in range(LIMIT + 2):  # one with the consumer, the queue one past its limit
+        await broker.bus.publish(make_event("certificate.observed.v1", _observation(i), source="test"))
+    forwarded: list[str] = []
+
+    async def forward(message: Message[Any]) -> None:
+        await broker.bus.publish(make_event("certificate.observed.v1", _observation(99), source="test"))
+        forwarded.append(message.event.id)
+
+    await broker.bus.subscribe(Subscription("test", broker.queue("work"), {"scan.requested.v1": forward}, prefetch=1))
+    retries = {"queue": broker.queue("work"), "error": "PublishError"}
+    before = REGISTRY.get_sample_value("certmon_handler_retries_total", retries) or 0.0
+    upstream = scan_event()
+    await broker.bus.publish(upstream)
+    await wait_for(lambda: (REGISTRY.get_sample_value("certmon_handler_retries_total", retries) or 0.0) > before)
+    assert forwarded == [] and await broker.ready(broker.queue("work")) == 0  # held by its consumer
+    downstream.release.set()
+    await wait_for(lambda: forwarded == [upstream.id])
+    assert await broker.ready(f"{broker.prefix}.dlq") == 0
+
+
+def _observation(i: int) -> Observation:
+    """A minimal observation payload (what the evaluator consumes)."""
+    return Observation(target=Target(host=f"o{i}.example"), observed_at=datetime.now(UTC))
+
+
+async def test_a_queue_declared_without_the_limit_is_consumed_with_a_warning(broker: Broker) -> None:
+    """A queue an older version declared without a length limit cannot take the new arguments (RabbitMQ refuses
+    with PRECONDITION_FAILED): the subscriber consumes it as it is and warns once, naming the policy that fixes it."""
+    queue = broker.queue("old")
+    old = {"x-queue-type": "quorum", "x-delivery-limit": 5, "x-dead-letter-exchange": f"{broker.prefix}.dlx"}
+    await broker.channel.declare_queue(queue, durable=True, arguments=old)
+    held = Held()
+    held.release.set()
+    with capture_logs() as logs:
+        await broker.bus.subscribe(held.route(queue))
+    (warning,) = [line for line in logs if line["event"] == "queue_arguments_differ"]
+    assert warning["queue"] == queue and warning["log_level"] == "warning"
+    assert '"max-length":5,"overflow":"reject-publish"' in warning["fix"]
+    event = scan_event()
+    await broker.bus.publish(event)
+    await wait_for(lambda: held.handled == [event.id])
+
+
+async def test_queue_depths_and_limits_are_exported(broker: Broker) -> None:
+    """`certmon_queue_messages` follows the ready messages of each consumed queue and of the dead-letter queue;
+    `certmon_queue_max_length` is the limit declared on each consumed queue."""
+    held = Held()
+    queue = broker.queue("work")
+    await broker.bus.subscribe(held.route(queue))
+    for i in range(4):
+        await broker.bus.publish(scan_event(f"h{i}.example"))
+
+    def depth(name: str) -> float | None:
+        return REGISTRY.get_sample_value("certmon_queue_messages", {"queue": name})
+
+    await wait_for(lambda: depth(queue) == 3)  # the fourth is with the consumer
+    assert depth(f"{broker.prefix}.dlq") == 0
+    assert REGISTRY.get_sample_value("certmon_queue_max_length", {"queue": queue}) == LIMIT
+    held.release.set()
+    await wait_for(lambda: depth(queue) == 0)
