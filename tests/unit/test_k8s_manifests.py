@@ -415,6 +415,19 @@ def test_every_deployment_keeps_the_pod_rules(rendering: Rendering) -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_the_reporter_has_room_in_tmp_for_the_metrics_body(rendering: Rendering) -> None:
+    """The reporter streams /metrics from files in /tmp (440 MB at 100,000 targets): its emptyDir allows 1Gi,
+    the other services keep 64Mi."""
+    limits = {
+        d["spec"]["template"]["spec"]["containers"][0]["args"][0]: next(
+            v["emptyDir"]["sizeLimit"] for v in _pod(d)["spec"]["volumes"] if v["name"] == "tmp"
+        )
+        for d in rendering.of_kind("Deployment")
+    }
+    assert limits.pop("reporter") == "1Gi"
+    assert set(limits.values()) == {"64Mi"}
+
+
 def test_every_deployment_has_its_companions(rendering: Rendering) -> None:
     """Every Deployment has a PDB, a Service and a ServiceMonitor for /metrics, and NetworkPolicies."""
     problems = [
