@@ -12,6 +12,7 @@ from shared.broker import Bus, Subscription
 from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
 from shared.outbox import OutboxRelay
+from shared.retention import Retention, dedup_retention
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -31,15 +32,19 @@ class AlarmerService:
         outbox: OutboxRelay,
         reminders: ReminderSweep,
         routes: list[Subscription],
+        retention: Retention,
     ) -> None:
         self.bus, self.store, self.outbox, self.reminders, self.routes = bus, store, outbox, reminders, routes
+        self.retention = retention
 
     async def start(self) -> None:
-        """Migrate the `alarmer` schema, start the outbox relay and the reminder sweep, then consume."""
+        """Migrate the `alarmer` schema, start the outbox relay, the reminder sweep and the pruning of processed ids
+        and published outbox rows, then consume."""
         applied = await self.store.migrate()
         log.info("alarmer_migrated", applied=applied)
         await self.outbox.start()
         await self.reminders.start()
+        await self.retention.start()
         for route in self.routes:
             await self.bus.subscribe(route)
         log.info("alarmer_started", queues=[route.queue for route in self.routes])
@@ -47,6 +52,7 @@ class AlarmerService:
     async def stop(self) -> None:
         """Stop the reminder sweep, then the outbox relay after publishing what is pending (the bus and pool belong
         to the caller)."""
+        await self.retention.stop()
         await self.reminders.stop()
         await self.outbox.stop()
         log.info("alarmer_stopped")
@@ -74,4 +80,11 @@ def bootstrap(
     acknowledgements = AcknowledgementHandler(store=store, clock=clock)
     routes = subscriptions(evaluations, acknowledgements)
     start_series()
-    return AlarmerService(bus=bus, store=store, outbox=outbox, reminders=reminders, routes=routes)
+    return AlarmerService(
+        bus=bus,
+        store=store,
+        outbox=outbox,
+        reminders=reminders,
+        routes=routes,
+        retention=dedup_retention(pool, SCHEMA, clock=clock),
+    )

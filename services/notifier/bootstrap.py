@@ -24,6 +24,7 @@ from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
 from shared.outbox import OutboxRelay
 from shared.periodic import PeriodicTask
+from shared.retention import Retention, dedup_retention
 from shared.settings import RuntimeConfigError, Settings
 from shared.template_checks import template_problems
 
@@ -46,6 +47,7 @@ class NotifierService:
         relay: OutboxRelay,
         handler: AlarmHandler,
         retry_loop: PeriodicTask,
+        retention: Retention,
         webhooks: WebhookSender | None = None,
         snmp: SnmpSender | None = None,
     ) -> None:
@@ -54,6 +56,7 @@ class NotifierService:
         self._relay = relay
         self.handler = handler
         self.retry_loop = retry_loop
+        self._retention = retention
         self._webhooks = webhooks
         self._snmp = snmp
 
@@ -62,6 +65,7 @@ class NotifierService:
         await self._delivery_log.migrate()
         await self._relay.start()
         await self.retry_loop.start()
+        await self._retention.start()
         for route in subscriptions(self.handler):
             await self._bus.subscribe(route)
         log.info("notifier_started", queue=QUEUE)
@@ -69,6 +73,7 @@ class NotifierService:
     async def stop(self) -> None:
         """Stop the retry sweep (a send in progress is retried after its lease), then the relay after publishing
         what is pending; the bus (closed by its owner) stops consuming."""
+        await self._retention.stop()
         await self.retry_loop.stop()
         await self._relay.stop()
         if self._webhooks is not None:
@@ -165,6 +170,7 @@ def bootstrap(
         relay=relay,
         handler=AlarmHandler(delivery_log=delivery_log, deliverer=deliverer),
         retry_loop=PeriodicTask(RETRY_LOOP, sweep, interval=retry_sweep_seconds),
+        retention=dedup_retention(pool, SCHEMA, clock=clock),
         webhooks=webhooks,
         snmp=snmp,
     )

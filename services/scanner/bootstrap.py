@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from services.scanner.adapters.targets_repo import TargetsRepository
     from shared.outbox import OutboxRelay
+    from shared.retention import Retention
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +48,7 @@ class _Parts:
     scheduler: Scheduler
     handler: ScanRequestHandler
     sweeper: Sweeper
+    retention: Retention
 
 
 class ScannerService:
@@ -77,10 +79,12 @@ class ScannerService:
         await parts.relay.start()
         await parts.scheduler.start()
         await parts.sweeper.start()
+        await parts.retention.start()
 
     async def stop(self) -> None:
         """Stop scheduling and flush the outbox once more (consumers stop when the bus closes)."""
         if self._parts is not None:
+            await self._parts.retention.stop()
             await self._parts.sweeper.stop()
             await self._parts.scheduler.stop()
             await self._parts.relay.stop()
@@ -118,6 +122,7 @@ def bootstrap(
         from services.scanner.adapters.discovery_repo import DiscoveryRepository
         from services.scanner.adapters.targets_repo import SCHEMA, TargetsRepository
         from shared.outbox import OutboxRelay
+        from shared.retention import dedup_retention
 
         repo = TargetsRepository(pool)
         relay = OutboxRelay(pool, SCHEMA, bus)
@@ -134,6 +139,6 @@ def bootstrap(
             clock=clock,
             tick_seconds=settings.scheduler_tick_seconds,
         )
-        parts = _Parts(repo, relay, scheduler, handler, sweeper)
+        parts = _Parts(repo, relay, scheduler, handler, sweeper, dedup_retention(pool, SCHEMA, clock=clock))
         start_series()
     return ScannerService(settings, config, bus, parts, clock)

@@ -5,6 +5,7 @@ behaviour in `test_alarm_store_contract.py`.)"""
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -129,3 +130,25 @@ def test_bootstrap_requires_a_pool() -> None:
     """Alarm state lives in PostgreSQL, so an alarmer without a pool is refused at wiring time."""
     with pytest.raises(ValueError, match="pool"):
         bootstrap(Settings.model_construct(), ALARMER_CONFIG, bus=InMemoryBus(), pool=None)
+
+
+async def test_the_alarmer_prunes_its_processed_ids_and_published_outbox_rows(alarmer: Alarmer) -> None:
+    """The alarmer's retention deletes, by its clock, processed ids and published outbox rows older than a week
+    from its own schema, and keeps younger and unpublished ones."""
+    for name, age in (("old", timedelta(days=8)), ("young", timedelta(days=6))):
+        await alarmer.pool.execute(
+            "INSERT INTO alarmer.processed_events(consumer, event_id, processed_at) VALUES ('t', $1, $2)",
+            name,
+            NOW - age,
+        )
+        await alarmer.pool.execute(
+            "INSERT INTO alarmer.outbox(event_id, event, published_at) VALUES ($1, '{}', $2)", name, NOW - age
+        )
+    await alarmer.pool.execute("INSERT INTO alarmer.outbox(event_id, event) VALUES ('unpublished', '{}')")
+    assert await alarmer.service.retention.run_once() == 2
+    processed = await alarmer.pool.fetch("SELECT event_id FROM alarmer.processed_events WHERE consumer = 't'")
+    outbox = await alarmer.pool.fetch(
+        "SELECT event_id FROM alarmer.outbox WHERE event_id IN ('old', 'young', 'unpublished') ORDER BY 1"
+    )
+    assert [r["event_id"] for r in processed] == ["young"]
+    assert [r["event_id"] for r in outbox] == ["unpublished", "young"]
