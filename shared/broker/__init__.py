@@ -1,6 +1,25 @@
 """The event bus: one port, two adapters (RabbitMQ via aio-pika, and its in-memory twin)."""
 
-from shared.broker.bus import Bus, BusError, Handler, Message, PublishError, Subscription, topic_matches
+from shared.broker.bus import (
+    Bus,
+    BusError,
+    Handler,
+    Message,
+    PublishError,
+    QueueFull,
+    Subscription,
+    topic_matches,
+)
 from shared.broker.memory import InMemoryBus
 
-__all__ = ["Bus", "BusError", "Handler", "InMemoryBus", "Message", "PublishError", "Subscription", "topic_matches"]
+__all__ = [
+    "Bus",
+    "BusError",
+    "Handler",
+    "InMemoryBus",
+    "Message",
+    "PublishError",
+    "QueueFull",
+    "Subscription",
+    "topic_matches",
+]

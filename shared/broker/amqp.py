@@ -35,6 +35,7 @@ from shared.broker.bus import (
     EXCHANGE,
     BusError,
     PublishError,
+    QueueFull,
     Subscription,
 )
 from shared.broker.dispatch import PoisonMessage, deliver
@@ -163,7 +164,7 @@ class AmqpBus:
             )
         except aio_pika.exceptions.DeliveryError as exc:
             if isinstance(exc.frame, aiormq.spec.Basic.Nack):  # on_return_raises raises nacks too
-                raise PublishError(
+                raise QueueFull(
                     f"{event.routing_key} {event.id} refused by the broker (nack): a queue it routes to is full"
                 ) from exc
             raise PublishError(f"{event.routing_key} {event.id} returned by the broker: unroutable") from exc

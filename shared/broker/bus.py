@@ -62,6 +62,11 @@ class PublishError(BusError):
     """The broker did not take responsibility for a message."""
 
 
+class QueueFull(PublishError):
+    """The broker refused a message because a queue it routes to is at its length limit (backpressure): the
+    publisher keeps the message and tries again once the consumers have made room, however long that takes."""
+
+
 class Bus(Protocol):
     """Publish events and consume them from durable, named queues.
 

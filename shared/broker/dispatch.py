@@ -9,7 +9,9 @@ A handler that fails because a dependency is away (`shared.transient`: the datab
 confirming a publish) is called again in process, with backoff, while its message stays unacknowledged: a
 database restart must not use up the message's delivery limit and send it to the dead letters. Any other
 failure, or a dependency away for longer than `patience`, is one failed attempt that the bus rejects and the
-delivery limit counts. Closing the bus ends the retries at once (the message goes back to the queue).
+delivery limit counts. A publish refused because a downstream queue is full (`QueueFull`) is retried without
+that limit: a slow consumer downstream is backpressure, and must not send the messages upstream of it to the dead
+letters. Closing the bus ends the retries at once (the message goes back to the queue).
 """
 
 import asyncio
@@ -20,7 +22,7 @@ import structlog
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
-from shared.broker.bus import Handler, Message, Subscription
+from shared.broker.bus import Handler, Message, QueueFull, Subscription
 from shared.events import CloudEvent
 from shared.events.envelope import UnknownEventType
 from shared.periodic import DEFAULT_BACKOFF, Backoff
@@ -80,7 +82,8 @@ async def call_handler(
         try:
             await handler(message)
         except Exception as exc:
-            if not is_transient(exc) or closing.is_set() or time.monotonic() >= deadline:
+            waiting_for_room = isinstance(exc, QueueFull)
+            if not is_transient(exc) or closing.is_set() or (time.monotonic() >= deadline and not waiting_for_room):
                 raise
             failures += 1
             delay = backoff.delay(failures)

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from shared.broker import Message, PublishError, Subscription
+from shared.broker import Message, PublishError, QueueFull, Subscription
 from shared.broker.amqp import AmqpBus
 from shared.db import migrate
 from shared.events import CloudEvent, Observation, ScanRequested, Target, make_event
@@ -137,7 +137,7 @@ async def test_the_outbox_keeps_refused_rows_until_the_queue_has_room(broker: Br
         for event in sent:
             await enqueue(conn, "svc", event)
     relay = OutboxRelay(pg_pool, "svc", broker.bus)
-    with pytest.raises(PublishError, match="full"):
+    with pytest.raises(QueueFull, match="full"):
         await relay.flush()
     pending = await pg_pool.fetchval("SELECT count(*) FROM svc.outbox WHERE published_at IS NULL")
     assert pending == len(sent) - (LIMIT + 2)
@@ -167,7 +167,7 @@ async def test_a_handler_publishing_into_a_full_queue_waits_holding_its_message(
         forwarded.append(message.event.id)
 
     await broker.bus.subscribe(Subscription("test", broker.queue("work"), {"scan.requested.v1": forward}, prefetch=1))
-    retries = {"queue": broker.queue("work"), "error": "PublishError"}
+    retries = {"queue": broker.queue("work"), "error": "QueueFull"}
     before = REGISTRY.get_sample_value("certmon_handler_retries_total", retries) or 0.0
     upstream = scan_event()
     await broker.bus.publish(upstream)

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from shared.broker import Message, Subscription
-from shared.broker.dispatch import PoisonMessage, deliver
+from shared.broker import Message, PublishError, QueueFull, Subscription
+from shared.broker.dispatch import PoisonMessage, call_handler, deliver
 from shared.events import CloudEvent, ReportPublished, ScanRequested, Target, make_event
+from shared.periodic import Backoff
 
 
 def _scan() -> CloudEvent:
@@ -66,3 +67,29 @@ async def test_a_payload_that_does_not_validate_is_poison() -> None:
     bad = CloudEvent(source="t", type="io.certmon.scan.requested.v1", data={"target": 7})
     with pytest.raises(PoisonMessage):
         await deliver(Subscription("t", "q", {"scan.requested.v1": handler}), bad, queue="q", closing=asyncio.Event())
+
+
+def _failing(times: int, error: Exception) -> tuple[list[int], Any]:
+    """A handler that raises `error` on its first `times` calls, and the list counting its calls."""
+    calls: list[int] = []
+
+    async def handler(message: Message[Any]) -> None:
+        calls.append(1)
+        if len(calls) <= times:
+            raise error
+
+    return calls, handler
+
+
+async def test_a_full_downstream_queue_is_waited_out_past_the_patience() -> None:
+    """A publish refused because a queue is full (`QueueFull`) is retried beyond the patience that ends other
+    transient failures, so backpressure never sends the message being handled to the dead letters."""
+    fast = Backoff(initial=0.001, factor=1.0, maximum=0.001)
+    message = Message(_scan(), _scan().payload())
+    calls, handler = _failing(5, QueueFull("certmon.alarmer.evaluations is full"))
+    await call_handler(handler, message, queue="q", closing=asyncio.Event(), backoff=fast, patience=0.0)
+    assert len(calls) == 6
+    calls, handler = _failing(5, PublishError("not confirmed"))
+    with pytest.raises(PublishError):
+        await call_handler(handler, message, queue="q", closing=asyncio.Event(), backoff=fast, patience=0.0)
+    assert len(calls) == 1
