@@ -22,13 +22,14 @@ import resource
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 
+from benchmarks.dashboard import ADMIN_URL, LEVELS, NOW  # the same database and clock as the dashboard's
 from services.reporter.adapters.history import History
 from services.reporter.adapters.http import create_app
 from shared.action_links import ActionLinkSigner
@@ -48,10 +49,7 @@ from shared.events.observation import NegotiatedTls
 from shared.http_server import HttpServer
 from shared.settings import Settings
 
-ADMIN_URL = os.environ.get("CERTMON_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-NOW = datetime(2026, 11, 27, 6, 30, tzinfo=UTC)
 SCRIPT = Path(__file__).resolve()
-LEVELS = ("ok",) * 6 + ("info", "warning", "warning", "critical")
 
 
 def _intermediate(n: int) -> PresentedCertificate:
