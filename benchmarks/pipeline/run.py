@@ -191,6 +191,33 @@ class Stack:
         return groups
 
 
+async def outbox_rows(stack: Stack, result: PhaseResult, since: float, prefix: str) -> None:
+    """Per service outbox: events enqueued since `since`, how many are still unpublished, and the publish lag (how
+    long an event waited in the outbox before the relay's broker confirm). Skipped if the outbox has no such
+    columns (its layout is the services' business)."""
+    assert stack.conn is not None
+    for schema in ("scanner", "alarmer", "notifier", "reporter"):
+        try:
+            row = await stack.conn.fetchrow(
+                f"SELECT count(*) AS n, count(*) FILTER (WHERE published_at IS NULL) AS pending, "
+                f"avg(extract(epoch FROM published_at - created_at)) AS lag, "
+                f"max(extract(epoch FROM coalesce(published_at, now()) - created_at)) AS worst "
+                f"FROM {schema}.outbox WHERE created_at >= to_timestamp($1)",
+                since,
+            )
+        except asyncpg.PostgresError:
+            continue
+        if row is None or not row["n"]:
+            continue
+        lag = f"{row['lag']:.1f} s" if row["lag"] is not None else "-"
+        result.add(
+            f"  {prefix} {schema} outbox",
+            f"{row['n']:,} events, {row['pending']:,} unpublished at the end, wait avg {lag}, max {row['worst']:.1f} s",
+            f"{prefix}_{schema}_outbox",
+            {k: (float(v) if v is not None else None) for k, v in row.items()},
+        )
+
+
 # --- measurements -----------------------------------------------------------------------------------------------
 
 
@@ -297,6 +324,7 @@ async def first_scan(
     stored = infra.reporter_evaluations(messages1) - infra.reporter_evaluations(messages0)
     messages = infra.by_event_type({k: messages1.get(k, 0.0) - messages0.get(k, 0.0) for k in messages1})
     per_observation_rows(result, stored, messages, db, "first scan:")
+    await outbox_rows(stack, result, launched, "first scan:")
     window_rows(result, window, "first scan:", stored)
     return rate
 
@@ -313,6 +341,7 @@ async def steady_state(
     c0 = infra.reporter_evaluations(messages0)
     sampler.begin()
     start = time.monotonic()
+    since = time.time()
     await asyncio.sleep(seconds)
     messages1 = await infra.consumed_totals(list(stack.services.values()))
     wall = time.monotonic() - start
@@ -329,6 +358,7 @@ async def steady_state(
     )
     messages = infra.by_event_type({k: messages1.get(k, 0.0) - messages0.get(k, 0.0) for k in messages1})
     per_observation_rows(result, c1 - c0, messages, db, "steady:")
+    await outbox_rows(stack, result, since, "steady:")
     window_rows(result, window, "steady:", c1 - c0)
     return rate
 
@@ -520,6 +550,7 @@ async def pipeline_phase(
         long_config, ctx.estate, targets, interval="1h", smtp_port=ctx.smtp.port, per_host=args.per_host_concurrency
     )
     stack = Stack(name, ctx.workdir, long_config)
+    result.add("code (services start from this checkout)", git_head(), "git_head", git_head())
     ctx.cleanup.push(f"stack {name}", stack.cleanup.run)  # if the phase's own teardown never ran
     sampler: Sampler | None = None
     try:
@@ -602,6 +633,21 @@ async def pipeline_phase(
             steady_ratio = result.data["steady_rate"] / check_rate
             result.add("pipeline steady / check", f"{steady_ratio:.0%}", "ratio_steady", steady_ratio)
     return result
+
+
+def git_head() -> str:
+    """The commit the services run (others commit to this checkout meanwhile; `+dirty` if services/ or shared/
+    have uncommitted changes)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=infra.ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "services", "shared"], cwd=infra.ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+    return head + ("+dirty" if dirty else "")
 
 
 async def _ge(count: Any, total: int) -> bool:
