@@ -151,7 +151,10 @@ async def latest_evaluations(url: str) -> dict[str, dt.datetime]:
     except (OSError, asyncpg.PostgresError, TimeoutError):
         return {}
     try:
-        rows = await conn.fetch("SELECT target_key, max(evaluated_at) AS at FROM reporter.evaluations GROUP BY 1")
+        # A row is a run of unchanged evaluations: its newest is the last sighting (null while seen once).
+        rows = await conn.fetch(
+            "SELECT target_key, max(coalesce(last_seen_at, evaluated_at)) AS at FROM reporter.evaluations GROUP BY 1"
+        )
     except asyncpg.PostgresError:
         return {}
     finally:
