@@ -135,6 +135,7 @@ def test_bootstrap_requires_a_pool() -> None:
 async def test_the_alarmer_prunes_its_processed_ids_and_published_outbox_rows(alarmer: Alarmer) -> None:
     """The alarmer's retention deletes, by its clock, processed ids and published outbox rows older than a week
     from its own schema, and keeps younger and unpublished ones."""
+    await alarmer.service.retention.stop()  # the service's own loop would race this test's run
     for name, age in (("old", timedelta(days=8)), ("young", timedelta(days=6))):
         await alarmer.pool.execute(
             "INSERT INTO alarmer.processed_events(consumer, event_id, processed_at) VALUES ('t', $1, $2)",
