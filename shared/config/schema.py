@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator, model_validator
 
 from shared.config.base import Strict
+from shared.config.compact import CompactModels
 from shared.config.reports import Reports
 from shared.events.target import Profile, Protocol, Target
 
@@ -423,7 +424,7 @@ class CertmonConfig(Strict):
     channels: Channels = Channels()
     owners: dict[str, Owner] = Field(default_factory=dict)
     servers: dict[str, ServerEntry] = Field(default_factory=dict)
-    targets: list[TargetEntry] = Field(default_factory=list)
+    targets: CompactModels[TargetEntry] = Field(default_factory=lambda: CompactModels(TargetEntry))
     certificates: list[CertificateRule] = Field(default_factory=list)
     scanning: Scanning = Scanning()
     discovery: list[DiscoverySweep] = Field(default_factory=list)
