@@ -2,8 +2,11 @@
 
 The observation is published through the outbox, in the same transaction that records the request as
 processed, so a crash between the two neither loses the observation nor publishes it twice; its event id is
-derived from the request's, so a redelivered request yields the same observation id downstream.
-The bus validates each request before the handler sees it; a malformed one is dead-lettered there.
+derived from the request's, so a redelivered request yields the same observation id downstream. A redelivery is
+only told apart when it is recorded: it is scanned again and then changes nothing, which costs a scan in the rare
+case (a scanner that stopped between commit and ack) to save every first delivery a round trip. Recording clears
+the target's pending request, so the scheduler may request it again. The bus validates each request before the
+handler sees it; a malformed one is dead-lettered there.
 """
 
 from collections.abc import Callable
@@ -38,9 +41,6 @@ class ScanRequestHandler:
     async def __call__(self, message: Message[ScanRequested]) -> None:
         """Observe the requested target and enqueue its observation (once per request id)."""
         event, target = message.event, message.payload.target
-        if await self._repo.already_processed(CONSUMER, event.id):
-            log.info("scan_request_duplicate")
-            return
         observation = await self._observer.observe(target, now=self._clock())
         outgoing = make_event(
             "certificate.observed.v1",
@@ -49,7 +49,9 @@ class ScanRequestHandler:
             subject=target.key,
             event_id=derived_id(event.id, "observed"),
         )
-        if await self._repo.record_observation(CONSUMER, event.id, observation, outgoing):
+        if await self._repo.record_observation(
+            CONSUMER, event.id, observation, outgoing, due_at=message.payload.due_at
+        ):
             self._on_enqueued()
             log.info("scan_completed", error_kind=observation.error.kind if observation.error else None)
         else:

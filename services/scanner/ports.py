@@ -59,8 +59,9 @@ class TargetStore(Protocol):
     async def sync(self, targets: list[Target], *, now: datetime) -> SyncSummary:
         """Upsert the configured targets (new ones due at `now`) and disable, never delete, the others.
 
-        A target whose interval shrank is due no later than one new interval from `now`. Targets a discovery
-        sweep registered are not configured, so they are left alone rather than disabled.
+        A target whose interval shrank is due no later than one new interval from `now`, and its pending request
+        holds it no longer than the new lease. Targets a discovery sweep registered are not configured, so they
+        are left alone rather than disabled.
         """
         ...
 
@@ -69,23 +70,29 @@ class TargetStore(Protocol):
         the same key wins and is left as it is, unless the config dropped it (then discovery takes it over)."""
         ...
 
-    async def claim_due(self, now: datetime, limit: int) -> list[Target]:
-        """Claim up to `limit` enabled targets due at `now`, earliest first: reschedule them and enqueue their
-        scan requests, atomically. Of concurrent claimers each due target is claimed by exactly one."""
+    async def claim_due(self, now: datetime, limit: int) -> list[ScanRequested]:
+        """Claim up to `limit` enabled targets due at `now`, earliest first: reschedule them, mark their requests
+        pending and enqueue them, atomically; returns the requests (each `due_at` is the slot it was due in).
+
+        A target whose previous request is pending (not yet observed) is not claimed until that request is
+        observed or its lease (`domain.schedule.request_lease`) runs out; its due time stays where it was, so
+        its claim counts the wait as lateness. Of concurrent claimers each due target is claimed by exactly one.
+        """
         ...
 
     async def make_all_due(self, now: datetime) -> int:
-        """Make every enabled target due at `now` (a "scan everything now"); returns how many."""
-        ...
+        """Make every enabled target due at `now` (a "scan everything now"); returns how many.
 
-    async def already_processed(self, consumer: str, event_id: str) -> bool:
-        """Whether `consumer` already committed its work for `event_id` (a redelivery to skip early)."""
+        An operator's "scan now" wins over pending requests: they are forgotten, so every enabled target is
+        requested again, even one whose earlier request is still queued (that one is scanned too) or was lost.
+        """
         ...
 
     async def record_observation(
-        self, consumer: str, event_id: str, observation: Observation, outgoing: CloudEvent
+        self, consumer: str, event_id: str, observation: Observation, outgoing: CloudEvent, *, due_at: datetime
     ) -> bool:
-        """Atomically: mark `event_id` processed, note the target's last result, enqueue `outgoing`.
+        """Atomically: mark `event_id` (the scan request) processed, note the target's last result, clear its
+        pending request if it is this one (the request of slot `due_at`), and enqueue `outgoing`.
 
         Returns False (and changes nothing) when the event was already processed.
         """

@@ -1,28 +1,37 @@
 """The in-memory twins of the scanner's PostgreSQL stores: same semantics, no database, state a test can read.
 
 Each method runs without awaiting in between, so on one event loop it is as atomic as the PostgreSQL
-transaction it stands for: of concurrent claimers each due target or sweep is claimed by exactly one. The
-twins order ties the way they were inserted, where PostgreSQL leaves them unordered.
+transaction it stands for: of concurrent claimers each due target or sweep is claimed by exactly one. Claimed
+targets tie by key, as in PostgreSQL; the sweep twin orders ties the way they were inserted, where PostgreSQL
+leaves them unordered.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.scanner.domain.discovery import Endpoint, EndpointChange, KnownEndpoint
-from services.scanner.domain.schedule import next_due, sweep_next_due
+from services.scanner.domain.schedule import next_due, request_lease, sweep_next_due
 from services.scanner.ports import SweepSchedule, SyncSummary, scan_request
-from shared.events import CloudEvent, Observation, Target
+from shared.events import CloudEvent, Observation, ScanRequested, Target
 
 
 @dataclass
 class TargetRow:
-    """A stored target: its schedule and the last result recorded for it."""
+    """A stored target: its schedule, its pending request (the slot it was due in, and until when it holds off
+    the next one) and the last result recorded for it."""
 
     target: Target
     next_due: datetime
     enabled: bool = True
     last_observed_at: datetime | None = None
     last_error: str | None = None
+    pending_due_at: datetime | None = None
+    pending_until: datetime | None = None
+
+    @property
+    def claimable_at(self) -> datetime:
+        """When it may be claimed: once due, and once a pending request's lease ran out."""
+        return self.next_due if self.pending_until is None else max(self.next_due, self.pending_until)
 
 
 class InMemoryTargetStore:
@@ -54,30 +63,34 @@ class InMemoryTargetStore:
             if row is None or row.target.discovered_by is not None or not row.enabled:
                 self._upsert(target, now)
 
-    async def claim_due(self, now: datetime, limit: int) -> list[Target]:
-        """Claim up to `limit` enabled targets due at `now`, reschedule them and enqueue their scan requests."""
-        due = sorted((r for r in self.targets.values() if r.enabled and r.next_due <= now), key=lambda r: r.next_due)
-        claimed = due[:limit]
-        for row in claimed:
+    async def claim_due(self, now: datetime, limit: int) -> list[ScanRequested]:
+        """Claim up to `limit` claimable targets at `now`, earliest claimable first: reschedule them, mark their
+        requests pending and enqueue them; returns the requests in the order of their slots."""
+        claimable = sorted(
+            ((key, row) for key, row in self.targets.items() if row.enabled and row.claimable_at <= now),
+            key=lambda pair: (pair[1].claimable_at, pair[0]),
+        )
+        claimed = []
+        for key, row in sorted(claimable[:limit], key=lambda pair: (pair[1].next_due, pair[0])):
+            interval = row.target.interval_seconds
+            claimed.append(ScanRequested(target=row.target, due_at=row.next_due))
             self._enqueue(scan_request(row.target, row.next_due))
-            row.next_due = next_due(row.target.key, row.target.interval_seconds, now)
-        return [row.target for row in claimed]
+            row.pending_due_at, row.pending_until = row.next_due, now + request_lease(interval)
+            row.next_due = next_due(key, interval, now)
+        return claimed
 
     async def make_all_due(self, now: datetime) -> int:
-        """Make every enabled target due at `now`; returns how many."""
+        """Make every enabled target due at `now`, forgetting pending requests; returns how many."""
         enabled = [row for row in self.targets.values() if row.enabled]
         for row in enabled:
-            row.next_due = now
+            row.next_due, row.pending_due_at, row.pending_until = now, None, None
         return len(enabled)
 
-    async def already_processed(self, consumer: str, event_id: str) -> bool:
-        """Whether `consumer` recorded `event_id` already."""
-        return (consumer, event_id) in self.processed
-
     async def record_observation(
-        self, consumer: str, event_id: str, observation: Observation, outgoing: CloudEvent
+        self, consumer: str, event_id: str, observation: Observation, outgoing: CloudEvent, *, due_at: datetime
     ) -> bool:
-        """Mark `event_id` processed, note the target's last result and enqueue `outgoing`; False if done before."""
+        """Mark `event_id` processed, note the target's last result (clearing its pending request of slot
+        `due_at`) and enqueue `outgoing`; False if done before."""
         if (consumer, event_id) in self.processed:
             return False
         self.processed.add((consumer, event_id))
@@ -86,6 +99,8 @@ class InMemoryTargetStore:
             error = observation.error
             row.last_observed_at = observation.observed_at
             row.last_error = f"{error.kind}: {error.message}" if error else None
+            if row.pending_due_at == due_at:
+                row.pending_due_at, row.pending_until = None, None
         self._enqueue(outgoing)
         return True
 
@@ -96,6 +111,8 @@ class InMemoryTargetStore:
             return
         row.target, row.enabled = target, True
         row.next_due = min(row.next_due, next_due(target.key, target.interval_seconds, now))
+        if row.pending_until is not None:
+            row.pending_until = min(row.pending_until, now + request_lease(target.interval_seconds))
 
     def _enqueue(self, event: CloudEvent) -> None:
         # Like the outbox table's primary key: an event id enqueued twice is kept once.

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 JITTER_FRACTION = 0.1
 #: ...and never more than this, so a daily target is not pushed back by hours.
 MAX_JITTER = timedelta(minutes=10)
+#: A scan request not observed after its target's interval, and at least this long, counts as lost.
+MIN_REQUEST_LEASE = timedelta(minutes=10)
 
 
 def jitter(target_key: str, interval_seconds: int) -> timedelta:
@@ -27,6 +29,15 @@ def jitter(target_key: str, interval_seconds: int) -> timedelta:
 def next_due(target_key: str, interval_seconds: int, now: datetime) -> datetime:
     """When a target scanned (claimed) at `now` is due again: one interval later plus its jitter."""
     return now + timedelta(seconds=interval_seconds) + jitter(target_key, interval_seconds)
+
+
+def request_lease(interval_seconds: int) -> timedelta:
+    """How long a target's pending scan request holds off the next one: one interval, at least 10 minutes.
+
+    A request still queued behind a backlog is not doubled; one that was lost (dead-lettered, its scanner killed)
+    parks its target no longer than this.
+    """
+    return max(timedelta(seconds=interval_seconds), MIN_REQUEST_LEASE)
 
 
 def sweep_next_due(sweep: str, interval_seconds: int, now: datetime) -> datetime:

@@ -1,4 +1,4 @@
-"""The scanner's own metrics: scans by kind and outcome, and how long they take.
+"""The scanner's own metrics: scans by kind and outcome, how long they take, and how late the scheduler claims.
 
 The labels are bounded on purpose: never a host, port or file (an estate has thousands), only the kind of scan
 (`tls`, `starttls`, `file`), its profile and the class of error it ended in.
@@ -22,6 +22,15 @@ SCAN_DURATION = Histogram(
     "How long a scan took, from its first probe to its observation, by kind and profile.",
     ["kind", "profile"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
+)
+
+#: A histogram rather than a gauge of the worst: every claimed target counts once, so no late claim between two
+#: scrapes is lost, replicas add up, and the share claimed later than an SLO is a ratio of buckets. The
+#: scheduler logs the worst of each tick (`scans_scheduled`).
+SCHEDULE_LATENESS = Histogram(
+    "certmon_schedule_lateness_seconds",
+    "How long after its due time the scheduler claimed a target (waiting on a pending request included).",
+    buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200),
 )
 
 KINDS = ("tls", "starttls", "file")

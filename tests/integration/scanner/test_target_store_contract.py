@@ -10,7 +10,7 @@ import pytest
 
 from services.scanner.adapters.memory import InMemoryTargetStore
 from services.scanner.adapters.targets_repo import TargetsRepository
-from services.scanner.domain.schedule import next_due
+from services.scanner.domain.schedule import MIN_REQUEST_LEASE, next_due
 from services.scanner.ports import TargetStore
 from shared.events import CloudEvent, Observation, ObservationError, ScanRequested, Target, make_event
 
@@ -62,9 +62,19 @@ async def under_test(store_pool: asyncpg.Pool | None) -> StoreUnderTest:
     return StoreUnderTest(repo, lambda: TargetsRepository(pool), pg_outbox, pg_last)
 
 
+def minutely(n: int) -> list[Target]:
+    """`n` endpoint targets scanned every minute (their requests' lease is the 10-minute minimum)."""
+    return [Target(host=f"fast-{i}.example.test", port=443, interval_seconds=60) for i in range(n)]
+
+
 def hosts(n: int) -> list[Target]:
     """`n` configured endpoint targets scanned hourly."""
     return [Target(host=f"host-{i}.example.test", port=443, interval_seconds=3600) for i in range(n)]
+
+
+def targets_of(requests: list[ScanRequested]) -> list[Target]:
+    """The targets of claimed scan requests, in claim order."""
+    return [r.target for r in requests]
 
 
 def observed(target: Target, error: ObservationError | None = None) -> tuple[Observation, CloudEvent]:
@@ -82,7 +92,7 @@ class TestTargetStoreContract:
         summary = await store.sync(hosts(3), now=NOW)
         assert (summary.configured, summary.disabled) == (3, 0)
         assert await store.claim_due(NOW - TICK, 10) == []
-        assert await store.claim_due(NOW, 10) == hosts(3)
+        assert targets_of(await store.claim_due(NOW, 10)) == hosts(3)
 
     async def test_sync_disables_targets_no_longer_configured(self, under_test: StoreUnderTest) -> None:
         """A target dropped from the config is disabled, not deleted, and re-enabled when it comes back."""
@@ -92,7 +102,7 @@ class TestTargetStoreContract:
         assert (summary.configured, summary.disabled) == (1, 2)
         assert await store.make_all_due(NOW) == 1
         await store.sync(hosts(2), now=NOW)
-        assert await store.claim_due(NOW, 10) == hosts(2)
+        assert targets_of(await store.claim_due(NOW, 10)) == hosts(2)
 
     async def test_sync_stores_a_changed_target_and_pulls_in_a_shorter_interval(
         self, under_test: StoreUnderTest
@@ -107,18 +117,18 @@ class TestTargetStoreContract:
         await store.sync([quarter], now=later)
         due = next_due(daily.key, 900, later)
         assert await store.claim_due(due - TICK, 10) == []
-        assert await store.claim_due(due, 10) == [quarter]
+        assert targets_of(await store.claim_due(due, 10)) == [quarter]
 
     async def test_claim_due_returns_each_due_target_once(self, under_test: StoreUnderTest) -> None:
         """A claim reschedules its targets one interval (plus jitter) on, so they are not claimed again until then."""
         store, targets = under_test.store, hosts(3)
         await store.sync(targets, now=NOW)
-        assert await store.claim_due(NOW, 10) == targets
+        assert targets_of(await store.claim_due(NOW, 10)) == targets
         assert await store.claim_due(NOW, 10) == []
         first = min(next_due(t.key, 3600, NOW) for t in targets)
         assert await store.claim_due(first - TICK, 10) == []
         again = max(next_due(t.key, 3600, NOW) for t in targets)
-        assert sorted(t.key for t in await store.claim_due(again, 10)) == sorted(t.key for t in targets)
+        assert sorted(r.target.key for r in await store.claim_due(again, 10)) == sorted(t.key for t in targets)
 
     async def test_claim_due_skips_disabled_targets_and_stops_at_the_limit(self, under_test: StoreUnderTest) -> None:
         """Only enabled targets are claimed, at most `limit` per claim."""
@@ -148,7 +158,7 @@ class TestTargetStoreContract:
         async def claim_all(store: TargetStore) -> list[str]:
             keys: list[str] = []
             while batch := await store.claim_due(NOW, 5):
-                keys += [t.key for t in batch]
+                keys += [r.target.key for r in batch]
                 await asyncio.sleep(0)
             return keys
 
@@ -157,8 +167,70 @@ class TestTargetStoreContract:
         assert sorted(first + second) == sorted(t.key for t in targets)
         assert len(await under_test.outbox()) == 40
 
+    async def test_a_pending_target_is_not_claimed_again_until_its_request_is_recorded(
+        self, under_test: StoreUnderTest
+    ) -> None:
+        """Due again while its request is unobserved, a target waits; once recorded, it is claimed for the slot
+        it was due in (so its lateness counts the wait)."""
+        store, (target,) = under_test.store, minutely(1)
+        await store.sync([target], now=NOW)
+        (first,) = await store.claim_due(NOW, 10)
+        slot = next_due(target.key, 60, NOW)
+        later = slot + dt.timedelta(minutes=2)
+        assert await store.claim_due(later, 10) == []
+        assert await store.record_observation(CONSUMER, "request-1", *observed(target), due_at=first.due_at)
+        assert [(r.target, r.due_at) for r in await store.claim_due(later, 10)] == [(target, slot)]
+        assert len(await under_test.outbox()) == 3  # two requests and the observation
+
+    async def test_a_pending_request_not_recorded_within_its_lease_is_requested_again(
+        self, under_test: StoreUnderTest
+    ) -> None:
+        """A lost request holds its target for the lease (at least 10 minutes), then a new request is enqueued."""
+        store, (target,) = under_test.store, minutely(1)
+        await store.sync([target], now=NOW)
+        await store.claim_due(NOW, 10)
+        assert await store.claim_due(NOW + MIN_REQUEST_LEASE - TICK, 10) == []
+        (again,) = await store.claim_due(NOW + MIN_REQUEST_LEASE, 10)
+        assert again.due_at == next_due(target.key, 60, NOW)
+        events = await under_test.outbox()
+        assert len({e.id for e in events}) == 2
+
+    async def test_the_observation_of_an_older_request_leaves_the_newer_one_pending(
+        self, under_test: StoreUnderTest
+    ) -> None:
+        """After a lease ran out, a late observation of the first request does not release the second one;
+        the second's does."""
+        store, (target,) = under_test.store, minutely(1)
+        await store.sync([target], now=NOW)
+        (first,) = await store.claim_due(NOW, 10)
+        renewed = NOW + MIN_REQUEST_LEASE
+        (second,) = await store.claim_due(renewed, 10)
+        assert await store.record_observation(CONSUMER, "request-1", *observed(target), due_at=first.due_at)
+        due = next_due(target.key, 60, renewed)
+        assert await store.claim_due(due, 10) == []
+        assert await store.record_observation(CONSUMER, "request-2", *observed(target), due_at=second.due_at)
+        assert targets_of(await store.claim_due(due, 10)) == [target]
+
+    async def test_a_redelivered_request_neither_records_nor_releases_twice(self, under_test: StoreUnderTest) -> None:
+        """Recording a request again after its target was claimed anew changes nothing: the new request stays
+        pending and no second observation is enqueued."""
+        store, (target,) = under_test.store, minutely(1)
+        await store.sync([target], now=NOW)
+        (first,) = await store.claim_due(NOW, 10)
+        observation, outgoing = observed(target)
+        assert await store.record_observation(CONSUMER, "request-1", observation, outgoing, due_at=first.due_at)
+        due = next_due(target.key, 60, NOW)
+        assert len(await store.claim_due(due, 10)) == 1
+        failed = ObservationError(kind="timeout", message="too slow")
+        # Even naming the slot now pending, a redelivery is stopped by its processed id.
+        assert not await store.record_observation(CONSUMER, "request-1", *observed(target, failed), due_at=due)
+        assert await under_test.last_result(target.key) == (NOW, None)
+        assert await store.claim_due(next_due(target.key, 60, due), 10) == []
+        assert [e.routing_key for e in await under_test.outbox()].count("certificate.observed.v1") == 1
+
     async def test_make_all_due_brings_every_enabled_target_forward(self, under_test: StoreUnderTest) -> None:
-        """`make_all_due` makes already-claimed enabled targets claimable again, and counts them."""
+        """`make_all_due` makes already-claimed enabled targets claimable again, their pending requests forgotten
+        (an operator's "scan now" wins), and counts them."""
         store = under_test.store
         await store.sync(hosts(3), now=NOW)
         await store.claim_due(NOW, 10)
@@ -176,7 +248,7 @@ class TestTargetStoreContract:
         await store.sync([configured], now=NOW)
         await store.register_discovered(found, now=NOW)
         assert (await store.sync([configured], now=NOW)).disabled == 0
-        assert await store.claim_due(NOW, 10) == [configured, found[1]]
+        assert targets_of(await store.claim_due(NOW, 10)) == [configured, found[1]]
 
     async def test_discovery_takes_over_a_target_the_config_dropped(self, under_test: StoreUnderTest) -> None:
         """A configured target disabled by a later sync is re-enabled, as discovered, when a sweep finds it."""
@@ -186,31 +258,31 @@ class TestTargetStoreContract:
         await store.sync([], now=NOW)
         found = dropped.model_copy(update={"discovered_by": "lab"})
         await store.register_discovered([found], now=NOW)
-        assert await store.claim_due(NOW, 10) == [found]
+        assert targets_of(await store.claim_due(NOW, 10)) == [found]
 
     async def test_record_observation_takes_effect_once_per_request(self, under_test: StoreUnderTest) -> None:
         """The first record marks the request processed, notes the result and enqueues; a repeat changes nothing."""
         store, (target,) = under_test.store, hosts(1)
         await store.sync([target], now=NOW)
         observation, outgoing = observed(target)
-        assert not await store.already_processed(CONSUMER, "request-1")
-        assert await store.record_observation(CONSUMER, "request-1", observation, outgoing)
-        assert await store.already_processed(CONSUMER, "request-1")
-        assert not await store.already_processed("another.consumer", "request-1")
-        assert not await store.record_observation(CONSUMER, "request-1", *observed(target))
+        assert await store.record_observation(CONSUMER, "request-1", observation, outgoing, due_at=NOW)
+        failed = ObservationError(kind="dns", message="no such host")
+        assert not await store.record_observation(CONSUMER, "request-1", *observed(target, failed), due_at=NOW)
         assert [e.id for e in await under_test.outbox()] == [outgoing.id]
         assert await under_test.last_result(target.key) == (NOW, None)
+        another, other_outgoing = observed(target)
+        assert await store.record_observation("another.consumer", "request-1", another, other_outgoing, due_at=NOW)
 
     async def test_record_observation_notes_the_error_of_a_failed_scan(self, under_test: StoreUnderTest) -> None:
         """A failed scan's error is noted on its target as `kind: message`."""
         store, (target,) = under_test.store, hosts(1)
         await store.sync([target], now=NOW)
         failed = ObservationError(kind="dns", message="no such host")
-        assert await store.record_observation(CONSUMER, "request-1", *observed(target, failed))
+        assert await store.record_observation(CONSUMER, "request-1", *observed(target, failed), due_at=NOW)
         assert await under_test.last_result(target.key) == (NOW, "dns: no such host")
 
     async def test_record_observation_of_an_unknown_target_still_enqueues(self, under_test: StoreUnderTest) -> None:
         """A request for a target the store does not schedule (a one-off) is still recorded and published."""
         observation, outgoing = observed(Target(host="one-off.example.test"))
-        assert await under_test.store.record_observation(CONSUMER, "request-1", observation, outgoing)
+        assert await under_test.store.record_observation(CONSUMER, "request-1", observation, outgoing, due_at=NOW)
         assert [e.id for e in await under_test.outbox()] == [outgoing.id]

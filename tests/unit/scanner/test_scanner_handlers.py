@@ -70,16 +70,32 @@ async def test_a_missing_file_is_an_observation_with_its_error(tmp_path: Path) -
     assert store.targets[target.key].last_error == f"file: {error.message}"
 
 
-async def test_a_redelivered_request_is_skipped(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
-    """A request handled before is logged as a duplicate and neither enqueued nor kicked again."""
+async def test_a_redelivered_request_changes_nothing(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
+    """A request handled before is scanned again but logged as a duplicate: nothing enqueued, noted or kicked."""
     (tmp_path / "leaf.pem").write_bytes(chain[0].pem)
+    target = Target(file=str(tmp_path / "leaf.pem"))
     store, kicks = InMemoryTargetStore(), []
-    handler, message = handler_on(store, kicks), request(Target(file=str(tmp_path / "leaf.pem")))
+    await store.sync([target], now=WHEN)
+    handler, message = handler_on(store, kicks), request(target)
     await handler(message)
+    (tmp_path / "leaf.pem").unlink()  # a second scan would now note a `file` error
     with capture_logs() as logs:
         await handler(message)
-    assert [entry["event"] for entry in logs] == ["scan_request_duplicate"]
+    assert [entry["event"] for entry in logs if entry["event"].startswith("scan_")] == ["scan_request_duplicate"]
     assert (len(store.outbox), kicks) == (1, ["kick"])
+    assert store.targets[target.key].last_error is None
+
+
+async def test_recording_a_claimed_request_clears_its_pending_mark(tmp_path: Path) -> None:
+    """The target's request claimed by the scheduler is pending until its observation is recorded, then cleared."""
+    target = Target(file=str(tmp_path / "gone.pem"))
+    store = InMemoryTargetStore()
+    await store.sync([target], now=WHEN)
+    (claimed,) = await store.claim_due(WHEN, 10)
+    assert store.targets[target.key].pending_due_at == WHEN
+    payload = ScanRequested(target=target, due_at=claimed.due_at)
+    await handler_on(store, [])(Message(store.outbox[0], payload))
+    assert (store.targets[target.key].pending_due_at, store.targets[target.key].pending_until) == (None, None)
 
 
 async def test_concurrent_deliveries_of_one_request_enqueue_one_observation(

@@ -2,9 +2,12 @@
 
 import datetime as dt
 
+from structlog.testing import capture_logs
+
 from services.scanner.adapters.memory import InMemoryTargetStore
+from services.scanner.domain.schedule import next_due
 from services.scanner.service_layer.scheduler import BATCH, Scheduler
-from shared.events import ScanRequested, Target
+from shared.events import Observation, ScanRequested, Target, make_event
 
 NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -47,3 +50,23 @@ async def test_trigger_now_schedules_every_enabled_target_again() -> None:
     assert await scheduler_at(store, later, kicks).trigger_now() == 2
     again = [ScanRequested.model_validate(e.data) for e in store.outbox[3:]]
     assert [(r.target, r.due_at) for r in again] == [(t, later) for t in files(2)]
+
+
+async def test_a_tick_skips_a_target_whose_request_is_pending_and_logs_the_wait_as_lateness() -> None:
+    """Of two minutely targets due again, the one whose request was observed is claimed, late by the time since its
+    due time; the other, still pending, is left for later."""
+    store, kicks = InMemoryTargetStore(), []
+    done, waiting = [Target(file=f"/etc/ssl/certs/{i}.pem", interval_seconds=60) for i in range(2)]
+    await store.sync([done, waiting], now=NOW)
+    await scheduler_at(store, NOW, kicks).tick()
+    observation = Observation(target=done, observed_at=NOW)
+    outgoing = make_event("certificate.observed.v1", observation, source="test", subject=done.key)
+    await store.record_observation("test", store.outbox[0].id, observation, outgoing, due_at=NOW)
+    later = NOW + dt.timedelta(minutes=5)
+    with capture_logs() as logs:
+        assert await scheduler_at(store, later, kicks).tick() == 1
+    lateness = (later - next_due(done.key, 60, NOW)).total_seconds()
+    assert logs == [
+        {"event": "scans_scheduled", "count": 1, "worst_lateness_seconds": round(lateness, 3), "log_level": "info"}
+    ]
+    assert ScanRequested.model_validate(store.outbox[-1].data).target == done
