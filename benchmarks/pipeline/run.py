@@ -20,6 +20,10 @@ Phases:
   state, one endpoint (the canary, scanned every 10 s) gets a certificate that expires in 3 days (nginx reload),
   and the time until its alarm email reaches the SMTP sink is measured.
 - `blackhole`: the endpoints plus 10% more targets on ports that accept TCP and never answer; first scan only.
+- `soak` (not in the default phases): `--files` targets on `--soak-interval` (default 1 h), sampled every
+  `--sample-every` s for `--soak-minutes` after the first scan: RSS, worst lateness, queues, outboxes, database
+  size; table sizes and bytes per target per day at the end (`benchmarks/pipeline/soak.py`). Issue 17's run:
+  `--phases soak --files 100000 --endpoints 0`.
 """
 
 import argparse
@@ -774,6 +778,10 @@ async def main_async(args: argparse.Namespace, cleanup: Cleanup) -> list[PhaseRe
                     reachable_where="WHERE reachable",
                 )
             )
+        elif phase == "soak":
+            from benchmarks.pipeline.soak import soak_phase  # it builds on this module
+
+            results.append(await soak_phase(ctx))
         print_result(results[-1])
     return results
 
@@ -802,6 +810,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--per-host-concurrency", type=int, default=64, help="scanning.per_host_concurrency")
     parser.add_argument("--nginx-workers", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=1800, help="give up on a first scan after this long")
+    parser.add_argument("--soak-minutes", type=float, default=120, help="soak phase: how long to sample")
+    parser.add_argument("--soak-interval", type=int, default=3600, help="soak phase: scan interval, seconds")
+    parser.add_argument("--sample-every", type=float, default=60, help="soak phase: seconds between samples")
     parser.add_argument("--json-out", type=Path, help="also write the results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs) afterwards")
     args = parser.parse_args(argv)
@@ -811,7 +822,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
-    unknown = set(args.phases) - {"files", "endpoints", "blackhole"}
+    unknown = set(args.phases) - {"files", "endpoints", "blackhole", "soak"}
     if unknown:
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
     return args
