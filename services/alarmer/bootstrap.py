@@ -5,6 +5,7 @@ import asyncpg
 import structlog
 
 from services.alarmer.adapters.repository import SCHEMA, PostgresAlarmStore
+from services.alarmer.domain.ownership import Ownership
 from services.alarmer.handlers import AcknowledgementHandler, EvaluationHandler, subscriptions
 from services.alarmer.service_layer.metrics import start_series
 from services.alarmer.service_layer.reminders import ReminderSweep
@@ -75,8 +76,14 @@ def bootstrap(
         raise ValueError("the alarmer keeps alarm state in PostgreSQL: pass a pool")
     outbox = OutboxRelay(pool, SCHEMA, bus, poll_seconds=outbox_poll_seconds)
     store = PostgresAlarmStore(pool, outbox)
-    reminders = ReminderSweep(store, config, clock, min_delay=reminder_min_delay, max_delay=reminder_max_delay)
-    evaluations = EvaluationHandler(store=store, config=config, clock=clock, reminder_scheduled=reminders.expect)
+    # The config is read once per process (a new certmon.yaml takes a restart), so one index serves for good.
+    ownership = Ownership(config)
+    reminders = ReminderSweep(
+        store, config, clock, min_delay=reminder_min_delay, max_delay=reminder_max_delay, ownership=ownership
+    )
+    evaluations = EvaluationHandler(
+        store=store, config=config, clock=clock, reminder_scheduled=reminders.expect, ownership=ownership
+    )
     acknowledgements = AcknowledgementHandler(store=store, clock=clock)
     routes = subscriptions(evaluations, acknowledgements)
     start_series()

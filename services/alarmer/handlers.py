@@ -16,7 +16,7 @@ import structlog
 from services.alarmer.domain.alarm_events import alarm_event, envelope, new_alarm_id
 from services.alarmer.domain.alarms import consecutive_failures, decide
 from services.alarmer.domain.lifecycle import Ignored, acknowledge, acknowledgement_cause
-from services.alarmer.domain.ownership import configured_target
+from services.alarmer.domain.ownership import Ownership
 from services.alarmer.ports import AlarmStore, AlarmUnitOfWork
 from services.alarmer.service_layer.metrics import committed
 from shared.broker import Message, Subscription
@@ -44,10 +44,13 @@ class EvaluationHandler:
         config: CertmonConfig,
         clock: Clock,
         reminder_scheduled: Callable[[datetime], None] | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         """`reminder_scheduled` is told, after the commit, each due time this handler scheduled (the sweep's
-        `expect`), so a short cadence is kept without the sweep reading the database more often."""
+        `expect`), so a short cadence is kept without the sweep reading the database more often. `ownership` is
+        `config`'s index (bootstrap shares one with the reminder sweep); None indexes `config` here."""
         self._store, self._config, self._clock = store, config, clock
+        self._ownership = Ownership.of(config, ownership)
         self._reminder_scheduled = reminder_scheduled
 
     async def __call__(self, message: Message[Evaluation]) -> None:
@@ -78,7 +81,7 @@ class EvaluationHandler:
             failures=failures,
             unreachable_critical_after=self._config.defaults.unreachable_critical_after,
         )
-        target = configured_target(self._config, evaluation)
+        target = self._ownership.configured_target(evaluation)
         now = self._clock()
         transitions: list[AlarmEvent] = []
         for decision in decisions:
@@ -89,7 +92,7 @@ class EvaluationHandler:
                 evaluation=evaluation,
                 evaluation_event_id=event_id,
                 previous=previous,
-                config=self._config,
+                ownership=self._ownership,
                 target=target,
                 now=now,
             )

@@ -4,8 +4,7 @@ from datetime import datetime
 
 from services.alarmer.domain.alarms import Decision
 from services.alarmer.domain.lifecycle import after_evaluation
-from services.alarmer.domain.ownership import owners_for, reminder_seconds
-from shared.config import CertmonConfig
+from services.alarmer.domain.ownership import Ownership
 from shared.events import AlarmEvent, CloudEvent, Evaluation, Target, derived_id, make_event
 
 SOURCE = "certmon/alarmer"
@@ -24,7 +23,7 @@ def alarm_event(
     evaluation: Evaluation,
     evaluation_event_id: str,
     previous: AlarmEvent | None,
-    config: CertmonConfig,
+    ownership: Ownership,
     target: Target,
     now: datetime,
 ) -> AlarmEvent:
@@ -32,7 +31,7 @@ def alarm_event(
 
     Certificate facts come from the evaluation when the alarm is about the certificate now served, and
     from the alarm's last event when it is about one that was replaced. The next reminder follows the cadence
-    the alarm's owner, server and certificate rules give its new level.
+    the alarm's owner, server and certificate rules give its new level (resolved by `ownership`).
     """
     served = evaluation.certificate
     is_current = served is not None and decision.key.fingerprint_sha256 == served.fingerprint_sha256
@@ -42,7 +41,7 @@ def alarm_event(
         certificate = previous.certificate
     else:
         certificate = None
-    cadence = reminder_seconds(config, target, certificate, decision.level)
+    cadence = ownership.reminder_seconds(target, certificate, decision.level)
     lifecycle = after_evaluation(decision.transition, decision.level, previous, now=now, cadence=cadence)
     return AlarmEvent(
         alarm_id=alarm_id,
@@ -52,7 +51,7 @@ def alarm_event(
         previous_level=decision.previous_level,
         triggers=[decision.key.trigger],
         findings=list(decision.findings),
-        owners=owners_for(config, target, certificate),
+        owners=ownership.owners_for(target, certificate),
         target=evaluation.target,
         certificate=certificate,
         days_remaining=evaluation.expiry.days_remaining if is_current and evaluation.expiry else None,

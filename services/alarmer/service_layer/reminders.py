@@ -15,7 +15,7 @@ import structlog
 
 from services.alarmer.domain.alarm_events import envelope
 from services.alarmer.domain.lifecycle import reminded, reminder_cause, reminder_number
-from services.alarmer.domain.ownership import reminder_seconds, target_for
+from services.alarmer.domain.ownership import Ownership
 from services.alarmer.ports import AlarmStore, AlarmUnitOfWork, Reminder
 from services.alarmer.service_layer.metrics import committed
 from shared.clock import Clock
@@ -41,8 +41,12 @@ class ReminderSweep:
         batch_size: int = 500,
         min_delay: float = 0.5,
         max_delay: float = 30.0,
+        ownership: Ownership | None = None,
     ) -> None:
-        self._store, self._config, self._clock = store, config, clock
+        """`ownership` is `config`'s index (bootstrap shares one with the evaluation handler); None indexes
+        `config` here."""
+        self._store, self._clock = store, clock
+        self._ownership = Ownership.of(config, ownership)
         self._batch_size, self._min_delay, self._max_delay = batch_size, min_delay, max_delay
         self._next_check: datetime | None = None  # None: check at the next tick
         self._loop = PeriodicTask(LOOP_NAME, self.tick, interval=min_delay)
@@ -93,8 +97,8 @@ class ReminderSweep:
         stopped: list[AlarmEvent] = []
         for alarm in due:
             # The cadence is resolved now, not when scheduled: the config may have changed since.
-            target = target_for(self._config, alarm.key.target_key, alarm.target)
-            cadence = reminder_seconds(self._config, target, alarm.certificate, alarm.level)
+            target = self._ownership.target_for(alarm.key.target_key, alarm.target)
+            cadence = self._ownership.reminder_seconds(target, alarm.certificate, alarm.level)
             if cadence is None:
                 stopped.append(alarm)
                 continue
