@@ -24,6 +24,21 @@ from shared.outbox import OutboxRelay, enqueue, enqueue_many
 
 SCHEMA = "alarmer"
 
+# An alarm's transition in one statement: its row (opened by a raise, else updated) and its history entry. The
+# history's reference to the alarm is checked as the statement ends, after a raise's insert.
+_RAISE = (
+    f"WITH alarm AS (INSERT INTO {SCHEMA}.alarms (id, target_key, fingerprint, trigger, level, state, opened_at, "
+    "updated_at, last_event, next_reminder_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)) "
+    f"INSERT INTO {SCHEMA}.alarm_history (alarm_id, at, transition, from_level, to_level, cause, evaluation_id) "
+    "VALUES ($1, $7, $10, $11, $5, $12, $13)"
+)
+_TRANSITION = (
+    f"WITH alarm AS (UPDATE {SCHEMA}.alarms SET level = $2, state = $3, updated_at = $4, last_event = $5, "
+    "next_reminder_at = $6, resolved_at = CASE WHEN $3 = 'resolved' THEN $4 ELSE resolved_at END WHERE id = $1) "
+    f"INSERT INTO {SCHEMA}.alarm_history (alarm_id, at, transition, from_level, to_level, cause, evaluation_id) "
+    "VALUES ($1, $4, $7, $8, $2, $9, $10)"
+)
+
 
 class PostgresAlarmStore:
     """Alarm state in schema `alarmer`; `relay` publishes the outbox this store writes."""
@@ -84,16 +99,24 @@ class PostgresUnitOfWork:
         self._queued += 1
 
     async def lock_target_health(self, target_key: str) -> TargetHealth:
-        """The target's health row, locked until the transaction ends (serialises evaluations of one target)."""
-        await self._connection.execute(
-            f"INSERT INTO {SCHEMA}.target_health (target_key) VALUES ($1) ON CONFLICT DO NOTHING", target_key
-        )
+        """The target's health row, locked until the transaction ends (serialises evaluations of one target).
+
+        A known target costs one statement; a new one a second, whose no-op update on conflict locks the row that
+        another evaluation of it inserted meanwhile and returns that row as committed.
+        """
         row = await self._connection.fetchrow(
             f"SELECT consecutive_failures, last_observed_at FROM {SCHEMA}.target_health "
             "WHERE target_key = $1 FOR UPDATE",
             target_key,
         )
-        assert row is not None  # inserted above if it was missing
+        if row is None:
+            row = await self._connection.fetchrow(
+                f"INSERT INTO {SCHEMA}.target_health AS h (target_key) VALUES ($1) ON CONFLICT (target_key) "
+                "DO UPDATE SET consecutive_failures = h.consecutive_failures "
+                "RETURNING h.consecutive_failures, h.last_observed_at",
+                target_key,
+            )
+        assert row is not None  # an insert, or the update of the row it conflicted with, returns it
         return TargetHealth(row["consecutive_failures"], row["last_observed_at"])
 
     async def save_target_health(self, target_key: str, *, failures: int, observed_at: datetime) -> None:
@@ -126,46 +149,21 @@ class PostgresUnitOfWork:
 
     async def record_transition(self, event: AlarmEvent, *, at: datetime, cause: str) -> None:
         """Apply an alarm event to the alarm's row (opening it on a raise; its state and next reminder time become
-        the event's) and keep it in the history."""
+        the event's) and keep it in the history, in one statement."""
         data = event.model_dump(mode="json")
+        history = (event.transition, event.previous_level, cause, event.evaluation_id)
         if event.transition == "raised":
+            key = event.key
             await self._connection.execute(
-                f"INSERT INTO {SCHEMA}.alarms (id, target_key, fingerprint, trigger, level, state, opened_at, "
-                "updated_at, last_event, next_reminder_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)",
-                event.alarm_id,
-                event.key.target_key,
-                event.key.fingerprint_sha256,
-                event.key.trigger,
-                event.level,
-                event.state,
-                at,
-                data,
-                event.next_reminder_at,
+                _RAISE,
+                *(event.alarm_id, key.target_key, key.fingerprint_sha256, key.trigger, event.level, event.state),
+                *(at, data, event.next_reminder_at, *history),
             )
         else:
             await self._connection.execute(
-                f"UPDATE {SCHEMA}.alarms SET level = $2, state = $3, updated_at = $4, last_event = $5, "
-                "next_reminder_at = $6, resolved_at = CASE WHEN $3 = 'resolved' THEN $4 ELSE resolved_at END "
-                "WHERE id = $1",
-                event.alarm_id,
-                event.level,
-                event.state,
-                at,
-                data,
-                event.next_reminder_at,
+                _TRANSITION,
+                *(event.alarm_id, event.level, event.state, at, data, event.next_reminder_at, *history),
             )
-        await self._connection.execute(
-            f"INSERT INTO {SCHEMA}.alarm_history "
-            "(alarm_id, at, transition, from_level, to_level, cause, evaluation_id) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            event.alarm_id,
-            at,
-            event.transition,
-            event.previous_level,
-            event.level,
-            cause,
-            event.evaluation_id,
-        )
 
     async def history(self, alarm_id: str) -> list[HistoryEntry]:
         """An alarm's transitions, oldest first."""

@@ -124,6 +124,28 @@ async def test_units_of_work_on_one_target_apply_one_after_another(under_test: S
     assert await asyncio.wait_for(waiting, 5) == TargetHealth(3, NOW)
 
 
+async def test_units_of_work_on_a_known_target_apply_one_after_another(under_test: StoreUnderTest) -> None:
+    """Locking the health of a target evaluated before also waits for the unit of work holding it."""
+    store, first_locked = under_test.store, asyncio.Event()
+    async with store.unit_of_work() as uow:
+        await uow.lock_target_health(BLOG)
+        await uow.save_target_health(BLOG, failures=1, observed_at=NOW - timedelta(hours=1))
+
+    async def second() -> TargetHealth:
+        await first_locked.wait()
+        async with store.unit_of_work() as uow:
+            return await uow.lock_target_health(BLOG)
+
+    waiting = asyncio.create_task(second())
+    async with store.unit_of_work() as uow:
+        assert await uow.lock_target_health(BLOG) == TargetHealth(1, NOW - timedelta(hours=1))
+        first_locked.set()
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        await uow.save_target_health(BLOG, failures=2, observed_at=NOW)
+    assert await asyncio.wait_for(waiting, 5) == TargetHealth(2, NOW)
+
+
 async def test_raise_opens_an_alarm_listed_with_its_target_only(under_test: StoreUnderTest) -> None:
     """A raised alarm is open on its own target, with its key, level and event; other targets do not list it."""
     raised = alarm("1", level="warning")
