@@ -71,8 +71,9 @@ class TargetTags:
         """The index of `config`'s target and server tags."""
         by_target: dict[str, tuple[str, ...]] = {}
         for entry in config.targets:
-            key = entry.to_target(config.defaults).key
-            by_target[key] = by_target.get(key, ()) + tuple(entry.tags)
+            if entry.tags:  # most of a large estate has none: keep the index to those that do
+                key = entry.to_target(config.defaults).key
+                by_target[key] = by_target.get(key, ()) + tuple(entry.tags)
         return cls(by_target, {name: tuple(server.tags) for name, server in config.servers.items()})
 
     def __call__(self, target_key: str, server: str | None) -> tuple[str, ...]:

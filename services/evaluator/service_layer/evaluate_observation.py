@@ -17,7 +17,7 @@ from services.evaluator.domain.memo import Identity
 from services.evaluator.domain.parse import parse_presented
 from services.evaluator.service_layer.intermediate_finder import IntermediateFinder
 from services.evaluator.service_layer.metrics import measured
-from shared.config import CertificateFacts, CertmonConfig, resolve_owners, resolve_policy, server_for
+from shared.config import CertificateFacts, CertmonConfig, TargetTags, resolve_owners, resolve_policy, server_for
 from shared.config.resolve import matching_rules
 from shared.events.evaluation import Evaluation
 from shared.events.observation import Observation
@@ -30,10 +30,7 @@ def _tags_by_target(config: CertmonConfig, caches: EvaluatorCaches) -> dict[str,
     key = Identity(config)
     tags = caches.config_tags.get(key, None)
     if tags is None:
-        tags = {}
-        for entry in config.targets:
-            target_key = entry.to_target(config.defaults).key
-            tags[target_key] = tags.get(target_key, ()) + tuple(entry.tags)
+        tags = TargetTags.of(config).by_target
         caches.config_tags.put(key, tags)
     return tags
 
