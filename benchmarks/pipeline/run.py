@@ -389,7 +389,9 @@ async def backpressure(stack: Stack, result: PhaseResult, sampler: Sampler, *, p
     sampler.begin()
     alarmer.pause()
     start = time.monotonic()
-    await stack.conn.execute("UPDATE scanner.targets SET next_due = now() WHERE enabled")
+    await stack.conn.execute(
+        "UPDATE scanner.targets SET next_due = now(), pending_due_at = NULL, pending_until = NULL WHERE enabled"
+    )
     max_queue: dict[str, int] = {}
     try:
         while time.monotonic() - start < pause:
