@@ -57,8 +57,12 @@ class PeriodicTask:
         *,
         interval: float,
         backoff: Backoff = DEFAULT_BACKOFF,
+        patient_with: tuple[type[Exception], ...] = (),
     ) -> None:
+        """`patient_with` names the errors after which the backoff grows to its maximum instead of stopping at the
+        interval: a dependency that refuses because it is overloaded, not away, needs time rather than retries."""
         self.name, self._tick, self._interval, self._backoff = name, tick, interval, backoff
+        self._patient_with = patient_with
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.failures = 0  # consecutive failed ticks
@@ -106,7 +110,9 @@ class PeriodicTask:
                 await self._tick()
             except Exception as exc:  # a loop must outlive any failure of one tick; the next tick retries
                 self.failures += 1
-                delay = min(self._backoff.delay(self.failures), max(self._interval, self._backoff.initial))
+                delay = self._backoff.delay(self.failures)
+                if not isinstance(exc, self._patient_with):
+                    delay = min(delay, max(self._interval, self._backoff.initial))
                 LOOP_ERRORS.labels(self.name, type(exc).__name__).inc()
                 log.error(
                     "background_loop_failed",

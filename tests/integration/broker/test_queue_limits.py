@@ -18,7 +18,7 @@ from shared.broker import Message, PublishError, QueueFull, Subscription
 from shared.broker.amqp import AmqpBus
 from shared.db import migrate
 from shared.events import CloudEvent, Observation, ScanRequested, Target, make_event
-from shared.outbox import OutboxRelay, enqueue
+from shared.outbox import IN_FLIGHT, OutboxRelay, enqueue_many
 
 LIMIT = 5
 
@@ -126,31 +126,73 @@ async def test_a_full_queue_nacks_the_publish_and_keeps_every_confirmed_message(
     await wait_for(lambda: len(held.handled) == len(confirmed) + 1)
 
 
+async def _outbox_of(pool: asyncpg.Pool, count: int) -> list[CloudEvent]:
+    """`count` scan requests committed to a fresh `svc` outbox, in order."""
+    await migrate(pool, "svc", [])
+    sent = [scan_event(f"h{i}.example") for i in range(count)]
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue_many(conn, "svc", sent)
+    return sent
+
+
+async def _unpublished(pool: asyncpg.Pool) -> set[str]:
+    return {r["event_id"] for r in await pool.fetch("SELECT event_id FROM svc.outbox WHERE published_at IS NULL")}
+
+
 async def test_the_outbox_keeps_refused_rows_until_the_queue_has_room(broker: Broker, pg_pool: asyncpg.Pool) -> None:
-    """The relay stops at the first refused row and leaves it and those after it unpublished in PostgreSQL (the
-    backlog gauge says how many); once the consumer drains the queue they all go out, in order, none twice."""
+    """The relay marks exactly the rows the broker confirmed and keeps the refused ones unpublished in PostgreSQL
+    (the backlog gauge says how many), raising QueueFull; once the consumer drains the queue they all go out,
+    none twice. (With publishes in flight together, the queue takes up to a window of them past its limit before
+    it refuses.)"""
     held = Held()
     await broker.bus.subscribe(held.route(broker.queue("work")))
-    await migrate(pg_pool, "svc", [])
-    sent = [scan_event(f"h{i}.example") for i in range(3 * LIMIT)]
-    async with pg_pool.acquire() as conn:
-        for event in sent:
-            await enqueue(conn, "svc", event)
+    sent = await _outbox_of(pg_pool, 4 * IN_FLIGHT)
     relay = OutboxRelay(pg_pool, "svc", broker.bus)
     with pytest.raises(QueueFull, match="full"):
         await relay.flush()
-    pending = await pg_pool.fetchval("SELECT count(*) FROM svc.outbox WHERE published_at IS NULL")
-    assert pending == len(sent) - (LIMIT + 2)
-    assert REGISTRY.get_sample_value("certmon_outbox_backlog", {"schema": "svc"}) == pending
+    pending = await _unpublished(pg_pool)
+    queued = await broker.ready(broker.queue("work")) + 1  # one is with the consumer
+    assert LIMIT < queued == len(sent) - len(pending)
+    assert REGISTRY.get_sample_value("certmon_outbox_backlog", {"schema": "svc"}) == len(pending)
     held.release.set()
     async with asyncio.timeout(20):
-        while await pg_pool.fetchval("SELECT count(*) FROM svc.outbox WHERE published_at IS NULL"):
+        while await _unpublished(pg_pool):
             try:
                 await relay.flush()
             except PublishError:  # the queue takes publishes again once it drained below 80% of its limit
                 await asyncio.sleep(0.1)
     await wait_for(lambda: len(held.handled) == len(sent))
-    assert held.handled == [e.id for e in sent]
+    assert sorted(held.handled) == sorted(e.id for e in sent)
+
+
+async def test_the_relay_backs_off_longer_and_longer_while_a_queue_is_full(
+    broker: Broker, pg_pool: asyncpg.Pool
+) -> None:
+    """While the broker refuses its rows for a full queue, the relay waits longer after each refused flush, past
+    its poll interval, instead of re-publishing (and duplicating into other queues) every interval."""
+    held = Held()
+    await broker.bus.subscribe(held.route(broker.queue("work")))
+    await _outbox_of(pg_pool, 4 * IN_FLIGHT)
+    relay = OutboxRelay(pg_pool, "svc", broker.bus, poll_seconds=0.05)
+    with capture_logs() as logs:
+        await relay.start()
+
+        def refused() -> list[float]:
+            return [
+                e["retry_in_seconds"]
+                for e in logs
+                if e["event"] == "background_loop_failed"
+                and e["loop"] == "outbox:svc"
+                and e["error_type"] == "QueueFull"
+            ]
+
+        await wait_for(lambda: len(refused()) >= 4, timeout=8)
+        await relay.stop()
+    held.release.set()
+    # Exponential with jitter from half a second: each wait is at least half its step, which doubles each time.
+    delays = refused()[:4]
+    assert [d >= floor for d, floor in zip(delays, (0.25, 0.5, 1.0, 2.0), strict=True)] == [True] * 4
+    assert delays[3] > 4 * max(delays[0], 0.05)
 
 
 async def test_a_handler_publishing_into_a_full_queue_waits_holding_its_message(broker: Broker) -> None:

@@ -5,11 +5,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from shared.broker import InMemoryBus, PublishError
 from shared.db import claim_event, migrate
 from shared.events import CloudEvent, ScanRequested, Target, make_event
-from shared.outbox import OutboxRelay, enqueue, enqueue_many
+from shared.outbox import BATCH, IN_FLIGHT, OutboxRelay, enqueue, enqueue_many
 
 MIGRATIONS = [("001_things.sql", "CREATE TABLE things (id int PRIMARY KEY);")]
 
@@ -127,16 +128,35 @@ class _FlakyBus(InMemoryBus):
 
 
 async def test_a_publish_failing_mid_batch_keeps_what_was_confirmed(pg_pool: asyncpg.Pool) -> None:
-    """When the third publish fails, the first two stay published (they are not sent again) and the rest wait."""
+    """When the third publish of a batch fails while the others are in flight, every confirmed row is marked (none
+    is sent again), the failed one waits for the next flush, and the failure is raised after the commit."""
     bus = _FlakyBus({3}, PublishError("not confirmed"))
     bus.declare("q", ["scan.requested.v1"])
     sent = await _enqueued(pg_pool, 5)
     relay = OutboxRelay(pg_pool, "svc", bus)
+    with pytest.raises(PublishError, match="not confirmed"):
+        await relay.flush()
+    pending = await pg_pool.fetch("SELECT event_id FROM svc.outbox WHERE published_at IS NULL")
+    assert [r["event_id"] for r in pending] == [sent[2].id]
+    assert REGISTRY.get_sample_value("certmon_outbox_backlog", {"schema": "svc"}) == 1
+    assert await relay.flush() == 1
+    assert [e.id for e in bus.pending("q")] == [e.id for e in (*sent[:2], *sent[3:], sent[2])]
+    assert REGISTRY.get_sample_value("certmon_outbox_backlog", {"schema": "svc"}) == 0
+
+
+async def test_after_a_failed_publish_the_rest_of_the_batch_is_not_started(pg_pool: asyncpg.Pool) -> None:
+    """Once a publish fails, the relay starts no more of its batch: only the window already in flight is
+    confirmed, and the rows after it go out in order at the next flush."""
+    bus = _FlakyBus({3}, PublishError("not confirmed"))
+    bus.declare("q", ["scan.requested.v1"])
+    sent = await _enqueued(pg_pool, IN_FLIGHT + 50)
+    relay = OutboxRelay(pg_pool, "svc", bus)
     with pytest.raises(PublishError):
         await relay.flush()
-    assert await pg_pool.fetchval("SELECT count(*) FROM svc.outbox WHERE published_at IS NULL") == 3
-    assert await relay.flush() == 3
-    assert [e.id for e in bus.pending("q")] == [e.id for e in sent]
+    assert bus.calls == IN_FLIGHT
+    assert await relay.flush() == 51
+    expected = [*sent[:2], *sent[3:IN_FLIGHT], sent[2], *sent[IN_FLIGHT:]]
+    assert [e.id for e in bus.pending("q")] == [e.id for e in expected]
 
 
 async def test_the_relay_outlives_any_error_of_the_client(pg_pool: asyncpg.Pool) -> None:
@@ -155,6 +175,31 @@ async def test_the_relay_outlives_any_error_of_the_client(pg_pool: asyncpg.Pool)
     await relay.stop()
     assert bus.calls == 3
     assert len(bus.pending("q")) == 1
+
+
+class _GaugeReadingBus(InMemoryBus):
+    """Notes the backlog gauge of `svc` at each publish."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[float | None] = []
+
+    async def publish(self, event: CloudEvent) -> None:
+        self.seen.append(REGISTRY.get_sample_value("certmon_outbox_backlog", {"schema": "svc"}))
+        await super().publish(event)
+
+
+async def test_the_backlog_gauge_follows_a_long_drain(pg_pool: asyncpg.Pool) -> None:
+    """While a backlog of several batches drains, the gauge is recounted between batches (here every poll interval
+    of zero), and it reads zero once the outbox is empty."""
+    bus = _GaugeReadingBus()
+    bus.declare("q", ["scan.requested.v1"])
+    await migrate(pg_pool, "svc", [])
+    async with pg_pool.acquire() as conn:
+        await enqueue_many(conn, "svc", [scan_event(f"h{i}.example") for i in range(2 * BATCH + 10)])
+    assert await OutboxRelay(pg_pool, "svc", bus, poll_seconds=0).flush() == 2 * BATCH + 10
+    assert [bus.seen[i] for i in (BATCH, 2 * BATCH)] == [BATCH + 10, 10]
+    assert REGISTRY.get_sample_value("certmon_outbox_backlog", {"schema": "svc"}) == 0
 
 
 async def test_replicas_publish_one_outbox_in_commit_order(pg_pool: asyncpg.Pool) -> None:

@@ -72,6 +72,32 @@ async def test_a_failing_tick_waits_its_backoff_not_the_wake() -> None:
     assert len(calls) <= 2
 
 
+class _Overloaded(Exception):
+    """A dependency refusing because it is busy, not away."""
+
+
+async def test_errors_it_is_patient_with_back_off_past_the_interval() -> None:
+    """After an error named in `patient_with` the backoff grows to its maximum; after any other error it stops at
+    the interval (here the backoff's initial step, the larger of the two)."""
+    errors = [_Overloaded, _Overloaded, _Overloaded, _Overloaded, RuntimeError, RuntimeError]
+
+    async def tick() -> None:
+        if errors:
+            raise errors.pop(0)("refused")
+
+    task = PeriodicTask(
+        "t-patient", tick, interval=0.01, backoff=Backoff(initial=0.02, maximum=0.16), patient_with=(_Overloaded,)
+    )
+    with capture_logs() as logs:
+        await task.start()
+        await _until(lambda: not errors and task.failures == 0)
+        await task.stop()
+    delays = [(e["error_type"], e["retry_in_seconds"]) for e in logs if e["event"] == "background_loop_failed"]
+    assert [kind for kind, _ in delays] == ["_Overloaded"] * 4 + ["RuntimeError"] * 2
+    assert delays[3][1] >= 0.08  # half of the fourth step, 0.16
+    assert all(delay <= 0.02 for _, delay in delays[4:])
+
+
 async def test_wake_ticks_at_once() -> None:
     """`wake()` runs the next tick now instead of at the end of a long interval."""
     calls: list[int] = []
