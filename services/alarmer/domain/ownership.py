@@ -8,7 +8,7 @@ the reminder sweep.
 
 from typing import cast, get_args
 
-from shared.config import CertificateFacts, CertmonConfig, TargetEntry, TargetTags, resolve_owners, resolve_policy
+from shared.config import CertificateFacts, CertmonConfig, TargetTags, resolve_owners, resolve_policy
 from shared.events import CertificateInfo, Evaluation, OwnerRef, Target, TargetRef
 from shared.events.target import Protocol
 
@@ -26,15 +26,16 @@ def target_from_ref(ref: TargetRef) -> Target:
 class Ownership:
     """The targets, owners and tags `config` gives alarms, indexed by target key.
 
-    The index keeps each key's first entry under `targets` (the one a scan of the config finds first) rather
-    than its built `Target`, which would cost a hundred times the memory at 100,000 targets.
+    The index keeps the position of each key's first entry under `targets` (the one a scan of the config finds
+    first), not the entry or its `Target`: the config keeps its targets compact and rebuilds the one asked for,
+    and a model per target would make the index a hundred times larger at 100,000 targets.
     """
 
     def __init__(self, config: CertmonConfig) -> None:
         self.config = config
-        self._entries: dict[str, TargetEntry] = {}
-        for entry in config.targets:
-            self._entries.setdefault(entry.to_target(config.defaults).key, entry)
+        self._positions: dict[str, int] = {}
+        for position, entry in enumerate(config.targets):
+            self._positions.setdefault(entry.to_target(config.defaults).key, position)
         self._tags = TargetTags.of(config)
 
     @classmethod
@@ -57,10 +58,10 @@ class Ownership:
     def target_for(self, target_key: str, ref: TargetRef) -> Target:
         """The config's target with `target_key` (with its owner), else one built from `ref`; a server `ref`
         names fills in when the config entry names none."""
-        entry = self._entries.get(target_key)
-        if entry is None:
+        position = self._positions.get(target_key)
+        if position is None:
             return target_from_ref(ref)
-        target = entry.to_target(self.config.defaults)
+        target = self.config.targets[position].to_target(self.config.defaults)
         if target.server is None and ref.server is not None:
             return target.model_copy(update={"server": ref.server})
         return target
