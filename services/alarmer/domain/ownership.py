@@ -28,7 +28,7 @@ class Ownership:
 
     The index keeps the position of each key's first entry under `targets` (the one a scan of the config finds
     first), not the entry or its `Target`: the config keeps its targets compact and rebuilds the one asked for,
-    and a model per target would make the index a hundred times larger at 100,000 targets.
+    while a model per target (over a kilobyte each) would make the index several times larger.
     """
 
     def __init__(self, config: CertmonConfig) -> None:
