@@ -33,6 +33,7 @@ from services.reporter.domain.estate import (
 )
 from services.reporter.domain.facts import AlarmStep, DayLevels, TargetFacts
 from services.reporter.domain.report import StatusReport
+from services.reporter.domain.status import TargetStatus
 from services.reporter.domain.trends import WeeklyReport
 from services.reporter.domain.views import NotificationRecord
 from shared.config.reports import ReportFormat
@@ -134,6 +135,16 @@ class HistoryStore(Protocol):
     async def request_acknowledgement(self, request: CloudEvent) -> bool:
         """Enqueue an `acknowledgement.requested.v1` command for the outbox relay; False if its id was enqueued
         before."""
+
+    # What the daily and custom status reports read: each target's status (`domain.status`) and the alarms they
+    # list, so a report over 100,000 targets never holds their evaluation objects nor the whole alarm history.
+
+    async def statuses(self) -> list[TargetStatus]:
+        """The status of every target's latest evaluation, at its last sighting, by target key."""
+
+    async def open_alarm_events(self) -> list[tuple[str, AlarmEvent]]:
+        """`(event_id, alarm event)` pairs: the latest transition of every alarm not resolved (open or
+        acknowledged), in the order they happened (then by event id)."""
 
     # What the weekly and monthly reports read: slim facts, so a report over 100,000 targets never holds every
     # evaluation object of its period (see `domain.facts`).

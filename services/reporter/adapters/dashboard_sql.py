@@ -202,7 +202,8 @@ async def estate_counts(pool: asyncpg.Pool, now: datetime) -> EstateCounts:
         groups = await conn.fetch(f"SELECT level, grade, count(*) AS n FROM {_S}.latest GROUP BY level, grade")
         totals = await conn.fetchrow(
             f"SELECT (SELECT count(DISTINCT fingerprint) FROM {_S}.latest) AS certificates, "
-            f"(SELECT count(*) FROM {_S}.latest WHERE not_after < $1) AS expired, "
+            # `expiry` is notAfter or infinity: the condition `latest_by_expiry` serves.
+            f"(SELECT count(*) FROM {_S}.latest WHERE expiry < $1) AS expired, "
             f"(SELECT count(*) FROM {_S}.alarms WHERE state = 'open') AS open, "
             f"(SELECT count(*) FROM {_S}.alarms WHERE state = 'acknowledged') AS acknowledged",
             now,
@@ -272,7 +273,10 @@ async def expiring(pool: asyncpg.Pool, start: datetime, end: datetime, *, per_da
 def alarm_conditions(where: AlarmFilter, p: Params) -> list[str]:
     """The conditions on `alarms a` of the filters set in `where`."""
     conditions = []
-    if where.states:
+    if len(where.states) == 1:
+        # An equality: `alarms_state` then serves the page in order, where ANY walks `alarms_recent` and filters.
+        conditions.append(f"a.state = {p(where.states[0])}")
+    elif where.states:
         conditions.append(f"a.state = ANY({p(list(where.states))}::text[])")
     if where.level is not None:
         conditions.append(f"a.level = {p(where.level)}")

@@ -29,6 +29,7 @@ from services.reporter.domain.estate import (
 )
 from services.reporter.domain.facts import AlarmStep, DayLevels, TargetFacts
 from services.reporter.domain.sightings import content_hash
+from services.reporter.domain.status import TargetStatus
 from services.reporter.domain.views import NotificationRecord
 from services.reporter.ports import (
     AlarmFilter,
@@ -233,6 +234,15 @@ class History:
                 return False
             await enqueue(conn, SCHEMA, request)
             return True
+
+    async def statuses(self) -> list[TargetStatus]:
+        """The status of every target's latest evaluation, at its last sighting, by target key."""
+        return await report_queries.statuses(self._pool)
+
+    async def open_alarm_events(self) -> list[tuple[str, AlarmEvent]]:
+        """`(event_id, alarm event)` pairs: the latest transition of every alarm not resolved, in the order they
+        happened."""
+        return await report_queries.open_alarm_events(self._pool)
 
     async def estate(self, as_of: datetime, *, since: datetime) -> list[TargetFacts]:
         """The facts of each target's latest evaluation in `[since, as_of)`, by target key (a tie: either)."""

@@ -9,7 +9,7 @@ without secrets), and an acknowledge link is its own credential.
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.reporter.adapters.auth import ApiTokens
@@ -17,6 +17,7 @@ from services.reporter.adapters.bucket import bucket_from_settings
 from services.reporter.adapters.dashboard_pages import dashboard_routes
 from services.reporter.adapters.metric_source import HistoryLatest, LatestEvaluations
 from services.reporter.adapters.metrics import EstateMetrics
+from services.reporter.adapters.page_params import decode_alarm_key, encode_alarm_key
 from services.reporter.adapters.pages import ack_link_routes
 from services.reporter.adapters.rendering import ReportRenderer
 from services.reporter.adapters.sessions import SessionSigner
@@ -29,10 +30,10 @@ from services.reporter.domain.views import (
     CertificateDetail,
     CertificatePage,
     ReportList,
-    alarm_views,
 )
-from services.reporter.ports import Bucket, CertificateFilter, HistoryStore
+from services.reporter.ports import AlarmFilter, Bucket, CertificateFilter, HistoryStore
 from services.reporter.service_layer.acknowledging import Acknowledger
+from services.reporter.service_layer.dashboard import alarm_page
 from services.reporter.service_layer.queries import certificate_detail, load_alarm
 from shared.action_links import ActionLinkSigner
 from shared.clock import Clock, utc_now
@@ -41,6 +42,15 @@ from shared.events.evaluation import Grade, Level
 from shared.health import Readiness, add_health_routes
 from shared.health import readiness as shared_readiness
 from shared.settings import Settings
+
+#: How many alarms `GET /api/v1/alarms` answers when not asked (`limit`), and the most it answers: a page holds every
+#: transition and delivery of its alarms, so a page is what bounds the reporter's memory, not the estate.
+ALARMS_PAGE = 100
+MAX_ALARMS_PAGE = 1000
+LINK_NEXT_DOC = (
+    'A page of alarms. Unless it is the last, the `Link` header (RFC 8288) has the next page\'s URL as `rel="next"`; '
+    "its `cursor` parameter is opaque."
+)
 
 
 def create_app(
@@ -100,11 +110,34 @@ def create_app(
             raise HTTPException(404, "no evaluation of this certificate")
         return detail
 
-    @api.get("/alarms", response_model=list[AlarmView])
-    async def alarms(state: AlarmState | None = None, level: Level | None = None) -> list[AlarmView]:
-        """Alarms as of their latest transition, with history and notifications, newest activity first."""
-        views = alarm_views(await history.alarm_events(), await history.notifications())
-        return [v for v in views if (state is None or v.state == state) and (level is None or v.level == level)]
+    @api.get(
+        "/alarms",
+        response_model=list[AlarmView],
+        responses={
+            200: {"description": LINK_NEXT_DOC, "headers": {"Link": {"schema": {"type": "string"}}}},
+            400: {"description": "the cursor is not one this list gave"},
+        },
+    )
+    async def alarms(
+        request: Request,
+        response: Response,
+        state: AlarmState | None = None,
+        level: Level | None = None,
+        cursor: Annotated[str | None, Query(max_length=1024)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_ALARMS_PAGE)] = ALARMS_PAGE,
+    ) -> list[AlarmView]:
+        """Alarms as of their latest transition, with history and notifications, newest activity first (a tie: the
+        larger alarm id first), `limit` at a time; the next page is the `Link` header's `rel="next"`."""
+        try:
+            after = decode_alarm_key(cursor) if cursor is not None else None
+        except ValueError as exc:
+            raise HTTPException(400, f'{exc}: pass back the cursor of a Link rel="next" unchanged') from exc
+        where = AlarmFilter(states=(state,) if state is not None else (), level=level)
+        page = await alarm_page(history, where, after=after, limit=limit)
+        if page.next_after is not None:
+            following = request.url.include_query_params(cursor=encode_alarm_key(page.next_after))
+            response.headers["Link"] = f'<{following}>; rel="next"'
+        return page.alarms
 
     @api.get("/alarms/{alarm_id}", response_model=AlarmView, responses={404: {"description": "no such alarm"}})
     async def alarm(alarm_id: str) -> AlarmView:

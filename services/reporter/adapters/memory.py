@@ -23,6 +23,7 @@ from services.reporter.domain.estate import (
     alarm_rows,
 )
 from services.reporter.domain.facts import AlarmStep, DayLevels, TargetFacts, alarm_step
+from services.reporter.domain.status import TargetStatus, status_of
 from services.reporter.domain.views import NotificationRecord
 from services.reporter.ports import (
     AlarmFilter,
@@ -174,6 +175,16 @@ class InMemoryHistory:
             return False
         self.outbox.append(request)
         return True
+
+    async def statuses(self) -> list[TargetStatus]:
+        """The status of every target's latest evaluation, at its last sighting, by target key."""
+        return [status_of(evaluation) for _, evaluation in sorted(self._latest.items())]
+
+    async def open_alarm_events(self) -> list[tuple[str, AlarmEvent]]:
+        """`(event_id, alarm event)` pairs: the latest transition of every alarm not resolved, in the order they
+        happened."""
+        latest = {row.event_id for row in alarm_rows(self._alarms) if row.state != "resolved"}
+        return [pair for pair in await self.alarm_events() if pair[0] in latest]
 
     async def estate(self, as_of: datetime, *, since: datetime) -> list[TargetFacts]:
         """The facts of each target's latest evaluation in `[since, as_of)`, by target key (a tie: the one stored

@@ -1,11 +1,11 @@
-"""The history queries of the weekly and monthly reports, in PostgreSQL (the `History` adapter's report methods).
+"""The history queries of the reports, in PostgreSQL (the `History` adapter's report methods).
 
-They answer with the slim facts of `domain.facts`, projected from the stored evaluation in SQL (one
-`jsonb_to_record` per row, so the jsonb is read once), streamed through a cursor, and with the strings that
-repeat over an estate (issuers, owners, key kinds, finding codes) shared, so 100,000 targets stay small in memory.
-The latest evaluation per target as of a moment is one index probe per target (`evaluations_target`); per-day
-level counts are added up in the database. A row of `evaluations` is a run of unchanged sightings
-(`domain.sightings`): `reporter.sighting_before` says which of them a moment or a day sees.
+They answer with the slim facts of `domain.facts` (weekly, monthly) and `domain.status` (daily, custom), projected
+from the stored evaluation in SQL (one `jsonb_to_record` per row, so the jsonb is read once), streamed through a
+cursor, and with the strings that repeat over an estate (issuers, owners, key kinds, finding codes) shared, so
+100,000 targets stay small in memory. The latest evaluation per target as of a moment is one index probe per target
+(`evaluations_target`); per-day level counts are added up in the database. A row of `evaluations` is a run of
+unchanged sightings (`domain.sightings`): `reporter.sighting_before` says which of them a moment or a day sees.
 """
 
 from collections.abc import Hashable
@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import asyncpg
 
 from services.reporter.domain.facts import AlarmStep, DayLevels, LeafFacts, TargetFacts
+from services.reporter.domain.status import TargetStatus, top_findings
+from shared.events import AlarmEvent
 
 _S = '"reporter"'
 _PREFETCH = 2000
@@ -109,6 +111,35 @@ ORDER BY day, level
 """
 
 
+#: Each target's latest run at its last sighting (as `runs.as_last_seen` reads it), from the columns `latest` keeps
+#: and, for the findings and the error, its jsonb (`benchmarks/reporter_plans.py` EXPLAINs it: a cursor's statement
+#: escapes asyncpg's query log).
+STATUSES = f"""
+SELECT l.target_key, coalesce(e.last_seen_at, e.evaluated_at) AS evaluated_at, l.reachable, l.level, l.grade,
+       l.owner, l.server, l.fingerprint, l.subject, l.issuer, l.not_after,
+       CASE WHEN e.last_seen_at IS NULL OR e.days_remaining IS NULL THEN e.days_remaining
+            ELSE e.last_days_remaining END AS days_remaining,
+       ARRAY(SELECT f->>'code' FROM jsonb_array_elements(j.findings) WITH ORDINALITY AS t(f, n) ORDER BY n) AS codes,
+       ARRAY(SELECT f->>'severity' FROM jsonb_array_elements(j.findings) WITH ORDINALITY AS t(f, n) ORDER BY n)
+           AS severities,
+       ARRAY(SELECT f->>'message' FROM jsonb_array_elements(j.findings) WITH ORDINALITY AS t(f, n) ORDER BY n)
+           AS messages,
+       j.error->>'kind' AS error_kind, j.error->>'message' AS error_message
+FROM {_S}.latest l
+JOIN {_S}.evaluations e ON e.event_id = l.event_id
+CROSS JOIN LATERAL jsonb_to_record(e.evaluation) AS j(findings jsonb, error jsonb)
+ORDER BY l.target_key
+"""
+
+# `alarms` keeps each alarm's latest transition: the open and acknowledged ones, one probe each.
+_OPEN_ALARM_EVENTS = f"""
+SELECT e.event_id, e.event
+FROM {_S}.alarms a JOIN {_S}.alarm_events e ON e.event_id = a.event_id
+WHERE a.state IN ('open', 'acknowledged')
+ORDER BY e.at, e.event_id
+"""
+
+
 class _Shared:
     """One object per distinct value: an estate repeats a few issuers, owners, key kinds and code lists."""
 
@@ -157,6 +188,40 @@ async def _stream_facts(pool: asyncpg.Pool, query: str, *args: object) -> list[T
     one = _Shared()
     async with pool.acquire() as conn, conn.transaction():
         return [_facts(r, one) async for r in conn.cursor(query, *args, prefetch=_PREFETCH)]
+
+
+def _status(r: asyncpg.Record, one: _Shared) -> TargetStatus:
+    return TargetStatus(
+        target_key=r["target_key"],
+        evaluated_at=r["evaluated_at"],
+        reachable=r["reachable"],
+        level=one(r["level"]),
+        grade=one(r["grade"]),
+        owner=one(r["owner"]),
+        server=one(r["server"]),
+        fingerprint=r["fingerprint"],
+        subject=r["subject"],
+        issuer=one(r["issuer"]),
+        not_after=r["not_after"],
+        days_remaining=r["days_remaining"],
+        findings=one(top_findings(zip(r["codes"], r["severities"], r["messages"], strict=True))),
+        error_kind=one(r["error_kind"]),
+        error_message=r["error_message"],
+    )
+
+
+async def statuses(pool: asyncpg.Pool) -> list[TargetStatus]:
+    """The status of every target's latest evaluation, at its last sighting, by target key: streamed through a
+    cursor, so only the slim statuses are ever held."""
+    one = _Shared()
+    async with pool.acquire() as conn, conn.transaction():
+        return [_status(r, one) async for r in conn.cursor(STATUSES, prefetch=_PREFETCH)]
+
+
+async def open_alarm_events(pool: asyncpg.Pool) -> list[tuple[str, AlarmEvent]]:
+    """The latest transition of every alarm not resolved, in the order they happened."""
+    rows = await pool.fetch(_OPEN_ALARM_EVENTS)
+    return [(r["event_id"], AlarmEvent.model_validate(r["event"])) for r in rows]
 
 
 async def estate(pool: asyncpg.Pool, as_of: datetime, *, since: datetime) -> list[TargetFacts]:

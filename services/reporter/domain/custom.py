@@ -12,9 +12,10 @@ from datetime import datetime
 
 from services.reporter.domain.periods import Period
 from services.reporter.domain.report import StatusReport, build_status_report, days_remaining
+from services.reporter.domain.status import TargetStatus
 from shared.config import ReportFilter
 from shared.config.reports import DaysLeft
-from shared.events import AlarmEvent, Evaluation
+from shared.events import AlarmEvent
 
 #: The tags of a target: its key and its server (None: none) → tags.
 Tags = Callable[[str, str | None], Collection[str]]
@@ -30,36 +31,36 @@ def _within(days: DaysLeft, left: float | None) -> bool:
     return left is not None and (days.min is None or left >= days.min) and (days.max is None or left <= days.max)
 
 
-def _issued_by(substrings: Collection[str], evaluation: Evaluation) -> bool:
+def _issued_by(substrings: Collection[str], status: TargetStatus) -> bool:
     if not substrings:
         return True
-    issuer = evaluation.certificate.issuer.casefold() if evaluation.certificate is not None else None
+    issuer = status.issuer.casefold() if status.issuer is not None else None
     return issuer is not None and any(s.casefold() in issuer for s in substrings)
 
 
-def selects(report_filter: ReportFilter, evaluation: Evaluation, *, tags: Collection[str], now: datetime) -> bool:
-    """Whether `evaluation` (of a target with `tags`) passes every condition of `report_filter` at `now`."""
+def selects(report_filter: ReportFilter, status: TargetStatus, *, tags: Collection[str], now: datetime) -> bool:
+    """Whether `status` (of a target with `tags`) passes every condition of `report_filter` at `now`."""
     f = report_filter
     return (
-        _any_of(f.owner, evaluation.owner)
-        and _any_of(f.server, evaluation.target.server)
+        _any_of(f.owner, status.owner)
+        and _any_of(f.server, status.server)
         and (not f.tag or any(tag in tags for tag in f.tag))
-        and _any_of(f.level, evaluation.alarm.level)
-        and _any_of(f.grade, evaluation.security.grade if evaluation.security is not None else None)
-        and _issued_by(f.issuer, evaluation)
-        and _within(f.days_left, days_remaining(evaluation, now))
+        and _any_of(f.level, status.level)
+        and _any_of(f.grade, status.grade)
+        and _issued_by(f.issuer, status)
+        and _within(f.days_left, days_remaining(status, now))
     )
 
 
 def select(
-    evaluations: Sequence[Evaluation], report_filter: ReportFilter, *, tags: Tags, now: datetime
-) -> list[Evaluation]:
-    """The evaluations `report_filter` selects, in their order."""
-    return [e for e in evaluations if selects(report_filter, e, tags=tags(e.target_key, e.target.server), now=now)]
+    statuses: Sequence[TargetStatus], report_filter: ReportFilter, *, tags: Tags, now: datetime
+) -> list[TargetStatus]:
+    """The targets' statuses `report_filter` selects, in their order."""
+    return [s for s in statuses if selects(report_filter, s, tags=tags(s.target_key, s.server), now=now)]
 
 
 def custom_status_report(
-    evaluations: Sequence[Evaluation],
+    statuses: Sequence[TargetStatus],
     alarm_events: Sequence[AlarmEvent],
     report_filter: ReportFilter,
     *,
@@ -70,8 +71,8 @@ def custom_status_report(
 ) -> StatusReport:
     """The status report at `now` of the targets `report_filter` selects, with their alarms only, as the custom
     report `name`."""
-    chosen = select(evaluations, report_filter, tags=tags, now=now)
-    targets = {e.target_key for e in chosen}
+    chosen = select(statuses, report_filter, tags=tags, now=now)
+    targets = {s.target_key for s in chosen}
     report = build_status_report(
         chosen,
         [a for a in alarm_events if a.key.target_key in targets],

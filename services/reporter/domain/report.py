@@ -11,14 +11,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events import AlarmEvent, AlarmState, Evaluation
-from shared.events.evaluation import LEVEL_ORDER, SEVERITY_ORDER
+from services.reporter.domain.status import TargetStatus
+from shared.events import AlarmEvent, AlarmState
+from shared.events.evaluation import LEVEL_ORDER
 
 LEVELS: tuple[str, ...] = ("critical", "warning", "info", "ok")
 GRADES: tuple[str, ...] = ("A+", "A", "A-", "B", "C", "D", "E", "F")
 EXPIRY_WINDOWS_DAYS: tuple[int, ...] = (7, 30, 90)
 ALARM_LOOKBACK = timedelta(hours=24)
-TOP_FINDINGS = 3
 _SECONDS_PER_DAY = 86400.0
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -124,30 +124,30 @@ def daily_period(now: datetime) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def days_remaining(evaluation: Evaluation, now: datetime) -> float | None:
+def days_remaining(status: TargetStatus, now: datetime) -> float | None:
     """Days from `now` to notAfter (negative once expired); the evaluated figure without a certificate."""
-    if evaluation.certificate is not None:
-        return (evaluation.certificate.not_after - now).total_seconds() / _SECONDS_PER_DAY
-    return evaluation.expiry.days_remaining if evaluation.expiry is not None else None
+    if status.not_after is not None:
+        return (status.not_after - now).total_seconds() / _SECONDS_PER_DAY
+    return status.days_remaining
 
 
-def certificate_row(evaluation: Evaluation, now: datetime) -> CertificateRow:
-    """The report row of one evaluation at `now`."""
-    cert = evaluation.certificate
-    findings = sorted(evaluation.findings, key=lambda f: -SEVERITY_ORDER.get(f.severity, 0))[:TOP_FINDINGS]
+def certificate_row(status: TargetStatus, now: datetime) -> CertificateRow:
+    """The report row of one target's status at `now`."""
     return CertificateRow(
-        target=evaluation.target_key,
-        level=evaluation.alarm.level,
-        grade=evaluation.security.grade if evaluation.security is not None else None,
-        reachable=evaluation.reachable,
-        fingerprint_sha256=cert.fingerprint_sha256 if cert else None,
-        subject=cert.subject if cert else None,
-        issuer=cert.issuer if cert else None,
-        not_after=cert.not_after if cert else None,
-        days_remaining=days_remaining(evaluation, now),
-        owner=evaluation.owner,
-        evaluated_at=evaluation.evaluated_at,
-        top_findings=[FindingLine(code=f.code, severity=f.severity, message=f.message) for f in findings],
+        target=status.target_key,
+        level=status.level,
+        grade=status.grade,
+        reachable=status.reachable,
+        fingerprint_sha256=status.fingerprint,
+        subject=status.subject,
+        issuer=status.issuer,
+        not_after=status.not_after,
+        days_remaining=days_remaining(status, now),
+        owner=status.owner,
+        evaluated_at=status.evaluated_at,
+        top_findings=[
+            FindingLine(code=code, severity=severity, message=message) for code, severity, message in status.findings
+        ],
     )
 
 
@@ -189,20 +189,21 @@ def _alarm_order(line: AlarmLine) -> tuple[int, datetime]:
 
 
 def build_status_report(
-    evaluations: Sequence[Evaluation],
+    statuses: Sequence[TargetStatus],
     alarm_events: Sequence[AlarmEvent],
     *,
     now: datetime,
     kind: Literal["daily", "weekly", "monthly", "custom"] = "daily",
     period: tuple[datetime, datetime] | None = None,
 ) -> StatusReport:
-    """The status report at `now` from the latest evaluation per target and the alarm history.
+    """The status report at `now` from the status of each target's latest evaluation and the alarm history (at
+    least each alarm's latest transition, and every transition of the 24 h before `now`).
 
     `period` defaults to the UTC day of `now`; alarms raised or resolved count when they happened in the 24 h
     before `now`.
     """
     period_start, period_end = period or daily_period(now)
-    rows = sorted((certificate_row(e, now) for e in evaluations), key=by_days_remaining)
+    rows = sorted((certificate_row(s, now) for s in statuses), key=by_days_remaining)
     with_cert = [r for r in rows if r.not_after is not None]
     levels = Counter(r.level for r in rows)
     grades = Counter(r.grade for r in rows if r.grade is not None)
@@ -224,13 +225,10 @@ def build_status_report(
         expiring=[_window(with_cert, days) for days in EXPIRY_WINDOWS_DAYS],
         unreachable=[
             UnreachableTarget(
-                target=e.target_key,
-                kind=e.error.kind if e.error else None,
-                message=e.error.message if e.error else None,
-                evaluated_at=e.evaluated_at,
+                target=s.target_key, kind=s.error_kind, message=s.error_message, evaluated_at=s.evaluated_at
             )
-            for e in sorted(evaluations, key=lambda e: e.target_key)
-            if not e.reachable
+            for s in sorted(statuses, key=lambda s: s.target_key)
+            if not s.reachable
         ],
         open_alarms=sorted((_alarm_line(e) for e in open_alarms(alarm_events)), key=_alarm_order),
         alarms_raised=sorted((a for a in recent if a.transition == "raised"), key=_alarm_order),

@@ -1,7 +1,8 @@
 """Building a report of one kind and period from the history, rendered in the formats asked for.
 
-The daily status report reads the latest evaluation of every target and the alarm history; the weekly and
-monthly reports read slim facts (`HistoryStore.estate` and friends), so they stay small at 100,000 targets.
+The daily status report reads the status of every target (`HistoryStore.statuses`), the alarms not resolved and
+the alarm transitions of its last 24 hours; the weekly and monthly reports read slim facts (`HistoryStore.estate`
+and friends); so each stays small at 100,000 targets.
 Rendering (templates, charts, PDF layout) is CPU work of a second or more on a large estate, so it runs in a
 worker thread while the event loop keeps serving. The caller (the publisher, `certmon report`) decides where
 the objects go and announces them.
@@ -15,11 +16,12 @@ from typing import Literal
 
 from services.reporter.domain.compliance import build_compliance_report, compliance_summary
 from services.reporter.domain.facts import ESTATE_WINDOW
-from services.reporter.domain.report import build_status_report
+from services.reporter.domain.report import ALARM_LOOKBACK, build_status_report
 from services.reporter.domain.trends import build_weekly_report
 from services.reporter.ports import AnyReport, HistoryStore, ReportRendering
 from shared.config import CertmonConfig
 from shared.config.reports import ReportFormat
+from shared.events import AlarmEvent
 
 CONTENT_TYPES: dict[ReportFormat, str] = {
     "html": "text/html; charset=utf-8",
@@ -102,13 +104,20 @@ class ReportBuilder:
                 end=end,
                 now=now,
             )
-        alarms = [event for _, event in await self._history.alarm_events()]
-        return build_status_report(await self._history.latest(), alarms, now=now, period=(start, end))
+        alarms = await status_alarms(self._history, now)
+        return build_status_report(await self._history.statuses(), alarms, now=now, period=(start, end))
 
     def _render(self, report: AnyReport, kind: str, formats: Sequence[ReportFormat]) -> list[ReportObject]:
         return [
             ReportObject(f"{kind}.{fmt}", self._renderer.render(report, fmt), CONTENT_TYPES[fmt]) for fmt in formats
         ]
+
+
+async def status_alarms(history: HistoryStore, now: datetime) -> list[AlarmEvent]:
+    """What a status report at `now` reads of the alarm history: the latest transition of each alarm not resolved,
+    and every transition since `ALARM_LOOKBACK` before `now` (each once)."""
+    pairs = await history.open_alarm_events() + await history.alarm_events(since=now - ALARM_LOOKBACK)
+    return list(dict(pairs).values())
 
 
 def _format(name: str) -> ReportFormat:

@@ -9,13 +9,13 @@ from services.reporter.domain.custom import Tags, custom_status_report
 from services.reporter.domain.periods import Period
 from services.reporter.domain.report import StatusReport
 from services.reporter.ports import HistoryStore, ReportRendering
-from services.reporter.service_layer.building import CONTENT_TYPES, ReportObject
+from services.reporter.service_layer.building import CONTENT_TYPES, ReportObject, status_alarms
 from shared.config import CustomReport
 from shared.config.reports import ReportFormat
 
 
 class CustomReportBuilder:
-    """Reads the latest evaluations and the alarm history, selects with the report's filter, renders."""
+    """Reads the targets' statuses and the alarms a status report lists, selects with the report's filter, renders."""
 
     def __init__(self, history: HistoryStore, renderer: ReportRendering, tags: Tags) -> None:
         self._history, self._renderer, self._tags = history, renderer, tags
@@ -26,8 +26,8 @@ class CustomReportBuilder:
         """The objects of `custom` over `period`, built at `now`, one per format in the order given, each named
         after the report (`shop-expiring.html`)."""
         report = custom_status_report(
-            await self._history.latest(),
-            [event for _, event in await self._history.alarm_events()],
+            await self._history.statuses(),
+            await status_alarms(self._history, now),
             custom.filter,
             tags=self._tags,
             now=now,

@@ -124,6 +124,29 @@ async def timeline(history: HistoryStore, now: datetime) -> Timeline:
 
 
 @dataclass(frozen=True)
+class AlarmPage:
+    """A page of alarms with their transitions and notifications, and where the next page starts (None: this is
+    the last)."""
+
+    alarms: list[AlarmView]
+    next_after: AlarmKey | None
+
+
+async def alarm_page(history: HistoryStore, where: AlarmFilter, *, after: AlarmKey | None, limit: int) -> AlarmPage:
+    """The page of at most `limit` alarms matching `where` after `after`, latest change first (a tie: the larger
+    alarm id first): the page's rows from `alarms`, then the transitions and deliveries of those alarms only."""
+    rows = await history.alarm_rows(where, after=after, limit=limit + 1)
+    page = rows[:limit]
+    ids = [row.alarm_id for row in page]
+    views = {
+        view.alarm_id: view
+        for view in alarm_views(await history.alarm_events(alarm_ids=ids), await history.notifications(ids))
+    }
+    next_after = page[-1].key if len(rows) > limit else None
+    return AlarmPage(alarms=[views[alarm_id] for alarm_id in ids], next_after=next_after)
+
+
+@dataclass(frozen=True)
 class AlarmHistory:
     """A page of alarms with their transitions and notifications, where the next page starts (None: this is the
     last), and how many match in all."""
@@ -134,16 +157,6 @@ class AlarmHistory:
 
 
 async def alarm_history(history: HistoryStore, where: AlarmFilter, *, after: AlarmKey | None) -> AlarmHistory:
-    """The page of alarms matching `where` after `after`, latest change first."""
-    rows = await history.alarm_rows(where, after=after, limit=PAGE_SIZE + 1)
-    page = rows[:PAGE_SIZE]
-    ids = [row.alarm_id for row in page]
-    views = {
-        view.alarm_id: view
-        for view in alarm_views(await history.alarm_events(alarm_ids=ids), await history.notifications(ids))
-    }
-    return AlarmHistory(
-        alarms=[views[alarm_id] for alarm_id in ids],
-        next_after=page[-1].key if len(rows) > PAGE_SIZE else None,
-        total=await history.count_alarms(where),
-    )
+    """The dashboard's page of alarms matching `where` after `after`, latest change first, and their count."""
+    page = await alarm_page(history, where, after=after, limit=PAGE_SIZE)
+    return AlarmHistory(alarms=page.alarms, next_after=page.next_after, total=await history.count_alarms(where))

@@ -1,8 +1,10 @@
 """Builders of reporter inputs (evaluations, alarm events) for the reporter's unit and integration tests."""
 
 import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+from services.reporter.domain.status import TargetStatus, status_of
 from shared.events import (
     Acknowledgement,
     AlarmEvent,
@@ -92,3 +94,8 @@ def alarm(
         acknowledgement=acknowledgement,
         cause=cause,
     )
+
+
+def statuses(evaluations: Iterable[Evaluation]) -> list[TargetStatus]:
+    """The status reports' view of some evaluations, as the in-memory history projects them."""
+    return [status_of(e) for e in evaluations]

@@ -7,9 +7,10 @@ import pytest
 
 from services.reporter.domain.custom import custom_status_report, select, selects
 from services.reporter.domain.periods import parse_period
+from services.reporter.domain.status import status_of
 from shared.config import CertmonConfig, ReportFilter, TargetTags
 from shared.events import CertificateInfo, Evaluation, TargetRef
-from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation
+from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation, statuses
 
 
 def issued_by(item: Evaluation, issuer: str) -> Evaluation:
@@ -26,7 +27,7 @@ def on_server(item: Evaluation, server: str) -> Evaluation:
 
 def passes(report_filter: dict[str, object], item: Evaluation, tags: tuple[str, ...] = ()) -> bool:
     """Whether the filter given as in certmon.yaml selects `item` at NOW."""
-    return selects(ReportFilter.model_validate(report_filter), item, tags=tags, now=NOW)
+    return selects(ReportFilter.model_validate(report_filter), status_of(item), tags=tags, now=NOW)
 
 
 def test_an_empty_filter_selects_everything_even_without_a_certificate() -> None:
@@ -95,7 +96,7 @@ def test_every_condition_must_hold() -> None:
         evaluation("b.example", days=3, level="critical", owner="platform-team"),
         evaluation("c.example", days=60, level="ok", owner="shop-team"),
     ]
-    chosen = select(items, report_filter, tags=lambda key, server: (), now=NOW)
+    chosen = select(statuses(items), report_filter, tags=lambda key, server: (), now=NOW)
     assert [e.target_key for e in chosen] == ["a.example:443"]
 
 
@@ -111,7 +112,7 @@ def test_the_custom_status_report_holds_the_selection_and_its_alarms_only() -> N
     ]
     period = parse_period(None, "2026-W47")
     report = custom_status_report(
-        items,
+        statuses(items),
         alarms,
         ReportFilter(owner=["shop-team"]),
         tags=lambda key, server: (),
@@ -129,7 +130,7 @@ def test_the_custom_status_report_holds_the_selection_and_its_alarms_only() -> N
 def test_a_filter_selecting_nothing_gives_an_empty_report() -> None:
     """No target matches: the report says there is none rather than failing."""
     report = custom_status_report(
-        [evaluation("a.example", days=10)],
+        statuses([evaluation("a.example", days=10)]),
         [],
         ReportFilter(owner=["nobody"]),
         tags=lambda key, server: (),

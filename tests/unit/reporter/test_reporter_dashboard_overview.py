@@ -10,7 +10,7 @@ from services.reporter.adapters.rendering import ReportRenderer
 from services.reporter.domain.report import build_status_report
 from tests.unit.reporter.html_tables import body_rows, links, table, text_of
 from tests.unit.reporter.reporter_app import JANE, READ, client_on, store_alarms
-from tests.unit.reporter.reporter_factories import NOW, evaluation
+from tests.unit.reporter.reporter_factories import NOW, evaluation, statuses
 from tests.unit.reporter.test_reporter_pages import assert_self_contained
 
 ESTATE = [
@@ -101,6 +101,6 @@ async def test_without_a_sign_in_the_overview_sends_to_login() -> None:
 def test_the_daily_reports_grade_headers_align_like_their_counts() -> None:
     """In the daily report's grade table each grade header is right-aligned like the count under it, so a
     browser never shows a count under the next grade."""
-    html = ReportRenderer().to_html(build_status_report(ESTATE, [], now=NOW))
+    html = ReportRenderer().to_html(build_status_report(statuses(ESTATE), [], now=NOW))
     assert '<th scope="col" class="num">A+</th>' in html
     assert "td.num, th.num { text-align: right;" in html

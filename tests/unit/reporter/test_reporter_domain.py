@@ -11,7 +11,7 @@ from services.reporter.domain.report import (
     normalize_fingerprint,
 )
 from shared.events import Acknowledgement, Finding, ObservationError
-from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation
+from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation, statuses
 
 ESTATE = [
     evaluation("ok.example", days=200, level="ok", grade="A+", owner="platform-team"),
@@ -36,7 +36,7 @@ ESTATE = [
 
 def test_totals_count_every_level_and_grade() -> None:
     """Totals count targets per level and per grade, listing zero for the ones nobody has."""
-    report = build_status_report(ESTATE, [], now=NOW)
+    report = build_status_report(statuses(ESTATE), [], now=NOW)
     assert report.totals.targets == 6
     assert report.totals.certificates == 5
     assert report.totals.by_level == {"critical": 2, "warning": 2, "info": 1, "ok": 1}
@@ -48,7 +48,7 @@ def test_totals_count_every_level_and_grade() -> None:
 
 def test_certificates_are_sorted_by_days_remaining_with_unreachable_last() -> None:
     """Rows go from the soonest (or already past) expiry to the latest; targets without a certificate come last."""
-    report = build_status_report(ESTATE, [], now=NOW)
+    report = build_status_report(statuses(ESTATE), [], now=NOW)
     assert [r.target for r in report.certificates] == [
         "gone.example:443",
         "soon.example:443",
@@ -62,20 +62,20 @@ def test_certificates_are_sorted_by_days_remaining_with_unreachable_last() -> No
 def test_days_remaining_are_counted_from_the_report_moment() -> None:
     """Days remaining come from notAfter and the report's `now`, not from when the evaluation ran."""
     later = NOW + timedelta(days=1)
-    report = build_status_report([evaluation("soon.example", days=5)], [], now=later)
+    report = build_status_report(statuses([evaluation("soon.example", days=5)]), [], now=later)
     assert report.certificates[0].days_remaining == 4.0
 
 
 def test_top_findings_are_the_most_severe_three() -> None:
     """A row shows at most three findings, most severe first; notices drop out before warnings."""
-    report = build_status_report(ESTATE, [], now=NOW)
+    report = build_status_report(statuses(ESTATE), [], now=NOW)
     soon = next(r for r in report.certificates if r.target == "soon.example:443")
     assert [f.code for f in soon.top_findings] == ["expiry.within_7_days", "tls.tls11", "cipher.no_forward_secrecy"]
 
 
 def test_expiry_windows_are_cumulative_and_exclude_expired() -> None:
     """Within 7/30/90 days counts certificates not yet expired; expired ones are listed apart."""
-    report = build_status_report(ESTATE, [], now=NOW)
+    report = build_status_report(statuses(ESTATE), [], now=NOW)
     assert {w.days: w.count for w in report.expiring} == {7: 1, 30: 2, 90: 3}
     assert report.expiring[0].targets == ["soon.example:443"]
     assert report.expired == ["gone.example:443"]
@@ -85,13 +85,13 @@ def test_expiry_window_boundary_is_inclusive() -> None:
     """A certificate with exactly 7 days left is within 7 days; one second more is not."""
     exact = evaluation("seven.example", days=7)
     over = evaluation("over.example", days=7 + 1 / 86400)
-    report = build_status_report([exact, over], [], now=NOW)
+    report = build_status_report(statuses([exact, over]), [], now=NOW)
     assert report.expiring[0].targets == ["seven.example:443"]
 
 
 def test_unreachable_targets_carry_the_error() -> None:
     """A target the scanner could not reach is listed with the error kind and message."""
-    report = build_status_report(ESTATE, [], now=NOW)
+    report = build_status_report(statuses(ESTATE), [], now=NOW)
     assert [(u.target, u.kind, u.message) for u in report.unreachable] == [("down.example:443", "timeout", "no answer")]
 
 
@@ -129,7 +129,7 @@ def test_acknowledged_alarms_stay_among_the_open_ones_with_who_and_when() -> Non
 
 def test_urgency_puts_the_worst_level_first_then_soonest_expiry() -> None:
     """The dashboard order: critical before warning before info before ok, then by days remaining."""
-    report = build_status_report(ESTATE, [], now=NOW)
+    report = build_status_report(statuses(ESTATE), [], now=NOW)
     ordered = [r.target for r in sorted(report.certificates, key=by_urgency)]
     assert ordered == [
         "gone.example:443",
@@ -158,7 +158,9 @@ def test_daily_period_is_the_utc_day() -> None:
 
 def test_json_round_trips_to_the_same_report() -> None:
     """The JSON rendering validates back into an equal StatusReport."""
-    report = build_status_report(ESTATE, [alarm("a1", "raised", "warning", NOW - timedelta(hours=1))], now=NOW)
+    report = build_status_report(
+        statuses(ESTATE), [alarm("a1", "raised", "warning", NOW - timedelta(hours=1))], now=NOW
+    )
     assert StatusReport.model_validate_json(ReportRenderer().to_json(report)) == report
 
 
@@ -171,7 +173,7 @@ def test_html_escapes_hostile_certificate_text() -> None:
         subject='CN=<script>alert("x")</script>',
         findings=[Finding(code="hostname.mismatch", severity="critical", message="<img src=x onerror=alert(1)>")],
     )
-    html = ReportRenderer().to_html(build_status_report([hostile], [], now=NOW))
+    html = ReportRenderer().to_html(build_status_report(statuses([hostile]), [], now=NOW))
     assert "<script>alert" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     assert "<img src=x" not in html
@@ -180,7 +182,7 @@ def test_html_escapes_hostile_certificate_text() -> None:
 
 def test_html_is_self_contained() -> None:
     """The report page has its CSS inline and loads nothing from anywhere."""
-    html = ReportRenderer().to_html(build_status_report(ESTATE, [], now=NOW))
+    html = ReportRenderer().to_html(build_status_report(statuses(ESTATE), [], now=NOW))
     assert "<style>" in html
     for external in ("<link", "<script", "src=", "@import", "url("):
         assert external not in html

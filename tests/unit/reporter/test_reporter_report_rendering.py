@@ -18,7 +18,7 @@ from services.reporter.domain.trends import WeeklyReport, build_weekly_report
 from services.reporter.ports import AnyReport
 from shared.config.reports import CompliancePolicy
 from shared.events import ChainInfo, Evaluation, Finding, TlsSummary
-from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation
+from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation, statuses
 
 HOSTILE = '<script>alert("x")</script><img src=https://evil.example/x>'
 FORMULA = '=HYPERLINK("https://evil.example","click")'
@@ -51,7 +51,7 @@ def renderer() -> ReportRenderer:
 def status_report() -> StatusReport:
     """A daily report of two hostile certificates."""
     evaluations = [hostile("a.example", at=NOW), hostile("expired.example", at=NOW)]
-    return build_status_report(evaluations, [alarm("a1", "raised", "critical", NOW)], now=NOW)
+    return build_status_report(statuses(evaluations), [alarm("a1", "raised", "critical", NOW)], now=NOW)
 
 
 def weekly_report() -> WeeklyReport:
