@@ -41,6 +41,7 @@ from shared.events import (
     ExpiryInfo,
     Finding,
     KeyInfo,
+    NotificationResult,
     OwnerRef,
     SecurityCap,
     SecurityInfo,
@@ -140,15 +141,32 @@ def alarm_events(n: int) -> list[tuple[str, AlarmEvent]]:
     return events
 
 
-async def seed(url: str, targets: int, days: int, alarms: int) -> None:
-    """The history: `days - 1` older days by COPY, the newest day and the alarms through `History`."""
+def _delivery(event_id: str, event: AlarmEvent) -> NotificationResult:
+    """The email an alarm event sent its owners."""
+    return NotificationResult(
+        alarm_id=event.alarm_id,
+        alarm_event_id=event_id,
+        channel="email",
+        recipient="ops@example.com",
+        attempt=1,
+        at=event.occurred_at + timedelta(seconds=5),
+        transition=event.transition,
+    )
+
+
+async def seed(url: str, targets: int, days: int, alarms: int, *, deliveries: bool = False) -> None:
+    """The history: `days - 1` older days by COPY (runs written as before `005_evaluation_runs.sql`, seen once),
+    the newest day and the alarms through `History`, as the reporter's handlers write them; with `deliveries`,
+    one email per alarm event too."""
     pool = await create_pool(url, max_size=8)
     history = History(pool)
     await history.migrate()
     started = time.perf_counter()
     async with pool.acquire() as conn:
+        # INCLUDING DEFAULTS: `seen_count` is NOT NULL with a default since the runs migration.
         await conn.execute(
-            "CREATE TEMP TABLE staged (LIKE reporter.evaluations); ALTER TABLE staged ALTER COLUMN evaluation TYPE text"
+            "CREATE TEMP TABLE staged (LIKE reporter.evaluations INCLUDING DEFAULTS); "
+            "ALTER TABLE staged ALTER COLUMN evaluation TYPE text"
         )
         for day in range(1, days):
             rows = []
@@ -169,21 +187,22 @@ async def seed(url: str, targets: int, days: int, alarms: int) -> None:
                 )
             await conn.copy_records_to_table("staged", records=rows, columns=COLUMNS)
             await conn.execute(
-                f"INSERT INTO reporter.evaluations SELECT {', '.join(COLUMNS[:-1])}, evaluation::jsonb FROM staged;"
-                "TRUNCATE staged"
+                f"INSERT INTO reporter.evaluations ({', '.join(COLUMNS)}) "
+                f"SELECT {', '.join(COLUMNS[:-1])}, evaluation::jsonb FROM staged; TRUNCATE staged"
             )
             print(f"  day -{day}: {targets:,} evaluations by COPY ({time.perf_counter() - started:.0f} s)", flush=True)
-    queue = list(range(targets))
 
     async def record(worker: int) -> None:
-        for n in queue[worker::8]:
+        for n in range(worker, targets, 8):
             await history.record_evaluation(f"d0-{n}", evaluation(n, 0))
         for n in range(worker, alarms, 8):
             for event_id, event in alarm_events(n * max(1, targets // alarms)):
                 await history.record_alarm(event_id, event)
+                if deliveries:
+                    await history.record_notification(f"n-{event_id}", _delivery(event_id, event), ok=True)
 
     await asyncio.gather(*(record(w) for w in range(8)))
-    for table in ("evaluations", "latest", "alarms"):
+    for table in ("evaluations", "latest", "alarms", "alarm_events", "notifications"):
         await pool.execute(f"VACUUM ANALYZE reporter.{table}")
     print(f"seeded {targets:,} targets x {days} days and {alarms:,} alarms in {time.perf_counter() - started:.0f} s")
     await pool.close()

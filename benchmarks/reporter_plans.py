@@ -20,12 +20,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import asyncpg
 
-from benchmarks.dashboard import ADMIN_URL, COLUMNS, NOW, alarm_events, evaluation
+from benchmarks.dashboard import ADMIN_URL, NOW, seed
 from services.reporter.adapters import report_queries
 from services.reporter.adapters.history import History
 from services.reporter.adapters.http import ALARMS_PAGE
@@ -34,75 +33,9 @@ from services.reporter.service_layer import dashboard
 from services.reporter.service_layer.building import status_alarms
 from services.reporter.service_layer.queries import certificate_detail
 from shared.db import create_pool
-from shared.events import AlarmEvent, NotificationResult
 
 BIG_TABLES = ("evaluations", "latest", "alarms", "alarm_events", "notifications")
 _S = '"reporter"'
-
-
-def _delivery(event_id: str, event: AlarmEvent) -> NotificationResult:
-    """The email an alarm event sent its owners."""
-    return NotificationResult(
-        alarm_id=event.alarm_id,
-        alarm_event_id=event_id,
-        channel="email",
-        recipient="ops@example.com",
-        attempt=1,
-        at=event.occurred_at + timedelta(seconds=5),
-        transition=event.transition,
-    )
-
-
-async def seed(url: str, targets: int, days: int, alarms: int) -> None:
-    """The history: `days - 1` older days by COPY (runs written as before `005_evaluation_runs.sql`, seen once),
-    the newest day and the alarms through `History`, as the reporter's handlers write them."""
-    pool = await create_pool(url, max_size=8)
-    history = History(pool)
-    await history.migrate()
-    started = time.perf_counter()
-    async with pool.acquire() as conn:
-        # INCLUDING DEFAULTS: `seen_count` is NOT NULL with a default since the runs migration.
-        await conn.execute(
-            "CREATE TEMP TABLE staged (LIKE reporter.evaluations INCLUDING DEFAULTS); "
-            "ALTER TABLE staged ALTER COLUMN evaluation TYPE text"
-        )
-        for day in range(1, days):
-            rows = []
-            for n in range(targets):
-                e = evaluation(n, day)
-                assert e.certificate is not None and e.security is not None and e.expiry is not None
-                rows.append(
-                    (
-                        f"d{day}-{n}",
-                        e.target_key,
-                        e.certificate.fingerprint_sha256,
-                        e.evaluated_at,
-                        e.alarm.level,
-                        e.security.grade,
-                        e.expiry.days_remaining,
-                        e.model_dump_json(),
-                    )
-                )
-            await conn.copy_records_to_table("staged", records=rows, columns=COLUMNS)
-            await conn.execute(
-                f"INSERT INTO reporter.evaluations ({', '.join(COLUMNS)}) "
-                f"SELECT {', '.join(COLUMNS[:-1])}, evaluation::jsonb FROM staged; TRUNCATE staged"
-            )
-            print(f"  day -{day}: {targets:,} evaluations by COPY ({time.perf_counter() - started:.0f} s)", flush=True)
-
-    async def record(worker: int) -> None:
-        for n in range(worker, targets, 8):
-            await history.record_evaluation(f"d0-{n}", evaluation(n, 0))
-        for n in range(worker, alarms, 8):
-            for event_id, event in alarm_events(n * max(1, targets // alarms)):
-                await history.record_alarm(event_id, event)
-                await history.record_notification(f"n-{event_id}", _delivery(event_id, event), ok=True)
-
-    await asyncio.gather(*(record(w) for w in range(8)))
-    for table in BIG_TABLES:
-        await pool.execute(f"VACUUM ANALYZE reporter.{table}")
-    print(f"seeded {targets:,} targets x {days} days and {alarms:,} alarms in {time.perf_counter() - started:.0f} s")
-    await pool.close()
 
 
 @dataclass(frozen=True)
@@ -269,7 +202,7 @@ async def main(args: argparse.Namespace) -> None:
             name = f"certmon_bench_{uuid.uuid4().hex[:12]}"
             await admin.execute(f'CREATE DATABASE "{name}"')
             url = f"{ADMIN_URL.rpartition('/')[0]}/{name}"
-            await seed(url, args.targets, args.days, args.alarms)
+            await seed(url, args.targets, args.days, args.alarms, deliveries=True)
             if args.keep:
                 print(f"kept: {url}", flush=True)
         if not args.seed_only:
