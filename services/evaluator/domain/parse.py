@@ -279,13 +279,14 @@ def _at(result: ParsedCert | str, position: int) -> ParsedCert | Malformed:
 
 def parse_der(der: bytes, position: int, caches: "EvaluatorCaches") -> ParsedCert | Malformed:
     """Parse one DER certificate; never raises for bad input."""
-    return _at(caches.parse(der), position)
+    return _at(caches.parse(der, position), position)
 
 
-def parse_presented(text: str, caches: "EvaluatorCaches") -> ParsedCert | None:
-    """Any presented certificate (base64 DER) parsed, or None when it does not parse: the shared cached record
-    itself, at position 0, for reading its fields (every chain's copy of it has the same content)."""
-    result = caches.parse_text(text)
+def parse_presented(text: str, caches: "EvaluatorCaches", position: int = 0) -> ParsedCert | None:
+    """Any presented certificate (base64 DER, presented at `position`) parsed, or None when it does not parse:
+    the shared cached record itself, at position 0, for reading its fields (every chain's copy of it has the same
+    content)."""
+    result = caches.parse_text(text, position)
     return None if isinstance(result, str) else result
 
 
@@ -295,7 +296,7 @@ def parse_chain(chain: list[str], caches: "EvaluatorCaches") -> tuple[list[Parse
     malformed: list[Malformed] = []
     parse_text = caches.parse_text
     for position, text in enumerate(chain):
-        result = _at(parse_text(text), position)
+        result = _at(parse_text(text, position), position)
         if isinstance(result, Malformed):
             malformed.append(result)
         else:

@@ -31,8 +31,9 @@ CACHE_SOURCE = "the known-intermediates cache (sent by another server)"
 
 #: The longest base64 text taken for a certificate.
 _MAX_TEXT = MAX_CERTIFICATE_BYTES * 4 // 3 + 4
-#: Presented certificates the evaluator's parser refuses, kept loaded by `cryptography` alone (by their text).
-LOADED_ENTRIES = 4096
+#: Presented certificates the evaluator's parser refuses, kept loaded by `cryptography` alone (by their text): a
+#: leaf's, mostly, met once per scan like any leaf, so a small table.
+LOADED_ENTRIES = 1024
 
 
 def _load(text: str) -> x509.Certificate | None:
@@ -80,7 +81,10 @@ class IntermediateFinder:
     def candidates(self, chain: list[str], trust: TrustStore) -> tuple[CandidateIntermediate, ...]:
         """Intermediates found outside `chain` (base64 DER, leaf first) that may complete it; learns its own."""
         texts = chain[:MAX_PRESENTED]
-        parsed = [parse_presented(text, self.caches) if len(text) <= _MAX_TEXT else None for text in texts]
+        parsed = [
+            parse_presented(text, self.caches, position) if len(text) <= _MAX_TEXT else None
+            for position, text in enumerate(texts)
+        ]
         if not all(parsed):  # something the evaluator's parser refuses: the general path, on `cryptography` alone
             return self._complete([c for c in map(self._load, texts) if c is not None], trust)
         # The usual case: every certificate is in the evaluator's caches, with its fingerprint and name keys,

@@ -2,6 +2,7 @@
 another object."""
 
 from services.evaluator.domain import EvaluatorCaches, TrustStore
+from services.evaluator.domain.caches import CacheBounds
 from services.evaluator.domain.parse import MEMOISED_CERTIFICATE_BYTES, ParsedCert
 from tests.support.pki import Issued, make_leaf
 from tests.unit.evaluator.evaluator_support import CountingVerifier, b64, judge, large_leaf, observation
@@ -24,9 +25,9 @@ def test_a_certificate_over_16_kib_is_parsed_each_time_and_not_kept(intermediate
     assert caches.parse_text(b64(small)) is caches.parse_text(b64(small))
 
 
-def test_the_least_recently_used_certificate_is_evicted_first(intermediate: Issued) -> None:
-    """With room for two certificates, a third evicts the one used least recently, which is then parsed anew."""
-    caches = EvaluatorCaches(certificates=2)
+def test_the_least_recently_used_leaf_is_evicted_first(intermediate: Issued) -> None:
+    """With room for two leaves, a third evicts the one used least recently, which is then parsed anew."""
+    caches = EvaluatorCaches(bounds=CacheBounds(leaves=2))
     first, second, third = (make_leaf(intermediate, [f"{n}.example"]) for n in ("one", "two", "three"))
     kept_first, kept_second = _parsed(caches, first), _parsed(caches, second)
     assert _parsed(caches, first) is kept_first  # used again: the second is now the oldest
@@ -57,3 +58,39 @@ def test_the_verifier_given_is_the_one_asked(leaf: Issued, intermediate: Issued,
     assert judge(observation(leaf, intermediate), trust, caches=caches).chain.trusted
     assert counted.stores == [trust.store]
     assert (len(caches.answers), len(caches.verdicts)) == (1, 1)
+
+
+def test_the_caches_stay_bounded_over_more_distinct_leaves_than_they_hold(
+    intermediate: Issued, trust: TrustStore
+) -> None:
+    """Twelve distinct leaves of twelve hosts through caches with room for four: every per-leaf and per-host table
+    holds four at most, while the intermediate they share stays parsed once, never crowded out by leaves."""
+    bounds = CacheBounds(leaves=4, answers=4, verdicts=4, signatures=4, links=4, hostnames=4, ips=4, issuer_names=4)
+    caches = EvaluatorCaches(bounds=bounds)
+    kept_intermediate = caches.parse_text(b64(intermediate), 1)
+    for n in range(12):
+        host = f"host-{n}.example"
+        evaluation = judge(observation(make_leaf(intermediate, [host]), intermediate, host=host), trust, caches=caches)
+        assert evaluation.chain.trusted
+    assert len(caches.leaves) == 4
+    assert (len(caches.answers), len(caches.verdicts)) == (4, 4)
+    assert caches.a_labels.cache_info().currsize <= 4 and caches.names_match.cache_info().currsize <= 4
+    assert caches.ips.cache_info().currsize <= 4
+    assert len(caches.authorities) == 1
+    assert caches.parse_text(b64(intermediate), 1) is kept_intermediate
+
+
+def test_the_leaves_kept_are_bounded_in_length(intermediate: Issued) -> None:
+    """Leaves are dropped, least recently used first, while their base64 exceeds the length bound, and one
+    longer than the bound alone is parsed each time."""
+    leaves = [make_leaf(intermediate, [f"{n}.example"]) for n in range(3)]
+    texts = [b64(leaf) for leaf in leaves]
+    caches = EvaluatorCaches(bounds=CacheBounds(leaf_key_length=len(texts[0]) + len(texts[1])))
+    first = caches.parse_text(texts[0])
+    caches.parse_text(texts[1])
+    caches.parse_text(texts[2])  # over the length: the first goes
+    assert len(caches.leaves) == 2 and caches.leaves.held <= caches.bounds.leaf_key_length
+    assert caches.parse_text(texts[0]) is not first
+    narrow = EvaluatorCaches(bounds=CacheBounds(leaf_key_length=len(texts[0]) - 1))
+    assert narrow.parse_text(texts[0]) is not narrow.parse_text(texts[0])
+    assert len(narrow.leaves) == 0
