@@ -80,6 +80,10 @@ class TargetStore(Protocol):
         """
         ...
 
+    async def pending(self, now: datetime) -> int:
+        """How many scan requests are pending at `now`: claimed, not yet observed, their lease not run out."""
+        ...
+
     async def make_all_due(self, now: datetime) -> int:
         """Make every enabled target due at `now` (a "scan everything now"); returns how many.
 

@@ -79,6 +79,10 @@ class InMemoryTargetStore:
             row.next_due = next_due(key, interval, now)
         return claimed
 
+    async def pending(self, now: datetime) -> int:
+        """Requests claimed and not yet observed whose lease has not run out."""
+        return sum(1 for row in self.targets.values() if row.pending_until is not None and row.pending_until > now)
+
     async def make_all_due(self, now: datetime) -> int:
         """Make every enabled target due at `now`, forgetting pending requests; returns how many."""
         enabled = [row for row in self.targets.values() if row.enabled]

@@ -130,6 +130,14 @@ class TargetsRepository:
             await enqueue_many(conn, SCHEMA, [scan_request(c.target, c.due_at) for c in claimed])
         return claimed
 
+    async def pending(self, now: datetime) -> int:
+        """Requests claimed and not yet observed whose lease has not run out (on the partial index of pending
+        requests, so as cheap as there are few)."""
+        count = await self._pool.fetchval(
+            "SELECT count(*) FROM scanner.targets WHERE pending_due_at IS NOT NULL AND pending_until > $1", now
+        )
+        return int(count)
+
     async def make_all_due(self, now: datetime) -> int:
         """Make every enabled target due at `now`, forgetting pending requests (see `TargetStore.make_all_due`)."""
         rows = await self._pool.fetch(

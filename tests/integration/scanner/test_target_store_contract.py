@@ -182,6 +182,19 @@ class TestTargetStoreContract:
         assert [(r.target, r.due_at) for r in await store.claim_due(later, 10)] == [(target, slot)]
         assert len(await under_test.outbox()) == 3  # two requests and the observation
 
+    async def test_pending_counts_the_requests_claimed_not_observed_and_within_their_lease(
+        self, under_test: StoreUnderTest
+    ) -> None:
+        """Claimed requests are pending until observed, or until their lease runs out."""
+        store, targets = under_test.store, minutely(3)
+        await store.sync(targets, now=NOW)
+        assert await store.pending(NOW) == 0
+        first, *_ = await store.claim_due(NOW, 10)
+        assert await store.pending(NOW) == 3
+        await store.record_observation(CONSUMER, "request-1", *observed(first.target), due_at=first.due_at)
+        assert await store.pending(NOW) == 2
+        assert await store.pending(NOW + dt.timedelta(hours=1)) == 0  # past the lease: counted lost
+
     async def test_a_pending_request_not_recorded_within_its_lease_is_requested_again(
         self, under_test: StoreUnderTest
     ) -> None:

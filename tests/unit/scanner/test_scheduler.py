@@ -32,6 +32,25 @@ async def test_a_tick_claims_every_due_target_in_batches_and_kicks_after_each() 
     assert kicks == ["kick"] * 3
 
 
+async def test_a_tick_tops_the_pending_requests_up_to_the_bound_and_no_further() -> None:
+    """With 10 due targets and room for 4 pending requests, a tick claims 4; the next claims only as many as were
+    observed meanwhile; the others stay due (and will count their wait as lateness)."""
+    store, kicks = InMemoryTargetStore(), []
+    await store.sync(files(10), now=NOW)
+    bounded = Scheduler(
+        store, on_enqueued=lambda: kicks.append("kick"), clock=lambda: NOW, tick_seconds=60, max_pending=4
+    )
+    assert await bounded.tick() == 4
+    assert await bounded.tick() == 0
+    for event in store.outbox[:3]:
+        request = ScanRequested.model_validate(event.data)
+        observation = Observation(target=request.target, observed_at=NOW)
+        outgoing = make_event("certificate.observed.v1", observation, source="test", subject=request.target.key)
+        await store.record_observation("test", event.id, observation, outgoing, due_at=request.due_at)
+    assert await bounded.tick() == 3
+    assert await store.pending(NOW) == 4
+
+
 async def test_a_tick_with_nothing_due_enqueues_nothing_and_does_not_kick() -> None:
     """Before their due time targets are left alone, and the relay is not woken."""
     store, kicks = InMemoryTargetStore(), []

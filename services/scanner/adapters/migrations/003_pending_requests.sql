@@ -16,3 +16,5 @@ ALTER TABLE targets
 -- the claim reads this index in that order, so targets waiting on their request are never walked over.
 CREATE INDEX IF NOT EXISTS targets_claimable ON targets (GREATEST(next_due, pending_until), key) WHERE enabled;
 DROP INDEX IF EXISTS targets_due;
+-- The scheduler counts the pending requests at each tick to keep them under its bound.
+CREATE INDEX IF NOT EXISTS targets_pending ON targets (pending_until) WHERE pending_due_at IS NOT NULL;
