@@ -15,6 +15,7 @@ end the history, the day of its newest evaluations. The database is dropped afte
 
 import argparse
 import asyncio
+import hashlib
 import json
 import resource
 import sys
@@ -24,7 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import asyncpg
 
@@ -86,18 +87,17 @@ class _TimedHistory(History):
 
 
 class _TimedRenderer(ReportRenderer):
-    """The reporter's renderer, timing each format."""
+    """The reporter's renderer, timing each format (written to its file as it is rendered, as the reporter does)."""
 
     def __init__(self, spent: dict[str, float]) -> None:
         super().__init__()
         self._spent = spent
 
-    def render(self, report: AnyReport, fmt: ReportFormat) -> bytes:
-        started = time.perf_counter()
-        data = super().render(report, fmt)
+    def write(self, report: AnyReport, fmt: ReportFormat, out: BinaryIO) -> None:
+        started, at = time.perf_counter(), out.tell()
+        super().write(report, fmt, out)
         self._spent[f"render {fmt}"] = time.perf_counter() - started
-        self._spent[f"bytes {fmt}"] = len(data)
-        return data
+        self._spent[f"bytes {fmt}"] = out.tell() - at
 
 
 def _formats() -> tuple[ReportFormat, ...]:
@@ -111,6 +111,15 @@ def _formats() -> tuple[ReportFormat, ...]:
 
 def _size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    """Each object's SHA-256 (read a block at a time), to compare the output of two versions."""
+    digests = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        with path.open("rb") as data:
+            digests[path.name] = hashlib.file_digest(data, "sha256").hexdigest()
+    return digests
 
 
 async def _active_ms(pool: asyncpg.Pool) -> float:
@@ -142,6 +151,7 @@ async def measure(url: str, kind: str, asked: list[str] | None) -> None:
         await pool.execute("SELECT pg_stat_clear_snapshot()")
         spent["database active"] = (await _active_ms(pool) - active) / 1000
         written = await asyncio.to_thread(_size, Path(folder))
+        digests = await asyncio.to_thread(_digests, Path(folder))
     await pool.close()
     spent["queries"] = history.reading()
     spent["rendering"] = sum(v for k, v in spent.items() if k.startswith("render "))
@@ -152,6 +162,7 @@ async def measure(url: str, kind: str, asked: list[str] | None) -> None:
         "outcome": publication.outcome,
         "formats": list(formats),
         "written_bytes": written,
+        "sha256": digests,
         "spent": spent,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6,
     }

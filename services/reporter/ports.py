@@ -18,7 +18,8 @@ Two adapters pass the same contract tests: PostgreSQL (`adapters.history`) and t
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from pathlib import Path
+from typing import BinaryIO, Literal, Protocol
 
 from services.reporter.domain.compliance import ComplianceReport
 from services.reporter.domain.estate import (
@@ -233,6 +234,10 @@ class Bucket(Protocol):
     async def put(self, key: str, data: bytes, content_type: str) -> str:
         """Write (or overwrite) the object named `key` under the prefix; returns its object key."""
 
+    async def put_file(self, key: str, source: Path, content_type: str) -> str:
+        """`put` with the bytes of the file `source`, read from disk as they are written (a report's objects run
+        to tens of megabytes)."""
+
     async def list(self, prefix: str = "") -> list[str]:
         """Object keys of the objects whose name under the prefix starts with `prefix`, sorted."""
 
@@ -256,3 +261,6 @@ class ReportRendering(Protocol):
 
     def render(self, report: AnyReport, fmt: ReportFormat) -> bytes:
         """The report in one format: JSON, CSV, HTML or PDF."""
+
+    def write(self, report: AnyReport, fmt: ReportFormat, out: BinaryIO) -> None:
+        """Write the report in one format to `out` as it is rendered (what `render` returns, never held whole)."""

@@ -11,8 +11,11 @@ Errors: `BucketError` wraps whatever the storage raised (S3 client errors, conne
 
 import asyncio
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from aiobotocore.session import get_session
@@ -59,9 +62,16 @@ class LocalFolderBucket:
 
     async def put(self, key: str, data: bytes, content_type: str) -> str:
         """Write the file, creating folders as needed; the object key is its path relative to the folder."""
+        return await self._write(key, lambda out: out.write(data))
+
+    async def put_file(self, key: str, source: Path, content_type: str) -> str:
+        """`put` with the file `source`'s bytes, copied a block at a time."""
+        return await self._write(key, lambda out: _copy_from(source, out))
+
+    async def _write(self, key: str, write: Callable[[BinaryIO], object]) -> str:
         path = self._root / _checked_key(key)
         try:
-            await asyncio.to_thread(_write_atomically, path, data)
+            await asyncio.to_thread(_write_atomically, path, write)
         except OSError as exc:
             raise BucketError(f"cannot write {path}: {exc}") from exc
         return key
@@ -99,14 +109,19 @@ def _list_files(root: Path, prefix: str) -> list[str]:
     return sorted(k for k in keys if k.startswith(prefix) and not k.endswith(".tmp"))
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _copy_from(source: Path, out: BinaryIO) -> None:
+    with source.open("rb") as data:
+        shutil.copyfileobj(data, out)
+
+
+def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # A unique temporary name, so concurrent writers of the same key never rename each other's file.
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as tmp_file:
-            tmp_file.write(data)
+            write(tmp_file)
         tmp.chmod(0o644)
         tmp.replace(path)
     except BaseException:
@@ -137,6 +152,17 @@ class S3Bucket:
         try:
             async with self._session.create_client("s3", endpoint_url=self._endpoint_url, config=_S3_CONFIG) as s3:
                 await s3.put_object(Bucket=self._bucket, Key=object_key, Body=data, ContentType=content_type)
+        except (BotoCoreError, ClientError, OSError) as exc:
+            raise BucketError(f"cannot put s3://{self._bucket}/{object_key}: {exc}") from exc
+        return object_key
+
+    async def put_file(self, key: str, source: Path, content_type: str) -> str:
+        """PUT the file `source` as `prefix/key`, its body read from disk as it is sent; returns that object key."""
+        object_key = self._object_key(_checked_key(key))
+        try:
+            async with self._session.create_client("s3", endpoint_url=self._endpoint_url, config=_S3_CONFIG) as s3:
+                with source.open("rb") as body:
+                    await s3.put_object(Bucket=self._bucket, Key=object_key, Body=body, ContentType=content_type)
         except (BotoCoreError, ClientError, OSError) as exc:
             raise BucketError(f"cannot put s3://{self._bucket}/{object_key}: {exc}") from exc
         return object_key

@@ -15,6 +15,7 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
+from typing import BinaryIO
 
 from services.reporter.domain.compliance import ComplianceReport
 from services.reporter.domain.report import StatusReport
@@ -38,18 +39,18 @@ def guard(value: Cell) -> str | int | float:
     return value
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> bytes:
-    buffer = io.BytesIO()
-    # Encoded as it is written, so a report of 100,000 rows is not held as text and as bytes at once.
-    with io.TextIOWrapper(buffer, encoding="utf-8", newline="", write_through=True) as text:
-        writer = csv.writer(text, lineterminator="\r\n")
-        writer.writerow(header)
-        writer.writerows([guard(cell) for cell in row] for row in rows)
-        return buffer.getvalue()
+def _table(header: Sequence[str], rows: Iterable[Sequence[Cell]], out: BinaryIO) -> None:
+    # Encoded as it is written, row by row, into `out` (a file): a report of 100,000 rows is never held as text.
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+    writer = csv.writer(text, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows([guard(cell) for cell in row] for row in rows)
+    text.flush()
+    text.detach()  # `out` stays open: it is the caller's
 
 
-def status_csv(report: StatusReport) -> bytes:
-    """One row per target of a status report, soonest expiry first."""
+def status_csv(report: StatusReport, out: BinaryIO) -> None:
+    """Write one row per target of a status report to `out`, soonest expiry first."""
     header = (
         "target",
         "level",
@@ -64,7 +65,7 @@ def status_csv(report: StatusReport) -> bytes:
         "evaluated_at",
         "top_findings",
     )
-    return _table(
+    _table(
         header,
         (
             (
@@ -83,6 +84,7 @@ def status_csv(report: StatusReport) -> bytes:
             )
             for row in report.certificates
         ),
+        out,
     )
 
 
@@ -135,13 +137,13 @@ def _weekly_rows(report: WeeklyReport) -> Iterable[tuple[Cell, ...]]:
         yield (f"alarm_{alarm.transition}", alarm.target, None, None, None, None, None, None, alarm.at, detail)
 
 
-def weekly_csv(report: WeeklyReport) -> bytes:
-    """One row per change of the week."""
-    return _table(_WEEKLY_HEADER, _weekly_rows(report))
+def weekly_csv(report: WeeklyReport, out: BinaryIO) -> None:
+    """Write one row per change of the week to `out`."""
+    _table(_WEEKLY_HEADER, _weekly_rows(report), out)
 
 
-def compliance_csv(report: ComplianceReport) -> bytes:
-    """One row per rule a certificate breaks where it is served."""
+def compliance_csv(report: ComplianceReport, out: BinaryIO) -> None:
+    """Write one row per rule a certificate breaks where it is served to `out`."""
     header = (
         "target",
         "fingerprint_sha256",
@@ -154,7 +156,7 @@ def compliance_csv(report: ComplianceReport) -> bytes:
         "detail",
         "finding_codes",
     )
-    return _table(
+    _table(
         header,
         (
             (
@@ -172,13 +174,15 @@ def compliance_csv(report: ComplianceReport) -> bytes:
             for c in report.violations
             for v in c.violations
         ),
+        out,
     )
 
 
-def to_csv(report: StatusReport | WeeklyReport | ComplianceReport) -> bytes:
-    """The report's CSV table."""
+def write_csv(report: StatusReport | WeeklyReport | ComplianceReport, out: BinaryIO) -> None:
+    """Write the report's CSV table to `out`."""
     if isinstance(report, WeeklyReport):
-        return weekly_csv(report)
-    if isinstance(report, ComplianceReport):
-        return compliance_csv(report)
-    return status_csv(report)
+        weekly_csv(report, out)
+    elif isinstance(report, ComplianceReport):
+        compliance_csv(report, out)
+    else:
+        status_csv(report, out)

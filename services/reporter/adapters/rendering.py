@@ -6,17 +6,19 @@ HTML comes from the Jinja2 templates in `services/reporter/adapters/templates/`,
 with autoescaping on: certificate subjects, findings and target names come from servers we do not trust.
 """
 
-from collections.abc import Sequence
+import io
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import BinaryIO
 
 from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
-from pydantic_core import to_json
 
 from services.reporter.adapters.auth import Viewer
 from services.reporter.adapters.charts import Charts
-from services.reporter.adapters.csv_export import to_csv
+from services.reporter.adapters.csv_export import write_csv
+from services.reporter.adapters.json_export import write_json
 from services.reporter.adapters.page_params import MAX_TEXT, AlarmQuery, CertificateQuery, ListLinks
 from services.reporter.adapters.pdf import html_to_pdf
 from services.reporter.domain.certificate_view import describe_key
@@ -50,14 +52,16 @@ class ReportRenderer:
         self._charts = Charts()
 
     def to_json(self, report: AnyReport) -> bytes:
-        """The report as indented JSON (the pydantic model dump, so it validates back into its model), encoded as
-        it is written: a weekly report can run to tens of megabytes."""
-        return to_json(report, indent=2)
+        """The report as indented JSON (the pydantic model dump, so it validates back into its model)."""
+        return self.render(report, "json")
 
     def to_html(self, report: AnyReport) -> str:
         """The report's page, with its charts inline: the weekly trends, the monthly compliance, or the status
         report (totals, expiry windows, certificates by days left, unreachable, alarms). Long lists stop at
         `HTML_ROWS` rows and say where the rest is."""
+        return "".join(self._html(report))
+
+    def _html(self, report: AnyReport) -> Iterator[str]:
         if isinstance(report, WeeklyReport):
             charts = {
                 "levels": self._charts.levels_over_time(report.levels_by_day),
@@ -74,19 +78,32 @@ class ReportRenderer:
         ahead = expirations_by_week(not_afters.values(), report.generated_at)
         return self._report_page("daily.html.j2", report, {"expirations": self._charts.expirations_ahead(ahead)})
 
-    def _report_page(self, template: str, report: AnyReport, charts: dict[str, str | None]) -> str:
+    def _report_page(self, template: str, report: AnyReport, charts: dict[str, str | None]) -> Iterator[str]:
         # The SVG is matplotlib's, which escapes every label it writes; the template must not escape it again.
         inline = {name: Markup(svg) if svg is not None else None for name, svg in charts.items()}
-        return self._env.get_template(template).render(report=report, charts=inline, limit=HTML_ROWS)
+        # Generated piece by piece (the same text `render` joins), so a page of 100,000 rows goes to a file as made.
+        return self._env.get_template(template).generate(report=report, charts=inline, limit=HTML_ROWS)
+
+    def write(self, report: AnyReport, fmt: ReportFormat, out: BinaryIO) -> None:
+        """Write the report in one format to `out` as it is rendered: JSON, CSV, HTML, or PDF (the HTML page laid
+        out by WeasyPrint, which needs the whole page first)."""
+        if fmt == "json":
+            write_json(report, out)
+        elif fmt == "csv":
+            write_csv(report, out)
+        elif fmt == "pdf":
+            out.write(html_to_pdf(self.to_html(report)))
+        else:
+            text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+            text.writelines(self._html(report))
+            text.flush()
+            text.detach()  # `out` stays open: it is the caller's
 
     def render(self, report: AnyReport, fmt: ReportFormat) -> bytes:
-        """The report in one format: JSON, CSV, HTML, or PDF (the HTML page laid out by WeasyPrint)."""
-        if fmt == "json":
-            return self.to_json(report)
-        if fmt == "csv":
-            return to_csv(report)
-        page = self.to_html(report)
-        return html_to_pdf(page) if fmt == "pdf" else page.encode()
+        """The report in one format, as bytes (`write` into memory)."""
+        buffer = io.BytesIO()
+        self.write(report, fmt, buffer)
+        return buffer.getvalue()
 
     # The dashboard's pages. `viewer` is who is signed in (None: unknown): it decides whether forms that write show.
 

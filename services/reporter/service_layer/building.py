@@ -4,14 +4,16 @@ The daily status report reads the status of every target (`HistoryStore.statuses
 the alarm transitions of its last 24 hours; the weekly and monthly reports read slim facts (`HistoryStore.estate`
 and friends); so each stays small at 100,000 targets.
 Rendering (templates, charts, PDF layout) is CPU work of a second or more on a large estate, so it runs in a
-worker thread while the event loop keeps serving. The caller (the publisher, `certmon report`) decides where
-the objects go and announces them.
+worker thread while the event loop keeps serving, each format written into a file of a folder the caller gives
+as it is rendered (a daily report of 100,000 targets is 150 MB of output; on disk, not in the reporter's memory).
+The caller (the publisher, `certmon report`) decides where the objects go and announces them.
 """
 
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from services.reporter.domain.compliance import build_compliance_report, compliance_summary
@@ -37,10 +39,11 @@ class UnknownFormat(ValueError):
 
 @dataclass(frozen=True)
 class ReportObject:
-    """One rendered object of a report: its name (`weekly.html`), its bytes and their content type."""
+    """One rendered object of a report: its name (`weekly.html`), the file its bytes were written to and their
+    content type."""
 
     name: str
-    data: bytes
+    path: Path
     content_type: str
 
 
@@ -58,14 +61,16 @@ class ReportBuilder:
         *,
         now: datetime,
         formats: Sequence[str],
+        folder: Path,
     ) -> list[ReportObject]:
-        """The report of `kind` over `[start, end)` as of `now`, one object per format, in the order asked.
+        """The report of `kind` over `[start, end)` as of `now`, one object per format in the order asked, each
+        written to a file in `folder` (which the caller removes once the objects are stored).
 
         Raises UnknownFormat before reading anything if a format is not one of html, csv, json and pdf.
         """
         wanted = [_format(name) for name in formats]
         report = await self._report(kind, start, end, now)
-        return await asyncio.to_thread(self._render, report, kind, wanted)
+        return await asyncio.to_thread(render_objects, self._renderer, report, kind, wanted, folder)
 
     async def _report(
         self, kind: Literal["daily", "weekly", "monthly"], start: datetime, end: datetime, now: datetime
@@ -107,10 +112,19 @@ class ReportBuilder:
         alarms = await status_alarms(self._history, now)
         return build_status_report(await self._history.statuses(), alarms, now=now, period=(start, end))
 
-    def _render(self, report: AnyReport, kind: str, formats: Sequence[ReportFormat]) -> list[ReportObject]:
-        return [
-            ReportObject(f"{kind}.{fmt}", self._renderer.render(report, fmt), CONTENT_TYPES[fmt]) for fmt in formats
-        ]
+
+def render_objects(
+    renderer: ReportRendering, report: AnyReport, name: str, formats: Sequence[ReportFormat], folder: Path
+) -> list[ReportObject]:
+    """Write `report` in each of `formats` to `folder/name.format`, one format at a time (blocking: a worker
+    thread's job)."""
+    objects = []
+    for fmt in formats:
+        path = folder / f"{name}.{fmt}"
+        with path.open("wb") as out:
+            renderer.write(report, fmt, out)
+        objects.append(ReportObject(path.name, path, CONTENT_TYPES[fmt]))
+    return objects
 
 
 async def status_alarms(history: HistoryStore, now: datetime) -> list[AlarmEvent]:

@@ -4,12 +4,12 @@ the daily status report is (`ReportRendering.render`), in a worker thread like e
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 from services.reporter.domain.custom import Tags, custom_status_report
 from services.reporter.domain.periods import Period
-from services.reporter.domain.report import StatusReport
 from services.reporter.ports import HistoryStore, ReportRendering
-from services.reporter.service_layer.building import CONTENT_TYPES, ReportObject, status_alarms
+from services.reporter.service_layer.building import ReportObject, render_objects, status_alarms
 from shared.config import CustomReport
 from shared.config.reports import ReportFormat
 
@@ -21,10 +21,16 @@ class CustomReportBuilder:
         self._history, self._renderer, self._tags = history, renderer, tags
 
     async def build(
-        self, custom: CustomReport, period: Period, *, now: datetime, formats: Sequence[ReportFormat]
+        self,
+        custom: CustomReport,
+        period: Period,
+        *,
+        now: datetime,
+        formats: Sequence[ReportFormat],
+        folder: Path,
     ) -> list[ReportObject]:
         """The objects of `custom` over `period`, built at `now`, one per format in the order given, each named
-        after the report (`shop-expiring.html`)."""
+        after the report (`shop-expiring.html`) and written to a file in `folder`."""
         report = custom_status_report(
             await self._history.statuses(),
             await status_alarms(self._history, now),
@@ -34,9 +40,4 @@ class CustomReportBuilder:
             period=period,
             name=custom.name,
         )
-        return await asyncio.to_thread(self._render, report, custom.name, formats)
-
-    def _render(self, report: StatusReport, name: str, formats: Sequence[ReportFormat]) -> list[ReportObject]:
-        return [
-            ReportObject(f"{name}.{fmt}", self._renderer.render(report, fmt), CONTENT_TYPES[fmt]) for fmt in formats
-        ]
+        return await asyncio.to_thread(render_objects, self._renderer, report, custom.name, formats, folder)

@@ -10,9 +10,11 @@ objects are then written again under the same keys, and the report keeps its rec
 """
 
 import asyncio
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 import structlog
@@ -80,7 +82,10 @@ class ReportPublisher:
             return Publication(existing, "existing")
         prefix = spec.prefix(period)
         try:
-            keys = [await self._put(f"{prefix}/{item.name}", item) for item in await self._build(spec, period, now=now)]
+            # The objects are rendered into files and written from them, so their bytes are never held in memory.
+            with tempfile.TemporaryDirectory(prefix="certmon-report-") as folder:
+                built = await self._build(spec, period, now=now, folder=Path(folder))
+                keys = [await self._put(f"{prefix}/{item.name}", item) for item in built]
         except Exception:
             REPORT_FAILURES.labels(spec.kind).inc()
             raise
@@ -108,18 +113,20 @@ class ReportPublisher:
         recorded = await self._history.report_for(spec.kind, period.start, period.end, name=spec.name)
         return Publication(recorded or written, "existing")
 
-    async def _build(self, spec: ReportSpec, period: Period, *, now: datetime) -> list[ReportObject]:
+    async def _build(self, spec: ReportSpec, period: Period, *, now: datetime, folder: Path) -> list[ReportObject]:
         if spec.custom is not None:
-            return await self._custom.build(spec.custom, period, now=now, formats=spec.formats)
+            return await self._custom.build(spec.custom, period, now=now, formats=spec.formats, folder=folder)
         assert spec.kind != "custom"  # a custom spec always carries its report
-        return await self._builder.build(spec.kind, period.start, period.end, now=now, formats=spec.formats)
+        return await self._builder.build(
+            spec.kind, period.start, period.end, now=now, formats=spec.formats, folder=folder
+        )
 
     async def _put(self, key: str, item: ReportObject) -> str:
         """Write one object, retrying with backoff; the last failure is raised."""
         attempt = 1
         while True:
             try:
-                return await self._bucket.put(key, item.data, item.content_type)
+                return await self._bucket.put_file(key, item.path, item.content_type)
             except BucketError as exc:
                 if attempt >= self._retry.attempts:
                     raise

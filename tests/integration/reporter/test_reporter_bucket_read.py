@@ -33,6 +33,20 @@ async def test_an_object_reads_back_by_the_key_put_answered(bucket: Bucket) -> N
     assert await bucket.get(key) == b"<!DOCTYPE html>"
 
 
+async def test_a_file_put_reads_back_whole(bucket: Bucket, tmp_path: Path) -> None:
+    """`put_file` stores the file's bytes (several megabytes: more than one block of a copy), and writing the
+    same key again replaces them."""
+    source = tmp_path / "daily.csv"
+    content = bytes(range(256)) * 24_000
+    source.write_bytes(content)
+    key = await bucket.put_file("custom/2026-11-27/shop.csv", source, "text/csv; charset=utf-8")
+    assert await bucket.get(key) == content
+    source.write_bytes(b"target\r\n")
+    assert await bucket.put_file("custom/2026-11-27/shop.csv", source, "text/csv; charset=utf-8") == key
+    assert await bucket.get(key) == b"target\r\n"
+    assert await bucket.list("custom/") == [key]
+
+
 async def test_a_missing_object_is_not_found(bucket: Bucket) -> None:
     """A key naming no object raises ObjectNotFound, which is a BucketError."""
     key = await bucket.put("daily/2026-11-27/status.json", b"{}", "application/json")

@@ -1,6 +1,7 @@
 """A bucket that refuses its first writes, for the tests of upload retries (a `Bucket` twin around a real one)."""
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from services.reporter.ports import Bucket, BucketError
 
@@ -26,15 +27,23 @@ class FailingBucket:
 
     async def put(self, key: str, data: bytes, content_type: str) -> str:
         """Refuse while failures are left, else write to the inner bucket."""
+        await self._refuse(key)
+        return await self._inner.put(key, data, content_type)
+
+    async def put_file(self, key: str, source: Path, content_type: str) -> str:
+        """Refuse while failures are left, else write the file to the inner bucket."""
+        await self._refuse(key)
+        return await self._inner.put_file(key, source, content_type)
+
+    async def _refuse(self, key: str) -> None:
         if not key.startswith(self._only):
-            return await self._inner.put(key, data, content_type)
+            return
         self.tries += 1
         if self.failures_left > 0:
             self.failures_left -= 1
             if self._probe is not None:
                 await self._probe()
             raise BucketError(f"refused {key} (test)")
-        return await self._inner.put(key, data, content_type)
 
     async def list(self, prefix: str = "") -> list[str]:
         """The inner bucket's listing."""

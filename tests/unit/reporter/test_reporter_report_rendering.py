@@ -6,8 +6,10 @@ import io
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
+from pydantic_core import to_json
 
 from services.reporter.adapters.csv_export import guard
 from services.reporter.adapters.rendering import ReportRenderer
@@ -16,7 +18,7 @@ from services.reporter.domain.facts import DayLevels, alarm_step, facts_of
 from services.reporter.domain.report import StatusReport, build_status_report
 from services.reporter.domain.trends import WeeklyReport, build_weekly_report
 from services.reporter.ports import AnyReport
-from shared.config.reports import CompliancePolicy
+from shared.config.reports import CompliancePolicy, ReportFormat
 from shared.events import ChainInfo, Evaluation, Finding, TlsSummary
 from tests.unit.reporter.reporter_factories import NOW, alarm, evaluation, statuses
 
@@ -208,3 +210,32 @@ def test_long_lists_stop_in_html_and_say_where_the_rest_is(renderer: ReportRende
     )
     assert "Showing 100 of 150" in renderer.render(report, "html").decode()
     assert len(renderer.render(report, "csv").decode().splitlines()) == 1 + 150 * 2  # protocol and chain each
+
+
+def empty_status_report() -> StatusReport:
+    """A status report without certificates, alarms or anything unreachable."""
+    return build_status_report([], [], now=NOW)
+
+
+@pytest.mark.parametrize("make", [*REPORTS, pytest.param(empty_status_report, id="empty")])
+def test_json_written_piece_by_piece_is_the_model_dump_byte_for_byte(
+    renderer: ReportRenderer, make: Callable[[], AnyReport]
+) -> None:
+    """The JSON written a field and a list item at a time is exactly pydantic's indented dump of the report."""
+    report = make()
+    assert renderer.render(report, "json") == to_json(report, indent=2)
+
+
+@pytest.mark.parametrize("fmt", ["html", "csv", "json"])
+@pytest.mark.parametrize("make", REPORTS)
+def test_a_format_written_to_a_file_is_its_rendering(
+    renderer: ReportRenderer, make: Callable[[], AnyReport], fmt: ReportFormat, tmp_path: Path
+) -> None:
+    """Written into a file as it is rendered (after what the file already holds, which stays), each format has
+    the bytes `render` gives."""
+    report = make()
+    with (tmp_path / "out").open("wb") as out:
+        out.write(b"before ")
+        renderer.write(report, fmt, out)
+        out.write(b" after")
+    assert (tmp_path / "out").read_bytes() == b"before " + renderer.render(report, fmt) + b" after"
