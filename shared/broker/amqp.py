@@ -10,8 +10,9 @@ Backpressure: each work queue holds at most `queue_max_length` ready messages an
 (`x-overflow: reject-publish`): the publisher gets a nack, raised as PublishError, and keeps the event (an outbox
 row, an unacknowledged message) until the queue has room, so a slow consumer costs queue space, never a lost
 event or an upstream process's memory. RabbitMQ's quorum queues refuse once over the limit until the queue has
-drained below 80% of it; publishes already in flight when it fills (an outbox relay keeps up to 100) may still land,
-so a queue can overshoot its limit by about that many. The dead-letter queue has no limit: a dead letter refused there would be lost.
+drained below 80% of it; publishes already in flight when it fills (an outbox relay keeps up to 100) may still
+land, so a queue can overshoot its limit by about that many. The dead-letter queue has no limit: a dead letter
+refused there would be lost.
 """
 
 import asyncio
