@@ -24,10 +24,20 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a connection returning to the pool needs beyond asyncpg's own rollback of an open transaction:
+    nothing. certmon keeps no state in a session (its settings are `SET LOCAL`, its advisory locks
+    transaction-scoped, its cursors inside transactions, and it never listens), so asyncpg's default reset query
+    (unlock all, close all, unlisten, reset all) would be a round trip per use, on every message, for nothing."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections encode and decode json/jsonb as Python objects."""
+    """A pool whose connections encode and decode json/jsonb as Python objects and are not reset on release
+    (`_keep_session`): code using it must not leave session state behind."""
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
+        )
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from exc
     assert pool is not None

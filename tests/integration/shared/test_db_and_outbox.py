@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from shared.broker import InMemoryBus, PublishError
-from shared.db import claim_event, migrate
+from shared.db import claim_event, create_pool, migrate
 from shared.events import CloudEvent, ScanRequested, Target, make_event
 from shared.outbox import BATCH, IN_FLIGHT, OutboxRelay, enqueue, enqueue_many
 
@@ -37,6 +37,21 @@ async def test_concurrent_migrations_apply_each_file_once(pg_pool: asyncpg.Pool)
     """Replicas starting together do not race: exactly one of them applies the migrations."""
     results = await asyncio.gather(*(migrate(pg_pool, "race", MIGRATIONS) for _ in range(4)))
     assert sorted(len(r) for r in results) == [0, 0, 0, 3]
+
+
+async def test_a_released_connection_keeps_its_session_and_loses_its_transaction(database_url: str) -> None:
+    """Release sends no reset query (a session setting survives it), and an open transaction is still rolled back."""
+    pool = await create_pool(database_url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("SET application_name = 'kept'")
+            await conn.execute("CREATE TEMP TABLE t (x int)")
+            await conn.execute("BEGIN; INSERT INTO t VALUES (1)")
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW application_name") == "kept"
+            assert await conn.fetchval("SELECT count(*) FROM t") == 0
+    finally:
+        await pool.close()
 
 
 async def test_claim_event_is_true_once_per_consumer(pg_pool: asyncpg.Pool) -> None:
