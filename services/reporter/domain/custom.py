@@ -11,7 +11,13 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 
 from services.reporter.domain.periods import Period
-from services.reporter.domain.report import StatusReport, build_status_report, days_remaining
+from services.reporter.domain.report import (
+    StatusAlarms,
+    StatusReport,
+    alarm_lines,
+    build_status_report,
+    days_remaining,
+)
 from services.reporter.domain.status import TargetStatus
 from shared.config import ReportFilter
 from shared.config.reports import DaysLeft
@@ -61,7 +67,7 @@ def select(
 
 def custom_status_report(
     statuses: Sequence[TargetStatus],
-    alarm_events: Sequence[AlarmEvent],
+    alarms: Sequence[AlarmEvent] | StatusAlarms,
     report_filter: ReportFilter,
     *,
     tags: Tags,
@@ -73,9 +79,11 @@ def custom_status_report(
     report `name`."""
     chosen = select(statuses, report_filter, tags=tags, now=now)
     targets = {s.target_key for s in chosen}
+    if not isinstance(alarms, StatusAlarms):
+        alarms = alarm_lines(alarms, now)
     report = build_status_report(
         chosen,
-        [a for a in alarm_events if a.key.target_key in targets],
+        alarms.of_targets(targets),
         now=now,
         kind="custom",
         period=(period.start, period.end),

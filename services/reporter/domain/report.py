@@ -5,7 +5,8 @@ Nothing here reads a clock or does I/O; `now` is always an argument and every da
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 
@@ -188,27 +189,56 @@ def _alarm_order(line: AlarmLine) -> tuple[int, datetime]:
     return (-LEVEL_ORDER.get(line.level, 0), line.at)
 
 
+@dataclass(frozen=True)
+class StatusAlarms:
+    """The alarms a status report at a moment lists: each alarm not resolved (most severe first, then oldest), and
+    those raised (in the same order) and resolved (oldest first) in the 24 h before it."""
+
+    open: list[AlarmLine]
+    raised: list[AlarmLine]
+    resolved: list[AlarmLine]
+
+    def of_targets(self, targets: Collection[str]) -> "StatusAlarms":
+        """The alarms of `targets` only (an alarm is of one target)."""
+        return StatusAlarms(
+            *([a for a in lines if a.target in targets] for lines in (self.open, self.raised, self.resolved))
+        )
+
+
+def alarm_lines(alarm_events: Iterable[AlarmEvent], now: datetime) -> StatusAlarms:
+    """What a status report at `now` lists of the alarm history (at least each alarm's latest transition, and every
+    transition of the 24 h before `now`): the slim lines, so the events can go before the targets are read."""
+    events = list(alarm_events)
+    since = now - ALARM_LOOKBACK
+    recent = [_alarm_line(e) for e in events if since <= e.occurred_at <= now]
+    return StatusAlarms(
+        open=sorted((_alarm_line(e) for e in open_alarms(events)), key=_alarm_order),
+        raised=sorted((a for a in recent if a.transition == "raised"), key=_alarm_order),
+        resolved=sorted((a for a in recent if a.transition == "resolved"), key=lambda a: a.at),
+    )
+
+
 def build_status_report(
     statuses: Sequence[TargetStatus],
-    alarm_events: Sequence[AlarmEvent],
+    alarms: Sequence[AlarmEvent] | StatusAlarms,
     *,
     now: datetime,
     kind: Literal["daily", "weekly", "monthly", "custom"] = "daily",
     period: tuple[datetime, datetime] | None = None,
 ) -> StatusReport:
     """The status report at `now` from the status of each target's latest evaluation and the alarm history (at
-    least each alarm's latest transition, and every transition of the 24 h before `now`).
+    least each alarm's latest transition, and every transition of the 24 h before `now`), or the lines
+    `alarm_lines` made of it.
 
     `period` defaults to the UTC day of `now`; alarms raised or resolved count when they happened in the 24 h
     before `now`.
     """
     period_start, period_end = period or daily_period(now)
+    lines = alarms if isinstance(alarms, StatusAlarms) else alarm_lines(alarms, now)
     rows = sorted((certificate_row(s, now) for s in statuses), key=by_days_remaining)
     with_cert = [r for r in rows if r.not_after is not None]
     levels = Counter(r.level for r in rows)
     grades = Counter(r.grade for r in rows if r.grade is not None)
-    since = now - ALARM_LOOKBACK
-    recent = [_alarm_line(e) for e in alarm_events if since <= e.occurred_at <= now]
     return StatusReport(
         kind=kind,
         generated_at=now,
@@ -230,9 +260,9 @@ def build_status_report(
             for s in sorted(statuses, key=lambda s: s.target_key)
             if not s.reachable
         ],
-        open_alarms=sorted((_alarm_line(e) for e in open_alarms(alarm_events)), key=_alarm_order),
-        alarms_raised=sorted((a for a in recent if a.transition == "raised"), key=_alarm_order),
-        alarms_resolved=sorted((a for a in recent if a.transition == "resolved"), key=lambda a: a.at),
+        open_alarms=lines.open,
+        alarms_raised=lines.raised,
+        alarms_resolved=lines.resolved,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Literal
 
 from services.reporter.domain.compliance import build_compliance_report, compliance_summary
 from services.reporter.domain.facts import ESTATE_WINDOW
-from services.reporter.domain.report import ALARM_LOOKBACK, build_status_report
+from services.reporter.domain.report import ALARM_LOOKBACK, alarm_lines, build_status_report
 from services.reporter.domain.trends import build_weekly_report
 from services.reporter.ports import AnyReport, HistoryStore, ReportRendering
 from shared.config import CertmonConfig
@@ -109,7 +109,8 @@ class ReportBuilder:
                 end=end,
                 now=now,
             )
-        alarms = await status_alarms(self._history, now)
+        # The alarm events become the report's lines before the statuses are read: never both in memory.
+        alarms = alarm_lines(await status_alarms(self._history, now), now)
         return build_status_report(await self._history.statuses(), alarms, now=now, period=(start, end))
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from services.reporter.domain.custom import Tags, custom_status_report
 from services.reporter.domain.periods import Period
+from services.reporter.domain.report import alarm_lines
 from services.reporter.ports import HistoryStore, ReportRendering
 from services.reporter.service_layer.building import ReportObject, render_objects, status_alarms
 from shared.config import CustomReport
@@ -31,9 +32,11 @@ class CustomReportBuilder:
     ) -> list[ReportObject]:
         """The objects of `custom` over `period`, built at `now`, one per format in the order given, each named
         after the report (`shop-expiring.html`) and written to a file in `folder`."""
+        # The alarm events become the report's lines before the statuses are read: never both in memory.
+        alarms = alarm_lines(await status_alarms(self._history, now), now)
         report = custom_status_report(
             await self._history.statuses(),
-            await status_alarms(self._history, now),
+            alarms,
             custom.filter,
             tags=self._tags,
             now=now,

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from services.reporter.adapters.rendering import ReportRenderer
 from services.reporter.domain.report import (
     StatusReport,
+    alarm_lines,
     build_status_report,
     by_urgency,
     daily_period,
@@ -109,6 +110,21 @@ def test_alarms_in_the_last_24_hours_and_open_alarms() -> None:
     assert [a.alarm_id for a in report.alarms_raised] == ["a1"]
     assert [a.alarm_id for a in report.alarms_resolved] == ["a2"]
     assert [(a.alarm_id, a.level) for a in report.open_alarms] == [("a1", "critical"), ("old", "warning")]
+
+
+def test_the_alarm_lines_made_first_give_the_same_report_and_select_by_target() -> None:
+    """The lines `alarm_lines` makes of the events (before the targets are read) build the report the events
+    build; `of_targets` keeps the lines of the targets named, in their order."""
+    events = [
+        alarm("old", "raised", "warning", NOW - timedelta(days=3), host="old.example"),
+        alarm("a1", "raised", "warning", NOW - timedelta(hours=5)),
+        alarm("a2", "raised", "info", NOW - timedelta(hours=30), host="b.example"),
+        alarm("a2", "resolved", "ok", NOW - timedelta(hours=1), host="b.example"),
+    ]
+    lines = alarm_lines(events, NOW)
+    assert build_status_report([], lines, now=NOW) == build_status_report([], events, now=NOW)
+    mine = lines.of_targets({"b.example:443", "old.example:443"})
+    assert ([a.alarm_id for a in mine.open], mine.raised, [a.alarm_id for a in mine.resolved]) == (["old"], [], ["a2"])
 
 
 def test_acknowledged_alarms_stay_among_the_open_ones_with_who_and_when() -> None:
