@@ -303,6 +303,9 @@ async def test_services_wait_for_the_broker_and_survive_broker_and_database_rest
             and row["published_at"] >= broker_back
         ]
         assert backlog == sorted(backlog), f"the {schema} outbox published its backlog out of order"
-    assert sum(1 for row in written["scanner"] if broker_down < row["created_at"] < broker_back) >= 4
+    # Something was written while the broker was away: a target whose last request was observed before the outage
+    # is due again during it and requested once, no more (its request stays pending until observed), so the
+    # backlog is a few rows; the order of a long one is tests/integration/shared/test_outbox_relay_rabbitmq.py's.
+    assert sum(1 for row in written["scanner"] if broker_down < row["created_at"] < broker_back) >= 1
     assert await drain_queue(rabbit.url, "certmon.dead-letters") == [], services.logs()
     print(f"observations resumed {after_broker:.1f} s after the broker and {after_database:.1f} s after the database")
