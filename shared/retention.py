@@ -1,8 +1,8 @@
 """Retention: deleting, in small batches, what a service no longer needs, so its tables stop growing.
 
 Every service schema has two tables that grow with every event (`shared.db.migrate`): the processed event ids
-that make consumers idempotent, and the outbox, whose rows stay once published. Both are kept for
-`DEDUP_WINDOW`, then deleted by a `Retention` loop each service runs. A service with more to prune (the
+that make consumers idempotent, kept for `DEDUP_WINDOW`, and the outbox, whose rows stay once published, kept for
+`PUBLISHED_WINDOW`; a `Retention` loop each service runs deletes them. A service with more to prune (the
 reporter's history) passes its own `prune`.
 
 Deletes go in batches of `BATCH` rows, each its own short transaction, and skip rows another replica is
@@ -21,15 +21,21 @@ from shared.periodic import PeriodicTask
 
 log = structlog.get_logger(__name__)
 
-#: How long a processed event id and a published outbox row are kept. A redelivery comes from a delivery whose ack
-#: was lost (the broker redelivers it as soon as the consumer's channel closes) or from a dead-lettered message
-#: replayed by hand; a week covers both, a broker outage over a weekend included. An id pruned and then delivered
-#: again would be handled again; the outbox's ids are only there to be published once, which happened.
+#: How long a processed event id is kept. A redelivery comes from a delivery whose ack was lost (the broker
+#: redelivers it as soon as the consumer's channel closes) or from a dead-lettered message replayed by hand; a
+#: week covers both, a broker outage over a weekend included. An id pruned and then delivered again would be
+#: handled again.
 DEDUP_WINDOW = timedelta(days=7)
+#: How long a published outbox row is kept. Its id is only there to be published once, which happened, and a
+#: scanner's rows carry whole chains: kept a week, 100,000 hourly targets would hold tens of gigabytes of them. A
+#: quarter of an hour leaves what just left visible to an operator or a test.
+PUBLISHED_WINDOW = timedelta(minutes=15)
 #: Rows deleted per statement: a batch takes milliseconds, so the locks it holds never stall a consumer.
 BATCH = 5000
-#: How often the loop prunes: retention is measured in days, an hour late changes nothing.
+#: How often a loop prunes by default: history retention is measured in days, an hour late changes nothing.
 INTERVAL_SECONDS = 3600.0
+#: How often the dedup loop prunes: often enough that published rows outlive their window by a third at most.
+DEDUP_INTERVAL_SECONDS = 300.0
 
 
 async def delete_in_batches(pool: asyncpg.Pool, table: str, condition: str, *args: object, batch: int = BATCH) -> int:
@@ -49,10 +55,14 @@ async def delete_in_batches(pool: asyncpg.Pool, table: str, condition: str, *arg
             return deleted
 
 
-async def prune_dedup(pool: asyncpg.Pool, schema: str, before: datetime, *, batch: int = BATCH) -> int:
-    """Delete the processed event ids recorded, and the outbox rows published, before `before` in `schema`."""
-    processed = await delete_in_batches(pool, f'"{schema}".processed_events', "processed_at < $1", before, batch=batch)
-    published = await delete_in_batches(pool, f'"{schema}".outbox', "published_at < $1", before, batch=batch)
+async def prune_dedup(pool: asyncpg.Pool, schema: str, now: datetime, *, batch: int = BATCH) -> int:
+    """Delete, as of `now`, the processed event ids older than `DEDUP_WINDOW` and the outbox rows published longer
+    ago than `PUBLISHED_WINDOW` in `schema`."""
+    processed_before, published_before = now - DEDUP_WINDOW, now - PUBLISHED_WINDOW
+    processed = await delete_in_batches(
+        pool, f'"{schema}".processed_events', "processed_at < $1", processed_before, batch=batch
+    )
+    published = await delete_in_batches(pool, f'"{schema}".outbox', "published_at < $1", published_before, batch=batch)
     return processed + published
 
 
@@ -90,6 +100,6 @@ def dedup_retention(pool: asyncpg.Pool, schema: str, *, clock: Clock = utc_now) 
     """The `Retention` of a service whose only growing tables are the processed event ids and the outbox."""
 
     async def prune(now: datetime) -> int:
-        return await prune_dedup(pool, schema, now - DEDUP_WINDOW)
+        return await prune_dedup(pool, schema, now)
 
-    return Retention(schema, prune, clock=clock)
+    return Retention(schema, prune, clock=clock, interval=DEDUP_INTERVAL_SECONDS)

@@ -41,7 +41,6 @@ from services.reporter.ports import (
 from shared.db import claim_event, load_migrations, migrate
 from shared.events import AlarmEvent, CloudEvent, Evaluation, NotificationResult, ReportPublished
 from shared.outbox import enqueue
-from shared.retention import DEDUP_WINDOW
 
 SCHEMA = "reporter"
 CONSUMER = "reporter"
@@ -61,7 +60,7 @@ class History:
     async def prune(self, now: datetime, *, retention: timedelta) -> int:
         """Delete the history older than `retention` and the event ids older than the dedup window (see
         `adapters.pruning`); returns how many rows went."""
-        return await pruning.prune(self._pool, history_before=now - retention, dedup_before=now - DEDUP_WINDOW)
+        return await pruning.prune(self._pool, history_before=now - retention, now=now)
 
     async def ping(self) -> None:
         """Raise unless the database answers."""

@@ -16,8 +16,9 @@ _S = '"reporter"'
 _RESOLVED_BEFORE = f"alarm_id IN (SELECT alarm_id FROM {_S}.alarms WHERE state = 'resolved' AND updated_at < $1)"
 
 
-async def prune(pool: asyncpg.Pool, *, history_before: datetime, dedup_before: datetime) -> int:
-    """Delete what the retention no longer keeps; returns how many rows went."""
+async def prune(pool: asyncpg.Pool, *, history_before: datetime, now: datetime) -> int:
+    """Delete the history older than `history_before`, and the processed ids and published outbox rows the dedup
+    windows no longer keep as of `now`; returns how many rows went."""
     deleted = await delete_in_batches(pool, f"{_S}.latest", "evaluated_at < $1", history_before)
     deleted += await delete_in_batches(
         pool,
@@ -30,4 +31,4 @@ async def prune(pool: asyncpg.Pool, *, history_before: datetime, dedup_before: d
     deleted += await delete_in_batches(pool, f"{_S}.notifications", _RESOLVED_BEFORE, history_before)
     deleted += await delete_in_batches(pool, f"{_S}.alarm_events", _RESOLVED_BEFORE, history_before)
     deleted += await delete_in_batches(pool, f"{_S}.alarms", "state = 'resolved' AND updated_at < $1", history_before)
-    return deleted + await prune_dedup(pool, "reporter", dedup_before)
+    return deleted + await prune_dedup(pool, "reporter", now)

@@ -133,10 +133,10 @@ def test_bootstrap_requires_a_pool() -> None:
 
 
 async def test_the_alarmer_prunes_its_processed_ids_and_published_outbox_rows(alarmer: Alarmer) -> None:
-    """The alarmer's retention deletes, by its clock, processed ids and published outbox rows older than a week
-    from its own schema, and keeps younger and unpublished ones."""
+    """The alarmer's retention deletes, by its clock, from its own schema the processed ids older than a week and
+    the outbox rows published over a quarter of an hour ago; it keeps younger ids and unpublished rows."""
     await alarmer.service.retention.stop()  # the service's own loop would race this test's run
-    for name, age in (("old", timedelta(days=8)), ("young", timedelta(days=6))):
+    for name, age in (("old", timedelta(days=8)), ("young", timedelta(days=6)), ("just", timedelta(minutes=5))):
         await alarmer.pool.execute(
             "INSERT INTO alarmer.processed_events(consumer, event_id, processed_at) VALUES ('t', $1, $2)",
             name,
@@ -146,10 +146,12 @@ async def test_the_alarmer_prunes_its_processed_ids_and_published_outbox_rows(al
             "INSERT INTO alarmer.outbox(event_id, event, published_at) VALUES ($1, '{}', $2)", name, NOW - age
         )
     await alarmer.pool.execute("INSERT INTO alarmer.outbox(event_id, event) VALUES ('unpublished', '{}')")
-    assert await alarmer.service.retention.run_once() == 2
-    processed = await alarmer.pool.fetch("SELECT event_id FROM alarmer.processed_events WHERE consumer = 't'")
-    outbox = await alarmer.pool.fetch(
-        "SELECT event_id FROM alarmer.outbox WHERE event_id IN ('old', 'young', 'unpublished') ORDER BY 1"
+    assert await alarmer.service.retention.run_once() == 3
+    processed = await alarmer.pool.fetch(
+        "SELECT event_id FROM alarmer.processed_events WHERE consumer = 't' ORDER BY 1"
     )
-    assert [r["event_id"] for r in processed] == ["young"]
-    assert [r["event_id"] for r in outbox] == ["unpublished", "young"]
+    outbox = await alarmer.pool.fetch(
+        "SELECT event_id FROM alarmer.outbox WHERE event_id IN ('old', 'young', 'just', 'unpublished') ORDER BY 1"
+    )
+    assert [r["event_id"] for r in processed] == ["just", "young"]
+    assert [r["event_id"] for r in outbox] == ["just", "unpublished"]
