@@ -132,9 +132,18 @@ def days_remaining(status: TargetStatus, now: datetime) -> float | None:
     return status.days_remaining
 
 
+#: The fields every row and finding line sets, one set each shared by all of them (read-only: the models are
+#: frozen, and pydantic copies it before a `model_copy` updates it): a set per instance was a third of the rows'
+#: memory at 100,000 targets.
+_ROW_FIELDS = set(CertificateRow.model_fields)
+_FINDING_FIELDS = set(FindingLine.model_fields)
+
+
 def certificate_row(status: TargetStatus, now: datetime) -> CertificateRow:
-    """The report row of one target's status at `now`."""
-    return CertificateRow(
+    """The report row of one target's status at `now` (built from the status's typed values, not validated
+    again: the status reports make 100,000 of them)."""
+    return CertificateRow.model_construct(
+        _ROW_FIELDS,
         target=status.target_key,
         level=status.level,
         grade=status.grade,
@@ -147,7 +156,8 @@ def certificate_row(status: TargetStatus, now: datetime) -> CertificateRow:
         owner=status.owner,
         evaluated_at=status.evaluated_at,
         top_findings=[
-            FindingLine(code=code, severity=severity, message=message) for code, severity, message in status.findings
+            FindingLine.model_construct(_FINDING_FIELDS, code=code, severity=severity, message=message)
+            for code, severity, message in status.findings
         ],
     )
 
