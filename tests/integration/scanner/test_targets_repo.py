@@ -137,7 +137,7 @@ async def test_the_scheduler_records_how_late_it_claimed_each_target(pg_pool: as
     with capture_logs() as logs:
         assert await scheduler.tick() == 3
     assert REGISTRY.get_sample_value("certmon_schedule_lateness_seconds_count") == count + 3
-    assert REGISTRY.get_sample_value("certmon_schedule_lateness_seconds_sum") == total + 135
+    assert REGISTRY.get_sample_value("certmon_schedule_lateness_seconds_sum") == pytest.approx(total + 135)
     assert [(e["event"], e["count"], e["worst_lateness_seconds"]) for e in logs] == [("scans_scheduled", 3, 45.0)]
 
 
