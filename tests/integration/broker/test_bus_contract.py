@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 from shared.broker import Bus, BusError, InMemoryBus, Message, PublishError, Subscription
 from shared.broker.amqp import AmqpBus
 from shared.events import CloudEvent, ReportPublished, ScanRequested, Target, make_event
+from tests.support.amqp_names import bus_names
 
 
 @dataclass
@@ -49,11 +50,7 @@ async def under_test(request: pytest.FixtureRequest, amqp_url: str) -> AsyncIter
         yield BusUnderTest(memory, memory_dead, prefix)
         await memory.close()
         return
-    names = {
-        "exchange": f"{prefix}.events",
-        "dead_letter_exchange": f"{prefix}.dlx",
-        "dead_letter_queue": f"{prefix}.dlq",
-    }
+    names = bus_names(prefix)
     amqp = AmqpBus(amqp_url, delivery_limit=3, **names)
     await amqp.start()
     admin = await aio_pika.connect(amqp_url)
@@ -312,11 +309,7 @@ class TestBusContract:
 async def test_malformed_message_goes_straight_to_dead_letters(amqp_url: str) -> None:
     """A body that is not a CloudEvent is rejected without requeue and never reaches the handler."""
     prefix = f"t{uuid.uuid4().hex[:8]}"
-    names = {
-        "exchange": f"{prefix}.events",
-        "dead_letter_exchange": f"{prefix}.dlx",
-        "dead_letter_queue": f"{prefix}.dlq",
-    }
+    names = bus_names(prefix)
     bus = AmqpBus(amqp_url, **names)
     await bus.start()
     handled: list[CloudEvent] = []

@@ -19,6 +19,7 @@ from shared.broker.amqp import AmqpBus
 from shared.db import migrate
 from shared.events import CloudEvent, Observation, ScanRequested, Target, make_event
 from shared.outbox import IN_FLIGHT, OutboxRelay, enqueue_many
+from tests.support.amqp_names import bus_names
 
 LIMIT = 5
 
@@ -69,11 +70,7 @@ class Broker:
 async def broker(amqp_url: str) -> AsyncIterator[Broker]:
     """A started AmqpBus with a length limit of 5, polling queue depths every 0.1 s; its names are deleted after."""
     prefix = f"t{uuid.uuid4().hex[:8]}"
-    names = {
-        "exchange": f"{prefix}.events",
-        "dead_letter_exchange": f"{prefix}.dlx",
-        "dead_letter_queue": f"{prefix}.dlq",
-    }
+    names = bus_names(prefix)
     bus = AmqpBus(amqp_url, queue_max_length=LIMIT, queue_depth_interval=0.1, **names)
     await bus.start()
     admin = await aio_pika.connect(amqp_url)

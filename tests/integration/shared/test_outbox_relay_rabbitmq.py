@@ -15,6 +15,7 @@ from shared.broker.amqp import AmqpBus
 from shared.db import migrate
 from shared.events import CloudEvent, ScanRequested, Target, make_event
 from shared.outbox import BATCH, OutboxRelay, enqueue_many
+from tests.support.amqp_names import bus_names
 
 
 @dataclass
@@ -36,11 +37,7 @@ class Wire:
 async def wire(amqp_url: str) -> AsyncIterator[Wire]:
     """A bus and a bound queue with names unique to the test, deleted afterwards."""
     prefix = f"t{uuid.uuid4().hex[:8]}"
-    names = {
-        "exchange": f"{prefix}.events",
-        "dead_letter_exchange": f"{prefix}.dlx",
-        "dead_letter_queue": f"{prefix}.dlq",
-    }
+    names = bus_names(prefix)
     bus = AmqpBus(amqp_url, **names)
     await bus.start()
     admin = await aio_pika.connect(amqp_url)
