@@ -151,6 +151,19 @@ class _Shared:
         return found
 
 
+def _target(r: asyncpg.Record, one: _Shared) -> dict[str, Any]:
+    """The fields a target's facts and its status both take from a row of `latest`."""
+    return {
+        "target_key": r["target_key"],
+        "evaluated_at": r["evaluated_at"],
+        "reachable": r["reachable"],
+        "level": one(r["level"]),
+        "grade": one(r["grade"]),
+        "owner": one(r["owner"]),
+        "server": one(r["server"]),
+    }
+
+
 def _facts(r: asyncpg.Record, one: _Shared) -> TargetFacts:
     leaf = None
     if r["fingerprint"] is not None:
@@ -167,13 +180,7 @@ def _facts(r: asyncpg.Record, one: _Shared) -> TargetFacts:
             spki_sha256=r["spki_sha256"],
         )
     return TargetFacts(
-        target_key=r["target_key"],
-        evaluated_at=r["evaluated_at"],
-        reachable=r["reachable"],
-        level=one(r["level"]),
-        grade=one(r["grade"]),
-        owner=one(r["owner"]),
-        server=one(r["server"]),
+        **_target(r, one),
         leaf=leaf,
         tls_versions=one(tuple(r["tls_versions"])),
         chain_complete=r["chain_complete"],
@@ -192,13 +199,7 @@ async def _stream_facts(pool: asyncpg.Pool, query: str, *args: object) -> list[T
 
 def _status(r: asyncpg.Record, one: _Shared) -> TargetStatus:
     return TargetStatus(
-        target_key=r["target_key"],
-        evaluated_at=r["evaluated_at"],
-        reachable=r["reachable"],
-        level=one(r["level"]),
-        grade=one(r["grade"]),
-        owner=one(r["owner"]),
-        server=one(r["server"]),
+        **_target(r, one),
         fingerprint=r["fingerprint"],
         subject=r["subject"],
         issuer=one(r["issuer"]),
