@@ -7,9 +7,10 @@ in-memory twin from the evaluation object (`status_of`). Both keep the findings 
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
+from services.reporter.domain.estate import target_row
 from shared.events import Evaluation
 from shared.events.evaluation import SEVERITY_ORDER
 
@@ -52,19 +53,9 @@ def top_findings(findings: Iterable[FindingText]) -> tuple[FindingText, ...]:
 
 def status_of(evaluation: Evaluation) -> TargetStatus:
     """The status of one evaluation (the in-memory history's projection; PostgreSQL's is its SQL twin)."""
-    cert, error = evaluation.certificate, evaluation.error
+    row, error = target_row(evaluation), evaluation.error
     return TargetStatus(
-        target_key=evaluation.target_key,
-        evaluated_at=evaluation.evaluated_at,
-        reachable=evaluation.reachable,
-        level=evaluation.alarm.level,
-        grade=evaluation.security.grade if evaluation.security is not None else None,
-        owner=evaluation.owner,
-        server=evaluation.target.server,
-        fingerprint=cert.fingerprint_sha256 if cert else None,
-        subject=cert.subject if cert else None,
-        issuer=cert.issuer if cert else None,
-        not_after=cert.not_after if cert else None,
+        **{field.name: getattr(row, field.name) for field in fields(row)},
         days_remaining=evaluation.expiry.days_remaining if evaluation.expiry is not None else None,
         findings=top_findings((f.code, f.severity, f.message) for f in evaluation.findings),
         error_kind=error.kind if error else None,
