@@ -105,9 +105,10 @@ async def test_target_health_is_kept_per_target(under_test: StoreUnderTest) -> N
         assert await uow.lock_target_health(SHOP) == TargetHealth(0, None)
 
 
-async def test_units_of_work_on_one_target_apply_one_after_another(under_test: StoreUnderTest) -> None:
-    """A second unit of work locking a target's health waits for the first to commit, then sees its write."""
-    store, first_locked = under_test.store, asyncio.Event()
+async def lock_while_another_waits(store: AlarmStore, *, failures: int) -> tuple[TargetHealth, TargetHealth]:
+    """Lock BLOG's health in a unit of work and save `failures` while a second unit of work waits to lock it
+    (checked not done while the first holds it); returns what the first and then the second saw."""
+    first_locked = asyncio.Event()
 
     async def second() -> TargetHealth:
         await first_locked.wait()
@@ -116,34 +117,29 @@ async def test_units_of_work_on_one_target_apply_one_after_another(under_test: S
 
     waiting = asyncio.create_task(second())
     async with store.unit_of_work() as uow:
-        await uow.lock_target_health(BLOG)
+        seen = await uow.lock_target_health(BLOG)
         first_locked.set()
         await asyncio.sleep(0.1)
         assert not waiting.done()
-        await uow.save_target_health(BLOG, failures=3, observed_at=NOW)
-    assert await asyncio.wait_for(waiting, 5) == TargetHealth(3, NOW)
+        await uow.save_target_health(BLOG, failures=failures, observed_at=NOW)
+    return seen, await asyncio.wait_for(waiting, 5)
+
+
+async def test_units_of_work_on_one_target_apply_one_after_another(under_test: StoreUnderTest) -> None:
+    """A second unit of work locking a target's health waits for the first to commit, then sees its write."""
+    _, second = await lock_while_another_waits(under_test.store, failures=3)
+    assert second == TargetHealth(3, NOW)
 
 
 async def test_units_of_work_on_a_known_target_apply_one_after_another(under_test: StoreUnderTest) -> None:
     """Locking the health of a target evaluated before also waits for the unit of work holding it."""
-    store, first_locked = under_test.store, asyncio.Event()
+    store = under_test.store
     async with store.unit_of_work() as uow:
         await uow.lock_target_health(BLOG)
         await uow.save_target_health(BLOG, failures=1, observed_at=NOW - timedelta(hours=1))
-
-    async def second() -> TargetHealth:
-        await first_locked.wait()
-        async with store.unit_of_work() as uow:
-            return await uow.lock_target_health(BLOG)
-
-    waiting = asyncio.create_task(second())
-    async with store.unit_of_work() as uow:
-        assert await uow.lock_target_health(BLOG) == TargetHealth(1, NOW - timedelta(hours=1))
-        first_locked.set()
-        await asyncio.sleep(0.1)
-        assert not waiting.done()
-        await uow.save_target_health(BLOG, failures=2, observed_at=NOW)
-    assert await asyncio.wait_for(waiting, 5) == TargetHealth(2, NOW)
+    first, second = await lock_while_another_waits(store, failures=2)
+    assert first == TargetHealth(1, NOW - timedelta(hours=1))
+    assert second == TargetHealth(2, NOW)
 
 
 async def test_raise_opens_an_alarm_listed_with_its_target_only(under_test: StoreUnderTest) -> None:
