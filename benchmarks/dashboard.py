@@ -14,6 +14,7 @@ dropped afterwards. Not a test: pytest does not collect it.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -22,7 +23,9 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
@@ -206,6 +209,28 @@ async def seed(url: str, targets: int, days: int, alarms: int, *, deliveries: bo
         await pool.execute(f"VACUUM ANALYZE reporter.{table}")
     print(f"seeded {targets:,} targets x {days} days and {alarms:,} alarms in {time.perf_counter() - started:.0f} s")
     await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def seeded_history(args: argparse.Namespace, *, deliveries: bool = False) -> AsyncIterator[tuple[str, Any]]:
+    """The database `args.database` names (seeded before), or a throwaway one `seed` fills from `args.targets`,
+    `args.days` and `args.alarms`, dropped afterwards unless `args.keep`; yields its URL and an admin connection."""
+    admin = await asyncpg.connect(ADMIN_URL)
+    name = None
+    url = args.database
+    try:
+        if url is None:
+            name = f"certmon_bench_{uuid.uuid4().hex[:12]}"
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            url = f"{ADMIN_URL.rpartition('/')[0]}/{name}"
+            await seed(url, args.targets, args.days, args.alarms, deliveries=deliveries)
+            if args.keep:
+                print(f"kept: {url}", flush=True)
+        yield url, admin
+    finally:
+        if name is not None and not args.keep:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 def percentile(values: list[float], share: float) -> float:

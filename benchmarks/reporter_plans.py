@@ -17,14 +17,13 @@ import argparse
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from benchmarks.dashboard import ADMIN_URL, NOW, seed
+from benchmarks.dashboard import NOW, seeded_history
 from services.reporter.adapters import report_queries
 from services.reporter.adapters.history import History
 from services.reporter.adapters.http import ALARMS_PAGE
@@ -194,23 +193,9 @@ async def explain_all(url: str) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     """Seed a throwaway database (or take `--database`), print the plans."""
-    admin = await asyncpg.connect(ADMIN_URL)
-    name = None
-    url = args.database
-    try:
-        if url is None:
-            name = f"certmon_bench_{uuid.uuid4().hex[:12]}"
-            await admin.execute(f'CREATE DATABASE "{name}"')
-            url = f"{ADMIN_URL.rpartition('/')[0]}/{name}"
-            await seed(url, args.targets, args.days, args.alarms, deliveries=True)
-            if args.keep:
-                print(f"kept: {url}", flush=True)
+    async with seeded_history(args, deliveries=True) as (url, _):
         if not args.seed_only:
             await explain_all(url)
-    finally:
-        if name is not None and not args.keep:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 if __name__ == "__main__":

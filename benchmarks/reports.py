@@ -21,7 +21,6 @@ import resource
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any, BinaryIO
 
 import asyncpg
 
-from benchmarks.dashboard import ADMIN_URL, NOW, seed
+from benchmarks.dashboard import NOW, seeded_history
 from services.reporter.adapters.bucket import LocalFolderBucket
 from services.reporter.adapters.history import History
 from services.reporter.adapters.rendering import ReportRenderer
@@ -212,26 +211,12 @@ def _print_table(results: list[dict[str, Any]]) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     """Seed a throwaway database (or take `--database`), measure each report in its own process, print the tables."""
-    admin = await asyncpg.connect(ADMIN_URL)
-    name = None
-    url = args.database
-    try:
-        if url is None:
-            name = f"certmon_bench_{uuid.uuid4().hex[:12]}"
-            await admin.execute(f'CREATE DATABASE "{name}"')
-            url = f"{ADMIN_URL.rpartition('/')[0]}/{name}"
-            await seed(url, args.targets, args.days, args.alarms)
-            if args.keep:
-                print(f"kept: {url}")
+    async with seeded_history(args) as (url, admin):
         size = await admin.fetchval("SELECT pg_size_pretty(pg_database_size($1))", url.rpartition("/")[2])
         results = []
         for kind in args.kinds:
             results.append(await _measure_in_child(url, kind, args.formats))
             print(json.dumps(results[-1]), flush=True)
-    finally:
-        if name is not None and not args.keep:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
     print(f"\n{url.rpartition('/')[2]}: database {size}; each report published in its own process into a folder\n")
     _print_table(results)
 
