@@ -1,6 +1,7 @@
 """The event bus: one port, two adapters (RabbitMQ via aio-pika, and its in-memory twin)."""
 
 from shared.broker.bus import (
+    BatchHandler,
     Bus,
     BusError,
     Handler,
@@ -13,6 +14,7 @@ from shared.broker.bus import (
 from shared.broker.memory import InMemoryBus
 
 __all__ = [
+    "BatchHandler",
     "Bus",
     "BusError",
     "Handler",

@@ -40,7 +40,7 @@ from shared.broker.bus import (
     QueueFull,
     Subscription,
 )
-from shared.broker.dispatch import PoisonMessage, deliver
+from shared.broker.dispatch import Dispatcher, PoisonMessage
 from shared.broker.metrics import consumed, subscribed
 from shared.broker.queue_depth import POLL_SECONDS, QUEUE_MAX_LENGTH, QueueDepthPoller
 from shared.events import BROADCAST_KEYS, CloudEvent
@@ -181,13 +181,14 @@ class AmqpBus:
         if connection is None or self._exchange is None:
             raise BusError("bus not started")
         queue = self._queue_prefix + subscription.queue
+        dispatcher = Dispatcher(subscription, queue=queue, closing=self._closing)
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             task = asyncio.current_task()
             if task is not None:
                 self._in_flight.add(task)
             try:
-                await self._deliver(queue, message, subscription)
+                await self._deliver(queue, message, subscription, dispatcher)
             finally:
                 if task is not None:
                     self._in_flight.discard(task)
@@ -237,7 +238,9 @@ class AmqpBus:
         await channel.set_qos(prefetch_count=prefetch)
         return await channel.declare_queue(queue, passive=True)
 
-    async def _deliver(self, queue: str, message: AbstractIncomingMessage, subscription: Subscription) -> None:
+    async def _deliver(
+        self, queue: str, message: AbstractIncomingMessage, subscription: Subscription, dispatcher: Dispatcher
+    ) -> None:
         redelivered = bool(message.redelivered)
         try:
             event = CloudEvent.model_validate_json(message.body)
@@ -247,7 +250,7 @@ class AmqpBus:
             consumed(queue, None, "dead_lettered", redelivered=redelivered)
             return
         try:
-            await deliver(subscription, event, queue=queue, closing=self._closing)
+            await dispatcher.deliver(event)
         except PoisonMessage as exc:  # retrying cannot fix it: dead-lettered at once
             log.error("event_malformed", queue=queue, event_id=event.id, error=str(exc)[:500])
             await _settle(message.reject(requeue=False), queue, event)

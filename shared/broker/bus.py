@@ -4,8 +4,8 @@ Errors: `BusError` is the root; `PublishError` means the broker did not confirm 
 returned as unroutable, or the connection failed) and the caller must treat it as not sent.
 """
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -29,6 +29,10 @@ class Message(Generic[P]):
 
 
 Handler = Callable[[Message[Any]], Awaitable[None]]
+#: Handles several messages of one routing key at once, in their order, with the effect of its key's `Handler` on
+#: each (one transaction for all: that is its point). It may raise after handling some of them: the bus then hands
+#: each message to the `Handler` alone, which finds the handled ones done (handlers are idempotent).
+BatchHandler = Callable[[Sequence[Message[Any]]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,12 @@ class Subscription:
     queue: str
     handlers: Mapping[str, Handler]
     prefetch: int = 32
+    #: Batch handlers, by the same keys as `handlers`: the messages of such a key that arrive together (up to
+    #: `batch_size`) go to it in one call, one batch at a time per process; a batch that fails goes message by
+    #: message to `handlers`, so a bad message fails only itself. Give such a subscription a prefetch of about twice
+    #: `batch_size`, so the next batch arrives while one is handled.
+    batch_handlers: Mapping[str, BatchHandler] = field(default_factory=dict)
+    batch_size: int = 100
 
     @property
     def routing_keys(self) -> tuple[str, ...]:
@@ -48,10 +58,14 @@ class Subscription:
 
     def handler_for(self, routing_key: str) -> Handler | None:
         """The handler of a routing key: the one bound to it exactly, else the first whose pattern matches it."""
-        exact = self.handlers.get(routing_key)
-        if exact is not None:
-            return exact
-        return next((h for pattern, h in self.handlers.items() if topic_matches(pattern, routing_key)), None)
+        pattern = self.pattern_for(routing_key)
+        return None if pattern is None else self.handlers[pattern]
+
+    def pattern_for(self, routing_key: str) -> str | None:
+        """The key of `handlers` that takes a routing key: itself if bound exactly, else the first matching pattern."""
+        if routing_key in self.handlers:
+            return routing_key
+        return next((pattern for pattern in self.handlers if topic_matches(pattern, routing_key)), None)
 
 
 class BusError(Exception):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from shared.broker.bus import DEFAULT_DELIVERY_LIMIT, BusError, PublishError, Subscription, topic_matches
-from shared.broker.dispatch import PoisonMessage, deliver
+from shared.broker.dispatch import Dispatcher, PoisonMessage
 from shared.broker.metrics import consumed, subscribed
 from shared.events import BROADCAST_KEYS, CloudEvent
 
@@ -33,6 +33,7 @@ class InMemoryBus:
         self.dead_letters: list[tuple[str, CloudEvent]] = []
         self.published: list[CloudEvent] = []
         self._queues: dict[str, _Queue] = {}
+        self._dispatchers: list[Dispatcher] = []
         self._closed = False
         self._closing = asyncio.Event()
 
@@ -57,6 +58,9 @@ class InMemoryBus:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             queue.consumers.clear()
+        for dispatcher in self._dispatchers:
+            await dispatcher.close()
+        self._dispatchers.clear()
 
     async def publish(self, event: CloudEvent) -> None:
         """Route to every bound queue; an event no queue takes is returned, as `mandatory` would (except broadcasts)."""
@@ -78,8 +82,10 @@ class InMemoryBus:
         else:
             q.patterns.extend(k for k in keys if k not in q.patterns)
         subscribed(name, keys)
+        dispatcher = Dispatcher(subscription, queue=name, closing=self._closing)
+        self._dispatchers.append(dispatcher)
         for _ in range(max(1, min(subscription.prefetch, 8))):
-            q.consumers.append(asyncio.create_task(self._consume(q, subscription), name=f"consume:{name}"))
+            q.consumers.append(asyncio.create_task(self._consume(q, subscription, dispatcher), name=f"consume:{name}"))
 
     def declare(self, queue: str, routing_keys: Sequence[str]) -> None:
         """Declare a bound queue without a consumer (so publishes to it are routable and kept)."""
@@ -99,12 +105,12 @@ class InMemoryBus:
                 idle_rounds = 0 if busy else idle_rounds + 1
                 await asyncio.sleep(0.01)
 
-    async def _consume(self, q: _Queue, subscription: Subscription) -> None:
+    async def _consume(self, q: _Queue, subscription: Subscription, dispatcher: Dispatcher) -> None:
         while True:
             event, attempts = await q.items.get()
             q.in_flight += 1
             try:
-                await deliver(subscription, event, queue=q.name, closing=self._closing)
+                await dispatcher.deliver(event)
             except PoisonMessage as exc:  # as the real adapter: dead-lettered at once
                 log.error("event_malformed", queue=q.name, event_id=event.id, error=str(exc)[:500])
                 self.dead_letters.append((q.name, event))

@@ -85,6 +85,10 @@ def route(
     return Subscription("test", queue, dict.fromkeys(keys, on_message), prefetch=prefetch)
 
 
+async def _never(event: CloudEvent) -> None:
+    pytest.fail("the placeholder consumer got a message")
+
+
 async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     """Poll until `predicate` holds or fail."""
     async with asyncio.timeout(timeout):
@@ -293,6 +297,51 @@ class TestBusContract:
                 await asyncio.sleep(0.05)
         assert dead == [bad.id]
         assert handled == []
+
+    async def test_a_batch_subscription_gets_its_backlog_in_batches_and_a_bad_message_fails_alone(
+        self, under_test: BusUnderTest
+    ) -> None:
+        """Messages waiting together reach the batch handler together; when a batch fails, its messages are handled
+        one by one, so the others are acknowledged once and only the failing one is retried, then dead-lettered."""
+        batches: list[list[str]] = []
+        alone: list[str] = []
+        events = [scan_event(f"h{i}.example") for i in range(40)]
+        poison = events[17].id
+
+        async def one(message: Message[Any]) -> None:
+            if message.event.id == poison:
+                raise RuntimeError("cannot handle this one")
+            alone.append(message.event.id)
+
+        async def batch(messages: Any) -> None:
+            ids = [m.event.id for m in messages]
+            if poison in ids:
+                raise RuntimeError("a message of the batch failed")
+            batches.append(ids)
+
+        queue = f"{under_test.prefix}.work"
+        if isinstance(under_test.bus, InMemoryBus):
+            under_test.bus.declare(queue, ["scan.requested.v1"])
+        else:  # declare the queue, then stop consuming, so the backlog builds up before the batch consumer starts
+            await under_test.bus.subscribe(route(queue, ["scan.requested.v1"], _never, prefetch=1))
+            await under_test.bus.close()
+            await under_test.bus.start()
+        for event in events:
+            await under_test.bus.publish(event)
+        keys = {"scan.requested.v1": one}
+        await under_test.bus.subscribe(
+            Subscription("test", queue, keys, batch_handlers={"scan.requested.v1": batch}, batch_size=10, prefetch=20)
+        )
+        dead: list[str] = []
+        async with asyncio.timeout(20):
+            while not dead:
+                dead.extend(await under_test.dead_letter_ids())
+                await asyncio.sleep(0.05)
+        handled = [i for b in batches for i in b] + alone
+        assert sorted(handled) == sorted(e.id for e in events if e.id != poison)
+        assert len(handled) == len(set(handled))  # each once
+        assert max(len(b) for b in batches) > 1
+        assert dead == [poison]
 
     async def test_unroutable_publish_raises(self, under_test: BusUnderTest) -> None:
         """Publishing a routing key no queue is bound to is an error, not a silent loss."""

@@ -5,11 +5,14 @@ import datetime as dt
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.evaluator.bootstrap import EvaluatorService, bootstrap
 from services.evaluator.domain import TrustStore
-from services.evaluator.handlers import QUEUE
-from shared.broker import InMemoryBus
+from services.evaluator.domain.caches import EvaluatorCaches
+from services.evaluator.handlers import QUEUE, ObservationHandler
+from services.evaluator.service_layer.evaluate_observation import Evaluator
+from shared.broker import InMemoryBus, Message, PublishError
 from shared.config import parse_config
 from shared.events import CloudEvent, Evaluation, NegotiatedTls, Observation, Target, TlsFacts, derived_id, make_event
 from shared.settings import Settings
@@ -115,3 +118,52 @@ async def test_an_event_that_is_not_an_observation_is_dead_lettered(
     await bus.drain()
     assert [(queue, event.id) for queue, event in bus.dead_letters] == [(QUEUE, bogus.id)]
     assert bus.pending(EVALUATIONS) == []
+
+
+async def test_observations_that_arrive_together_are_evaluated_as_one_batch(
+    running: tuple[InMemoryBus, EvaluatorService], pki: tuple[Issued, Issued, Issued]
+) -> None:
+    """Observations published together reach the batch handler together (the in-memory bus consumes 8 at once)
+    and each yields its own evaluation, with the id derived from its observation's."""
+    bus, _ = running
+    batches_before, messages_before = _batch_samples()
+    observed = [_observed(pki) for _ in range(8)]
+    for event in observed:
+        await bus.publish(event)
+    await bus.drain()
+    assert sorted(e.id for e in bus.pending(EVALUATIONS)) == sorted(derived_id(o.id, "evaluated") for o in observed)
+    batches, messages = _batch_samples()
+    assert messages - messages_before == 8
+    assert batches - batches_before < 8  # some arrived together
+
+
+def _batch_samples() -> tuple[float, float]:
+    """How many batches the evaluator's queue handled so far, and how many messages they held."""
+    labels = {"queue": QUEUE}
+    count = REGISTRY.get_sample_value("certmon_consumer_batch_size_count", labels) or 0.0
+    return count, REGISTRY.get_sample_value("certmon_consumer_batch_size_sum", labels) or 0.0
+
+
+async def test_a_publish_refused_in_a_batch_raises_the_refusal_itself(pki: tuple[Issued, Issued, Issued]) -> None:
+    """When the broker refuses one of a batch's publishes, the batch raises that `PublishError` (not a group of
+    errors), so the dispatcher retries it as a broker away, and the others were published."""
+    root, _, _ = pki
+
+    class RefusingBus(InMemoryBus):
+        async def publish(self, event: CloudEvent) -> None:
+            if event.id == refused:
+                raise PublishError("not confirmed")
+            await super().publish(event)
+
+    bus = RefusingBus()
+    bus.declare(EVALUATIONS, ["certificate.evaluated.v1"])
+    evaluator = Evaluator(parse_config({}), TrustStore(anchors=(root.cert,)), EvaluatorCaches())
+    handler = ObservationHandler(bus=bus, evaluator=evaluator, clock=lambda: NOW)
+    observed = [_observed(pki) for _ in range(3)]
+    refused = derived_id(observed[1].id, "evaluated")
+    messages = [Message(e, Observation.model_validate(e.data)) for e in observed]
+    with pytest.raises(PublishError):
+        await handler.handle_batch(messages)
+    assert sorted(e.id for e in bus.pending(EVALUATIONS)) == sorted(
+        derived_id(o.id, "evaluated") for o in (observed[0], observed[2])
+    )

@@ -1,5 +1,5 @@
-"""The one dispatch path of both buses, without a broker: which handler an event reaches, and what happens to
-an event no handler takes or whose payload does not validate."""
+"""The one dispatch path of both buses, without a broker: which handler an event reaches, what happens to
+an event no handler takes or whose payload does not validate, and how batch handlers get their messages."""
 
 import asyncio
 from datetime import UTC, datetime
@@ -9,9 +9,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from shared.broker import Message, PublishError, QueueFull, Subscription
-from shared.broker.dispatch import PoisonMessage, call_handler, deliver
+from shared.broker.dispatch import Dispatcher, PoisonMessage, call_handler
 from shared.events import CloudEvent, ReportPublished, ScanRequested, Target, make_event
 from shared.periodic import Backoff
+
+
+def _dispatcher(subscription: Subscription) -> Dispatcher:
+    return Dispatcher(subscription, queue="q", closing=asyncio.Event())
 
 
 def _scan() -> CloudEvent:
@@ -31,7 +35,7 @@ async def test_the_exact_key_wins_over_a_pattern_and_a_pattern_routes_the_rest()
         seen.append("pattern")
 
     subscription = Subscription("t", "q", {"scan.#": pattern, "scan.requested.v1": exact})
-    await deliver(subscription, _scan(), queue="q", closing=asyncio.Event())
+    await Dispatcher(subscription, queue="q", closing=asyncio.Event()).deliver(_scan())
     assert seen == ["exact"]
     assert subscription.handler_for("scan.other.v1") is pattern
 
@@ -51,9 +55,7 @@ async def test_an_event_no_handler_takes_is_skipped_not_failed() -> None:
         source="t",
     )
     with capture_logs() as logs:
-        await deliver(
-            Subscription("t", "q", {"scan.requested.v1": handler}), report, queue="q", closing=asyncio.Event()
-        )
+        await _dispatcher(Subscription("t", "q", {"scan.requested.v1": handler})).deliver(report)
     assert called == []
     assert [e["event"] for e in logs] == ["event_skipped"]
 
@@ -66,7 +68,7 @@ async def test_a_payload_that_does_not_validate_is_poison() -> None:
 
     bad = CloudEvent(source="t", type="io.certmon.scan.requested.v1", data={"target": 7})
     with pytest.raises(PoisonMessage):
-        await deliver(Subscription("t", "q", {"scan.requested.v1": handler}), bad, queue="q", closing=asyncio.Event())
+        await _dispatcher(Subscription("t", "q", {"scan.requested.v1": handler})).deliver(bad)
 
 
 def _failing(times: int, error: Exception) -> tuple[list[int], Any]:
@@ -87,9 +89,102 @@ async def test_a_full_downstream_queue_is_waited_out_past_the_patience() -> None
     fast = Backoff(initial=0.001, factor=1.0, maximum=0.001)
     message = Message(_scan(), _scan().payload())
     calls, handler = _failing(5, QueueFull("certmon.alarmer.evaluations is full"))
-    await call_handler(handler, message, queue="q", closing=asyncio.Event(), backoff=fast, patience=0.0)
+    await call_handler(lambda: handler(message), queue="q", closing=asyncio.Event(), backoff=fast, patience=0.0)
     assert len(calls) == 6
     calls, handler = _failing(5, PublishError("not confirmed"))
     with pytest.raises(PublishError):
-        await call_handler(handler, message, queue="q", closing=asyncio.Event(), backoff=fast, patience=0.0)
+        await call_handler(lambda: handler(message), queue="q", closing=asyncio.Event(), backoff=fast, patience=0.0)
     assert len(calls) == 1
+
+
+async def test_messages_that_arrive_together_go_to_the_batch_handler_in_one_call_up_to_the_batch_size() -> None:
+    """Deliveries started together are gathered into batches of at most `batch_size`, in their order, and each
+    delivery returns once its batch is handled; a message that arrives alone goes to the key's handler."""
+    batches: list[list[str]] = []
+    alone: list[str] = []
+
+    async def single(message: Message[Any]) -> None:
+        alone.append(message.event.id)
+
+    async def batch(messages: Any) -> None:
+        batches.append([m.event.id for m in messages])
+
+    dispatcher = _dispatcher(
+        Subscription("t", "q", {"scan.requested.v1": single}, batch_handlers={"scan.requested.v1": batch}, batch_size=4)
+    )
+    events = [_scan() for _ in range(10)]
+    await asyncio.gather(*(dispatcher.deliver(event) for event in events))
+    assert [len(b) for b in batches] == [4, 4, 2]
+    assert [i for b in batches for i in b] == [event.id for event in events]
+    assert alone == []
+    last = _scan()
+    await dispatcher.deliver(last)
+    assert alone == [last.id]
+    assert len(batches) == 3
+
+
+async def test_a_failed_batch_is_handled_message_by_message_and_only_the_bad_message_fails() -> None:
+    """When the batch handler raises, each message goes to the single handler alone: the good ones succeed, the
+    bad one's delivery raises its own error (for the bus to reject), and the batch's error reaches no delivery."""
+    events = [_scan() for _ in range(5)]
+    bad = events[2].id
+    handled: list[str] = []
+
+    async def single(message: Message[Any]) -> None:
+        if message.event.id == bad:
+            raise ValueError("this one is bad")
+        handled.append(message.event.id)
+
+    async def batch(messages: Any) -> None:
+        raise RuntimeError("the batch failed")
+
+    dispatcher = _dispatcher(
+        Subscription("t", "q", {"scan.requested.v1": single}, batch_handlers={"scan.requested.v1": batch})
+    )
+    with capture_logs() as logs:
+        outcomes = await asyncio.gather(*(dispatcher.deliver(event) for event in events), return_exceptions=True)
+    assert [type(o).__name__ if o else None for o in outcomes] == [None, None, "ValueError", None, None]
+    assert handled == [e.id for e in events if e.id != bad]
+    assert "batch_failed_handling_alone" in [e["event"] for e in logs]
+
+
+async def test_a_batch_failing_on_an_absent_dependency_is_retried_whole_first() -> None:
+    """A transient failure of the batch handler (the database restarting) retries the batch in process, as a
+    single handler would be, before any message is handled alone."""
+    fast = Backoff(initial=0.001, factor=1.0, maximum=0.001)
+    calls: list[int] = []
+
+    async def single(message: Message[Any]) -> None:
+        pytest.fail("handled alone although the batch succeeded on its retry")
+
+    async def batch(messages: Any) -> None:
+        calls.append(len(messages))
+        if len(calls) == 1:
+            raise PublishError("not confirmed")
+
+    subscription = Subscription("t", "q", {"scan.requested.v1": single}, batch_handlers={"scan.requested.v1": batch})
+    dispatcher = Dispatcher(subscription, queue="q", closing=asyncio.Event(), backoff=fast)
+    await asyncio.gather(*(dispatcher.deliver(_scan()) for _ in range(3)))
+    assert calls == [3, 3]
+
+
+async def test_closing_cancels_a_running_batch_and_its_deliveries_fail() -> None:
+    """Closing the dispatcher stops the batch being handled; its deliveries raise, so the bus returns the messages
+    to the queue, and none waits forever."""
+    started = asyncio.Event()
+
+    async def single(message: Message[Any]) -> None:
+        pytest.fail("handled alone while closing")
+
+    async def batch(messages: Any) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    dispatcher = _dispatcher(
+        Subscription("t", "q", {"scan.requested.v1": single}, batch_handlers={"scan.requested.v1": batch})
+    )
+    deliveries = [asyncio.create_task(dispatcher.deliver(_scan())) for _ in range(3)]
+    await started.wait()
+    await dispatcher.close()
+    outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
