@@ -4,11 +4,13 @@ Each handler parses its event, lets the domain decide, and persists the outcome 
 events it causes, in one unit of work of the alarm store (`ports.AlarmStore`) that also claims the consumed
 event id. The routing table (`subscriptions`) lists every input: evaluations and acknowledgement requests,
 each on its own queue with its own handler. (Reminders are no message: the `service_layer` sweep sends them.)
+Evaluations also come in batches, all in one unit of work (that is the alarmer's throughput), with the effect of
+handling each alone in their order.
 
 The bus validates each payload before a handler sees it; one that does not validate is dead-lettered there.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import structlog
@@ -17,7 +19,7 @@ from services.alarmer.domain.alarm_events import alarm_event, envelope, new_alar
 from services.alarmer.domain.alarms import consecutive_failures, decide
 from services.alarmer.domain.lifecycle import Ignored, acknowledge, acknowledgement_cause
 from services.alarmer.domain.ownership import Ownership
-from services.alarmer.ports import AlarmStore, AlarmUnitOfWork
+from services.alarmer.ports import AlarmStore, AlarmUnitOfWork, StoredAlarm, TargetHealth
 from services.alarmer.service_layer.metrics import committed
 from shared.broker import Message, Subscription
 from shared.clock import Clock
@@ -33,7 +35,8 @@ ACKNOWLEDGEMENT_REQUESTED = "acknowledgement.requested.v1"
 
 
 class EvaluationHandler:
-    """Turns each `certificate.evaluated.v1` into alarm transitions, their history and their events."""
+    """Turns each `certificate.evaluated.v1` into alarm transitions, their history and their events; one message
+    is handled as a batch of one."""
 
     consumer = "alarmer.evaluations"
 
@@ -55,26 +58,51 @@ class EvaluationHandler:
 
     async def __call__(self, message: Message[Evaluation]) -> None:
         """Handle one evaluated event; a redelivered event id has no effect."""
-        event, evaluation = message.event, message.payload
+        await self.handle_batch([message])
+
+    async def handle_batch(self, messages: Sequence[Message[Evaluation]]) -> None:
+        """Handle evaluated events in one unit of work, with the effect of handling each alone, in their order; a
+        redelivered event id (or one repeated in the batch) has no effect."""
         async with self._store.unit_of_work() as uow:
-            if not await uow.claim(event.id, self.consumer):
-                log.info("evaluation_already_processed")
+            fresh = await self._claim(uow, messages)
+            if not fresh:
                 return
-            transitions = await self._apply(uow, event.id, evaluation)
+            targets = await _Targets.read(uow, {message.payload.target_key for message in fresh})
+            transitions: list[AlarmEvent] = []
+            for message in fresh:
+                # The bus binds a message's context only when it hands it over alone.
+                with structlog.contextvars.bound_contextvars(
+                    event_id=message.event.id, target=message.payload.target_key
+                ):
+                    transitions += await self._apply(uow, targets, message.event.id, message.payload)
         committed(transitions)
         if self._reminder_scheduled is not None:
             for payload in transitions:
                 if payload.next_reminder_at is not None:
                     self._reminder_scheduled(payload.next_reminder_at)
 
-    async def _apply(self, uow: AlarmUnitOfWork, event_id: str, evaluation: Evaluation) -> list[AlarmEvent]:
-        health = await uow.lock_target_health(evaluation.target_key)
+    async def _claim(self, uow: AlarmUnitOfWork, messages: Sequence[Message[Evaluation]]) -> list[Message[Evaluation]]:
+        """The messages to handle: those whose event id this claim is the first of, once each."""
+        claimed = await uow.claim_all([message.event.id for message in messages], self.consumer)
+        fresh: list[Message[Evaluation]] = []
+        for message in messages:
+            if message.event.id in claimed:
+                claimed.remove(message.event.id)  # a repeat later in the batch is a redelivery
+                fresh.append(message)
+            else:
+                log.info("evaluation_already_processed", event_id=message.event.id)
+        return fresh
+
+    async def _apply(
+        self, uow: AlarmUnitOfWork, targets: "_Targets", event_id: str, evaluation: Evaluation
+    ) -> list[AlarmEvent]:
+        health = await targets.health(evaluation.target_key)
         if health.last_observed_at is not None and evaluation.observed_at < health.last_observed_at:
             # A newer observation of this target was applied already; this one would move alarms backwards.
             log.info("stale_evaluation_ignored", observed_at=evaluation.observed_at.isoformat())
             return []
         failures = consecutive_failures(health.consecutive_failures, evaluation)
-        stored = {s.alarm.key: s for s in await uow.open_alarms(evaluation.target_key)}
+        stored = {s.alarm.key: s for s in await targets.open_alarms(evaluation.target_key)}
         decisions = decide(
             [s.alarm for s in stored.values()],
             evaluation,
@@ -111,6 +139,32 @@ class EvaluationHandler:
         return transitions
 
 
+class _Targets:
+    """The health and open alarms of a batch's targets, read for all of them at once: their health locked up front
+    (in target key order, by the store), so that replicas handling overlapping batches never deadlock. They serve
+    each target's first evaluation; a later one in the batch reads the store again, after what the earlier wrote."""
+
+    def __init__(
+        self, uow: AlarmUnitOfWork, health: dict[str, TargetHealth], alarms: dict[str, list[StoredAlarm]]
+    ) -> None:
+        self._uow, self._health, self._alarms = uow, health, alarms
+
+    @classmethod
+    async def read(cls, uow: AlarmUnitOfWork, target_keys: set[str]) -> "_Targets":
+        """Lock the targets' health and read it and their open alarms, a statement or two for all."""
+        return cls(uow, await uow.lock_target_healths(target_keys), await uow.open_alarms_by_target(target_keys))
+
+    async def health(self, target_key: str) -> TargetHealth:
+        """The target's health as it stands in this unit of work (locked)."""
+        read = self._health.pop(target_key, None)
+        return read if read is not None else await self._uow.lock_target_health(target_key)
+
+    async def open_alarms(self, target_key: str) -> list[StoredAlarm]:
+        """The target's open alarms as they stand in this unit of work."""
+        read = self._alarms.pop(target_key, None)
+        return read if read is not None else await self._uow.open_alarms(target_key)
+
+
 class AcknowledgementHandler:
     """Turns each `acknowledgement.requested.v1` into the `acknowledged` transition of an open alarm, its history
     and `alarm.acknowledged.v1`; a request for an alarm already acknowledged, resolved or unknown changes nothing."""
@@ -140,6 +194,13 @@ class AcknowledgementHandler:
 def subscriptions(evaluations: EvaluationHandler, acknowledgements: AcknowledgementHandler) -> list[Subscription]:
     """Every queue the alarmer consumes and its handler."""
     return [
-        Subscription("alarmer", EVALUATIONS_QUEUE, {EVALUATED: evaluations}),
+        Subscription(
+            "alarmer",
+            EVALUATIONS_QUEUE,
+            {EVALUATED: evaluations},
+            batch_handlers={EVALUATED: evaluations.handle_batch},
+            batch_size=100,
+            prefetch=200,
+        ),
         Subscription("alarmer", ACKNOWLEDGEMENTS_QUEUE, {ACKNOWLEDGEMENT_REQUESTED: acknowledgements}),
     ]

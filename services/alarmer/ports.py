@@ -6,7 +6,7 @@ back, leaving nothing behind, when it raises. Two adapters pass the same contrac
 (`adapters.repository`) and the in-memory twin (`adapters.memory`) the unit tests use.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -73,9 +73,20 @@ class AlarmUnitOfWork(Protocol):
         """Record that `consumer` handled `event_id`; False when it already had (a redelivery to ignore)."""
         ...
 
+    async def claim_all(self, event_ids: Sequence[str], consumer: str) -> set[str]:
+        """`claim` for several event ids at once: the ids claimed now (each once, however often it is listed); the
+        others had been handled already."""
+        ...
+
     async def lock_target_health(self, target_key: str) -> TargetHealth:
         """The target's health (no failures, nothing observed, if new), locked until the unit of work ends so
         that evaluations of one target apply one at a time."""
+        ...
+
+    async def lock_target_healths(self, target_keys: Iterable[str]) -> dict[str, TargetHealth]:
+        """`lock_target_health` for several targets at once, by target key. The locks are taken in target key
+        order, whatever the order given, so units of work locking overlapping targets never wait on each other in
+        a cycle (a deadlock): lock every target a unit of work needs here, before it locks any other."""
         ...
 
     async def save_target_health(self, target_key: str, *, failures: int, observed_at: datetime) -> None:
@@ -85,6 +96,10 @@ class AlarmUnitOfWork(Protocol):
     async def open_alarms(self, target_key: str) -> list[StoredAlarm]:
         """The target's alarms that are not resolved (open or acknowledged: still the one alarm of their key),
         oldest first."""
+        ...
+
+    async def open_alarms_by_target(self, target_keys: Iterable[str]) -> dict[str, list[StoredAlarm]]:
+        """`open_alarms` of several targets at once, by target key (an empty list for a target without any)."""
         ...
 
     async def record_transition(self, event: AlarmEvent, *, at: datetime, cause: str) -> None:

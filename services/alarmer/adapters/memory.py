@@ -8,7 +8,7 @@ order, for a test to read.
 """
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
@@ -90,9 +90,17 @@ class InMemoryUnitOfWork:
         self._state.processed.add((consumer, event_id))
         return True
 
+    async def claim_all(self, event_ids: Sequence[str], consumer: str) -> set[str]:
+        """The ids of `event_ids` claimed now, each once; the others had been handled already."""
+        return {event_id for event_id in event_ids if await self.claim(event_id, consumer)}
+
     async def lock_target_health(self, target_key: str) -> TargetHealth:
         """The target's health (new targets have none); the whole store is locked already."""
         return self._state.health.setdefault(target_key, TargetHealth(0, None))
+
+    async def lock_target_healths(self, target_keys: Iterable[str]) -> dict[str, TargetHealth]:
+        """The targets' health, by target key (the whole store is locked already: no order to keep)."""
+        return {target_key: await self.lock_target_health(target_key) for target_key in target_keys}
 
     async def save_target_health(self, target_key: str, *, failures: int, observed_at: datetime) -> None:
         """Store the target's failure run and the observation time it reflects."""
@@ -109,6 +117,10 @@ class InMemoryUnitOfWork:
             StoredAlarm(OpenAlarm(alarm_id=alarm_id, key=event.key, level=event.level), event)
             for _, alarm_id, event in sorted(found, key=lambda item: item[:2])
         ]
+
+    async def open_alarms_by_target(self, target_keys: Iterable[str]) -> dict[str, list[StoredAlarm]]:
+        """Each target's alarms that are not resolved, oldest first, by target key."""
+        return {target_key: await self.open_alarms(target_key) for target_key in target_keys}
 
     async def record_transition(self, event: AlarmEvent, *, at: datetime, cause: str) -> None:
         """Apply an alarm event to its alarm (opening it on a raise) and keep it in the history."""

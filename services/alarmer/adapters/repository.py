@@ -4,11 +4,13 @@ failure run, and the outbox of the alarm events they cause.
 A unit of work is one transaction on one pooled connection, so one evaluation's claim, transitions, history and
 outbox rows commit together or not at all; after a commit that queued events, the outbox relay is woken.
 Reminder sweeps claim due alarms with `FOR UPDATE SKIP LOCKED`, so replicas sweeping at once share the work
-and never claim one alarm twice, and write a claimed batch set-based (`unnest`), one statement per table.
+and never claim one alarm twice, and write a claimed batch set-based (`unnest`), one statement per table. A batch
+of evaluations locks the health rows of all its targets up front, in target key order, so that replicas handling
+batches over the same targets wait for each other but never deadlock.
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime
 from types import TracebackType
@@ -37,6 +39,15 @@ _TRANSITION = (
     "next_reminder_at = $6, resolved_at = CASE WHEN $3 = 'resolved' THEN $4 ELSE resolved_at END WHERE id = $1) "
     f"INSERT INTO {SCHEMA}.alarm_history (alarm_id, at, transition, from_level, to_level, cause, evaluation_id) "
     "VALUES ($1, $4, $7, $8, $2, $9, $10)"
+)
+
+
+# Locks the health rows of several targets in target key order, inserting the missing ones: a conflict's update
+# is never made (`WHERE false`) but still locks the row, so a known target's row gets no new version.
+_LOCK_TARGETS = (
+    f"INSERT INTO {SCHEMA}.target_health AS h (target_key) "
+    "SELECT k FROM unnest($1::text[]) AS k ORDER BY k "
+    "ON CONFLICT (target_key) DO UPDATE SET consecutive_failures = h.consecutive_failures WHERE false"
 )
 
 
@@ -93,6 +104,17 @@ class PostgresUnitOfWork:
         """Record that `consumer` handled `event_id`; False when it already had."""
         return await claim_event(self._connection, SCHEMA, event_id, consumer)
 
+    async def claim_all(self, event_ids: Sequence[str], consumer: str) -> set[str]:
+        """Record that `consumer` handled each of `event_ids`, in one statement; the ids it had not handled yet.
+        They are claimed in id order, so replicas claiming the same redelivered ids wait in no cycle."""
+        rows = await self._connection.fetch(
+            f"INSERT INTO {SCHEMA}.processed_events (consumer, event_id) "
+            "SELECT $1, e FROM unnest($2::text[]) AS e ORDER BY e ON CONFLICT DO NOTHING RETURNING event_id",
+            consumer,
+            list(event_ids),
+        )
+        return {row["event_id"] for row in rows}
+
     async def publish_later(self, event: CloudEvent) -> None:
         """Add `event` to the outbox in this transaction; the relay publishes it after the commit."""
         await enqueue(self._connection, SCHEMA, event)
@@ -119,6 +141,21 @@ class PostgresUnitOfWork:
         assert row is not None  # an insert, or the update of the row it conflicted with, returns it
         return TargetHealth(row["consecutive_failures"], row["last_observed_at"])
 
+    async def lock_target_healths(self, target_keys: Iterable[str]) -> dict[str, TargetHealth]:
+        """The targets' health rows, locked in target key order (inserted if new) until the transaction ends, then
+        read: two statements, whatever the number of targets. One target has no order to keep, so it takes
+        `lock_target_health`'s single statement (when known)."""
+        keys = list(set(target_keys))
+        if len(keys) <= 1:
+            return {key: await self.lock_target_health(key) for key in keys}
+        await self._connection.execute(_LOCK_TARGETS, keys)
+        rows = await self._connection.fetch(
+            f"SELECT target_key, consecutive_failures, last_observed_at FROM {SCHEMA}.target_health "
+            "WHERE target_key = ANY($1::text[])",
+            keys,
+        )
+        return {row["target_key"]: TargetHealth(row["consecutive_failures"], row["last_observed_at"]) for row in rows}
+
     async def save_target_health(self, target_key: str, *, failures: int, observed_at: datetime) -> None:
         """Store the target's failure run and the observation time it reflects."""
         await self._connection.execute(
@@ -130,22 +167,25 @@ class PostgresUnitOfWork:
 
     async def open_alarms(self, target_key: str) -> list[StoredAlarm]:
         """The target's alarms that are not resolved, oldest first."""
+        return (await self.open_alarms_by_target([target_key]))[target_key]
+
+    async def open_alarms_by_target(self, target_keys: Iterable[str]) -> dict[str, list[StoredAlarm]]:
+        """Each target's alarms that are not resolved, oldest first, by target key, in one statement."""
+        found: dict[str, list[StoredAlarm]] = {target_key: [] for target_key in target_keys}
         rows = await self._connection.fetch(
-            f"SELECT id, fingerprint, trigger, level, last_event FROM {SCHEMA}.alarms "
-            "WHERE target_key = $1 AND state <> 'resolved' ORDER BY opened_at, id",
-            target_key,
+            f"SELECT id, target_key, fingerprint, trigger, level, last_event FROM {SCHEMA}.alarms "
+            "WHERE target_key = ANY($1::text[]) AND state <> 'resolved' ORDER BY opened_at, id",
+            list(found),
         )
-        return [
-            StoredAlarm(
-                OpenAlarm(
-                    alarm_id=str(row["id"]),
-                    key=AlarmKey(target_key=target_key, fingerprint_sha256=row["fingerprint"], trigger=row["trigger"]),
-                    level=row["level"],
-                ),
-                AlarmEvent.model_validate(row["last_event"]),
+        for row in rows:
+            key = AlarmKey(target_key=row["target_key"], fingerprint_sha256=row["fingerprint"], trigger=row["trigger"])
+            found[key.target_key].append(
+                StoredAlarm(
+                    OpenAlarm(alarm_id=str(row["id"]), key=key, level=row["level"]),
+                    AlarmEvent.model_validate(row["last_event"]),
+                )
             )
-            for row in rows
-        ]
+        return found
 
     async def record_transition(self, event: AlarmEvent, *, at: datetime, cause: str) -> None:
         """Apply an alarm event to the alarm's row (opening it on a raise; its state and next reminder time become

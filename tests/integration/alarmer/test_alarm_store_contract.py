@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from services.alarmer.adapters.memory import InMemoryAlarmStore
 from services.alarmer.adapters.repository import SCHEMA, PostgresAlarmStore
 from services.alarmer.domain.alarms import OpenAlarm
-from services.alarmer.ports import AlarmStore, HistoryEntry, Reminder, TargetHealth
+from services.alarmer.ports import AlarmStore, AlarmUnitOfWork, HistoryEntry, Reminder, TargetHealth
 from shared.broker import InMemoryBus
 from shared.events import AlarmEvent, AlarmKey, CloudEvent, derived_id, make_event
 from shared.outbox import OutboxRelay
@@ -89,6 +90,33 @@ async def test_claim_succeeds_once_per_consumer_and_event(under_test: StoreUnder
         assert await uow.claim("ev-2", "alarmer.evaluations") is True
 
 
+async def test_a_claim_of_several_ids_claims_each_once(under_test: StoreUnderTest) -> None:
+    """A claim of several ids returns those claimed now, each once however often listed; ids claimed before, one
+    by one or together, are left out, and claimed together they are refused one by one."""
+    store = under_test.store
+    async with store.unit_of_work() as uow:
+        assert await uow.claim("ev-1", "alarmer.evaluations") is True
+        assert await uow.claim_all(["ev-3", "ev-1", "ev-2", "ev-3"], "alarmer.evaluations") == {"ev-2", "ev-3"}
+    async with store.unit_of_work() as uow:
+        assert await uow.claim_all(["ev-2", "ev-4"], "alarmer.evaluations") == {"ev-4"}
+        assert await uow.claim("ev-3", "alarmer.evaluations") is False
+        assert await uow.claim_all(["ev-1"], "alarmer.other") == {"ev-1"}
+
+
+async def test_claims_of_the_same_ids_in_opposite_orders_do_not_deadlock(under_test: StoreUnderTest) -> None:
+    """Units of work claiming the same ids together at once, listed in opposite orders, all finish, and each id
+    goes to exactly one of them."""
+
+    async def claim(order: list[str]) -> set[str]:
+        async with under_test.store.unit_of_work() as uow:
+            return await uow.claim_all(order, "alarmer.evaluations")
+
+    for round_ in range(5):
+        ids = [f"ev-{round_}-{n:04d}" for n in range(1000)]
+        first, second = await asyncio.wait_for(asyncio.gather(claim(ids), claim(ids[::-1])), 10)
+        assert (first | second, first & second) == (set(ids), set())
+
+
 async def test_new_target_has_no_failures_and_no_observation(under_test: StoreUnderTest) -> None:
     """A target never seen before starts with no failure run and no observation applied."""
     async with under_test.store.unit_of_work() as uow:
@@ -105,9 +133,21 @@ async def test_target_health_is_kept_per_target(under_test: StoreUnderTest) -> N
         assert await uow.lock_target_health(SHOP) == TargetHealth(0, None)
 
 
-async def lock_while_another_waits(store: AlarmStore, *, failures: int) -> tuple[TargetHealth, TargetHealth]:
-    """Lock BLOG's health in a unit of work and save `failures` while a second unit of work waits to lock it
-    (checked not done while the first holds it); returns what the first and then the second saw."""
+async def lock_blog(uow: AlarmUnitOfWork) -> TargetHealth:
+    """Lock BLOG's health alone."""
+    return await uow.lock_target_health(BLOG)
+
+
+async def lock_blog_and_shop(uow: AlarmUnitOfWork) -> TargetHealth:
+    """Lock SHOP's and BLOG's health together; BLOG's."""
+    return (await uow.lock_target_healths([SHOP, BLOG]))[BLOG]
+
+
+async def lock_while_another_waits(
+    store: AlarmStore, *, failures: int, lock: Callable[[AlarmUnitOfWork], Awaitable[TargetHealth]] = lock_blog
+) -> tuple[TargetHealth, TargetHealth]:
+    """Lock BLOG's health in a unit of work (by `lock`) and save `failures` while a second unit of work waits to
+    lock it alone (checked not done while the first holds it); returns what the first and then the second saw."""
     first_locked = asyncio.Event()
 
     async def second() -> TargetHealth:
@@ -117,7 +157,7 @@ async def lock_while_another_waits(store: AlarmStore, *, failures: int) -> tuple
 
     waiting = asyncio.create_task(second())
     async with store.unit_of_work() as uow:
-        seen = await uow.lock_target_health(BLOG)
+        seen = await lock(uow)
         first_locked.set()
         await asyncio.sleep(0.1)
         assert not waiting.done()
@@ -142,6 +182,48 @@ async def test_units_of_work_on_a_known_target_apply_one_after_another(under_tes
     assert second == TargetHealth(2, NOW)
 
 
+async def test_target_healths_are_locked_and_read_together(under_test: StoreUnderTest) -> None:
+    """Several targets' health at once, by target: a new one starts empty (and is saved like one locked alone), a
+    known one as saved; a target listed twice is read once."""
+    store = under_test.store
+    async with store.unit_of_work() as uow:
+        await uow.lock_target_health(BLOG)
+        await uow.save_target_health(BLOG, failures=2, observed_at=NOW)
+    async with store.unit_of_work() as uow:
+        found = await uow.lock_target_healths([SHOP, BLOG, SHOP])
+        assert found == {BLOG: TargetHealth(2, NOW), SHOP: TargetHealth(0, None)}
+        await uow.save_target_health(SHOP, failures=1, observed_at=NOW)
+    async with store.unit_of_work() as uow:
+        assert await uow.lock_target_healths([SHOP]) == {SHOP: TargetHealth(1, NOW)}
+        assert await uow.lock_target_healths([]) == {}
+
+
+async def test_targets_locked_together_are_each_held_until_the_commit(under_test: StoreUnderTest) -> None:
+    """A unit of work that locked several targets together holds each of them, new or known: another locking one
+    of them waits for its commit and sees its write."""
+    _, second = await lock_while_another_waits(under_test.store, failures=3, lock=lock_blog_and_shop)
+    assert second == TargetHealth(3, NOW)
+    first, second = await lock_while_another_waits(under_test.store, failures=4, lock=lock_blog_and_shop)
+    assert (first, second) == (TargetHealth(3, NOW), TargetHealth(4, NOW))
+
+
+async def test_targets_locked_together_in_opposite_orders_do_not_deadlock(under_test: StoreUnderTest) -> None:
+    """Units of work locking the same targets together, listed in opposite orders, all finish, one after another
+    (no update is lost), whether the targets are new or known: the store locks them in one order."""
+    keys = [f"host-{n:02d}.example.com:443" for n in range(40)]
+
+    async def count_a_failure(order: list[str]) -> None:
+        async with under_test.store.unit_of_work() as uow:
+            health = await uow.lock_target_healths(order)
+            for key in order:
+                await uow.save_target_health(key, failures=health[key].consecutive_failures + 1, observed_at=NOW)
+
+    for _ in range(5):
+        await asyncio.wait_for(asyncio.gather(count_a_failure(keys), count_a_failure(keys[::-1])), 10)
+    async with under_test.store.unit_of_work() as uow:
+        assert await uow.lock_target_healths(keys) == {key: TargetHealth(10, NOW) for key in keys}
+
+
 async def test_raise_opens_an_alarm_listed_with_its_target_only(under_test: StoreUnderTest) -> None:
     """A raised alarm is open on its own target, with its key, level and event; other targets do not list it."""
     raised = alarm("1", level="warning")
@@ -153,6 +235,21 @@ async def test_raise_opens_an_alarm_listed_with_its_target_only(under_test: Stor
         assert await uow.open_alarms("other.example.com:443") == []
     assert stored.alarm == OpenAlarm(alarm_id=raised.alarm_id, key=raised.key, level="warning")
     assert stored.last_event == raised
+
+
+async def test_open_alarms_of_several_targets_are_read_together(under_test: StoreUnderTest) -> None:
+    """Several targets' unresolved alarms at once, by target, each oldest first as `open_alarms` lists them; a
+    target without any has an empty list."""
+    later, earlier, closed = alarm("1", trigger="security"), alarm("2"), alarm("3", SHOP)
+    resolved = closed.model_copy(update={"transition": "resolved", "state": "resolved", "level": "ok"})
+    async with under_test.store.unit_of_work() as uow:
+        await uow.record_transition(later, at=NOW + timedelta(minutes=1), cause="c")
+        for event in (earlier, closed, resolved):
+            await uow.record_transition(event, at=NOW, cause="c")
+        other = "other.example.com:443"
+        found = await uow.open_alarms_by_target([SHOP, BLOG, other])
+        assert found == {BLOG: await uow.open_alarms(BLOG), SHOP: [], other: []}
+        assert [s.alarm.alarm_id for s in found[BLOG]] == [earlier.alarm_id, later.alarm_id]
 
 
 async def test_open_alarms_are_listed_oldest_first(under_test: StoreUnderTest) -> None:
@@ -236,7 +333,7 @@ async def test_writes_are_visible_inside_their_own_unit_of_work(under_test: Stor
         assert [h.transition for h in await uow.history(raised.alarm_id)] == ["raised"]
 
 
-def due(alarm_id: str, at: datetime | None, target_key: str = BLOG, **fields: object) -> AlarmEvent:
+def due(alarm_id: str, at: datetime | None, target_key: str = BLOG, **fields: Any) -> AlarmEvent:
     """An open alarm raised with its next reminder due `at`."""
     return alarm(alarm_id, target_key, next_reminder_at=at, **fields)
 
