@@ -41,6 +41,17 @@ class SweepSchedule:
     lease: timedelta
 
 
+@dataclass(frozen=True)
+class ScanRecord:
+    """What recording one scan request's result takes: the request's id and slot (`due_at`), the observation,
+    and the event that carries it downstream."""
+
+    event_id: str
+    due_at: datetime
+    observation: Observation
+    outgoing: CloudEvent
+
+
 def scan_request(target: Target, due_at: datetime) -> CloudEvent:
     """The `scan.requested.v1` a store enqueues for `target` claimed in the slot due at `due_at`; its id is
     derived from both, so the request of one slot has one id."""
@@ -99,6 +110,14 @@ class TargetStore(Protocol):
         pending request if it is this one (the request of slot `due_at`), and enqueue `outgoing`.
 
         Returns False (and changes nothing) when the event was already processed.
+        """
+        ...
+
+    async def record_observations(self, consumer: str, records: list[ScanRecord]) -> list[bool]:
+        """Atomically, `record_observation` of each record, in their order; returns what each one returned (a
+        request id repeated among them is recorded by its first record only).
+
+        Rows are locked in the order of their target keys, so concurrent recorders never deadlock.
         """
         ...
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from services.scanner.domain.discovery import Endpoint, EndpointChange, KnownEndpoint
 from services.scanner.domain.schedule import next_due, request_lease, sweep_next_due
-from services.scanner.ports import SweepSchedule, SyncSummary, scan_request
+from services.scanner.ports import ScanRecord, SweepSchedule, SyncSummary, scan_request
 from shared.events import CloudEvent, Observation, ScanRequested, Target
 
 
@@ -95,17 +95,25 @@ class InMemoryTargetStore:
     ) -> bool:
         """Mark `event_id` processed, note the target's last result (clearing its pending request of slot
         `due_at`) and enqueue `outgoing`; False if done before."""
-        if (consumer, event_id) in self.processed:
+        (first,) = await self.record_observations(consumer, [ScanRecord(event_id, due_at, observation, outgoing)])
+        return first
+
+    async def record_observations(self, consumer: str, records: list[ScanRecord]) -> list[bool]:
+        """`record_observation` of each record in order; what each returned."""
+        return [self._record(consumer, record) for record in records]
+
+    def _record(self, consumer: str, record: ScanRecord) -> bool:
+        if (consumer, record.event_id) in self.processed:
             return False
-        self.processed.add((consumer, event_id))
-        row = self.targets.get(observation.target.key)
+        self.processed.add((consumer, record.event_id))
+        row = self.targets.get(record.observation.target.key)
         if row is not None:
-            error = observation.error
-            row.last_observed_at = observation.observed_at
+            error = record.observation.error
+            row.last_observed_at = record.observation.observed_at
             row.last_error = f"{error.kind}: {error.message}" if error else None
-            if row.pending_due_at == due_at:
+            if row.pending_due_at == record.due_at:
                 row.pending_due_at, row.pending_until = None, None
-        self._enqueue(outgoing)
+        self._enqueue(record.outgoing)
         return True
 
     def _upsert(self, target: Target, now: datetime) -> None:

@@ -11,7 +11,7 @@ from datetime import datetime
 import asyncpg
 
 from services.scanner.domain.schedule import MIN_REQUEST_LEASE, jitter, next_due, request_lease
-from services.scanner.ports import SyncSummary, scan_request
+from services.scanner.ports import ScanRecord, SyncSummary, scan_request
 from shared.db import load_migrations, migrate
 from shared.events import CloudEvent, Observation, ScanRequested, Target
 from shared.outbox import enqueue_many
@@ -44,19 +44,37 @@ WITH claimed AS (
 SELECT target, due_at FROM claimed ORDER BY due_at, key
 """
 
-#: Record request $2 of consumer $1 as processed and, only if it was not already, note the last result of
-#: target $3 and clear its pending request if that is the one of slot $6: one statement, one round trip.
+#: Record scan requests of consumer $1, as arrays in their order ($2 request ids, $3 target keys, $4 observed at,
+#: $5 errors, $6 slots), in one statement: mark each id processed, and for the records whose ids were not processed
+#: before (an id repeated among them: its first record), note their results and return their ordinals. A target takes
+#: the last of its results and, if one of them is of its pending request's slot, clears it, as recording them one by
+#: one would (a cleared slot matches no later one). Ids are inserted in sorted order and target rows locked in key
+#: order before the update touches one (the array is computed first), so recorders on other replicas holding some of
+#: the same rows wait on each other instead of deadlocking.
 _RECORD = """
-WITH processed AS (
-    INSERT INTO scanner.processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1
+WITH item AS (
+    SELECT * FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::timestamptz[])
+        WITH ORDINALITY AS i(event_id, key, observed_at, error, due_at, n)
+), processed AS (
+    INSERT INTO scanner.processed_events (consumer, event_id)
+    SELECT $1, event_id FROM (SELECT DISTINCT event_id FROM item) AS ids ORDER BY event_id
+    ON CONFLICT DO NOTHING RETURNING event_id
+), first AS (
+    SELECT DISTINCT ON (event_id) item.* FROM item JOIN processed USING (event_id) ORDER BY event_id, n
 ), noted AS (
-    UPDATE scanner.targets
-    SET last_observed_at = $4, last_error = $5,
-        pending_due_at = CASE WHEN pending_due_at = $6 THEN NULL ELSE pending_due_at END,
-        pending_until = CASE WHEN pending_due_at = $6 THEN NULL ELSE pending_until END
-    WHERE key = $3 AND EXISTS (SELECT FROM processed)
+    UPDATE scanner.targets AS t
+    SET last_observed_at = r.observed_at, last_error = r.error,
+        pending_due_at = CASE WHEN t.pending_due_at = ANY(r.slots) THEN NULL ELSE t.pending_due_at END,
+        pending_until = CASE WHEN t.pending_due_at = ANY(r.slots) THEN NULL ELSE t.pending_until END
+    FROM (
+        SELECT key, (array_agg(observed_at ORDER BY n DESC))[1] AS observed_at,
+               (array_agg(error ORDER BY n DESC))[1] AS error, array_agg(due_at) AS slots
+        FROM first GROUP BY key
+    ) AS r
+    WHERE t.key = r.key
+      AND t.key = ANY(ARRAY(SELECT key FROM scanner.targets WHERE key = ANY($3::text[]) ORDER BY key FOR UPDATE))
 )
-SELECT EXISTS (SELECT FROM processed)
+SELECT n FROM first
 """
 
 
@@ -150,22 +168,35 @@ class TargetsRepository:
     async def record_observation(
         self, consumer: str, event_id: str, observation: Observation, outgoing: CloudEvent, *, due_at: datetime
     ) -> bool:
-        """In one transaction of three statements: mark `event_id` processed and note the target's last result
-        (clearing its pending request of slot `due_at`), then enqueue `outgoing`.
+        """Mark `event_id` processed, note the target's last result (clearing its pending request of slot `due_at`)
+        and enqueue `outgoing` (see `record_observations`).
 
         Returns False (and changes nothing) when the event was already processed.
         """
-        error = observation.error
+        (first,) = await self.record_observations(consumer, [ScanRecord(event_id, due_at, observation, outgoing)])
+        return first
+
+    async def record_observations(self, consumer: str, records: list[ScanRecord]) -> list[bool]:
+        """In one transaction of two statements, however many the records: mark their request ids processed and
+        note their targets' last results (clearing pending requests of their slots), then enqueue their events,
+        each only for the records whose ids were not processed before; returns which those were."""
         async with self._pool.acquire() as conn, conn.transaction():
-            first: bool = await conn.fetchval(
+            rows = await conn.fetch(
                 _RECORD,
                 consumer,
-                event_id,
-                observation.target.key,
-                observation.observed_at,
-                f"{error.kind}: {error.message}" if error else None,
-                due_at,
+                [r.event_id for r in records],
+                [r.observation.target.key for r in records],
+                [r.observation.observed_at for r in records],
+                [_noted_error(r.observation) for r in records],
+                [r.due_at for r in records],
             )
-            if first:
-                await enqueue_many(conn, SCHEMA, [outgoing])
-        return first
+            recorded = {row["n"] for row in rows}
+            firsts = [n in recorded for n in range(1, len(records) + 1)]
+            await enqueue_many(conn, SCHEMA, [r.outgoing for r, first in zip(records, firsts, strict=True) if first])
+        return firsts
+
+
+def _noted_error(observation: Observation) -> str | None:
+    """A scan's error as its target notes it: `kind: message`, or None for a scan that succeeded."""
+    error = observation.error
+    return f"{error.kind}: {error.message}" if error else None

@@ -11,7 +11,7 @@ import pytest
 from services.scanner.adapters.memory import InMemoryTargetStore
 from services.scanner.adapters.targets_repo import TargetsRepository
 from services.scanner.domain.schedule import MIN_REQUEST_LEASE, next_due
-from services.scanner.ports import TargetStore
+from services.scanner.ports import ScanRecord, TargetStore
 from shared.events import CloudEvent, Observation, ObservationError, ScanRequested, Target, make_event
 
 NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -77,10 +77,24 @@ def targets_of(requests: list[ScanRequested]) -> list[Target]:
     return [r.target for r in requests]
 
 
-def observed(target: Target, error: ObservationError | None = None) -> tuple[Observation, CloudEvent]:
-    """An observation of `target` at NOW and the event that carries it."""
-    observation = Observation(target=target, observed_at=NOW, error=error)
+def observed(
+    target: Target, error: ObservationError | None = None, *, at: dt.datetime = NOW
+) -> tuple[Observation, CloudEvent]:
+    """An observation of `target` at `at` and the event that carries it (an event id of its own)."""
+    observation = Observation(target=target, observed_at=at, error=error)
     return observation, make_event("certificate.observed.v1", observation, source="test", subject=target.key)
+
+
+def scan_record(
+    event_id: str,
+    target: Target,
+    *,
+    due_at: dt.datetime = NOW,
+    error: ObservationError | None = None,
+    at: dt.datetime = NOW,
+) -> ScanRecord:
+    """What recording request `event_id` (of `target`'s slot `due_at`) takes, observed at `at`."""
+    return ScanRecord(event_id, due_at, *observed(target, error, at=at))
 
 
 class TestTargetStoreContract:
@@ -299,3 +313,82 @@ class TestTargetStoreContract:
         observation, outgoing = observed(Target(host="one-off.example.test"))
         assert await under_test.store.record_observation(CONSUMER, "request-1", observation, outgoing, due_at=NOW)
         assert [e.id for e in await under_test.outbox()] == [outgoing.id]
+
+    async def test_record_observations_records_each_request_id_once(self, under_test: StoreUnderTest) -> None:
+        """In a batch, a request recorded before changes nothing and a request repeated is recorded by its first
+        record only; the others note their results and are enqueued, in order."""
+        store, targets = under_test.store, hosts(3)
+        await store.sync(targets, now=NOW)
+        before = scan_record("request-0", targets[0])
+        assert await store.record_observations(CONSUMER, [before]) == [True]
+        failed = ObservationError(kind="dns", message="no such host")
+        batch = [
+            scan_record("request-1", targets[1]),
+            scan_record("request-0", targets[0], error=failed),
+            scan_record("request-2", targets[2]),
+            scan_record("request-1", targets[1], error=failed),
+        ]
+        assert await store.record_observations(CONSUMER, batch) == [True, False, True, False]
+        assert [e.id for e in await under_test.outbox()] == [r.outgoing.id for r in (before, batch[0], batch[2])]
+        assert [await under_test.last_result(t.key) for t in targets] == [(NOW, None)] * 3
+
+    async def test_record_observations_leave_a_target_the_result_of_its_last_record(
+        self, under_test: StoreUnderTest
+    ) -> None:
+        """Two requests of one target in a batch are both recorded and enqueued; the target notes the result of the
+        later record in the batch, even though it was observed earlier."""
+        store, (target,) = under_test.store, hosts(1)
+        await store.sync([target], now=NOW)
+        failed = ObservationError(kind="timeout", message="too slow")
+        batch = [
+            scan_record("request-1", target, at=NOW + dt.timedelta(minutes=1)),
+            scan_record("request-2", target, error=failed),
+        ]
+        assert await store.record_observations(CONSUMER, batch) == [True, True]
+        assert [e.id for e in await under_test.outbox()] == [r.outgoing.id for r in batch]
+        assert await under_test.last_result(target.key) == (NOW, "timeout: too slow")
+
+    async def test_record_observations_clear_the_pending_requests_recorded_in_them(
+        self, under_test: StoreUnderTest
+    ) -> None:
+        """A batch clears a target's pending request when it records the request of its slot, before or after one
+        of another slot; a record of another slot, or a repeat of a request recorded before, leaves it pending."""
+        store, targets = under_test.store, minutely(4)
+        await store.sync(targets, now=NOW)
+        await store.claim_due(NOW, 10)
+        older = NOW - dt.timedelta(minutes=1)
+        assert await store.record_observations(CONSUMER, [scan_record("request-2", targets[2], due_at=older)]) == [True]
+        batch = [
+            scan_record("request-0", targets[0], due_at=NOW),
+            scan_record("request-0-older", targets[0], due_at=older),
+            scan_record("request-1-older", targets[1], due_at=older),
+            scan_record("request-1", targets[1], due_at=NOW),
+            scan_record("request-2", targets[2], due_at=NOW),
+        ]
+        assert await store.record_observations(CONSUMER, batch) == [True, True, True, True, False]
+        assert await store.pending(NOW) == 2
+        # Every target is due again, within the lease of the requests still pending.
+        due = max(next_due(t.key, 60, NOW) for t in targets)
+        assert targets_of(await store.claim_due(due, 10)) == targets[:2]
+
+    async def test_concurrent_batches_on_the_same_targets_neither_deadlock_nor_record_twice(
+        self, under_test: StoreUnderTest
+    ) -> None:
+        """Two replicas recording batches on the same targets in opposite orders at once both commit; a request in
+        both batches is recorded by one of them."""
+        store, targets = under_test.store, hosts(50)
+        await store.sync(targets, now=NOW)
+
+        def batch(replica: str) -> list[ScanRecord]:
+            own = [scan_record(f"request-{replica}-{i}", t) for i, t in enumerate(targets)]
+            return own + [scan_record(f"request-both-{i}", t) for i, t in enumerate(targets)]
+
+        async with asyncio.timeout(20):
+            first, second = await asyncio.gather(
+                store.record_observations(CONSUMER, batch("a")),
+                under_test.replica().record_observations(CONSUMER, batch("b")[::-1]),
+            )
+        second = second[::-1]
+        assert first[:50] == second[:50] == [True] * 50
+        assert [a + b for a, b in zip(first[50:], second[50:], strict=True)] == [1] * 50
+        assert len(await under_test.outbox()) == 150

@@ -1,5 +1,5 @@
 """`TargetsRepository` on real PostgreSQL only: its migrations, `FOR UPDATE SKIP LOCKED` in `claim_due`, the
-statements a claim and a recorded observation take, and the scheduler's lateness on it.
+statements a claim and recorded observations take, and the scheduler's lateness on it.
 
 What every `TargetStore` promises is in `test_target_store_contract.py`, run against this repository and its twin.
 """
@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 
 from services.scanner.adapters.targets_repo import TargetsRepository
 from services.scanner.domain.schedule import next_due
+from services.scanner.ports import ScanRecord
 from services.scanner.service_layer.scheduler import Scheduler
 from shared.db import create_pool
 from shared.events import Observation, Target, make_event
@@ -104,6 +105,30 @@ async def test_recording_an_observation_takes_one_statement_and_the_outbox_inser
     assert await statements(one_connection, record) == ["BEGIN;", "WITH", "INSERT", "COMMIT;"]
     assert await statements(one_connection, record) == ["BEGIN;", "WITH", "COMMIT;"]
     assert await one_connection.fetchval("SELECT count(*) FROM scanner.outbox") == 1
+
+
+async def test_recording_a_hundred_observations_takes_the_statements_of_one(one_connection: asyncpg.Pool) -> None:
+    """A batch of 100 first records is one statement plus the outbox insert in a transaction, as one record is."""
+    repo, targets = TargetsRepository(one_connection), hosts(100)
+    await repo.sync(targets, now=NOW)
+
+    def batch(name: str) -> list[ScanRecord]:
+        records = []
+        for i, target in enumerate(targets):
+            observation = Observation(target=target, observed_at=NOW)
+            outgoing = make_event("certificate.observed.v1", observation, source="test", subject=target.key)
+            records.append(ScanRecord(f"{name}-{i}", NOW, observation, outgoing))
+        return records
+
+    await repo.record_observations("test", batch("warm-up"))  # types looked up
+    recorded = batch("request")
+    assert await statements(one_connection, lambda: repo.record_observations("test", recorded)) == [
+        "BEGIN;",
+        "WITH",
+        "INSERT",
+        "COMMIT;",
+    ]
+    assert await one_connection.fetchval("SELECT count(*) FROM scanner.outbox") == 200
 
 
 async def test_two_claimers_split_two_thousand_targets_each_claimed_once(pg_pool: asyncpg.Pool) -> None:
