@@ -7,6 +7,7 @@ replicas starting at once apply each file exactly once.
 
 import hashlib
 import json
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -87,6 +88,24 @@ async def claim_event(conn: asyncpg.Connection, schema: str, event_id: str, cons
         event_id,
     )
     return row is not None
+
+
+async def claim_events(conn: asyncpg.Connection, schema: str, event_ids: Sequence[str], consumer: str) -> list[bool]:
+    """`claim_event` on each of `event_ids` in order, in one statement: True where the id is recorded now (an id
+    repeated in `event_ids`: at its first occurrence only), False where it is a redelivery."""
+    # Inserted in sorted order, so two transactions claiming some of the same ids wait on each other, not in a cycle.
+    rows = await conn.fetch(
+        f'INSERT INTO "{schema}".processed_events(consumer, event_id) SELECT $1, unnest($2::text[]) '
+        "ON CONFLICT DO NOTHING RETURNING event_id",
+        consumer,
+        sorted(set(event_ids)),
+    )
+    claimed_now = {r["event_id"] for r in rows}
+    answers = []
+    for event_id in event_ids:
+        answers.append(event_id in claimed_now)
+        claimed_now.discard(event_id)  # a repeat of it later in the list is a redelivery
+    return answers
 
 
 PROCESSED_EVENTS_SQL = """

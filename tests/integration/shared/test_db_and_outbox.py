@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from shared.broker import InMemoryBus, PublishError
-from shared.db import claim_event, create_pool, migrate
+from shared.db import claim_event, claim_events, create_pool, migrate
 from shared.events import CloudEvent, ScanRequested, Target, make_event
 from shared.outbox import BATCH, IN_FLIGHT, OutboxRelay, enqueue, enqueue_many
 
@@ -61,6 +61,19 @@ async def test_claim_event_is_true_once_per_consumer(pg_pool: asyncpg.Pool) -> N
         assert await claim_event(conn, "svc", "e1", "handler") is True
         assert await claim_event(conn, "svc", "e1", "handler") is False
         assert await claim_event(conn, "svc", "e1", "other-handler") is True
+
+
+async def test_claim_events_answers_as_claim_event_on_each_in_order(pg_pool: asyncpg.Pool) -> None:
+    """Claiming several ids at once: an id claimed before, or earlier in the list, is a redelivery; another
+    consumer's claims do not count."""
+    await migrate(pg_pool, "svc", [])
+    async with pg_pool.acquire() as conn:
+        assert await claim_event(conn, "svc", "e1", "handler") is True
+        assert await claim_event(conn, "svc", "e4", "other-handler") is True
+        answers = await claim_events(conn, "svc", ["e3", "e1", "e2", "e3", "e4"], "handler")
+        assert answers == [True, False, True, False, True]
+        assert await claim_events(conn, "svc", [], "handler") == []
+        assert await claim_event(conn, "svc", "e2", "handler") is False
 
 
 async def test_outbox_publishes_committed_events_in_order_and_not_rolled_back_ones(pg_pool: asyncpg.Pool) -> None:
