@@ -1,4 +1,7 @@
-"""One handler per consumed event: parse the payload, store it in history (idempotently on the event id)."""
+"""One handler per consumed event (and one per batch of evaluations): store it in history, idempotently on the
+event id."""
+
+from collections.abc import Sequence
 
 import structlog
 
@@ -20,6 +23,11 @@ class ReporterHandlers:
     async def on_evaluated(self, message: Message[Evaluation]) -> None:
         """`certificate.evaluated.v1`: keep the evaluation; it is its target's latest unless one is newer."""
         _stored(await self._history.record_evaluation(message.event.id, message.payload))
+
+    async def on_evaluated_batch(self, messages: Sequence[Message[Evaluation]]) -> None:
+        """`certificate.evaluated.v1` arriving together: `on_evaluated` on each, in one transaction."""
+        stored = await self._history.record_evaluations([(m.event.id, m.payload) for m in messages])
+        log.debug("events_stored", stored=sum(stored), redelivered_ignored=len(stored) - sum(stored))
 
     async def on_alarm(self, message: Message[AlarmEvent]) -> None:
         """`alarm.raised|changed|reminded|acknowledged|resolved.v1`: keep the transition in the alarm history."""
@@ -51,5 +59,9 @@ def subscriptions(handlers: ReporterHandlers) -> list[Subscription]:
                 "notification.sent.v1": handlers.on_notification,
                 "notification.failed.v1": handlers.on_notification,
             },
+            # Evaluations are most of the traffic (issue 17): a batch is one transaction, not one per message.
+            prefetch=200,
+            batch_handlers={"certificate.evaluated.v1": handlers.on_evaluated_batch},
+            batch_size=100,
         )
     ]

@@ -10,12 +10,17 @@ Two adapters pass the same contract tests: PostgreSQL (`adapters.history`) and t
 - An evaluation that says what its target's evaluation in force at its time said, but for its timestamps, is a
   sighting of it (`domain.sightings`): readers see that run once, at its last sighting (a level change: at its
   first), and the reports read its sightings as evenly spaced between its first and last.
+- `record_evaluations` stores several evaluations in one transaction, exactly as `record_evaluation` on each in
+  order would: an id seen before, or earlier in the list, answers False and changes nothing; an evaluation may be
+  a sighting of a run an earlier one in the list started; the latest is chosen as above (a tie: the later in the
+  list).
 - `record_report` claims a report's key and its (kind, name, period) together with enqueuing its announcement,
   so a period is reported, and announced, once per kind (and custom report name).
 - `request_acknowledgement` enqueues an `acknowledgement.requested.v1` command in the same outbox; an event id
   enqueued before is not enqueued again, so a request repeated with the same id leaves once.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -93,6 +98,9 @@ class HistoryStore(Protocol):
 
     async def record_evaluation(self, event_id: str, evaluation: Evaluation) -> bool:
         """Store an evaluation, the target's latest unless a newer one is there; False on redelivery."""
+
+    async def record_evaluations(self, items: Sequence[tuple[str, Evaluation]]) -> list[bool]:
+        """`record_evaluation` on each `(event_id, evaluation)` in order, in one transaction; what each answered."""
 
     async def record_alarm(self, event_id: str, alarm: AlarmEvent) -> bool:
         """Store one alarm transition; False on redelivery."""

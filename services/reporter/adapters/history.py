@@ -1,9 +1,11 @@
 """The reporter's history in PostgreSQL (schema `reporter`): evaluations, alarms, deliveries, reports.
 
-Every write records the consumed event id in the same transaction (`shared.db.claim_event`), so a redelivered
-event changes nothing. The pool must come from `shared.db.create_pool`, whose connections map jsonb to Python.
+Every write records the consumed event id in the same transaction (`shared.db.claim_event`, `claim_events` for a
+batch), so a redelivered event changes nothing. The pool must come from `shared.db.create_pool`, whose connections
+map jsonb to Python.
 """
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -12,10 +14,12 @@ from services.reporter.adapters import dashboard_sql, pruning, report_queries
 from services.reporter.adapters.runs import (
     LAST_SEEN_COLUMNS,
     NEW_RUN,
-    RUN_IN_FORCE,
     SEEN_AGAIN,
     as_last_seen,
+    choose_runs,
     last_sighting,
+    new_run_values,
+    runs_in_force,
 )
 from services.reporter.domain.estate import (
     AlarmKey,
@@ -28,7 +32,6 @@ from services.reporter.domain.estate import (
     TargetRow,
 )
 from services.reporter.domain.facts import AlarmStep, DayLevels, TargetFacts
-from services.reporter.domain.sightings import content_hash
 from services.reporter.domain.status import TargetStatus
 from services.reporter.domain.views import NotificationRecord
 from services.reporter.ports import (
@@ -38,7 +41,7 @@ from services.reporter.ports import (
     CertificateSort,
     ExpiryUnit,
 )
-from shared.db import claim_event, load_migrations, migrate
+from shared.db import claim_event, claim_events, load_migrations, migrate
 from shared.events import AlarmEvent, CloudEvent, Evaluation, NotificationResult, ReportPublished
 from shared.outbox import enqueue
 
@@ -70,30 +73,19 @@ class History:
     async def record_evaluation(self, event_id: str, evaluation: Evaluation) -> bool:
         """Store an evaluation, the target's latest unless a newer one is there; False on redelivery. An evaluation
         that repeats the one in force at its time is a sighting of that run (`domain.sightings`), not a row."""
-        digest = content_hash(evaluation)
+        [stored] = await self.record_evaluations([(event_id, evaluation)])
+        return stored
+
+    async def record_evaluations(self, items: Sequence[tuple[str, Evaluation]]) -> list[bool]:
+        """`record_evaluation` on each `(event_id, evaluation)` in order, in one transaction of at most five round
+        trips (and BEGIN and COMMIT) however many there are: claim the ids, read and lock the runs in force, start
+        runs, count sightings, move the targets' latest."""
         async with self._pool.acquire() as conn, conn.transaction():
-            if not await claim_event(conn, SCHEMA, event_id, CONSUMER):
-                return False
-            run = await conn.fetchrow(RUN_IN_FORCE, evaluation.target_key, evaluation.evaluated_at)
-            if run is not None and run["content_hash"] == digest:
-                run_id = run["event_id"]
-                await conn.execute(SEEN_AGAIN, run_id, *last_sighting(evaluation))
-            else:
-                run_id = event_id
-                await conn.execute(
-                    NEW_RUN,
-                    event_id,
-                    evaluation.target_key,
-                    evaluation.certificate.fingerprint_sha256 if evaluation.certificate else None,
-                    evaluation.evaluated_at,
-                    evaluation.alarm.level,
-                    evaluation.security.grade if evaluation.security else None,
-                    evaluation.expiry.days_remaining if evaluation.expiry else None,
-                    evaluation.model_dump(mode="json"),
-                    digest,
-                )
-            await conn.execute(dashboard_sql.UPSERT_LATEST, *dashboard_sql.latest_values(run_id, evaluation))
-            return True
+            claimed = await claim_events(conn, SCHEMA, [event_id for event_id, _ in items], CONSUMER)
+            fresh = [item for item, new in zip(items, claimed, strict=True) if new]
+            if fresh:
+                await _store_evaluations(conn, fresh)
+            return claimed
 
     async def record_alarm(self, event_id: str, alarm: AlarmEvent) -> bool:
         """Store one alarm transition; False on redelivery."""
@@ -315,3 +307,23 @@ class History:
     ) -> list[ObservationRow]:
         """Evaluations of one certificate, newest first; `changes_only`: each target's first and level changes."""
         return await dashboard_sql.observations_of(self._pool, fingerprint, limit=limit, changes_only=changes_only)
+
+
+async def _store_evaluations(conn: asyncpg.Connection, items: Sequence[tuple[str, Evaluation]]) -> None:
+    """Store evaluations whose ids were just claimed, inside the caller's transaction. Rows are written in target
+    key order (the runs were locked in it), and each target's latest once: the newest of the batch (a tie: the
+    last), which the upsert's own condition then weighs against the stored one, as one upsert each would."""
+    choices = choose_runs(items, await runs_in_force(conn, [evaluation for _, evaluation in items]))
+    chosen = sorted(zip(items, choices, strict=True), key=lambda pair: pair[0][1].target_key)
+    new_runs = [new_run_values(c.run, e) for (_, e), c in chosen if c.starts]
+    sightings = [(c.run.event_id, *last_sighting(e)) for (_, e), c in chosen if not c.starts]
+    latest: dict[str, tuple[str, Evaluation]] = {}
+    for (_, e), c in chosen:
+        newest = latest.get(e.target_key)
+        if newest is None or newest[1].evaluated_at <= e.evaluated_at:
+            latest[e.target_key] = (c.run.event_id, e)
+    if new_runs:
+        await conn.executemany(NEW_RUN, new_runs)
+    if sightings:
+        await conn.executemany(SEEN_AGAIN, sightings)
+    await conn.executemany(dashboard_sql.UPSERT_LATEST, [dashboard_sql.latest_values(*p) for p in latest.values()])

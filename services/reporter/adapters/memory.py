@@ -7,6 +7,7 @@ transaction it stands for. `outbox` holds the announcements `record_report` and 
 PostgreSQL leaves them unordered.
 """
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from services.reporter.adapters import memory_dashboard
@@ -72,6 +73,13 @@ class InMemoryHistory:
 
     async def record_evaluation(self, event_id: str, evaluation: Evaluation) -> bool:
         """Store an evaluation, the target's latest unless a newer one is there; False on redelivery."""
+        return self._record_evaluation(event_id, evaluation)
+
+    async def record_evaluations(self, items: Sequence[tuple[str, Evaluation]]) -> list[bool]:
+        """`record_evaluation` on each `(event_id, evaluation)` in order, at once."""
+        return [self._record_evaluation(event_id, evaluation) for event_id, evaluation in items]
+
+    def _record_evaluation(self, event_id: str, evaluation: Evaluation) -> bool:
         if not self._claim(event_id):
             return False
         self._evaluations.record(evaluation)

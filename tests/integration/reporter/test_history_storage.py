@@ -1,5 +1,6 @@
 """What the PostgreSQL history stores: a row per change, not per evaluation; sightings counted under concurrency;
-the SQL sighting arithmetic equal to the domain's; the reporter's retention loop on its injected clock."""
+a batch's locks taken in target key order; the SQL sighting arithmetic equal to the domain's; the reporter's
+retention loop on its injected clock."""
 
 import asyncio
 import random
@@ -13,6 +14,7 @@ from services.reporter.domain.sightings import Run
 from shared.broker import InMemoryBus
 from shared.config import CertmonConfig
 from shared.settings import Settings
+from tests.integration.reporter.test_history_batch_contract import of_host
 from tests.integration.reporter.test_history_runs_contract import DAY, HOUR, seen
 from tests.unit.reporter.reporter_factories import NOW, evaluation
 
@@ -48,6 +50,30 @@ async def test_concurrent_sightings_are_all_counted(pg_pool: asyncpg.Pool) -> No
     assert await rows(pg_pool) == [("first", 11)]
     [latest] = await history.latest()
     assert latest.evaluated_at == DAY + 10 * HOUR
+
+
+async def test_a_batch_locks_the_runs_in_target_key_order(pg_pool: asyncpg.Pool) -> None:
+    """A batch listing its targets backwards still locks their runs from the first target key on: held up at the
+    sixth target, it holds the five before it and none after, so two batches never wait on each other in a cycle."""
+    history = await migrated(pg_pool)
+    hosts = [f"t{n}.example" for n in range(10)]
+    await history.record_evaluations([(f"{host}-0", of_host(host, 0)) for host in hosts])
+    runs = 'SELECT target_key FROM "reporter".evaluations'
+    async with pg_pool.acquire() as holder, pg_pool.acquire() as prober, holder.transaction():
+        await holder.execute(f"{runs} WHERE target_key = 't5.example:443' FOR UPDATE")
+        batch = asyncio.create_task(history.record_evaluations([(f"{h}-1", of_host(h, 1)) for h in reversed(hosts)]))
+        await asyncio.wait_for(waiting_on_a_lock(prober), timeout=5)
+        async with prober.transaction():
+            free = [r["target_key"] for r in await prober.fetch(f"{runs} ORDER BY 1 FOR UPDATE SKIP LOCKED")]
+    assert free == [f"{host}:443" for host in hosts[6:]]
+    assert await batch == [True] * 10
+
+
+async def waiting_on_a_lock(conn: asyncpg.Connection) -> None:
+    """Return once a session on `conn`'s database waits for a lock."""
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    while not await conn.fetchval(waiting):
+        await asyncio.sleep(0.01)
 
 
 async def test_a_row_from_before_the_runs_is_never_extended(pg_pool: asyncpg.Pool) -> None:

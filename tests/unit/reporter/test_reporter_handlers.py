@@ -99,6 +99,33 @@ async def test_the_newest_evaluation_wins_whatever_the_arrival_order(
     assert await history.evaluations_of(newer.certificate.fingerprint_sha256) == [newer, older]
 
 
+def test_evaluations_are_handled_in_batches() -> None:
+    """`certificate.evaluated.v1` has a batch handler, batches of 100 and a prefetch of two batches; nothing else
+    is batched."""
+    [subscription] = subscriptions(ReporterHandlers(InMemoryHistory()))
+    assert set(subscription.batch_handlers) == {"certificate.evaluated.v1"}
+    assert (subscription.batch_size, subscription.prefetch) == (100, 200)
+
+
+async def test_a_batch_of_evaluations_is_stored_as_one_by_one(route: Subscription, history: InMemoryHistory) -> None:
+    """The batch handler stores each evaluation as the single handler would: the newest per target is the latest,
+    a redelivery (before or inside the batch) is ignored, and one log line counts both."""
+    newer = evaluation("a.example", days=10, level="warning", evaluated_at=NOW)
+    older = evaluation("a.example", days=11, level="ok", evaluated_at=NOW - timedelta(hours=1))
+    other = evaluation("b.example", days=30)
+    before = event("certificate.evaluated.v1", other)
+    await deliver(route, before)
+    batch = [event("certificate.evaluated.v1", e) for e in (newer, older)] + [before]
+    with capture_logs() as logs:
+        await route.batch_handlers["certificate.evaluated.v1"]([Message(e, e.payload()) for e in [*batch, batch[0]]])
+    assert await history.latest() == [newer, other]
+    assert newer.certificate is not None
+    assert await history.evaluations_of(newer.certificate.fingerprint_sha256) == [newer, older]
+    assert [(entry["event"], entry["stored"], entry["redelivered_ignored"]) for entry in logs] == [
+        ("events_stored", 2, 2)
+    ]
+
+
 async def test_alarm_transitions_are_kept_once_each_in_order(route: Subscription, history: InMemoryHistory) -> None:
     """Every transition is kept under its event id in time order; a redelivery adds nothing."""
     ack = Acknowledgement(by="ops@example.com", at=NOW - timedelta(minutes=30), via="link")
