@@ -13,16 +13,16 @@ delivery limit counts. A publish refused because a downstream queue is full (`Qu
 that limit: a slow consumer downstream is backpressure, and must not send the messages upstream of it to the dead
 letters. Closing the bus ends the retries at once (the message goes back to the queue).
 
-A routing key with a batch handler (`Subscription.batch_handlers`) has its messages gathered: those that reach the
-dispatcher together (up to `batch_size`, without waiting for more) go to the batch handler in one call, one batch
-at a time, while the next gather (one that arrives alone goes to the key's handler); each message's delivery returns, or raises, when its batch is done. A batch that
-fails (after the same in-process retries) is handed message by message to the key's handler, so a poison or
-failing message fails only its own delivery and the others are acknowledged.
+A routing key with a batch handler (`Subscription.batch_handlers`) has its messages gathered (`shared.gather`):
+those that reach the dispatcher together (up to `batch_size`, without waiting for more) go to the batch handler in
+one call, one batch at a time, while the next gather (one that arrives alone goes to the key's handler); each
+message's delivery returns, or raises, when its batch is done. A batch that fails (after the same in-process
+retries) is handed message by message to the key's handler, so a poison or failing message fails only its own
+delivery and the others are acknowledged.
 """
 
 import asyncio
 import contextlib
-import contextvars
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
@@ -33,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 from shared.broker.bus import Message, QueueFull, Subscription
 from shared.events import CloudEvent
 from shared.events.envelope import UnknownEventType
+from shared.gather import Gatherer
 from shared.periodic import DEFAULT_BACKOFF, Backoff
 from shared.transient import is_transient
 
@@ -86,7 +87,7 @@ class Dispatcher:
     ) -> None:
         self._subscription, self._queue, self._closing, self._backoff = subscription, queue, closing, backoff
         self._batchers = {
-            pattern: _Batcher(subscription, pattern, queue=queue, closing=closing, backoff=backoff)
+            pattern: _gatherer(subscription, pattern, queue=queue, closing=closing, backoff=backoff)
             for pattern in subscription.batch_handlers
         }
 
@@ -119,109 +120,47 @@ class Dispatcher:
             await batcher.close()
 
 
-class _Batcher:
-    """Gathers the messages of one batch handler and settles each message's delivery with its batch's outcome."""
+def _gatherer(
+    subscription: Subscription, pattern: str, *, queue: str, closing: asyncio.Event, backoff: Backoff
+) -> Gatherer[Message[BaseModel], None]:
+    """The messages of `pattern`'s batch handler gathered, each batch called with the in-process retries, and, if
+    it still fails, its messages handed one by one to the key's handler (unless the bus is closing)."""
+    batch_handler, handler, service = (
+        subscription.batch_handlers[pattern],
+        subscription.handlers[pattern],
+        subscription.service,
+    )
 
-    def __init__(
-        self, subscription: Subscription, pattern: str, *, queue: str, closing: asyncio.Event, backoff: Backoff
-    ) -> None:
-        self._batch_handler, self._handler = subscription.batch_handlers[pattern], subscription.handlers[pattern]
-        self._service, self._size = subscription.service, max(1, subscription.batch_size)
-        self._queue, self._closing, self._backoff = queue, closing, backoff
-        self._waiting: list[tuple[Message[BaseModel], asyncio.Future[None]]] = []
-        self._task: asyncio.Task[None] | None = None
-        self._sizes = BATCH_SIZE.labels(queue)
+    async def handle_batch(messages: Sequence[Message[BaseModel]]) -> list[None]:
+        with structlog.contextvars.bound_contextvars(service=service, batch_size=len(messages)):
+            await call_handler(lambda: batch_handler(messages), queue=queue, closing=closing, backoff=backoff)
+        return [None] * len(messages)
 
-    async def submit(self, message: Message[BaseModel]) -> None:
-        """Return once the message is handled, alone or in a batch; raise its failure."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((message, done))
-        if self._task is None:
-            # A context of its own: the batch's lines must not carry the first message's event id.
-            self._task = asyncio.create_task(self._run(), name=f"batch:{self._queue}", context=contextvars.Context())
-        await done
+    async def handle_alone(message: Message[BaseModel]) -> None:
+        with _log_context(service, message):
+            await call_handler(lambda: handler(message), queue=queue, closing=closing, backoff=backoff)
 
-    async def close(self) -> None:
-        """Cancel the running batch; its messages' deliveries fail, so the bus returns them to the queue."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    def fall_back(size: int, exc: Exception) -> bool:
+        if closing.is_set():  # the messages go back to the queue instead
+            return False
+        BATCH_FALLBACKS.labels(queue).inc()
+        log.warning(
+            "batch_failed_handling_alone",
+            queue=queue,
+            batch_size=size,
+            error_type=type(exc).__name__,
+            error=str(exc)[:500],
+        )
+        return True
 
-    async def _run(self) -> None:
-        try:
-            while self._waiting:
-                await self._gather()
-                batch, self._waiting = self._waiting[: self._size], self._waiting[self._size :]
-                try:
-                    await self._handle(batch)
-                except BaseException as exc:  # cancelled, or a bug: no delivery may wait forever
-                    _settle(batch, exc if isinstance(exc, Exception) else RuntimeError("batch cancelled"))
-                    raise
-        finally:
-            self._task = None
-            if self._waiting:  # cancelled with messages still gathering
-                _settle(self._waiting, RuntimeError("batch cancelled"))
-                self._waiting = []
-
-    async def _gather(self) -> None:
-        """Yield to the loop while more messages keep arriving (the deliveries a read of the socket brought): a
-        batch takes what is there, without waiting for what is not."""
-        seen = -1
-        while seen != len(self._waiting) and len(self._waiting) < self._size:
-            seen = len(self._waiting)
-            await asyncio.sleep(0)
-
-    async def _handle(self, batch: list[tuple[Message[BaseModel], "asyncio.Future[None]"]]) -> None:
-        self._sizes.observe(len(batch))
-        if len(batch) > 1:
-            messages = [message for message, _ in batch]
-            try:
-                with structlog.contextvars.bound_contextvars(service=self._service, batch_size=len(batch)):
-                    await call_handler(
-                        lambda: self._batch_handler(messages),
-                        queue=self._queue,
-                        closing=self._closing,
-                        backoff=self._backoff,
-                    )
-            except Exception as exc:
-                if self._closing.is_set():
-                    _settle(batch, exc)
-                    return
-                BATCH_FALLBACKS.labels(self._queue).inc()
-                log.warning(
-                    "batch_failed_handling_alone",
-                    queue=self._queue,
-                    batch_size=len(batch),
-                    error_type=type(exc).__name__,
-                    error=str(exc)[:500],
-                )
-            else:
-                _settle(batch, None)
-                return
-        for message, done in batch:
-            try:
-                await self._handle_alone(message)
-            except Exception as exc:  # this message's own failure, for its delivery to reject
-                _settle([(message, done)], exc)
-            else:
-                _settle([(message, done)], None)
-
-    async def _handle_alone(self, message: Message[BaseModel]) -> None:
-        with _log_context(self._service, message):
-            await call_handler(
-                lambda: self._handler(message), queue=self._queue, closing=self._closing, backoff=self._backoff
-            )
-
-
-def _settle(batch: Sequence[tuple[Message[BaseModel], "asyncio.Future[None]"]], failure: Exception | None) -> None:
-    """Resolve each delivery still waiting (one whose consumer was cancelled is done already)."""
-    for _, done in batch:
-        if not done.done():
-            if failure is None:
-                done.set_result(None)
-            else:
-                done.set_exception(failure)
+    return Gatherer(
+        f"batch:{queue}",
+        handle_batch,
+        handle_alone,
+        max_size=subscription.batch_size,
+        fall_back=fall_back,
+        gathered=BATCH_SIZE.labels(queue).observe,
+    )
 
 
 async def call_handler(
