@@ -82,16 +82,12 @@ class EvaluationHandler:
                     self._reminder_scheduled(payload.next_reminder_at)
 
     async def _claim(self, uow: AlarmUnitOfWork, messages: Sequence[Message[Evaluation]]) -> list[Message[Evaluation]]:
-        """The messages to handle: those whose event id this claim is the first of, once each."""
+        """The messages to handle: those whose event id this claim is the first of (a repeat in the batch is not)."""
         claimed = await uow.claim_all([message.event.id for message in messages], self.consumer)
-        fresh: list[Message[Evaluation]] = []
-        for message in messages:
-            if message.event.id in claimed:
-                claimed.remove(message.event.id)  # a repeat later in the batch is a redelivery
-                fresh.append(message)
-            else:
+        for message, new in zip(messages, claimed, strict=True):
+            if not new:
                 log.info("evaluation_already_processed", event_id=message.event.id)
-        return fresh
+        return [message for message, new in zip(messages, claimed, strict=True) if new]
 
     async def _apply(
         self, uow: AlarmUnitOfWork, targets: "_Targets", event_id: str, evaluation: Evaluation

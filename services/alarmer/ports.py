@@ -73,9 +73,9 @@ class AlarmUnitOfWork(Protocol):
         """Record that `consumer` handled `event_id`; False when it already had (a redelivery to ignore)."""
         ...
 
-    async def claim_all(self, event_ids: Sequence[str], consumer: str) -> set[str]:
-        """`claim` for several event ids at once: the ids claimed now (each once, however often it is listed); the
-        others had been handled already."""
+    async def claim_all(self, event_ids: Sequence[str], consumer: str) -> list[bool]:
+        """`claim` on each of `event_ids` in order, at once: True where the id is claimed now (an id listed twice:
+        at its first place only), False where it had been handled already."""
         ...
 
     async def lock_target_health(self, target_key: str) -> TargetHealth:

@@ -90,9 +90,9 @@ class InMemoryUnitOfWork:
         self._state.processed.add((consumer, event_id))
         return True
 
-    async def claim_all(self, event_ids: Sequence[str], consumer: str) -> set[str]:
-        """The ids of `event_ids` claimed now, each once; the others had been handled already."""
-        return {event_id for event_id in event_ids if await self.claim(event_id, consumer)}
+    async def claim_all(self, event_ids: Sequence[str], consumer: str) -> list[bool]:
+        """`claim` on each of `event_ids` in order."""
+        return [await self.claim(event_id, consumer) for event_id in event_ids]
 
     async def lock_target_health(self, target_key: str) -> TargetHealth:
         """The target's health (new targets have none); the whole store is locked already."""

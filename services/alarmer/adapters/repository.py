@@ -20,7 +20,7 @@ import asyncpg
 
 from services.alarmer.domain.alarms import OpenAlarm
 from services.alarmer.ports import HistoryEntry, Reminder, StoredAlarm, TargetHealth
-from shared.db import claim_event, load_migrations, migrate
+from shared.db import claim_event, claim_events, load_migrations, migrate
 from shared.events import AlarmEvent, AlarmKey, CloudEvent
 from shared.outbox import OutboxRelay, enqueue, enqueue_many
 
@@ -104,16 +104,10 @@ class PostgresUnitOfWork:
         """Record that `consumer` handled `event_id`; False when it already had."""
         return await claim_event(self._connection, SCHEMA, event_id, consumer)
 
-    async def claim_all(self, event_ids: Sequence[str], consumer: str) -> set[str]:
-        """Record that `consumer` handled each of `event_ids`, in one statement; the ids it had not handled yet.
-        They are claimed in id order, so replicas claiming the same redelivered ids wait in no cycle."""
-        rows = await self._connection.fetch(
-            f"INSERT INTO {SCHEMA}.processed_events (consumer, event_id) "
-            "SELECT $1, e FROM unnest($2::text[]) AS e ORDER BY e ON CONFLICT DO NOTHING RETURNING event_id",
-            consumer,
-            list(event_ids),
-        )
-        return {row["event_id"] for row in rows}
+    async def claim_all(self, event_ids: Sequence[str], consumer: str) -> list[bool]:
+        """`claim` on each of `event_ids` in order, in one statement (in id order: replicas claiming the same
+        redelivered ids wait for each other in no cycle)."""
+        return await claim_events(self._connection, SCHEMA, event_ids, consumer)
 
     async def publish_later(self, event: CloudEvent) -> None:
         """Add `event` to the outbox in this transaction; the relay publishes it after the commit."""

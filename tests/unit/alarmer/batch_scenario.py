@@ -72,13 +72,13 @@ async def in_batches(handler: EvaluationHandler, deliveries: Sequence[Sequence[M
 @dataclass(frozen=True)
 class Outcome:
     """What handling left in a store: the alarm events queued (id, type and data, in order), the history of each
-    of their alarms, each target's open alarms and health, and the event ids not claimed yet."""
+    of their alarms, each target's open alarms and health, and which event ids were not claimed yet."""
 
     events: list[tuple[str, str, Any]]
     history: dict[str, list[HistoryEntry]]
     open_alarms: dict[str, list[StoredAlarm]]
     health: dict[str, TargetHealth]
-    unclaimed: set[str]
+    unclaimed: list[bool]
 
 
 async def outcome_of(
