@@ -8,12 +8,12 @@ case (a scanner that stopped between commit and ack) to save every first deliver
 the target's pending request, so the scheduler may request it again. The bus validates each request before the
 handler sees it; a malformed one is dead-lettered there.
 
-The requests that arrive together reach `handle_batch`: their targets are observed concurrently and their
-observations recorded in one transaction (a single request is a batch of one), which is what lets a scanner keep up
-with thousands of certificate files a second.
+Each request is scanned, recorded and acknowledged on its own, so an endpoint that does not answer (10 s to its
+handshake timeout) holds back its own request only. Only the recording is shared: the records of the scans that
+finish together are group-committed (`shared.gather`) in one transaction, which is what lets a scanner keep up with
+thousands of certificate files a second.
 """
 
-import asyncio
 from collections.abc import Callable, Sequence
 
 import structlog
@@ -23,23 +23,22 @@ from services.scanner.service_layer.observe import Observer
 from shared.broker import Message, Subscription
 from shared.clock import Clock
 from shared.events import ScanRequested, derived_id, make_event
+from shared.gather import Gatherer
 
 log = structlog.get_logger(__name__)
 
 QUEUE = "certmon.scanner.scan-requests"
 CONSUMER = "scanner.scan-requests"
-SCAN_REQUESTED = "scan.requested.v1"
 
-#: How long the observations of a batch that are done wait for the others before they are recorded without them.
-#: Files are read in milliseconds, so a batch of them (the bulk of the requests) is recorded in one transaction; an
-#: endpoint that times out (10 s by default) holds the rest of its batch back this long at most, and is recorded later
-#: with the others that were late. Shorter would cost more transactions per batch of endpoints for little: a second is
-#: nothing beside a scan interval. (The batch's acknowledgements, and the next batch, still wait for its slowest scan.)
-RECORD_WINDOW_SECONDS = 1.0
+#: The most records one transaction takes. A batch holds at most the scans in flight (the scan concurrency, 64 by
+#: default); this only bounds one statement, its row locks and a failed batch's replay one by one, for a scanner
+#: configured with a far larger concurrency.
+RECORD_BATCH = 200
 
 
 class ScanRequestHandler:
-    """Handles `scan.requested.v1` events, one per call or a batch per `handle_batch`; calls may run concurrently."""
+    """Handles one `scan.requested.v1` event per call; calls may run concurrently, and those whose scans finish
+    together are recorded in one transaction."""
 
     def __init__(
         self,
@@ -48,31 +47,20 @@ class ScanRequestHandler:
         observer: Observer,
         clock: Clock,
         on_enqueued: Callable[[], None],
-        record_window: float = RECORD_WINDOW_SECONDS,
     ) -> None:
         self._repo, self._observer, self._clock, self._on_enqueued = repo, observer, clock, on_enqueued
-        self._record_window = record_window
+        self._records = Gatherer[ScanRecord, bool](
+            "scanner:records", self._record, self._record_alone, max_size=RECORD_BATCH
+        )
 
     async def __call__(self, message: Message[ScanRequested]) -> None:
         """Observe the requested target and enqueue its observation (once per request id)."""
-        await self.handle_batch([message])
-
-    async def handle_batch(self, messages: Sequence[Message[ScanRequested]]) -> None:
-        """Observe the requested targets concurrently and enqueue their observations (once per request id), those
-        done within `record_window` of each other in one transaction, in the order of their requests."""
-        # Tasks of our own, not a TaskGroup: it would wrap a failure in an ExceptionGroup, and the bus must see a
-        # database that is away as itself to retry the batch rather than reject its messages.
-        scans = [asyncio.create_task(self._scan(message)) for message in messages]
-        try:
-            pending = set(scans)
-            while pending:
-                done, pending = await asyncio.wait(pending, timeout=self._record_window)
-                if done:
-                    await self._record([task.result() for task in scans if task in done])
-        finally:  # a failure, or the bus closing, ends the batch: the scans still running are not wanted
-            for task in scans:
-                task.cancel()
-            await asyncio.gather(*scans, return_exceptions=True)
+        record = await self._scan(message)
+        if await self._records.submit(record):
+            error = record.observation.error
+            log.info("scan_completed", error_kind=error.kind if error else None)
+        else:
+            log.info("scan_request_duplicate")
 
     async def _scan(self, message: Message[ScanRequested]) -> ScanRecord:
         """Observe the requested target; what recording the observation takes."""
@@ -87,31 +75,20 @@ class ScanRequestHandler:
         )
         return ScanRecord(event.id, request.due_at, observation, outgoing)
 
-    async def _record(self, records: list[ScanRecord]) -> None:
-        """Record the observations in one transaction, then have the relay publish what was enqueued."""
-        firsts = await self._repo.record_observations(CONSUMER, records)
+    async def _record(self, records: Sequence[ScanRecord]) -> list[bool]:
+        """Record the observations in one transaction, then have the relay publish what was enqueued; which
+        records were firsts (not duplicates)."""
+        firsts = await self._repo.record_observations(CONSUMER, list(records))
         if any(firsts):
             self._on_enqueued()
-        for record, first in zip(records, firsts, strict=True):
-            # Named here: the bus binds a message's event id and target for a single message, not for a batch.
-            about = {"event_id": record.event_id, "target": record.observation.target.key}
-            if first:
-                error = record.observation.error
-                log.info("scan_completed", **about, error_kind=error.kind if error else None)
-            else:
-                log.info("scan_request_duplicate", **about)
+        return firsts
+
+    async def _record_alone(self, record: ScanRecord) -> bool:
+        """`_record` of one record (a lone scan, or one of a batch that failed)."""
+        (first,) = await self._record([record])
+        return first
 
 
 def subscriptions(handler: ScanRequestHandler, *, prefetch: int) -> list[Subscription]:
-    """The scanner's one queue: scan requests, as many at once as the scan concurrency allows (`prefetch`), handed
-    to the handler in batches of up to as many, so that one batch can hold every request in flight."""
-    return [
-        Subscription(
-            "scanner",
-            QUEUE,
-            {SCAN_REQUESTED: handler},
-            prefetch=prefetch,
-            batch_handlers={SCAN_REQUESTED: handler.handle_batch},
-            batch_size=prefetch,
-        )
-    ]
+    """The scanner's one queue: scan requests, as many at once as the scan concurrency allows."""
+    return [Subscription("scanner", QUEUE, {"scan.requested.v1": handler}, prefetch=prefetch)]

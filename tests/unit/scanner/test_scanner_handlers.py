@@ -23,26 +23,53 @@ WHEN = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 
 class CountingStore(InMemoryTargetStore):
-    """The twin, noting the size of each batch of observations recorded (each one transaction in PostgreSQL)."""
+    """The twin, noting the size of each batch of observations recorded (each one transaction in PostgreSQL);
+    once `hold_until` is set, each transaction waits for it, as a database round trip gives the scans that finish
+    meanwhile time to gather."""
 
     def __init__(self) -> None:
         super().__init__()
         self.transactions: list[int] = []
+        self.hold_until: asyncio.Event | None = None
 
     async def record_observations(self, consumer: str, records: list[ScanRecord]) -> list[bool]:
+        if self.hold_until is not None:
+            await self.hold_until.wait()
         self.transactions.append(len(records))
         return await super().record_observations(consumer, records)
 
 
-def handler_on(store: InMemoryTargetStore, kicks: list[str], *, record_window: float = 1.0) -> ScanRequestHandler:
+class TallyingObserver(Observer):
+    """The observer bootstrap wires, telling (`all_observed`) when it has made `n` observations."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(DEFAULT_LIMITS, ScanLimiter(total=4, per_host=2))
+        self.all_observed, self._left = asyncio.Event(), n
+
+    async def observe(self, target: Target, *, now: dt.datetime) -> Observation:
+        observation = await super().observe(target, now=now)
+        self._left -= 1
+        if not self._left:
+            self.all_observed.set()
+        return observation
+
+
+def handler_on(store: InMemoryTargetStore, kicks: list[str], observer: Observer | None = None) -> ScanRequestHandler:
     """The handler as bootstrap wires it, on the twin, with a fixed clock; `kicks` notes each relay kick."""
     return ScanRequestHandler(
         store,
-        observer=Observer(DEFAULT_LIMITS, ScanLimiter(total=4, per_host=2)),
+        observer=observer or Observer(DEFAULT_LIMITS, ScanLimiter(total=4, per_host=2)),
         clock=lambda: WHEN,
         on_enqueued=lambda: kicks.append("kick"),
-        record_window=record_window,
     )
+
+
+def recorded_once_all_observed(store: CountingStore, kicks: list[str], n: int) -> ScanRequestHandler:
+    """A handler whose store holds each transaction until the handler's next `n` scans are done: the scans that
+    finish first are recorded together, and all the others in one transaction after them."""
+    observer = TallyingObserver(n)
+    store.hold_until = observer.all_observed
+    return handler_on(store, kicks, observer)
 
 
 def request(target: Target) -> Message[ScanRequested]:
@@ -136,62 +163,63 @@ def leaf_files(directory: Path, leaf: Issued, n: int) -> list[Target]:
     return [Target(file=str(directory / f"{i}.pem")) for i in range(n)]
 
 
-async def test_a_batch_is_observed_and_recorded_in_one_transaction_in_its_order(
+async def test_scans_that_finish_together_are_recorded_in_one_transaction(
     tmp_path: Path, chain: tuple[Issued, Issued]
 ) -> None:
-    """Requests handed over together are recorded at once, each observation enqueued in the order of the requests,
-    with one relay kick for them all."""
+    """Concurrent calls each observe their own target; the records of those that finish while a transaction is
+    under way are group-committed in the next, each observation enqueued once, with one relay kick a transaction."""
     targets = leaf_files(tmp_path, chain[0], 10)
     store, kicks = CountingStore(), list[str]()
     await store.sync(targets, now=WHEN)
     messages = [request(target) for target in targets]
+    handler = recorded_once_all_observed(store, kicks, 10)
     with capture_logs() as logs:
-        await handler_on(store, kicks).handle_batch(messages)
-    assert store.transactions == [10]
-    assert [e.id for e in store.outbox] == [derived_id(m.event.id, "observed") for m in messages]
-    assert [Observation.model_validate(e.data).target for e in store.outbox] == targets
+        await asyncio.gather(*(handler(m) for m in messages))
+    assert sum(store.transactions) == 10 and len(store.transactions) <= 2
+    assert sorted(e.id for e in store.outbox) == sorted(derived_id(m.event.id, "observed") for m in messages)
+    assert {Observation.model_validate(e.data).target.key for e in store.outbox} == {t.key for t in targets}
     assert all(store.targets[t.key].last_observed_at == WHEN for t in targets)
-    assert kicks == ["kick"]
-    completed = [(e["event_id"], e["target"]) for e in logs if e["event"] == "scan_completed"]
-    assert completed == [(m.event.id, m.payload.target.key) for m in messages]
+    assert len(kicks) == len(store.transactions)
+    assert [e["event"] for e in logs if e["event"].startswith("scan_")] == ["scan_completed"] * 10
 
 
-async def test_a_batch_records_a_request_done_before_or_repeated_in_it_once(
+async def test_duplicates_among_concurrent_calls_and_redeliveries_are_logged_as_duplicates(
     tmp_path: Path, chain: tuple[Issued, Issued]
 ) -> None:
-    """In a batch, a redelivered request and a request delivered twice in it are duplicates: each request id
-    enqueues one observation, and each duplicate is logged as one."""
+    """A redelivered request and a request delivered twice at once are duplicates, though recorded together:
+    each request id enqueues one observation, and each duplicate call logs one."""
     first, second = (request(target) for target in leaf_files(tmp_path, chain[0], 2))
-    store, kicks = InMemoryTargetStore(), list[str]()
-    handler = handler_on(store, kicks)
-    await handler(first)
+    store, kicks = CountingStore(), list[str]()
+    await handler_on(store, kicks)(first)
+    handler = recorded_once_all_observed(store, kicks, 4)
     with capture_logs() as logs:
-        await handler.handle_batch([first, second, second])
-    outcomes = [(e["event"], e["event_id"]) for e in logs if e["event"].startswith("scan_")]
-    assert outcomes == [
-        ("scan_request_duplicate", first.event.id),
-        ("scan_completed", second.event.id),
-        ("scan_request_duplicate", second.event.id),
-    ]
+        await asyncio.gather(handler(first), handler(second), handler(second), handler(first))
+    together = store.transactions[1:]
+    assert sum(together) == 4 and len(together) <= 2
+    outcomes = sorted(e["event"] for e in logs if e["event"].startswith("scan_"))
+    assert outcomes == ["scan_completed"] + ["scan_request_duplicate"] * 3
     assert [e.id for e in store.outbox] == [derived_id(m.event.id, "observed") for m in (first, second)]
     assert kicks == ["kick", "kick"]
 
 
-async def test_a_batch_of_duplicates_kicks_no_relay(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
-    """A batch that enqueues nothing (every request recorded before) does not wake the relay."""
-    messages = [request(target) for target in leaf_files(tmp_path, chain[0], 2)]
-    store, kicks = InMemoryTargetStore(), list[str]()
-    handler = handler_on(store, kicks)
-    await handler.handle_batch(messages)
-    await handler.handle_batch(messages)
-    assert (len(store.outbox), kicks) == (2, ["kick"])
+async def test_calls_that_enqueue_nothing_kick_no_relay(tmp_path: Path, chain: tuple[Issued, Issued]) -> None:
+    """Calls recorded together that enqueue nothing (every request recorded before) do not wake the relay."""
+    messages = [request(target) for target in leaf_files(tmp_path, chain[0], 3)]
+    store, kicks = CountingStore(), list[str]()
+    await asyncio.gather(*(handler_on(store, kicks)(m) for m in messages))
+    kicked, recorded = len(kicks), len(store.transactions)
+    handler = recorded_once_all_observed(store, kicks, 3)
+    await asyncio.gather(*(handler(m) for m in messages))
+    together = store.transactions[recorded:]
+    assert sum(together) == 3 and len(together) <= 2
+    assert (len(store.outbox), len(kicks)) == (3, kicked)
 
 
-async def test_a_slow_scan_does_not_hold_back_the_batch_recorded_without_it(
+async def test_a_silent_endpoint_does_not_hold_back_the_calls_for_files(
     tmp_path: Path, chain: tuple[Issued, Issued]
 ) -> None:
-    """An endpoint that does not answer leaves the files of its batch to be recorded after the record window;
-    it is recorded on its own once its scan ends."""
+    """The calls for files return, recorded, while the call for an endpoint that does not answer still waits on its
+    handshake; that one is recorded on its own once its scan ends."""
     files = leaf_files(tmp_path, chain[0], 3)
     answer = asyncio.Event()
 
@@ -199,22 +227,22 @@ async def test_a_slow_scan_does_not_hold_back_the_batch_recorded_without_it(
         await answer.wait()  # then hangs up: the handshake fails at once
 
     store, kicks = CountingStore(), list[str]()
-    handler = handler_on(store, kicks, record_window=0.05)
+    handler = handler_on(store, kicks)
     async with raw_server(silent_until_told) as port:
         endpoint = Target(host="127.0.0.1", port=port)
-        batch = asyncio.create_task(handler.handle_batch([request(t) for t in (files[0], endpoint, *files[1:])]))
+        slow = asyncio.create_task(handler(request(endpoint)))
         async with asyncio.timeout(5):
-            while not store.outbox:
-                await asyncio.sleep(0.01)
-        assert [Observation.model_validate(e.data).target for e in store.outbox] == files
-        assert not batch.done()
+            await asyncio.gather(*(handler(request(t)) for t in files))
+        assert sorted(Observation.model_validate(e.data).target.key for e in store.outbox) == sorted(
+            t.key for t in files
+        )
+        assert not slow.done()
         answer.set()
         async with asyncio.timeout(5):
-            await batch
-    assert store.transactions == [3, 1]
+            await slow
+    assert sum(store.transactions) == 4 and store.transactions[-1] == 1
     observed = Observation.model_validate(store.outbox[-1].data)
     assert (observed.target, observed.error is not None) == (endpoint, True)
-    assert kicks == ["kick", "kick"]
 
 
 class UnreachableStore(InMemoryTargetStore):
@@ -224,30 +252,22 @@ class UnreachableStore(InMemoryTargetStore):
         raise ConnectionResetError("the database went away")
 
 
-async def test_a_batch_the_store_cannot_record_fails_with_the_store_error_and_stops_its_scans(
-    tmp_path: Path, chain: tuple[Issued, Issued]
+@pytest.mark.parametrize("calls", [1, 3])
+async def test_the_store_error_reaches_each_caller_unwrapped(
+    tmp_path: Path, chain: tuple[Issued, Issued], calls: int
 ) -> None:
-    """The store's own error reaches the bus unwrapped (so it retries while the database is away, see
-    `shared.transient`), and the scans of the batch still running are stopped."""
-    hanging_up = asyncio.Event()
-
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while await reader.read(65536):  # the client hello, then nothing until the client hangs up
-            pass
-        hanging_up.set()
-
-    handler = handler_on(UnreachableStore(), [], record_window=0.05)
-    async with raw_server(silent) as port:
-        batch = [request(t) for t in (*leaf_files(tmp_path, chain[0], 2), Target(host="127.0.0.1", port=port))]
-        with pytest.raises(ConnectionResetError):
-            await handler.handle_batch(batch)
-        async with asyncio.timeout(5):
-            await hanging_up.wait()  # the endpoint's scan hung up, long before its handshake timeout
+    """The store's own error reaches the bus unwrapped, alone or recorded together (so it retries while the
+    database is away, see `shared.transient`)."""
+    handler = handler_on(UnreachableStore(), [])
+    outcomes = await asyncio.gather(
+        *(handler(request(t)) for t in leaf_files(tmp_path, chain[0], calls)), return_exceptions=True
+    )
+    assert [type(outcome) for outcome in outcomes] == [ConnectionResetError] * calls
 
 
-def test_scan_requests_are_handed_over_in_batches_as_large_as_the_prefetch() -> None:
-    """The subscription hands scan requests to the batch handler, up to as many as may be in flight at once."""
+def test_scan_requests_are_handled_one_per_call_as_many_at_once_as_the_prefetch() -> None:
+    """The subscription hands each scan request to the handler itself, with no batch handler."""
     handler = handler_on(InMemoryTargetStore(), [])
     (subscription,) = subscriptions(handler, prefetch=16)
-    assert subscription.batch_handlers == {"scan.requested.v1": handler.handle_batch}
-    assert (subscription.batch_size, subscription.prefetch) == (16, 16)
+    assert subscription.handlers == {"scan.requested.v1": handler}
+    assert (subscription.batch_handlers, subscription.prefetch) == ({}, 16)
