@@ -38,7 +38,7 @@ from services.reporter.domain.estate import (
     TargetRow,
 )
 from services.reporter.domain.facts import AlarmStep, DayLevels, TargetFacts
-from services.reporter.domain.report import StatusReport
+from services.reporter.domain.report import AlarmLine, StatusReport
 from services.reporter.domain.status import TargetStatus
 from services.reporter.domain.trends import WeeklyReport
 from services.reporter.domain.views import NotificationRecord
@@ -151,9 +151,10 @@ class HistoryStore(Protocol):
     async def statuses(self) -> list[TargetStatus]:
         """The status of every target's latest evaluation, at its last sighting, by target key."""
 
-    async def open_alarm_events(self) -> list[tuple[str, AlarmEvent]]:
-        """`(event_id, alarm event)` pairs: the latest transition of every alarm not resolved (open or
-        acknowledged), in the order they happened (then by event id)."""
+    async def alarm_transitions(self, since: datetime) -> list[AlarmLine]:
+        """The latest transition of every alarm not resolved (open or acknowledged) and every transition since
+        `since`, each once, as the lines a report lists (not whole events), in the order they happened (then by
+        event id)."""
 
     # What the weekly and monthly reports read: slim facts, so a report over 100,000 targets never holds every
     # evaluation object of its period (see `domain.facts`).

@@ -32,6 +32,7 @@ from services.reporter.domain.estate import (
     TargetRow,
 )
 from services.reporter.domain.facts import AlarmStep, DayLevels, TargetFacts
+from services.reporter.domain.report import AlarmLine
 from services.reporter.domain.status import TargetStatus
 from services.reporter.domain.views import NotificationRecord
 from services.reporter.ports import (
@@ -230,10 +231,10 @@ class History:
         """The status of every target's latest evaluation, at its last sighting, by target key."""
         return await report_queries.statuses(self._pool)
 
-    async def open_alarm_events(self) -> list[tuple[str, AlarmEvent]]:
-        """`(event_id, alarm event)` pairs: the latest transition of every alarm not resolved, in the order they
-        happened."""
-        return await report_queries.open_alarm_events(self._pool)
+    async def alarm_transitions(self, since: datetime) -> list[AlarmLine]:
+        """The latest transition of every alarm not resolved and every transition since `since`, each once, as
+        report lines, in the order they happened (then by event id)."""
+        return await report_queries.alarm_transitions(self._pool, since)
 
     async def estate(self, as_of: datetime, *, since: datetime) -> list[TargetFacts]:
         """The facts of each target's latest evaluation in `[since, as_of)`, by target key (a tie: either)."""

@@ -24,6 +24,7 @@ from services.reporter.domain.estate import (
     alarm_rows,
 )
 from services.reporter.domain.facts import AlarmStep, DayLevels, TargetFacts, alarm_step
+from services.reporter.domain.report import AlarmLine, alarm_line
 from services.reporter.domain.status import TargetStatus, status_of
 from services.reporter.domain.views import NotificationRecord
 from services.reporter.ports import (
@@ -188,11 +189,15 @@ class InMemoryHistory:
         """The status of every target's latest evaluation, at its last sighting, by target key."""
         return [status_of(evaluation) for _, evaluation in sorted(self._latest.items())]
 
-    async def open_alarm_events(self) -> list[tuple[str, AlarmEvent]]:
-        """`(event_id, alarm event)` pairs: the latest transition of every alarm not resolved, in the order they
-        happened."""
+    async def alarm_transitions(self, since: datetime) -> list[AlarmLine]:
+        """The latest transition of every alarm not resolved and every transition since `since`, each once, as
+        report lines, in the order they happened (then by event id)."""
         latest = {row.event_id for row in alarm_rows(self._alarms) if row.state != "resolved"}
-        return [pair for pair in await self.alarm_events() if pair[0] in latest]
+        return [
+            alarm_line(alarm)
+            for event_id, alarm in await self.alarm_events()
+            if event_id in latest or alarm.occurred_at >= since
+        ]
 
     async def estate(self, as_of: datetime, *, since: datetime) -> list[TargetFacts]:
         """The facts of each target's latest evaluation in `[since, as_of)`, by target key (a tie: the one stored

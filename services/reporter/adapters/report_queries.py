@@ -1,11 +1,12 @@
 """The history queries of the reports, in PostgreSQL (the `History` adapter's report methods).
 
-They answer with the slim facts of `domain.facts` (weekly, monthly) and `domain.status` (daily, custom), projected
-from the stored evaluation in SQL (one `jsonb_to_record` per row, so the jsonb is read once), streamed through a
-cursor, and with the strings that repeat over an estate (issuers, owners, key kinds, finding codes) shared, so
-100,000 targets stay small in memory. The latest evaluation per target as of a moment is one index probe per target
-(`evaluations_target`); per-day level counts are added up in the database. A row of `evaluations` is a run of
-unchanged sightings (`domain.sightings`): `reporter.sighting_before` says which of them a moment or a day sees.
+They answer with the slim facts of `domain.facts` (weekly, monthly), and `domain.status` and the alarm lines of
+`domain.report` (daily, custom), projected from the stored evaluation or alarm event in SQL (one `jsonb_to_record`
+per row, so the jsonb is read once), streamed through a cursor, and with the strings that repeat over an estate
+(issuers, owners, key kinds, finding codes) shared, so 100,000 targets stay small in memory. The latest evaluation
+per target as of a moment is one index probe per target (`evaluations_target`); per-day level counts are added up
+in the database. A row of `evaluations` is a run of unchanged sightings (`domain.sightings`):
+`reporter.sighting_before` says which of them a moment or a day sees.
 """
 
 from collections.abc import Hashable
@@ -15,8 +16,8 @@ from typing import Any, TypeVar
 import asyncpg
 
 from services.reporter.domain.facts import AlarmStep, DayLevels, LeafFacts, TargetFacts
+from services.reporter.domain.report import ALARM_LINE_FIELDS, AlarmLine
 from services.reporter.domain.status import TargetStatus, top_findings
-from shared.events import AlarmEvent
 
 _S = '"reporter"'
 _PREFETCH = 2000
@@ -131,11 +132,25 @@ CROSS JOIN LATERAL jsonb_to_record(e.evaluation) AS j(findings jsonb, error json
 ORDER BY l.target_key
 """
 
-# `alarms` keeps each alarm's latest transition: the open and acknowledged ones, one probe each.
-_OPEN_ALARM_EVENTS = f"""
-SELECT e.event_id, e.event
-FROM {_S}.alarms a JOIN {_S}.alarm_events e ON e.event_id = a.event_id
-WHERE a.state IN ('open', 'acknowledged')
+# The transitions a status report lists: each unresolved alarm's latest (which `alarms` keeps: one probe each) and
+# every one since $1, each once, as the fields of its line only (`domain.report.AlarmLine`), so the events' jsonb
+# is never decoded whole. Events stored before `state` existed carry only their transition (as the `alarms`
+# backfill of 002_dashboard.sql reads them).
+_ALARM_TRANSITIONS = f"""
+SELECT e.alarm_id, e.event#>>'{{key,target_key}}' AS target, e.event#>>'{{key,trigger}}' AS trigger, e.level,
+       e.transition, e.at, s.state,
+       CASE WHEN s.state = 'acknowledged' THEN e.event#>>'{{acknowledgement,by}}' END AS acknowledged_by,
+       CASE WHEN s.state = 'acknowledged' THEN (e.event#>>'{{acknowledgement,at}}')::timestamptz END
+           AS acknowledged_at
+FROM (
+    SELECT a.event_id FROM {_S}.alarms a WHERE a.state IN ('open', 'acknowledged')
+    UNION
+    SELECT x.event_id FROM {_S}.alarm_events x WHERE x.at >= $1
+) chosen
+JOIN {_S}.alarm_events e ON e.event_id = chosen.event_id
+CROSS JOIN LATERAL (
+    SELECT coalesce(e.event->>'state', CASE e.transition WHEN 'resolved' THEN 'resolved' ELSE 'open' END) AS state
+) s
 ORDER BY e.at, e.event_id
 """
 
@@ -219,10 +234,26 @@ async def statuses(pool: asyncpg.Pool) -> list[TargetStatus]:
         return [_status(r, one) async for r in conn.cursor(STATUSES, prefetch=_PREFETCH)]
 
 
-async def open_alarm_events(pool: asyncpg.Pool) -> list[tuple[str, AlarmEvent]]:
-    """The latest transition of every alarm not resolved, in the order they happened."""
-    rows = await pool.fetch(_OPEN_ALARM_EVENTS)
-    return [(r["event_id"], AlarmEvent.model_validate(r["event"])) for r in rows]
+async def alarm_transitions(pool: asyncpg.Pool, since: datetime) -> list[AlarmLine]:
+    """The latest transition of every alarm not resolved and every transition since `since`, each once, as the
+    lines a report lists, in the order they happened (then by event id): built from the projected columns, not
+    validated again."""
+    one = _Shared()
+    return [
+        AlarmLine.model_construct(
+            ALARM_LINE_FIELDS,
+            alarm_id=r["alarm_id"],
+            target=r["target"],
+            trigger=one(r["trigger"]),
+            level=one(r["level"]),
+            transition=one(r["transition"]),
+            at=r["at"],
+            state=one(r["state"]),
+            acknowledged_by=one(r["acknowledged_by"]),
+            acknowledged_at=r["acknowledged_at"],
+        )
+        for r in await pool.fetch(_ALARM_TRANSITIONS, since)
+    ]
 
 
 async def estate(pool: asyncpg.Pool, as_of: datetime, *, since: datetime) -> list[TargetFacts]:

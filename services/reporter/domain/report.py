@@ -82,7 +82,9 @@ class UnreachableTarget(ReportModel):
 
 
 class AlarmLine(ReportModel):
-    """One alarm as of its latest transition; who acknowledged it and when, while it is acknowledged."""
+    """One alarm transition as a report lists it (an open alarm: its latest); who acknowledged the alarm and when,
+    while it is acknowledged. The history reads a report's transitions as these eight fields (and the alarm's id),
+    not as whole `AlarmEvent`s."""
 
     alarm_id: str
     target: str
@@ -172,17 +174,24 @@ def by_urgency(row: CertificateRow) -> tuple[int, bool, float, str]:
     return (-LEVEL_ORDER.get(row.level, 0), *by_days_remaining(row))
 
 
-def open_alarms(alarm_events: Iterable[AlarmEvent]) -> list[AlarmEvent]:
-    """The latest event of every alarm not resolved: open ones and acknowledged ones."""
-    latest: dict[str, AlarmEvent] = {}
-    for event in sorted(alarm_events, key=lambda e: e.occurred_at):
-        latest[event.alarm_id] = event
-    return [e for e in latest.values() if e.state != "resolved"]
+def open_alarms(transitions: Iterable[AlarmLine]) -> list[AlarmLine]:
+    """The latest transition of every alarm not resolved: open ones and acknowledged ones."""
+    latest: dict[str, AlarmLine] = {}
+    for line in sorted(transitions, key=lambda line: line.at):
+        latest[line.alarm_id] = line
+    return [line for line in latest.values() if line.state != "resolved"]
 
 
-def _alarm_line(event: AlarmEvent) -> AlarmLine:
+#: The fields every alarm line sets, one set shared by all of them (as `_ROW_FIELDS`; the history's projection
+#: builds its lines with it too).
+ALARM_LINE_FIELDS = set(AlarmLine.model_fields)
+
+
+def alarm_line(event: AlarmEvent) -> AlarmLine:
+    """The line of one alarm transition."""
     ack = event.acknowledgement if event.state == "acknowledged" else None
-    return AlarmLine(
+    return AlarmLine.model_construct(
+        ALARM_LINE_FIELDS,
         alarm_id=event.alarm_id,
         target=event.key.target_key,
         trigger=event.key.trigger,
@@ -215,14 +224,15 @@ class StatusAlarms:
         )
 
 
-def alarm_lines(alarm_events: Iterable[AlarmEvent], now: datetime) -> StatusAlarms:
+def alarm_lines(transitions: Iterable[AlarmLine | AlarmEvent], now: datetime) -> StatusAlarms:
     """What a status report at `now` lists of the alarm history (at least each alarm's latest transition, and every
-    transition of the 24 h before `now`): the slim lines, so the events can go before the targets are read."""
-    events = list(alarm_events)
+    transition of the 24 h before `now`, as events or already as lines): the slim lines, so the history can go
+    before the targets are read."""
+    lines = [t if isinstance(t, AlarmLine) else alarm_line(t) for t in transitions]
     since = now - ALARM_LOOKBACK
-    recent = [_alarm_line(e) for e in events if since <= e.occurred_at <= now]
+    recent = [line for line in lines if since <= line.at <= now]
     return StatusAlarms(
-        open=sorted((_alarm_line(e) for e in open_alarms(events)), key=_alarm_order),
+        open=sorted(open_alarms(lines), key=_alarm_order),
         raised=sorted((a for a in recent if a.transition == "raised"), key=_alarm_order),
         resolved=sorted((a for a in recent if a.transition == "resolved"), key=lambda a: a.at),
     )
@@ -230,15 +240,15 @@ def alarm_lines(alarm_events: Iterable[AlarmEvent], now: datetime) -> StatusAlar
 
 def build_status_report(
     statuses: Sequence[TargetStatus],
-    alarms: Sequence[AlarmEvent] | StatusAlarms,
+    alarms: Iterable[AlarmEvent | AlarmLine] | StatusAlarms,
     *,
     now: datetime,
     kind: Literal["daily", "weekly", "monthly", "custom"] = "daily",
     period: tuple[datetime, datetime] | None = None,
 ) -> StatusReport:
     """The status report at `now` from the status of each target's latest evaluation and the alarm history (at
-    least each alarm's latest transition, and every transition of the 24 h before `now`), or the lines
-    `alarm_lines` made of it.
+    least each alarm's latest transition, and every transition of the 24 h before `now`, as events or lines), or
+    the lines `alarm_lines` made of it.
 
     `period` defaults to the UTC day of `now`; alarms raised or resolved count when they happened in the 24 h
     before `now`.

@@ -18,12 +18,11 @@ from typing import Literal
 
 from services.reporter.domain.compliance import build_compliance_report, compliance_summary
 from services.reporter.domain.facts import ESTATE_WINDOW
-from services.reporter.domain.report import ALARM_LOOKBACK, alarm_lines, build_status_report
+from services.reporter.domain.report import ALARM_LOOKBACK, AlarmLine, alarm_lines, build_status_report
 from services.reporter.domain.trends import build_weekly_report
 from services.reporter.ports import AnyReport, HistoryStore, ReportRendering
 from shared.config import CertmonConfig
 from shared.config.reports import ReportFormat
-from shared.events import AlarmEvent
 
 CONTENT_TYPES: dict[ReportFormat, str] = {
     "html": "text/html; charset=utf-8",
@@ -128,11 +127,10 @@ def render_objects(
     return objects
 
 
-async def status_alarms(history: HistoryStore, now: datetime) -> list[AlarmEvent]:
+async def status_alarms(history: HistoryStore, now: datetime) -> list[AlarmLine]:
     """What a status report at `now` reads of the alarm history: the latest transition of each alarm not resolved,
-    and every transition since `ALARM_LOOKBACK` before `now` (each once)."""
-    pairs = await history.open_alarm_events() + await history.alarm_events(since=now - ALARM_LOOKBACK)
-    return list(dict(pairs).values())
+    and every transition since `ALARM_LOOKBACK` before `now` (each once), as the lines the report lists."""
+    return await history.alarm_transitions(since=now - ALARM_LOOKBACK)
 
 
 def _format(name: str) -> ReportFormat:

@@ -4,10 +4,13 @@ status report reads make the report the whole alarm history would."""
 
 from datetime import datetime, timedelta
 
-from services.reporter.domain.report import build_status_report
+import asyncpg
+
+from services.reporter.adapters.history import History
+from services.reporter.domain.report import alarm_line, build_status_report
 from services.reporter.domain.status import TOP_FINDINGS, status_of
 from services.reporter.service_layer.building import status_alarms
-from shared.events import AlarmTransition, Finding, ObservationError
+from shared.events import Acknowledgement, AlarmEvent, AlarmTransition, Finding, ObservationError
 from shared.events.evaluation import Level
 from tests.integration.reporter import test_history_contract as contract
 from tests.integration.reporter.test_history_contract import StoreUnderTest
@@ -55,17 +58,58 @@ async def test_statuses_are_the_latest_evaluations_projected(under_test: StoreUn
     assert (run_status.evaluated_at, run_status.days_remaining) == (again.evaluated_at, 39.9)
 
 
-async def test_open_alarm_events_are_each_unresolved_alarms_latest(under_test: StoreUnderTest) -> None:
-    """The latest transition of each open or acknowledged alarm, in the order they happened; resolved alarms
-    have none."""
+async def test_alarm_transitions_are_each_unresolved_alarms_latest_and_the_recent_ones(
+    under_test: StoreUnderTest,
+) -> None:
+    """The latest transition of each open or acknowledged alarm and every transition since the moment given, each
+    once, in the order they happened, as the lines of the events (who acknowledged while acknowledged); a resolved
+    alarm's older transitions are not read."""
     history = under_test.history
     hour = timedelta(hours=1)
-    await history.record_alarm("a1-e1", alarm("a1", "raised", "warning", NOW - 5 * hour, host="a"))
-    await history.record_alarm("a1-e2", alarm("a1", "changed", "critical", NOW - hour, host="a"))
-    await history.record_alarm("a2-e1", alarm("a2", "raised", "info", NOW - 4 * hour, host="b"))
-    await history.record_alarm("a3-e1", alarm("a3", "raised", "warning", NOW - 3 * hour, host="c"))
-    await history.record_alarm("a3-e2", alarm("a3", "resolved", "ok", NOW - 2 * hour, host="c"))
-    assert [event_id for event_id, _ in await history.open_alarm_events()] == ["a2-e1", "a1-e2"]
+    ack = Acknowledgement(by="jane@example.com", at=NOW - 90 * timedelta(minutes=1), via="link")
+    recorded = [
+        ("a1-e1", alarm("a1", "raised", "warning", NOW - 5 * hour, host="a")),
+        ("a1-e2", alarm("a1", "changed", "critical", NOW - hour, host="a")),
+        ("a2-e1", alarm("a2", "raised", "info", NOW - 4 * hour, host="b")),
+        ("a3-e1", alarm("a3", "raised", "warning", NOW - 3 * hour, host="c")),
+        ("a3-e2", alarm("a3", "resolved", "ok", NOW - 2 * hour, host="c")),
+        ("a4-e1", alarm("a4", "raised", "critical", NOW - 6 * hour, host="d")),
+        ("a4-e2", alarm("a4", "acknowledged", "critical", ack.at, host="d", acknowledgement=ack)),
+    ]
+    for event_id, event in recorded:
+        assert await history.record_alarm(event_id, event)
+    events = dict(recorded)
+    read = await history.alarm_transitions(since=NOW - 2 * hour)
+    assert read == [alarm_line(events[i]) for i in ("a2-e1", "a3-e2", "a4-e2", "a1-e2")]
+    assert (read[2].state, read[2].acknowledged_by, read[2].acknowledged_at) == ("acknowledged", ack.by, ack.at)
+    everything = await history.alarm_transitions(since=NOW - 24 * hour)
+    assert everything == [alarm_line(event) for event in sorted(events.values(), key=lambda e: e.occurred_at)]
+
+
+async def test_alarm_transitions_of_events_stored_before_state_existed(pg_pool: asyncpg.Pool) -> None:
+    """An event stored without `state` (older alarmers) reads as `AlarmEvent` validates it: resolved by its
+    resolve, open otherwise."""
+    history = History(pg_pool)
+    await history.migrate()
+    raised = alarm("old", "raised", "warning", NOW - timedelta(hours=3), host="old")
+    resolved = alarm("old", "resolved", "ok", NOW - timedelta(hours=1), host="old")
+    for event_id, event in (("old-e1", raised), ("old-e2", resolved)):
+        stored = event.model_dump(mode="json", exclude={"state"})
+        await pg_pool.execute(
+            'INSERT INTO "reporter".alarm_events(event_id, alarm_id, transition, level, fingerprint, at, event) '
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            event_id,
+            event.alarm_id,
+            event.transition,
+            event.level,
+            event.key.fingerprint_sha256,
+            event.occurred_at,
+            stored,
+        )
+        assert AlarmEvent.model_validate(stored) == event
+    read = await history.alarm_transitions(since=NOW - timedelta(hours=4))
+    assert read == [alarm_line(raised), alarm_line(resolved)]
+    assert [line.state for line in read] == ["open", "resolved"]
 
 
 async def test_the_alarms_a_status_report_reads_make_the_report_the_whole_history_makes(
