@@ -4,6 +4,7 @@ Secrets are never inline: `*_env` names an environment variable and `*_file` a f
 """
 
 import re
+from collections.abc import Iterator
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Literal
@@ -433,4 +434,9 @@ class CertmonConfig(Strict):
 
     def scan_targets(self) -> list[Target]:
         """Every configured target as a scan target."""
-        return [entry.to_target(self.defaults) for entry in self.targets]
+        return list(self.iter_scan_targets())
+
+    def iter_scan_targets(self) -> Iterator[Target]:
+        """Every configured target as a scan target, one at a time: an estate's targets are built as they are
+        read rather than all at once."""
+        return (entry.to_target(self.defaults) for entry in self.targets)

@@ -8,6 +8,7 @@ import yaml
 from shared.config import (
     CertificateFacts,
     ConfigError,
+    TargetEntry,
     load_config,
     parse_config,
     parse_duration,
@@ -15,6 +16,7 @@ from shared.config import (
     resolve_policy,
 )
 from shared.config.loader import _ConfigYamlLoader
+from shared.config.schema import Defaults
 from shared.events import Target
 
 DESIGN_EXAMPLE = """
@@ -71,6 +73,24 @@ def test_design_example_is_valid_and_yields_its_targets(design_config) -> None:
     ]
     assert targets[0].interval_seconds == 900 and targets[0].profile == "full"
     assert targets[1].interval_seconds == 3600 and targets[1].protocol == "smtp"
+
+
+def test_scan_targets_are_built_as_they_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`iter_scan_targets` builds a target per entry read, not the whole estate up front; `scan_targets` all."""
+    config = parse_config({"targets": [{"host": f"h{i}.example.test"} for i in range(100)]})
+    built: list[str | None] = []
+    to_target = TargetEntry.to_target
+
+    def counted(entry: TargetEntry, defaults: Defaults) -> Target:
+        built.append(entry.host)
+        return to_target(entry, defaults)
+
+    monkeypatch.setattr(TargetEntry, "to_target", counted)
+    targets = config.iter_scan_targets()
+    assert built == []
+    assert next(targets).key == "h0.example.test:443"
+    assert built == ["h0.example.test"]
+    assert [t.key for t in config.scan_targets()] == [f"h{i}.example.test:443" for i in range(100)]
 
 
 def test_well_known_port_implies_starttls_protocol() -> None:
