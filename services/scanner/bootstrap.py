@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,9 +36,10 @@ class ScannerUnavailable(RuntimeError):
     """The scanner was started without PostgreSQL, which scheduling needs (use `observe` for one-off scans)."""
 
 
-def configured_targets(config: CertmonConfig) -> list[Target]:
-    """The targets to schedule: every configured target, directories expanded into their certificate files."""
-    return [expanded for target in config.scan_targets() for expanded in expand_file_targets(target)]
+def configured_targets(config: CertmonConfig) -> Iterator[Target]:
+    """The targets to schedule: every configured target, directories expanded into their certificate files;
+    built as they are read (a directory is listed when its entry is reached)."""
+    return (expanded for target in config.iter_scan_targets() for expanded in expand_file_targets(target))
 
 
 @dataclass
@@ -70,8 +71,7 @@ class ScannerService:
         """Migrate, sync the configured targets, subscribe the consumer, start the relay and scheduler."""
         parts = self._require()
         applied = await parts.repo.migrate()
-        targets = await asyncio.to_thread(configured_targets, self._config)  # directory listings touch the disk
-        summary = await parts.repo.sync(targets, now=self._clock())
+        summary = await parts.repo.sync(configured_targets(self._config), now=self._clock())
         log.info("scanner_started", migrations=applied, targets=summary.configured, disabled=summary.disabled)
         prefetch = scan_concurrency(self._settings, self._config)
         for route in subscriptions(parts.handler, prefetch=prefetch):

@@ -9,6 +9,7 @@ Errors: `StoreUnavailable` when the store cannot be reached, raised where a call
 sweep releasing its claim after a failure); anything else a store raises is a bug or an outage to retry later.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -67,8 +68,12 @@ def scan_request(target: Target, due_at: datetime) -> CloudEvent:
 class TargetStore(Protocol):
     """The scheduled targets, the scan requests processed, and the outbox of the events they cause."""
 
-    async def sync(self, targets: list[Target], *, now: datetime) -> SyncSummary:
+    async def sync(self, targets: Iterable[Target], *, now: datetime) -> SyncSummary:
         """Upsert the configured targets (new ones due at `now`) and disable, never delete, the others.
+
+        `targets` is read once, a chunk at a time, keeping only their keys: it may be a generator that builds
+        each target as it is read, so a sync holds no more of an estate at once than a chunk. (The PostgreSQL
+        store reads each chunk in a worker thread: building targets lists directories.)
 
         A target whose interval shrank is due no later than one new interval from `now`, and its pending request
         holds it no longer than the new lease. Targets a discovery sweep registered are not configured, so they

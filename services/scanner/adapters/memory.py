@@ -6,6 +6,7 @@ targets tie by key, as in PostgreSQL; the sweep twin orders ties the way they we
 leaves them unordered.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -42,19 +43,22 @@ class InMemoryTargetStore:
         self.outbox: list[CloudEvent] = []
         self.processed: set[tuple[str, str]] = set()
 
-    async def sync(self, targets: list[Target], *, now: datetime) -> SyncSummary:
-        """Upsert the configured targets and disable the other configured ones (see `TargetStore.sync`)."""
+    async def sync(self, targets: Iterable[Target], *, now: datetime) -> SyncSummary:
+        """Upsert the configured targets and disable the other configured ones (see `TargetStore.sync`); reads
+        `targets` once, on the event loop."""
+        keys: list[str] = []
         for target in targets:
             self._upsert(target, now)
-        keys = {t.key for t in targets}
+            keys.append(target.key)
+        configured = set(keys)
         dropped = [
             row
             for key, row in self.targets.items()
-            if row.enabled and key not in keys and row.target.discovered_by is None
+            if row.enabled and key not in configured and row.target.discovered_by is None
         ]
         for row in dropped:
             row.enabled = False
-        return SyncSummary(configured=len(targets), disabled=len(dropped))
+        return SyncSummary(configured=len(keys), disabled=len(dropped))
 
     async def register_discovered(self, targets: list[Target], *, now: datetime) -> None:
         """Upsert discovered targets, leaving enabled configured ones as they are."""

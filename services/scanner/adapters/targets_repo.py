@@ -6,7 +6,10 @@ pending, and one more enqueues their `scan.requested.v1` events, in one transact
 by exactly one replica or by none.
 """
 
+import asyncio
+from collections.abc import Iterable
 from datetime import datetime
+from itertools import islice
 
 import asyncpg
 
@@ -17,6 +20,9 @@ from shared.events import CloudEvent, Observation, ScanRequested, Target
 from shared.outbox import enqueue_many
 
 SCHEMA = "scanner"
+
+#: How many targets a sync reads and upserts at a time: what it holds of an estate besides the keys.
+SYNC_CHUNK = 2000
 
 #: The interval of a row's target, from the target itself (the one place it is stored).
 _INTERVAL = "make_interval(secs => (t.target->>'interval_seconds')::int)"
@@ -114,22 +120,28 @@ class TargetsRepository:
         """Apply the scanner's missing migrations; returns their names."""
         return await migrate(self._pool, SCHEMA, load_migrations("services.scanner.adapters.migrations"))
 
-    async def sync(self, targets: list[Target], *, now: datetime) -> SyncSummary:
+    async def sync(self, targets: Iterable[Target], *, now: datetime) -> SyncSummary:
         """Upsert the configured targets (new ones due at `now`) and disable, never delete, the others.
 
         A target whose interval shrank is due no later than one new interval from `now`, and its pending request
         holds it no longer than the new lease. Targets a discovery sweep registered are not configured, so they
         are left alone rather than disabled.
+
+        In one transaction: `SYNC_CHUNK` targets at a time are read from `targets` in a worker thread (building
+        them may list directories) and upserted; then one statement disables the others, by the keys kept.
         """
-        rows = _rows(targets, now)
+        remaining = iter(targets)
+        keys: list[str] = []
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.executemany(_UPSERT, rows)
+            while chunk := await asyncio.to_thread(list, islice(remaining, SYNC_CHUNK)):
+                keys.extend(t.key for t in chunk)
+                await conn.executemany(_UPSERT, _rows(chunk, now))
             disabled = await conn.fetch(
                 "UPDATE scanner.targets SET enabled = false, updated_at = now() "
                 "WHERE enabled AND key <> ALL($1::text[]) AND target->>'discovered_by' IS NULL RETURNING key",
-                [t.key for t in targets],
+                keys,
             )
-        return SyncSummary(configured=len(rows), disabled=len(disabled))
+        return SyncSummary(configured=len(keys), disabled=len(disabled))
 
     async def register_discovered(self, targets: list[Target], *, now: datetime) -> None:
         """Upsert targets a discovery sweep found (new ones due at `now`), enabled; a configured target with

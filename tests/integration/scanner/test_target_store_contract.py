@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from services.scanner.adapters.memory import InMemoryTargetStore
-from services.scanner.adapters.targets_repo import TargetsRepository
+from services.scanner.adapters.targets_repo import SYNC_CHUNK, TargetsRepository
 from services.scanner.domain.schedule import MIN_REQUEST_LEASE, next_due
 from services.scanner.ports import ScanRecord, TargetStore
 from shared.events import CloudEvent, Observation, ObservationError, ScanRequested, Target, make_event
@@ -117,6 +117,18 @@ class TestTargetStoreContract:
         assert await store.make_all_due(NOW) == 1
         await store.sync(hosts(2), now=NOW)
         assert targets_of(await store.claim_due(NOW, 10)) == hosts(2)
+
+    async def test_sync_reads_more_targets_than_a_chunk_once_and_disables_the_rest(
+        self, under_test: StoreUnderTest
+    ) -> None:
+        """Targets given as a generator (read once), more than one chunk of them, are all upserted; only the
+        targets not among them are disabled."""
+        store, estate = under_test.store, hosts(SYNC_CHUNK + 3)
+        await store.sync(minutely(2) + estate[:5], now=NOW)
+        summary = await store.sync((target for target in estate), now=NOW)
+        assert (summary.configured, summary.disabled) == (SYNC_CHUNK + 3, 2)
+        claimed = await store.claim_due(NOW, 2 * SYNC_CHUNK)
+        assert sorted(r.target.key for r in claimed) == sorted(t.key for t in estate)
 
     async def test_sync_stores_a_changed_target_and_pulls_in_a_shorter_interval(
         self, under_test: StoreUnderTest

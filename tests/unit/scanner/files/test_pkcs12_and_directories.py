@@ -142,3 +142,14 @@ def test_configured_directory_targets_are_scheduled_file_by_file(directory: Path
     assert keys == [f"file:{directory / n}" for n in ["a.CRT", "b.pem", "c.der", "d.p12", "e.cer"]] + [
         "example.test:443"
     ]
+
+
+def test_configured_targets_are_built_as_they_are_read(tmp_path: Path) -> None:
+    """Configured targets come one at a time: a directory is listed when its entry is reached, not before."""
+    later = tmp_path / "later"
+    later.mkdir()
+    config = parse_config({"targets": [{"host": "example.test"}, {"file": str(later)}]})
+    targets = configured_targets(config)
+    assert next(targets).key == "example.test:443"
+    (later / "new.pem").write_bytes(b"")
+    assert [target.key for target in targets] == [f"file:{later / 'new.pem'}"]
