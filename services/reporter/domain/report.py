@@ -5,12 +5,12 @@ Nothing here reads a clock or does I/O; `now` is always an argument and every da
 
 import re
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Literal
+from typing import Annotated, Literal, overload
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidatorFunctionWrapHandler, WrapValidator
 
 from services.reporter.domain.status import TargetStatus
 from shared.events import AlarmEvent, AlarmState
@@ -97,24 +97,6 @@ class AlarmLine(ReportModel):
     acknowledged_at: datetime | None = None
 
 
-class StatusReport(ReportModel):
-    """The status of the whole estate at `generated_at` (the daily report, and what the dashboard shows)."""
-
-    kind: Literal["daily", "weekly", "monthly", "custom"] = "daily"
-    name: str | None = None  # a custom report's name
-    generated_at: datetime
-    period_start: datetime
-    period_end: datetime
-    totals: Totals
-    certificates: list[CertificateRow]
-    expired: list[str]
-    expiring: list[ExpiryWindow]
-    unreachable: list[UnreachableTarget]
-    open_alarms: list[AlarmLine]
-    alarms_raised: list[AlarmLine]
-    alarms_resolved: list[AlarmLine]
-
-
 def normalize_fingerprint(text: str) -> str | None:
     """A fingerprint as typed (colons, spaces, either case) in canonical form, or None if it is not one."""
     canonical = re.sub(r"[:\s]", "", text).lower()
@@ -164,9 +146,71 @@ def certificate_row(status: TargetStatus, now: datetime) -> CertificateRow:
     )
 
 
+class CertificateRows(Sequence[CertificateRow]):
+    """A status report's rows: made from the targets' statuses (in the report's order) each time they are walked,
+    so a report holds the slim statuses rather than a row model per target (+164 MB at 100,000 targets); each
+    format walks them once, as it writes."""
+
+    def __init__(self, statuses: Sequence[TargetStatus], now: datetime) -> None:
+        self._statuses, self._now = statuses, now
+
+    def __len__(self) -> int:
+        return len(self._statuses)
+
+    @overload
+    def __getitem__(self, index: int) -> CertificateRow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[CertificateRow]: ...
+
+    def __getitem__(self, index: int | slice) -> CertificateRow | list[CertificateRow]:
+        if isinstance(index, slice):
+            return [certificate_row(s, self._now) for s in self._statuses[index]]
+        return certificate_row(self._statuses[index], self._now)
+
+    def __iter__(self) -> Iterator[CertificateRow]:
+        return (certificate_row(s, self._now) for s in self._statuses)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+
+def _kept(value: object, validate: ValidatorFunctionWrapHandler) -> object:
+    return value if isinstance(value, CertificateRows) else validate(value)
+
+
+#: A status report's rows: its `CertificateRows` as they are (not walked to be validated), or a list validated (a
+#: report read back from its JSON); dumped as a list.
+Rows = Annotated[
+    Sequence[CertificateRow], WrapValidator(_kept), PlainSerializer(list, return_type=list[CertificateRow])
+]
+
+
+class StatusReport(ReportModel):
+    """The status of the whole estate at `generated_at` (the daily report, and what the dashboard shows)."""
+
+    kind: Literal["daily", "weekly", "monthly", "custom"] = "daily"
+    name: str | None = None  # a custom report's name
+    generated_at: datetime
+    period_start: datetime
+    period_end: datetime
+    totals: Totals
+    certificates: Rows
+    expired: list[str]
+    expiring: list[ExpiryWindow]
+    unreachable: list[UnreachableTarget]
+    open_alarms: list[AlarmLine]
+    alarms_raised: list[AlarmLine]
+    alarms_resolved: list[AlarmLine]
+
+
+def _soonest_first(days: float | None, target: str) -> tuple[bool, float, str]:
+    return (days is None, days or 0.0, target)
+
+
 def by_days_remaining(row: CertificateRow) -> tuple[bool, float, str]:
     """Sort key: soonest expiry first, rows without a certificate last, then by target."""
-    return (row.days_remaining is None, row.days_remaining or 0.0, row.target)
+    return _soonest_first(row.days_remaining, row.target)
 
 
 def by_urgency(row: CertificateRow) -> tuple[int, bool, float, str]:
@@ -255,24 +299,25 @@ def build_status_report(
     """
     period_start, period_end = period or daily_period(now)
     lines = alarms if isinstance(alarms, StatusAlarms) else alarm_lines(alarms, now)
-    rows = sorted((certificate_row(s, now) for s in statuses), key=by_days_remaining)
-    with_cert = [r for r in rows if r.not_after is not None]
-    levels = Counter(r.level for r in rows)
-    grades = Counter(r.grade for r in rows if r.grade is not None)
+    ordered = sorted(statuses, key=lambda s: _soonest_first(days_remaining(s, now), s.target_key))
+    # (target, days left) of each certificate, soonest first: what the expiry lists take of the rows.
+    expiries = [(s.target_key, days_remaining(s, now) or 0.0) for s in ordered if s.not_after is not None]
+    levels = Counter(s.level for s in statuses)
+    grades = Counter(s.grade for s in statuses if s.grade is not None)
     return StatusReport(
         kind=kind,
         generated_at=now,
         period_start=period_start,
         period_end=period_end,
         totals=Totals(
-            targets=len(rows),
-            certificates=len({r.fingerprint_sha256 for r in with_cert}),
+            targets=len(statuses),
+            certificates=len({s.fingerprint for s in statuses if s.not_after is not None}),
             by_level={level: levels.get(level, 0) for level in LEVELS},
             by_grade={grade: grades.get(grade, 0) for grade in GRADES},
         ),
-        certificates=rows,
-        expired=[r.target for r in with_cert if (r.days_remaining or 0.0) < 0],
-        expiring=[_window(with_cert, days) for days in EXPIRY_WINDOWS_DAYS],
+        certificates=CertificateRows(ordered, now),
+        expired=[target for target, days in expiries if days < 0],
+        expiring=[_window(expiries, days) for days in EXPIRY_WINDOWS_DAYS],
         unreachable=[
             UnreachableTarget(
                 target=s.target_key, kind=s.error_kind, message=s.error_message, evaluated_at=s.evaluated_at
@@ -286,6 +331,6 @@ def build_status_report(
     )
 
 
-def _window(rows: Sequence[CertificateRow], days: int) -> ExpiryWindow:
-    inside = [r.target for r in rows if r.days_remaining is not None and 0 <= r.days_remaining <= days]
+def _window(expiries: Sequence[tuple[str, float]], days: int) -> ExpiryWindow:
+    inside = [target for target, left in expiries if 0 <= left <= days]
     return ExpiryWindow(days=days, count=len(inside), targets=inside)

@@ -4,10 +4,12 @@ from datetime import UTC, datetime, timedelta
 
 from services.reporter.adapters.rendering import ReportRenderer
 from services.reporter.domain.report import (
+    CertificateRows,
     StatusReport,
     alarm_lines,
     build_status_report,
     by_urgency,
+    certificate_row,
     daily_period,
     normalize_fingerprint,
 )
@@ -33,6 +35,20 @@ ESTATE = [
     evaluation("gone.example", days=-2, level="critical", grade="F"),
     evaluation("down.example", days=None, level="warning", error=ObservationError(kind="timeout", message="no answer")),
 ]
+
+
+def test_the_rows_are_made_from_the_statuses_as_they_are_walked() -> None:
+    """The report holds the statuses, not a row model per target: each walk makes the rows anew, the same ones
+    (and by index and slice), and the report's JSON validates back into an equal report whose rows are a list."""
+    report = build_status_report(statuses(ESTATE), [], now=NOW)
+    assert isinstance(report.certificates, CertificateRows)
+    rows = list(report.certificates)
+    made = [certificate_row(s, NOW) for s in statuses(ESTATE)]
+    assert sorted(rows, key=lambda r: r.target) == sorted(made, key=lambda r: r.target)
+    assert list(report.certificates) == rows and rows[0] is not next(iter(report.certificates))
+    assert (len(report.certificates), report.certificates[1], report.certificates[2:4]) == (6, rows[1], rows[2:4])
+    read = StatusReport.model_validate_json(ReportRenderer().to_json(report))
+    assert read.certificates == rows and read == report
 
 
 def test_totals_count_every_level_and_grade() -> None:
