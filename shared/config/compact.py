@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate
 from typing import Any, Generic, TypeVar, get_args, overload
 
-from pydantic import BaseModel, GetCoreSchemaHandler
+from pydantic import BaseModel, GetCoreSchemaHandler, ValidationError
 from pydantic_core import core_schema
 
 M = TypeVar("M", bound=BaseModel)
@@ -78,7 +78,16 @@ class CompactModels(Sequence[M], Generic[M]):
         as_list = handler.generate_schema(list[model])  # type: ignore[valid-type]  # the model is only known here
 
         def validate(value: Any, validate_list: core_schema.ValidatorFunctionWrapHandler) -> "CompactModels[Any]":
-            return value if isinstance(value, cls) else cls(model, validate_list(value))
+            if isinstance(value, cls):
+                return value
+            if isinstance(value, list):
+                # One entry at a time, each stored before the next is validated: the list validated whole would hold
+                # every model at once (about 100 MB for 100,000 targets) on top of the parsed document.
+                try:
+                    return cls(model, (model.model_validate(entry) for entry in value))
+                except ValidationError:
+                    pass  # validated whole below, for errors located as `targets.3.host`
+            return cls(model, validate_list(value))
 
         return core_schema.no_info_wrap_validator_function(
             validate,

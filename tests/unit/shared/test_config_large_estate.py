@@ -107,3 +107,22 @@ def test_a_mapping_that_is_not_json_is_read_as_yaml(tmp_path: Path) -> None:
     path.write_text('{"targets": [\n  {"host": "a.example"\n')
     with pytest.raises(ConfigError, match="line 3"):
         load_config(path)
+
+
+def test_validating_ten_thousand_targets_never_holds_them_all_as_models() -> None:
+    """The entries are validated and stored one at a time: the validation's peak stays well under what the same
+    entries take as models held together (what validating the list whole would hold, on top of the document)."""
+    document = {"targets": [{"host": f"h{i}.example", "port": 443, "tags": ["t"]} for i in range(10_000)]}
+    gc.collect()
+    tracemalloc.start()
+    try:
+        config = parse_config(document)
+        _, validation_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        as_models = list(config.targets)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(as_models) == 10_000
+    assert validation_peak * 2 < held - before
