@@ -9,20 +9,18 @@ import contextlib
 import datetime as dt
 import os
 import shutil
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aio_pika
 import asyncpg
-import httpx
 import pytest
 
 from tests.support.pki import make_ca, make_leaf, write_chain
 from tests.support.postgres_node import PostgresNode, postgres_available, postgres_node
-from tests.support.rabbitmq_node import RabbitNode, free_port, rabbitmq_available
+from tests.support.rabbitmq_node import RabbitNode, rabbitmq_available
+from tests.support.service_processes import ServiceProcesses, outbox_rows
 from tests.support.tls_server import server_context, tls_server
 
 pytestmark = [
@@ -37,8 +35,6 @@ DAY = dt.timedelta(days=1)
 #: Two scanners, as a scaled deployment runs them; one of each other service.
 PROCESSES = ("reporter", "notifier", "alarmer", "evaluator", "scanner", "scanner")
 RECOVERY_SECONDS = 15.0
-SCHEMAS_WITH_OUTBOX = ("scanner", "alarmer", "notifier", "reporter")
-CERTMON = Path(sys.executable).with_name("certmon")
 
 
 @pytest.fixture
@@ -57,75 +53,6 @@ def postgres() -> Iterator[PostgresNode]:
     """A started PostgreSQL cluster of this test's own."""
     with postgres_node() as node:
         yield node
-
-
-class Services:
-    """The certmon processes, each with its own health port and log file."""
-
-    def __init__(self, directory: Path, env: dict[str, str]) -> None:
-        self.directory, self.env = directory, env
-        self.processes: list[tuple[str, int, asyncio.subprocess.Process]] = []
-
-    async def start(self) -> None:
-        for index, name in enumerate(PROCESSES):
-            port = free_port()
-            log = (self.directory / f"{index}-{name}.log").open("wb")
-            process = await asyncio.create_subprocess_exec(
-                str(CERTMON),
-                name,
-                env={**self.env, "CERTMON_HTTP_PORT": str(port)},
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-            log.close()
-            self.processes.append((name, port, process))
-
-    async def wait_for_log(self, event: str, *, seconds: float) -> None:
-        """Wait until every process has logged `event` (processes start slowly on a busy machine)."""
-        deadline = time.monotonic() + seconds
-        while not all(event in path.read_text(errors="replace") for path in self.directory.glob("*.log")):
-            if time.monotonic() > deadline:
-                pytest.fail(f"not every process logged {event} within {seconds} s\n" + self.logs())
-            await asyncio.sleep(0.25)
-
-    def running(self) -> list[str]:
-        """Names of the processes that have not exited."""
-        return [name for name, _, process in self.processes if process.returncode is None]
-
-    async def readiness(self) -> list[int]:
-        """The status code of each process's `/healthz/ready` (0 when it does not answer)."""
-        codes = []
-        async with httpx.AsyncClient(timeout=3) as client:
-            for _, port, _ in self.processes:
-                try:
-                    codes.append((await client.get(f"http://127.0.0.1:{port}/healthz/ready")).status_code)
-                except httpx.HTTPError:
-                    codes.append(0)
-        return codes
-
-    async def stop(self) -> list[int | None]:
-        """SIGTERM every process and collect the exit codes (None for one that had to be killed)."""
-        for _, _, process in self.processes:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-        codes: list[int | None] = []
-        for _, _, process in self.processes:
-            try:
-                async with asyncio.timeout(40):
-                    codes.append(await process.wait())
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-                codes.append(None)
-        return codes
-
-    def logs(self) -> str:
-        """The tail of every process's log, for a failing assertion's message."""
-        parts = []
-        for path in sorted(self.directory.glob("*.log")):
-            lines = [line for line in path.read_text(errors="replace").splitlines() if '"logger": "aio' not in line]
-            parts.append(f"--- {path.name}\n" + "\n".join(lines[-30:]))
-        return "\n".join(parts)
 
 
 @contextlib.asynccontextmanager
@@ -162,7 +89,7 @@ async def latest_evaluations(url: str) -> dict[str, dt.datetime]:
     return {row["target_key"]: row["at"] for row in rows}
 
 
-async def wait_for_observations(url: str, targets: int, since: dt.datetime, services: Services) -> float:
+async def wait_for_observations(url: str, targets: int, since: dt.datetime, services: ServiceProcesses) -> float:
     """Seconds until every target has an evaluation newer than `since`; fails after RECOVERY_SECONDS."""
     started = time.monotonic()
     while True:
@@ -178,29 +105,7 @@ async def wait_for_observations(url: str, targets: int, since: dt.datetime, serv
         await asyncio.sleep(0.25)
 
 
-async def wait_until_ready(services: Services, seconds: float) -> None:
-    """Every process answers 200 on `/healthz/ready` within `seconds`."""
-    deadline = time.monotonic() + seconds
-    while (codes := await services.readiness()) != [200] * len(PROCESSES):
-        if time.monotonic() > deadline:
-            pytest.fail(f"readiness {codes} after {seconds} s\n" + services.logs())
-        await asyncio.sleep(0.25)
-
-
-async def outbox_rows(url: str) -> tuple[dict[str, list[asyncpg.Record]], int]:
-    """Each outbox's rows in the order it wrote them, and how many are still unpublished in all."""
-    conn = await asyncpg.connect(url)
-    try:
-        rows = {
-            schema: await conn.fetch(f"SELECT event_id, created_at, published_at FROM {schema}.outbox ORDER BY seq")
-            for schema in SCHEMAS_WITH_OUTBOX
-        }
-        return rows, sum(row["published_at"] is None for table in rows.values() for row in table)
-    finally:
-        await conn.close()
-
-
-async def wait_for_drained_outboxes(url: str, services: Services) -> None:
+async def wait_for_drained_outboxes(url: str, services: ServiceProcesses) -> None:
     """Every outbox has published everything it holds, within RECOVERY_SECONDS."""
     deadline = time.monotonic() + RECOVERY_SECONDS
     while (await outbox_rows(url))[1]:
@@ -256,7 +161,7 @@ async def test_services_wait_for_the_broker_and_survive_broker_and_database_rest
             "CERTMON_REPORTS_URL": str(tmp_path / "reports"),
         }
         env.pop("CERTMON_TEST_AMQP_URL", None)
-        services = Services(tmp_path, env)
+        services = ServiceProcesses(tmp_path, env, PROCESSES)
         await services.start()
         try:
             # The broker is down: every process waits for it, alive and unready, logging each attempt.
@@ -265,7 +170,7 @@ async def test_services_wait_for_the_broker_and_survive_broker_and_database_rest
             assert all(code in (0, 503) for code in await services.readiness())
 
             await asyncio.to_thread(rabbit.start)
-            await wait_until_ready(services, 30)
+            await services.wait_until_ready(30)
             await wait_for_observations(database_url, len(targets), dt.datetime.now(dt.UTC), services)
 
             # A broker restart: down for seven seconds, then observations resume within 15 s of it being back.
@@ -284,7 +189,7 @@ async def test_services_wait_for_the_broker_and_survive_broker_and_database_rest
             database_back = dt.datetime.now(dt.UTC)
             after_database = await wait_for_observations(database_url, len(targets), database_back, services)
             await wait_for_drained_outboxes(database_url, services)
-            await wait_until_ready(services, RECOVERY_SECONDS)
+            await services.wait_until_ready(RECOVERY_SECONDS)
             assert services.running() == list(PROCESSES), services.logs()
         finally:
             exit_codes = await services.stop()
