@@ -95,10 +95,11 @@ def add_health_routes(
         return answer
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        """Metrics in the Prometheus text format."""
-        own = generate_latest(REGISTRY)
-        if extra_metrics is None:
+    async def metrics(only: Literal["process", "estate"] | None = None) -> Response:
+        """Metrics in the Prometheus text format: the process's own, then the extra chunks (the reporter's estate);
+        `?only=process` or `?only=estate` serves one of the two, so each can be scraped on its own interval."""
+        own = generate_latest(REGISTRY) if only != "estate" else b""
+        if extra_metrics is None or only == "process":
             return Response(own, media_type=_METRICS_TYPE)
         # The extra text can be hundreds of megabytes (the reporter's estate): streamed, the chunks read in worker
         # threads; it is ready before the response starts, so a failure is still a 500.

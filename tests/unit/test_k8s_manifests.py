@@ -428,6 +428,21 @@ def test_the_reporter_has_room_in_tmp_for_the_metrics_body(rendering: Rendering)
     assert set(limits.values()) == {"64Mi"}
 
 
+def test_the_reporters_estate_is_scraped_apart_from_its_own_metrics(rendering: Rendering) -> None:
+    """The estate's series (tens of seconds to render at 100,000 targets) have their own scrape with a timeout of a
+    minute or more; the process's own metrics keep a short one, never held up by the estate."""
+    monitor = rendering.named("ServiceMonitor", "certmon-reporter")
+    assert monitor is not None
+    by_scope = {tuple(e.get("params", {}).get("only", [])): e for e in monitor["spec"]["endpoints"]}
+    assert set(by_scope) == {("process",), ("estate",)}
+
+    def seconds(duration: str) -> int:
+        return int(duration[:-1]) * {"s": 1, "m": 60}[duration[-1]]
+
+    assert seconds(by_scope[("estate",)]["scrapeTimeout"]) >= 60
+    assert seconds(by_scope[("process",)]["interval"]) <= 60
+
+
 def test_every_deployment_has_its_companions(rendering: Rendering) -> None:
     """Every Deployment has a PDB, a Service and a ServiceMonitor for /metrics, and NetworkPolicies."""
     problems = [

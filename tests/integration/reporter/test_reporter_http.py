@@ -195,6 +195,19 @@ async def test_metrics_expose_estate_gauges(client: httpx.AsyncClient) -> None:
     )
 
 
+async def test_metrics_serve_the_process_or_the_estate_alone_on_request(client: httpx.AsyncClient) -> None:
+    """`?only=process` leaves the estate out (a fast scrape of the process's own metrics), `?only=estate` leaves the
+    process's own metrics out; together they are what `/metrics` serves, and another value is refused."""
+    whole = {f.name for f in text_string_to_metric_families((await client.get("/metrics")).text)}
+    process = {f.name for f in text_string_to_metric_families((await client.get("/metrics?only=process")).text)}
+    estate = {f.name for f in text_string_to_metric_families((await client.get("/metrics?only=estate")).text)}
+    assert "certmon_messages_consumed" in process and "certmon_certificates" not in process
+    assert "certmon_certificates" in estate and "ssl_cert_not_after" in estate
+    assert "certmon_messages_consumed" not in estate
+    assert process | estate == whole
+    assert (await client.get("/metrics?only=everything")).status_code == 422
+
+
 async def test_readiness_fails_when_the_database_is_gone(settings: Settings, database_url: str) -> None:
     """`/healthz/ready` answers 503 once the pool cannot reach PostgreSQL; liveness stays 200."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
