@@ -90,6 +90,33 @@ class RabbitNode:
                 raise TimeoutError(f"RabbitMQ node did not listen on {self.port} within {timeout} s")
             time.sleep(0.2)
 
+    def queue_counts(self) -> dict[str, tuple[int, int]]:
+        """Each queue's ready and unacknowledged messages ({} while the node is down)."""
+        listed = subprocess.run(
+            [
+                str(CTL),
+                "-n",
+                self.name,
+                "-q",
+                "list_queues",
+                "--no-table-headers",
+                "name",
+                "messages_ready",
+                "messages_unacknowledged",
+            ],
+            env=self._env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        counts = {}
+        for line in listed.stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+                counts[parts[0]] = (int(parts[1]), int(parts[2]))
+        return counts
+
     def stop(self, timeout: float = 60.0) -> None:
         """Stop the node (its data stays, as on a real restart)."""
         if self._process is None:

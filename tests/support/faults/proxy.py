@@ -1,0 +1,74 @@
+"""A TCP proxy on 127.0.0.1 between the services and the broker or the database, so a test can cut every
+connection at once (as a NAT timeout, a load balancer's failover or a network blip does) without stopping either.
+
+Each accepted connection opens its own connection upstream; bytes are copied both ways until either side closes.
+`cut_all()` aborts every connection on both sides (a reset, not a polite close), and may refuse new ones for a
+while (a short partition)."""
+
+import asyncio
+import contextlib
+import time
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:`port` to 127.0.0.1:`upstream_port`; `start()` binds, `close()` stops and cuts."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._refuse_until = 0.0
+
+    async def start(self) -> int:
+        """Listen on a free port; returns it."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    def cut_all(self, *, refuse_for: float = 0.0) -> int:
+        """Reset every open connection, both sides, and refuse new ones for `refuse_for` seconds; returns how many
+        connections were cut."""
+        self._refuse_until = time.monotonic() + refuse_for
+        cut = list(self._writers)
+        for writer in cut:
+            writer.transport.abort()
+        self._writers.clear()
+        return len(cut) // 2
+
+    async def close(self) -> None:
+        """Stop listening and cut what is open."""
+        if self._server is not None:
+            self._server.close()
+        self.cut_all()
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2):
+                    await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if time.monotonic() < self._refuse_until:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:  # upstream is down: the client sees its connection reset, as it would without a proxy
+            writer.transport.abort()
+            return
+        self._writers |= {writer, up_writer}
+        try:
+            await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
+        finally:
+            self._writers -= {writer, up_writer}
+            for side in (writer, up_writer):
+                side.transport.abort()
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy bytes from `reader` to `writer` until end of stream or an error on either side."""
+    with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
