@@ -53,7 +53,7 @@ EVERY_KIND = [
 ]
 
 
-async def announcements(bus: InMemoryBus, *, at_least: int = 1, within: float = 5.0) -> list[CloudEvent]:
+async def announcements(bus: InMemoryBus, *, at_least: int = 1, within: float = 30.0) -> list[CloudEvent]:
     """The `report.published.v1` events the outbox relay published, once there are `at_least` of them."""
     async with asyncio.timeout(within):
         while len(bus.pending(ANNOUNCEMENTS)) < at_least:
