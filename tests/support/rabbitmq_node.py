@@ -91,7 +91,7 @@ class RabbitNode:
             time.sleep(0.2)
 
     def queue_counts(self) -> dict[str, tuple[int, int]]:
-        """Each queue's ready and unacknowledged messages ({} while the node is down)."""
+        """Each queue's ready and unacknowledged messages (RuntimeError when rabbitmqctl cannot tell)."""
         listed = subprocess.run(
             [
                 str(CTL),
@@ -110,6 +110,8 @@ class RabbitNode:
             timeout=60,
             check=False,
         )
+        if listed.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl list_queues failed: {listed.stderr[-1000:]}")
         counts = {}
         for line in listed.stdout.splitlines():
             parts = line.split()

@@ -34,6 +34,7 @@ from tests.support.webhook_sink import WebhookSink
 
 TAP_QUEUE = "faults.tap.alarm-events"
 DEAD_LETTER_QUEUE = "certmon.dead-letters"
+DELIVERY_CHANNELS = ("email", "snmp", "webhook")
 SNMP_NOTIFICATIONS = {
     "raised": "certmonAlarmRaised",
     "changed": "certmonAlarmChanged",
@@ -111,6 +112,17 @@ class Books:
     def duplicated(self) -> int:
         """Effects made more than once (or made and never called for), over every kind."""
         return sum(len(t.duplicated) + len(t.unexpected) for t in self.effects.values())
+
+    @property
+    def resent(self) -> list[str]:
+        """Deliveries made more than once (the same idempotency key: one alarm event to one recipient over one
+        channel), as opposed to doubled alarm transitions or deliveries nothing called for."""
+        return [item for channel in DELIVERY_CHANNELS for item in self.effects[channel].duplicated]
+
+    @property
+    def duplicated_otherwise(self) -> int:
+        """Duplicates that are not `resent` deliveries."""
+        return self.duplicated - len(self.resent)
 
     @property
     def clean(self) -> bool:
@@ -258,6 +270,11 @@ def delivered_traps(trapd: Snmptrapd) -> Counter[Any]:
     return found
 
 
+def delivered(smtp: SmtpServer, trapd: Snmptrapd, webhooks: WebhookSink) -> dict[str, Counter[Any]]:
+    """What each sink holds, by channel, as the books identify deliveries."""
+    return {"email": delivered_emails(smtp), "snmp": delivered_traps(trapd), "webhook": delivered_webhooks(webhooks)}
+
+
 def delivered_emails(smtp: SmtpServer) -> Counter[Any]:
     """The Message-IDs of the messages the SMTP sink accepted, once per recipient it accepted each for."""
     return Counter(str(received.message["Message-ID"]) for received in smtp.received for _ in received.rcpt_tos)
@@ -316,14 +333,15 @@ def keep_books(
     published = Counter((e.alarm_id, e.transition, e.level) for e in events)
     recorded = Counter((str(r["alarm_id"]), r["transition"], r["to_level"]) for r in history)
     emails, traps, calls = expected_deliveries(events, recipients)
+    received = delivered(smtp, trapd, webhooks)
     effects = {
         # Each transition recorded in the history was published once (a publish without a history row, or two
         # events for one row, is a duplicate; a row never published is lost).
         "alarm events published": Tally.of(recorded, published),
         "reporter alarm_events": Tally.of(Counter(e.event_id for e in events), Counter(tables["reporter_events"])),
-        "email": Tally.of(emails, delivered_emails(smtp)),
-        "snmp": Tally.of(traps, delivered_traps(trapd)),
-        "webhook": Tally.of(calls, delivered_webhooks(webhooks)),
+        "email": Tally.of(emails, received["email"]),
+        "snmp": Tally.of(traps, received["snmp"]),
+        "webhook": Tally.of(calls, received["webhook"]),
     }
     return Books(
         evaluations=tables["evaluations"],

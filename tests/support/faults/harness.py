@@ -54,15 +54,16 @@ from tests.support.webhook_sink import WebhookSink, start_webhook_sink
 
 #: Two scanners and two evaluators, as a scaled deployment runs them; one of each other service.
 PROCESSES = ("scanner", "scanner", "evaluator", "evaluator", "alarmer", "notifier", "reporter")
-KILL, TERM, BROKER, DATABASE, BROKER_CUT, DATABASE_CUT = (
+KILL, MID_DELIVERY, TERM, BROKER, DATABASE, BROKER_CUT, DATABASE_CUT = (
     "kill -9",
+    "kill -9 mid-delivery",  # the notifier, while the webhook sink holds a call unanswered
     "SIGTERM",
     "broker restart",
     "database restart",
     "broker connections cut",
     "database connections cut",
 )
-FAULT_KINDS = (KILL, TERM, BROKER, DATABASE, BROKER_CUT, DATABASE_CUT)
+FAULT_KINDS = (KILL, MID_DELIVERY, TERM, BROKER, DATABASE, BROKER_CUT, DATABASE_CUT)
 SCAN_REQUESTS = "certmon.scanner.scan-requests"
 COMMUNITY = "certmon-faults"
 RECIPIENTS = Recipients(
@@ -80,7 +81,7 @@ class Options:
     seed: int = 1
     fault_seconds: float = 70.0
     files: int = 10
-    endpoints: int = 0
+    endpoints: int = 2
     scan_interval: str = "3s"
     reminder_cadence: str = "10s"  # of critical alarms
     change_every: tuple[float, float] = (0.5, 2.5)
@@ -199,7 +200,9 @@ class Harness:
 
     async def _inject(self, kind: str) -> None:
         rng, began = self._faults, self._now()
-        if kind in (KILL, TERM):
+        if kind == MID_DELIVERY:
+            detail = await self._kill_notifier_mid_delivery()
+        elif kind in (KILL, TERM):
             index = rng.randrange(len(self.services.slots))
             signum = signal.SIGKILL if kind == KILL else signal.SIGTERM
             code = await self.services.signal_one(index, signum)
@@ -229,6 +232,26 @@ class Harness:
         ended = self._now()
         recovered = await self._time_to_ready()
         self.outcome.faults.append(Fault(kind, detail, began, ended, recovered))
+
+    async def _kill_notifier_mid_delivery(self) -> str:
+        """Hold the webhook sink's answers, wait for a call to arrive (a delivery sent and not yet recorded), kill
+        the notifier, let the sink answer again and restart the notifier."""
+        index = next(i for i, slot in enumerate(self.services.slots) if slot.name == "notifier")
+        sink, seen = self.webhooks, len(self.webhooks.received)
+        sink.release.clear()
+        sink.hang = 60.0
+        try:
+            deadline = time.monotonic() + 30
+            while len(sink.received) == seen and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            code = await self.services.signal_one(index, signal.SIGKILL)
+        finally:
+            sink.hang = 0.0
+            sink.release.set()
+        await asyncio.sleep(self._faults.uniform(0.0, 2.0))
+        await self.services.start_one(index)
+        held = "a webhook call held" if len(sink.received) > seen else "no webhook call within 30 s"
+        return f"notifier[{index}] exited {code}, {held}"
 
     async def _time_to_ready(self) -> float | None:
         try:
@@ -288,7 +311,7 @@ class Harness:
             if slot.name == "scanner":
                 code = await self.services.signal_one(index, signal.SIGTERM)
                 if code != 0:
-                    self.outcome.notes.append(f"scanner[{index}] exited {code} on the final SIGTERM")
+                    self.outcome.notes.append(f"scanner[{index}] exited {code} on SIGTERM (None: killed after 40 s)")
 
     async def _wait_for_empty_queues(self) -> dict[str, tuple[int, int]]:
         """With the scanners stopped nothing new enters: every queue but the scan requests (and the tap and the
@@ -419,11 +442,12 @@ async def run_faults(options: Options, workdir: Path, *, progress: Callable[[str
                 )
                 outcome = await harness.run()
             finally:
+                running = [slot.running for slot in services.slots]
                 codes = await services.stop()
             outcome.notes += [
-                f"{slot.name}[{index}] exited {code} on the final SIGTERM"
-                for index, (slot, code) in enumerate(zip(services.slots, codes, strict=True))
-                if code not in (0, None) or (code is None and slot.name != "scanner")
+                f"{slot.name}[{index}] exited {code} on the final SIGTERM (None: killed after 40 s)"
+                for index, (slot, code, was_running) in enumerate(zip(services.slots, codes, running, strict=True))
+                if was_running and code != 0
             ]
     outcome.seconds = time.monotonic() - started
     return outcome
@@ -465,6 +489,7 @@ def format_outcome(outcome: Outcome) -> str:
             problems += [f"{name} unexpected: {item}" for item in tally.unexpected]
         problems += books.problems + [f"dead letter: {line}" for line in books.dead_letters]
         problems += [f"delivery not sent: {line}" for line in books.unsettled_deliveries]
+
     problems += [
         f"not ready {f.kind} at {f.began:.1f} s ({f.detail})" for f in outcome.faults if f.recovered_after is None
     ]

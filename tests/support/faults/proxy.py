@@ -1,9 +1,10 @@
 """A TCP proxy on 127.0.0.1 between the services and the broker or the database, so a test can cut every
 connection at once (as a NAT timeout, a load balancer's failover or a network blip does) without stopping either.
 
-Each accepted connection opens its own connection upstream; bytes are copied both ways until either side closes.
-`cut_all()` aborts every connection on both sides (a reset, not a polite close), and may refuse new ones for a
-while (a short partition)."""
+Each accepted connection opens its own connection upstream; bytes are copied both ways until either side closes or
+fails, and then both are reset at once (a half-open connection, whose client would wait for an answer that never
+comes, is not what a restart of the server looks like). `cut_all()` resets every connection on both sides, and may
+refuse new ones for a while (a short partition)."""
 
 import asyncio
 import contextlib
@@ -47,6 +48,12 @@ class TcpProxy:
                     await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Cancelled when the run ends: the connection is reset like any other, and the cancellation is not
+        # re-raised, since asyncio's stream server would log it as the handler's failure.
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._forward(reader, writer)
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if time.monotonic() < self._refuse_until:
             writer.transport.abort()
             return
@@ -56,9 +63,12 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._writers |= {writer, up_writer}
+        pumps = [asyncio.ensure_future(_pump(reader, up_writer)), asyncio.ensure_future(_pump(up_reader, writer))]
         try:
-            await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            for pump in pumps:
+                pump.cancel()
             self._writers -= {writer, up_writer}
             for side in (writer, up_writer):
                 side.transport.abort()
@@ -66,9 +76,7 @@ class TcpProxy:
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Copy bytes from `reader` to `writer` until end of stream or an error on either side."""
-    with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+    with contextlib.suppress(OSError):
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
