@@ -56,12 +56,17 @@ class HttpServer:
                     raise RuntimeError("the HTTP server stopped during startup")
                 await asyncio.sleep(0.01)
 
-    async def stop(self) -> None:
-        """Stop accepting, let in-flight requests finish, close."""
+    async def stop(self, within: float | None = None) -> None:
+        """Stop accepting, let in-flight requests finish (for up to `within` seconds; None: however long they take),
+        close."""
         if self._server is None or self._task is None:
             return
         self._server.should_exit = True
-        await self._task
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), within)
+        except TimeoutError:
+            self._server.force_exit = True  # stop waiting for the requests (a long download): the process is leaving
+            await self._task
         self._server, self._task, self._bound_port = None, None, None
 
 

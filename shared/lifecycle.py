@@ -1,7 +1,10 @@
 """Running services: start in order, stop in reverse, and live until SIGINT/SIGTERM.
 
 Used by `certmon run` (all five on one bus), `certmon <service>` and each service's `python -m` entry point,
-so every way of starting certmon shuts down the same way.
+so every way of starting certmon shuts down the same way: on the signal the process answers not ready, stops its
+services (their loops, then a last publish of their outboxes), closes the bus (its consumers are cancelled and the
+handlers in flight finish, so their acks go out), the pool and the HTTP server, and exits 0, all within
+`CERTMON_DRAIN_SECONDS` (`Drain`).
 """
 
 import asyncio
@@ -21,7 +24,7 @@ from shared.clock import Clock, utc_now
 from shared.config import CertmonConfig
 from shared.health import Readiness, database_probe, health_app, readiness
 from shared.http_server import HttpServer
-from shared.runtime import CONNECT_BACKOFF, Infrastructure, StartAborted, infrastructure
+from shared.runtime import CONNECT_BACKOFF, Infrastructure, StartAborted, finish_by, infrastructure
 from shared.service import Service
 from shared.settings import Settings
 from shared.transient import is_transient
@@ -32,6 +35,8 @@ ServiceBuilder = Callable[..., Service]
 
 #: How long a request for a service's own app (the dashboard) is held while the process starts.
 APP_WAIT_SECONDS = 60.0
+#: Of `CERTMON_DRAIN_SECONDS`, what stopping keeps for the HTTP server to close and the interpreter to exit.
+EXIT_SECONDS = 1.0
 _PROBES = frozenset({"/healthz/live", "/healthz/ready", "/metrics"})
 
 
@@ -48,15 +53,49 @@ async def start_all(services: Sequence[Service]) -> None:
         raise
 
 
-async def stop_all(services: Sequence[Service]) -> None:
-    """Stop services in reverse order; one failing to stop does not keep the others running."""
+async def stop_all(services: Sequence[Service], *, by: float | None = None) -> None:
+    """Stop services in reverse order, each by the event loop time `by` (None: however long it takes; past it, a
+    stop is cancelled, see `Drain`); one failing to stop does not keep the others running."""
     for service in reversed(services):
         try:
-            await service.stop()
+            stopped = await finish_by(by, f"{service.name} stop", service.stop())
         except Exception as exc:  # shutting down regardless: report and go on to the next
             log.error("service_stop_failed", service=service.name, error=repr(exc))
         else:
-            log.info("service_stopped", service=service.name)
+            if stopped:
+                log.info("service_stopped", service=service.name)
+
+
+class Drain:
+    """When a stopping process must be done: `CERTMON_DRAIN_SECONDS` after the signal, less `EXIT_SECONDS`.
+
+    The services stop by `services_by`, halfway: their consumers run until the bus closes, so a last outbox
+    flush can chase the events that handlers go on writing, and the other half is kept for the bus to cancel its
+    consumers and let the handlers in flight finish. Every step (the services, the bus, the pool) ends by
+    `deadline`; what a step has not finished by then is cancelled, and stays safe: a message whose handler did not
+    finish is never acknowledged, so the broker puts it back in its queue when the process's connection closes, and
+    an outbox row not yet published waits for the next relay (another replica's, or this service's next start).
+    Kubernetes kills a pod that outlasts its `terminationGracePeriodSeconds`, so the drain is kept below that
+    (deploy/k8s).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        # Event loop times; None until the drain begins.
+        self.services_by: float | None = None
+        self.deadline: float | None = None
+
+    def begin(self) -> None:
+        """Start counting (the signal came)."""
+        now, seconds = asyncio.get_running_loop().time(), self._seconds - EXIT_SECONDS
+        self.services_by, self.deadline = now + seconds / 2, now + seconds
+        log.info("draining", within_seconds=self._seconds)
+
+    def left(self) -> float | None:
+        """Seconds until `deadline` (0 once past it; None before the drain begins)."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
 
 
 class ShutdownSignal:
@@ -168,8 +207,11 @@ class _Process:
     bus: Bus | None = None
     database: Callable[[], Awaitable[object]] | None = None
     started: bool = False
+    stopping: bool = False
 
     async def readiness(self) -> Readiness:
+        if self.stopping:  # from the signal on, so that Kubernetes routes nothing more here
+            return Readiness(status="unavailable", checks={"services": "stopping"})
         if self.bus is None:
             return Readiness(status="unavailable", checks={"services": "connecting"})
         return await readiness(self.bus, self.database, started=self.started)
@@ -191,12 +233,14 @@ async def serve(
     """Run services until shutdown: wait for the broker and the database, start, serve, stop.
 
     A start that fails because a dependency went away again is retried from the connection on (nothing of the
-    failed attempt stays subscribed: its bus is closed). With `health_server`, `/healthz/*` and `/metrics` are
-    served on `CERTMON_HTTP_PORT` from the beginning, unready until the services have started; a service with an
-    app of its own (`ServesHttp`: the reporter, built not to bind a port itself) is served there once started,
-    requests for it held meanwhile when `serves_app` says one will come.
+    failed attempt stays subscribed: its bus is closed). Shutdown drains within `settings.drain_seconds` (`Drain`).
+    With `health_server`, `/healthz/*` and `/metrics` are served on `CERTMON_HTTP_PORT` from the beginning, unready
+    until the services have started and again from the signal on; a service with an app of its own (`ServesHttp`:
+    the reporter, built not to bind a port itself) is served there once started, requests for it held meanwhile
+    when `serves_app` says one will come.
     """
     process = _Process()
+    drain = Drain(settings.drain_seconds)
     front = _Front(health_app(process.readiness), waits=serves_app)
     http = HttpServer(front, settings.http_host, settings.http_port) if health_server else None
     if http is not None:
@@ -206,7 +250,11 @@ async def serve(
         while not shutdown.is_set():
             try:
                 async with infrastructure(
-                    settings, allow_embedded=allow_embedded, needs_database=needs_database, give_up=shutdown.event
+                    settings,
+                    allow_embedded=allow_embedded,
+                    needs_database=needs_database,
+                    give_up=shutdown.event,
+                    close_by=lambda: drain.deadline,
                 ) as infra:
                     process.bus = infra.bus
                     process.database = database_probe(infra.pool) if infra.pool is not None else None
@@ -218,11 +266,13 @@ async def serve(
                         if on_started is not None:
                             on_started(infra, services)
                         await shutdown.wait(exit_after)
+                        process.stopping = True
+                        drain.begin()
                         return
                     finally:
                         process.started = False
                         front.mount(None)  # unready (and the dashboard held) while the services stop
-                        await stop_all(services)
+                        await stop_all(services, by=drain.services_by)
             except StartAborted:
                 return
             except Exception as exc:
@@ -241,4 +291,4 @@ async def serve(
     finally:
         front.close()
         if http is not None:
-            await http.stop()
+            await http.stop(within=drain.left())

@@ -7,7 +7,7 @@ in-memory bus and an embedded PostgreSQL (the `pgserver` package) under `CERTMON
 import asyncio
 import contextlib
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -59,6 +59,25 @@ async def _connect(what: str, connect: Callable[[], Awaitable[T]], give_up: asyn
                 raise StartAborted(f"stopped while waiting for {what}") from exc
 
 
+async def finish_by(deadline: float | None, what: str, step: Coroutine[object, object, object]) -> bool:
+    """Await `step` until the event loop's clock reads `deadline` (None: as long as it takes); past it, `step` is
+    cancelled and `stop_timed_out` logged. Returns whether it finished."""
+    limit = asyncio.timeout_at(deadline)
+    try:
+        async with limit:
+            await step
+    except TimeoutError:
+        if not limit.expired():  # the step's own timeout, not ours
+            raise
+        log.warning("stop_timed_out", step=what)
+        return False
+    return True
+
+
+def _no_limit() -> float | None:
+    return None
+
+
 @dataclass
 class Infrastructure:
     """What the services of one process share."""
@@ -89,13 +108,18 @@ _NO_DATABASE = "CERTMON_DATABASE_URL must be set to run a single service"
 
 @contextlib.asynccontextmanager
 async def database(
-    settings: Settings, *, allow_embedded: bool = True, give_up: asyncio.Event | None = None
+    settings: Settings,
+    *,
+    allow_embedded: bool = True,
+    give_up: asyncio.Event | None = None,
+    close_by: Callable[[], float | None] = _no_limit,
 ) -> AsyncIterator[tuple[asyncpg.Pool, bool]]:
     """A pool on `CERTMON_DATABASE_URL`, else (with `allow_embedded`) on the embedded PostgreSQL in
     `CERTMON_DATA_DIR`, for the life of the block; yields the pool and whether the database is the embedded one.
 
     The embedded server is shared by the processes that use the same data directory (a `certmon report` beside
-    a running `certmon run`) and stops when the last of them leaves. `give_up` as for `infrastructure`.
+    a running `certmon run`) and stops when the last of them leaves. `give_up` and `close_by` as for
+    `infrastructure`.
     """
     server: Any = None
     if settings.database_url is not None:
@@ -114,7 +138,8 @@ async def database(
         try:
             yield pool, server is not None
         finally:
-            await pool.close()
+            if not await finish_by(close_by(), "database pool", pool.close()):
+                pool.terminate()  # connections a handler still holds: its transaction rolls back, its message returns
     finally:
         if server is not None:
             await asyncio.to_thread(_stop_embedded_postgres, server)
@@ -127,11 +152,15 @@ async def infrastructure(
     allow_embedded: bool = True,
     needs_database: bool = True,
     give_up: asyncio.Event | None = None,
+    close_by: Callable[[], float | None] = _no_limit,
 ) -> AsyncIterator[Infrastructure]:
     """Open the bus and the pool (unless `needs_database` is False) for the life of the block, then close them.
 
     With `give_up`, a broker or database that does not answer is waited for, with backoff and a log line per
     attempt, until it does or `give_up` is set (then StartAborted); without it, the first failure is final.
+    `close_by()`, asked as the block ends, is the event loop time by which closing must be done (None: no limit):
+    a bus still waiting for handlers in flight then is left as it is, and the process exits without acknowledging
+    their messages, which the broker puts back in their queues; a pool still lent out is terminated.
     """
     if needs_database and settings.database_url is None and not allow_embedded:
         raise RuntimeConfigError(_NO_DATABASE)
@@ -142,7 +171,7 @@ async def infrastructure(
         embedded_database = False
         if needs_database:
             pool, embedded_database = await stack.enter_async_context(
-                database(settings, allow_embedded=allow_embedded, give_up=give_up)
+                database(settings, allow_embedded=allow_embedded, give_up=give_up, close_by=close_by)
             )
         if settings.amqp_url is not None:
             bus: Bus = AmqpBus(
@@ -159,4 +188,4 @@ async def infrastructure(
                 bus=bus, pool=pool, embedded_bus=settings.amqp_url is None, embedded_database=embedded_database
             )
         finally:
-            await bus.close()
+            await finish_by(close_by(), "broker", bus.close())

@@ -12,4 +12,6 @@ class Service(Protocol):
         """Migrate, subscribe, start background tasks."""
 
     async def stop(self) -> None:
-        """Stop consuming and background tasks; release nothing it did not open."""
+        """Stop background tasks, then publish what the outbox holds once more; release nothing it did not open.
+        The bus stops the consumers afterwards. A stop that outlasts its share of the drain is cancelled
+        (`shared.lifecycle.Drain`): leave nothing that a cancellation makes unsafe (a transaction rolls back)."""

@@ -88,6 +88,14 @@ class Settings(BaseSettings):
         "certmon.yaml, which applies otherwise; None: no daily report",
     )
     delivery_limit: int = 5
+    drain_seconds: float = Field(
+        default=60.0,
+        ge=2.0,
+        description="on SIGTERM, the most a process takes to stop: it stops consuming and its loops, lets the "
+        "handlers in flight finish and publishes its outbox once more, then exits 0; what is unfinished by then "
+        "stays safe (an unacknowledged message goes back to its queue, an unpublished outbox row waits). Keep it "
+        "below the pods' terminationGracePeriodSeconds (deploy/k8s)",
+    )
     queue_max_length: int = Field(
         default=1_000_000,
         gt=0,

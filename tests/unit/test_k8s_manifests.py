@@ -11,7 +11,6 @@ ship without them.
 """
 
 import copy
-import inspect
 import json
 import os
 import shutil
@@ -27,7 +26,6 @@ import yaml
 from services import START_ORDER
 from services.evaluator.handlers import QUEUE as EVALUATOR_QUEUE
 from services.scanner.handlers import QUEUE as SCANNER_QUEUE
-from shared.broker.amqp import AmqpBus
 from shared.config import load_config
 from shared.settings import Settings
 from shared.template_checks import template_problems
@@ -42,9 +40,6 @@ KUBERNETES_VERSION = "1.30.0"
 #: What `kubectl kustomize` must embed: components, replacements and `labels` as these manifests use them.
 MINIMUM_KUSTOMIZE = (5, 0)
 
-#: What a pod needs to drain on SIGTERM: the outbox's last publish waits for its confirm (AmqpBus publish_timeout),
-#: then AmqpBus.close waits 30 s for the handlers in flight.
-DRAIN_SECONDS = inspect.signature(AmqpBus).parameters["publish_timeout"].default + 30
 #: The init container's command after the image's entrypoint (`certmon`).
 VALIDATE_ARGS = ["config", "validate", "/etc/certmon/certmon.yaml"]
 
@@ -278,6 +273,13 @@ def _env(container: Obj) -> dict[str, Obj]:
     return {item["name"]: item for item in container.get("env", [])}
 
 
+def drain_seconds(pod_spec: Obj) -> float:
+    """The longest a container of the pod takes to stop on SIGTERM: its CERTMON_DRAIN_SECONDS, else the default
+    (an `env` value wins over the `envFrom` ConfigMap's)."""
+    default = Settings.model_fields["drain_seconds"].default
+    return max(float(_env(c).get("CERTMON_DRAIN_SECONDS", {}).get("value", default)) for c in pod_spec["containers"])
+
+
 def container_violations(container: Obj, *, init: bool) -> list[str]:
     """What a container lacks of the restricted security context and of resource requests and limits."""
     name, problems = container["name"], []
@@ -332,8 +334,9 @@ def pod_violations(deployment: Obj) -> list[str]:
         problems.append("pod: mounts a service account token")
     if any(spec.get(field) for field in ("hostNetwork", "hostPID", "hostIPC")):
         problems.append("pod: shares a host namespace")
-    if spec.get("terminationGracePeriodSeconds", 30) < DRAIN_SECONDS:
-        problems.append(f"pod: terminationGracePeriodSeconds is shorter than the {DRAIN_SECONDS:.0f} s drain")
+    drain = drain_seconds(spec)
+    if spec.get("terminationGracePeriodSeconds", 30) <= drain:
+        problems.append(f"pod: terminationGracePeriodSeconds is not longer than the {drain:g} s drain")
     empty_dirs = {volume["name"] for volume in spec.get("volumes", []) if "emptyDir" in volume}
     for container in spec["containers"]:
         writable = {m["mountPath"] for m in container.get("volumeMounts", []) if m["name"] in empty_dirs}
@@ -471,6 +474,7 @@ def test_a_deployment_missing_its_rules_is_caught() -> None:
         "no cpu limits",
         "seccompProfile",
         "config validate",
+        "terminationGracePeriodSeconds",
         "PodDisruptionBudget",
         "ServiceMonitor",
         "default-deny",
