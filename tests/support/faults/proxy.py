@@ -4,7 +4,9 @@ connection at once (as a NAT timeout, a load balancer's failover or a network bl
 Each accepted connection opens its own connection upstream; bytes are copied both ways until either side closes or
 fails, and then both are reset at once (a half-open connection, whose client would wait for an answer that never
 comes, is not what a restart of the server looks like). `cut_all()` resets every connection on both sides, and may
-refuse new ones for a while (a short partition)."""
+refuse new ones for a while (a short partition). `drop_all()` stops forwarding on every open connection without
+closing either side, as a network path that dies silently does (a firewall's state expiring, a node vanishing):
+neither peer learns of it until it times out."""
 
 import asyncio
 import contextlib
@@ -19,6 +21,8 @@ class TcpProxy:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._dropped: set[asyncio.StreamWriter] = set()
+        self._pumps: set[asyncio.Future[None]] = set()
         self._refuse_until = 0.0
 
     async def start(self) -> int:
@@ -37,11 +41,20 @@ class TcpProxy:
         self._writers.clear()
         return len(cut) // 2
 
+    def drop_all(self) -> None:
+        """Stop forwarding on every open connection and leave both sides open (and unanswered)."""
+        self._dropped |= self._writers
+        self._writers.clear()
+        for pump in self._pumps:
+            pump.cancel()
+
     async def close(self) -> None:
-        """Stop listening and cut what is open."""
+        """Stop listening and cut what is open (the dropped connections too)."""
         if self._server is not None:
             self._server.close()
         self.cut_all()
+        for writer in self._dropped:
+            writer.transport.abort()
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2):
@@ -63,15 +76,18 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._writers |= {writer, up_writer}
-        pumps = [asyncio.ensure_future(_pump(reader, up_writer)), asyncio.ensure_future(_pump(up_reader, writer))]
+        pumps = {asyncio.ensure_future(_pump(reader, up_writer)), asyncio.ensure_future(_pump(up_reader, writer))}
+        self._pumps |= pumps
         try:
             await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for pump in pumps:
                 pump.cancel()
+            self._pumps -= pumps
             self._writers -= {writer, up_writer}
             for side in (writer, up_writer):
-                side.transport.abort()
+                if side not in self._dropped:
+                    side.transport.abort()
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
