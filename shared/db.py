@@ -32,12 +32,26 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     (unlock all, close all, unlisten, reset all) would be a round trip per use, on every message, for nothing."""
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+#: Seconds a statement may wait for its answer (`CERTMON_DATABASE_COMMAND_TIMEOUT`); migrations get `MIGRATION_TIMEOUT`.
+COMMAND_TIMEOUT = 60.0
+MIGRATION_TIMEOUT = 3600.0
+
+
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, command_timeout: float | None = COMMAND_TIMEOUT
+) -> asyncpg.Pool:
     """A pool whose connections encode and decode json/jsonb as Python objects and are not reset on release
-    (`_keep_session`): code using it must not leave session state behind."""
+    (`_keep_session`): code using it must not leave session state behind. A statement that has no answer after
+    `command_timeout` seconds raises TimeoutError (transient: its handler is retried), so a connection that went
+    silent cannot hold a handler forever."""
     try:
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            reset=_keep_session,
+            command_timeout=command_timeout,
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from exc
@@ -68,7 +82,7 @@ async def migrate(pool: asyncpg.Pool, schema: str, migrations: list[tuple[str, s
             if name in done:
                 continue
             await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
-            await conn.execute(sql)
+            await conn.execute(sql, timeout=MIGRATION_TIMEOUT)  # an index over a large table takes its time
             await conn.execute(f'INSERT INTO "{schema}".schema_migrations(name) VALUES ($1)', name)
             applied.append(name)
     return applied

@@ -134,7 +134,9 @@ async def database(
     else:
         raise RuntimeConfigError(_NO_DATABASE)
     try:
-        pool = await _connect("database", lambda: create_pool(dsn), give_up)
+        pool = await _connect(
+            "database", lambda: create_pool(dsn, command_timeout=settings.database_command_timeout), give_up
+        )
         try:
             yield pool, server is not None
         finally:

@@ -96,6 +96,13 @@ class Settings(BaseSettings):
         "stays safe (an unacknowledged message goes back to its queue, an unpublished outbox row waits). Keep it "
         "below the pods' terminationGracePeriodSeconds (deploy/k8s)",
     )
+    database_command_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds a database statement may take before it fails (and its handler is retried): a "
+        "connection that went silent (a dropped route, a hung proxy) must not hold a handler, its message and a "
+        "pooled connection forever; migrations get an hour",
+    )
     queue_max_length: int = Field(
         default=1_000_000,
         gt=0,

@@ -11,6 +11,7 @@ from shared.broker import InMemoryBus, PublishError
 from shared.db import claim_event, claim_events, create_pool, migrate
 from shared.events import CloudEvent, ScanRequested, Target, make_event
 from shared.outbox import BATCH, IN_FLIGHT, OutboxRelay, enqueue, enqueue_many
+from shared.transient import is_transient
 
 MIGRATIONS = [("001_things.sql", "CREATE TABLE things (id int PRIMARY KEY);")]
 
@@ -50,6 +51,23 @@ async def test_a_released_connection_keeps_its_session_and_loses_its_transaction
         async with pool.acquire() as conn:
             assert await conn.fetchval("SHOW application_name") == "kept"
             assert await conn.fetchval("SELECT count(*) FROM t") == 0
+    finally:
+        await pool.close()
+
+
+async def test_a_statement_without_an_answer_fails_after_the_command_timeout_and_the_pool_goes_on(
+    database_url: str,
+) -> None:
+    """A statement still unanswered after the pool's command timeout raises TimeoutError (which the dispatcher
+    retries as a dependency away) instead of waiting forever, and the pool serves the next statement."""
+    pool = await create_pool(database_url, min_size=1, max_size=1, command_timeout=0.5)
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError):
+            await pool.fetchval("SELECT pg_sleep(30)")
+        assert asyncio.get_running_loop().time() - started < 5
+        assert is_transient(TimeoutError())
+        assert await pool.fetchval("SELECT 1") == 1
     finally:
         await pool.close()
 
