@@ -10,6 +10,7 @@ Errors: `BucketError` wraps whatever the storage raised (S3 client errors, conne
 """
 
 import asyncio
+import errno
 import os
 import shutil
 import tempfile
@@ -36,7 +37,7 @@ _S3_CONFIG = Config(
 
 def _checked_key(key: str) -> str:
     parts = PurePosixPath(key).parts
-    if not key or key.startswith("/") or any(p in ("..", ".") for p in parts) or "\\" in key:
+    if not key or key.startswith("/") or any(p in ("..", ".") for p in parts) or "\\" in key or "\x00" in key:
         raise BucketError(f"invalid object key {key!r}")
     return key
 
@@ -91,6 +92,9 @@ class LocalFolderBucket:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFound(f"no object {key!r} in {self._root}") from exc
         except OSError as exc:
+            # A name longer than the file system allows names no file: that is a key, not the folder, at fault.
+            if exc.errno == errno.ENAMETOOLONG:
+                raise ObjectNotFound(f"no object {key!r} in {self._root}") from exc
             raise BucketError(f"cannot read {path}: {exc}") from exc
 
 

@@ -7,9 +7,9 @@ without secrets), and an acknowledge link is its own credential.
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.reporter.adapters.auth import ApiTokens
@@ -47,6 +47,17 @@ from shared.settings import Settings
 #: transition and delivery of its alarms, so a page is what bounds the reporter's memory, not the estate.
 ALARMS_PAGE = 100
 MAX_ALARMS_PAGE = 1000
+#: What the API's guards answer (`adapters.auth`), in every operation's documented responses.
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "no valid bearer token"}}
+#: What else refuses a POST before its handler runs: a body that is no JSON (FastAPI's own answer), a read token.
+WRITE_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the body is not JSON"},
+    403: {"description": "the token may only read"},
+}
+#: What `normalize_fingerprint` accepts, in the OpenAPI document, so that the 422 of a path that is no fingerprint is
+#: FastAPI's documented validation error.
+FINGERPRINT_PATTERN = r"^[:\s]*(?:[0-9A-Fa-f][:\s]*){64}$"
+FINGERPRINT_DOC = "a SHA-256 fingerprint: 64 hex digits, either case, colons and spaces allowed"
 LINK_NEXT_DOC = (
     'A page of alarms. Unless it is the last, the `Link` header (RFC 8288) has the next page\'s URL as `rel="next"`; '
     "its `cursor` parameter is opaque."
@@ -80,8 +91,10 @@ def create_app(
     tokens = ApiTokens(settings, sessions=sessions, clock=clock)
     read = [Depends(tokens.require("read"))]
     app = FastAPI(title="certmon reporter", version="1", docs_url=None, redoc_url=None)
-    api = APIRouter(prefix="/api/v1", dependencies=read)
-    api_write = APIRouter(prefix="/api/v1", dependencies=[Depends(tokens.require("write"))])
+    api = APIRouter(prefix="/api/v1", dependencies=read, responses=UNAUTHORIZED)
+    api_write = APIRouter(
+        prefix="/api/v1", dependencies=[Depends(tokens.require("write"))], responses=UNAUTHORIZED | WRITE_REFUSALS
+    )
 
     @api.get("/certificates", response_model=CertificatePage)
     async def certificates(
@@ -99,13 +112,17 @@ def create_app(
         next_cursor = items[limit - 1].target_key if len(items) > limit else None
         return CertificatePage(items=items[:limit], next_cursor=next_cursor)
 
-    @api.get("/certificates/{fingerprint}", response_model=CertificateDetail)
-    async def certificate(fingerprint: str) -> CertificateDetail:
+    @api.get(
+        "/certificates/{fingerprint}",
+        response_model=CertificateDetail,
+        responses={404: {"description": "no evaluation of this certificate"}},
+    )
+    async def certificate(
+        fingerprint: Annotated[str, Path(pattern=FINGERPRINT_PATTERN, description=FINGERPRINT_DOC)],
+    ) -> CertificateDetail:
         """One certificate by SHA-256 fingerprint (colons and either case accepted)."""
         canonical = normalize_fingerprint(fingerprint)
-        if canonical is None:
-            raise HTTPException(422, "a fingerprint is 64 hex digits (SHA-256), colons allowed")
-        detail = await certificate_detail(history, canonical)
+        detail = await certificate_detail(history, canonical) if canonical is not None else None
         if detail is None:
             raise HTTPException(404, "no evaluation of this certificate")
         return detail
