@@ -3,8 +3,14 @@
 Reliability as the design asks: a robust (self-reconnecting) connection; a publisher channel with confirms
 and `mandatory` publishes whose returns raise; durable quorum queues with a delivery limit and the dead-letter
 exchange; manual acks after the handler returned; a failed attempt is rejected with requeue so the quorum
-queue's delivery count advances, and a message that is not a valid CloudEvent is rejected without requeue
-(straight to the dead letters: retrying cannot fix it).
+queue's delivery count advances.
+
+Dead letters say why (`shared.broker.dead_letters`): at the last attempt the delivery limit allows, and at once for
+a message that is not a valid CloudEvent or whose payload does not validate (retrying cannot fix it), the consumer
+publishes the message to the dead-letter exchange itself, with the reason, the queue, the time and the attempts in
+its headers, waits for the confirm and only then acks it. If that publish fails, the message is rejected as it
+would be without it (requeued at the last attempt, so the broker dead-letters it past the limit; not requeued when
+malformed) and dead-lettered by the broker with its `x-death` headers only: it is never lost.
 
 Backpressure: each work queue holds at most `queue_max_length` ready messages and then refuses publishes
 (`x-overflow: reject-publish`): the publisher gets a nack, raised as PublishError, and keeps the event (an outbox
@@ -18,6 +24,7 @@ refused there would be lost.
 import asyncio
 import contextlib
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 
 import aio_pika
 import aiormq
@@ -40,6 +47,8 @@ from shared.broker.bus import (
     QueueFull,
     Subscription,
 )
+from shared.broker.dead_letters import DEAD_LETTER_QUEUE as DEAD_LETTER_QUEUE  # its name here before it moved
+from shared.broker.dead_letters import DEAD_LETTER_QUEUE_ARGUMENTS, dead_letter_message
 from shared.broker.dispatch import Dispatcher, PoisonMessage
 from shared.broker.metrics import consumed, subscribed
 from shared.broker.queue_depth import POLL_SECONDS, QUEUE_MAX_LENGTH, QueueDepthPoller
@@ -49,7 +58,6 @@ from shared.logging import redact_text
 log = structlog.get_logger(__name__)
 
 CONTENT_TYPE = "application/cloudevents+json"
-DEAD_LETTER_QUEUE = "certmon.dead-letters"
 #: Ten rounds of a 100,000-target estate (the scan requests of one round and their observations wait in a queue).
 DEFAULT_QUEUE_MAX_LENGTH = 1_000_000
 #: What to run for a queue that existed before it had a length limit (RabbitMQ keeps a queue's arguments for life).
@@ -89,6 +97,7 @@ class AmqpBus:
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
+        self._dlx: AbstractExchange | None = None
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
@@ -106,11 +115,13 @@ class AmqpBus:
             self._exchange = await self._publisher.declare_exchange(
                 self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
             )
-            dlx = await self._publisher.declare_exchange(self._dlx_name, aio_pika.ExchangeType.TOPIC, durable=True)
-            dlq = await self._publisher.declare_queue(
-                self._dlq_name, durable=True, arguments={"x-queue-type": "quorum"}
+            self._dlx = await self._publisher.declare_exchange(
+                self._dlx_name, aio_pika.ExchangeType.TOPIC, durable=True
             )
-            await dlq.bind(dlx, "#")
+            dlq = await self._publisher.declare_queue(
+                self._dlq_name, durable=True, arguments=DEAD_LETTER_QUEUE_ARGUMENTS
+            )
+            await dlq.bind(self._dlx, "#")
             self._depth = QueueDepthPoller(
                 self._connection,
                 lambda: [*self.declared_queues, self._dlq_name],
@@ -246,20 +257,19 @@ class AmqpBus:
             event = CloudEvent.model_validate_json(message.body)
         except ValidationError as exc:
             log.error("event_malformed", queue=queue, message_id=message.message_id, error=str(exc)[:500])
-            await _settle(message.reject(requeue=False), queue, None)
-            consumed(queue, None, "dead_lettered", redelivered=redelivered)
+            await self._dead_letter(queue, message, None, exc, last_attempt=False)
             return
         try:
             await dispatcher.deliver(event)
         except PoisonMessage as exc:  # retrying cannot fix it: dead-lettered at once
             log.error("event_malformed", queue=queue, event_id=event.id, error=str(exc)[:500])
-            await _settle(message.reject(requeue=False), queue, event)
-            consumed(queue, event, "dead_lettered", redelivered=redelivered)
+            await self._dead_letter(queue, message, event, exc, last_attempt=False)
             return
         except Exception as exc:  # any other handler failure is one failed attempt; the delivery limit bounds it
             failed_before = _delivery_count(message)
-            log.warning(
-                "event_rejected",
+            last = failed_before >= self.delivery_limit  # the broker would dead-letter it once this one fails
+            (log.error if last else log.warning)(
+                "event_dead_lettered" if last else "event_rejected",
                 queue=queue,
                 event_id=event.id,
                 routing_key=event.routing_key,
@@ -267,14 +277,47 @@ class AmqpBus:
                 error_type=type(exc).__name__,
                 error=repr(exc)[:500],
             )
-            await _settle(message.reject(requeue=True), queue, event)
-            # The quorum queue dead-letters a message once its failed deliveries exceed the limit.
-            last = failed_before >= self.delivery_limit
-            consumed(queue, event, "dead_lettered" if last else "rejected", redelivered=redelivered)
+            if last:
+                await self._dead_letter(queue, message, event, exc, last_attempt=True)
+            else:
+                await _settle(message.reject(requeue=True), queue, event)
+                consumed(queue, event, "rejected", redelivered=redelivered)
             return
         await _settle(message.ack(), queue, event)
         skipped = subscription.handler_for(event.routing_key) is None
         consumed(queue, event, "skipped" if skipped else "acked", redelivered=redelivered)
+
+    async def _dead_letter(
+        self,
+        queue: str,
+        message: AbstractIncomingMessage,
+        event: CloudEvent | None,
+        error: Exception,
+        *,
+        last_attempt: bool,
+    ) -> None:
+        """Publish the message to the dead-letter exchange with why, and ack it once the broker confirmed; if the
+        publish fails, reject it as before (requeued at the last attempt: the broker dead-letters it then)."""
+        letter = dead_letter_message(
+            message, queue=queue, error=error, attempts=_delivery_count(message) + 1, now=datetime.now(UTC)
+        )
+        try:
+            if self._dlx is None:
+                raise BusError("bus not started")
+            # The publisher channel has confirms and on_return_raises: a nack or an unroutable return raises.
+            await self._dlx.publish(letter, message.routing_key or "", timeout=self._publish_timeout)
+        except Exception as exc:  # whatever the client raises: the broker's own dead-lettering takes over
+            log.warning(
+                "dead_letter_publish_failed",
+                queue=queue,
+                event_id=event and event.id,
+                error_type=type(exc).__name__,
+                error=str(exc)[:300],
+            )
+            await _settle(message.reject(requeue=last_attempt), queue, event)
+        else:
+            await _settle(message.ack(), queue, event)
+        consumed(queue, event, "dead_lettered", redelivered=bool(message.redelivered))
 
 
 def _delivery_count(message: AbstractIncomingMessage) -> int:

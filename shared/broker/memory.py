@@ -1,5 +1,5 @@
 """The in-memory twin of the RabbitMQ adapter: same semantics (topic routing, competing consumers on a
-named queue, reject → redelivery up to the delivery limit → dead letters), no broker."""
+named queue, reject → redelivery up to the delivery limit → dead letters, each with its reason), no broker."""
 
 import asyncio
 import contextlib
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from shared.broker.bus import DEFAULT_DELIVERY_LIMIT, BusError, PublishError, Subscription, topic_matches
+from shared.broker.dead_letters import failure_reason
 from shared.broker.dispatch import Dispatcher, PoisonMessage
 from shared.broker.metrics import consumed, subscribed
 from shared.events import BROADCAST_KEYS, CloudEvent
@@ -26,11 +27,13 @@ class _Queue:
 
 
 class InMemoryBus:
-    """A bus in one process. `dead_letters` holds what exceeded the delivery limit."""
+    """A bus in one process. `dead_letters` holds what exceeded the delivery limit or could not validate, as
+    (queue, event); `dead_letter_reasons` says why, by (queue, event id), as the broker's `x-certmon-reason`."""
 
     def __init__(self, *, delivery_limit: int = DEFAULT_DELIVERY_LIMIT) -> None:
         self.delivery_limit = delivery_limit
         self.dead_letters: list[tuple[str, CloudEvent]] = []
+        self.dead_letter_reasons: dict[tuple[str, str], str] = {}
         self.published: list[CloudEvent] = []
         self._queues: dict[str, _Queue] = {}
         self._dispatchers: list[Dispatcher] = []
@@ -113,7 +116,7 @@ class InMemoryBus:
                 await dispatcher.deliver(event)
             except PoisonMessage as exc:  # as the real adapter: dead-lettered at once
                 log.error("event_malformed", queue=q.name, event_id=event.id, error=str(exc)[:500])
-                self.dead_letters.append((q.name, event))
+                self._dead_letter(q.name, event, exc)
                 consumed(q.name, event, "dead_lettered", redelivered=attempts > 0)
             except Exception as exc:  # a failed attempt: reject, as the real adapter does
                 redelivered = attempts > 0
@@ -122,7 +125,7 @@ class InMemoryBus:
                 consumed(q.name, event, "dead_lettered" if last else "rejected", redelivered=redelivered)
                 if last:
                     log.error("event_dead_lettered", queue=q.name, event_id=event.id, error=repr(exc))
-                    self.dead_letters.append((q.name, event))
+                    self._dead_letter(q.name, event, exc)
                 else:
                     log.warning("event_rejected", queue=q.name, event_id=event.id, attempt=attempts, error=repr(exc))
                     q.items.put_nowait((event, attempts))
@@ -131,3 +134,7 @@ class InMemoryBus:
                 consumed(q.name, event, "skipped" if skipped else "acked", redelivered=attempts > 0)
             finally:
                 q.in_flight -= 1
+
+    def _dead_letter(self, queue: str, event: CloudEvent, error: Exception) -> None:
+        self.dead_letters.append((queue, event))
+        self.dead_letter_reasons[(queue, event.id)] = failure_reason(error)
