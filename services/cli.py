@@ -1,4 +1,4 @@
-"""The `certmon` command: `check`, `run`, `report`, `config validate`, and one command per service.
+"""The `certmon` command: `check`, `run`, `report`, `config validate`, `dlq`, and one command per service.
 
 Exit codes: `check` follows the Nagios plugin convention (0 ok, 1 warning, 2 critical, 3 unknown; bad
 arguments are unknown too). Other commands exit 0 on success, 1 when the configuration is refused or the
@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
         help="also check that the secrets it names (*_env variables, *_file files) are set and readable",
     )
 
+    _dlq_parser(sub.add_parser("dlq", help="list, replay or purge the dead letters (messages no service could handle)"))
+
     snmp = sub.add_parser("snmp", help="SNMP tools")
     snmp_sub = snmp.add_subparsers(dest="snmp_command", required=True, parser_class=_Parser)
     mib = snmp_sub.add_parser("mib", help="print CERTMON-MIB, the MIB of certmon's traps, for a trap receiver")
@@ -102,6 +104,21 @@ def _report_parser(report: argparse.ArgumentParser) -> None:
         parser.add_argument("--format", action="append", metavar="FORMAT", help="html, csv, json, pdf (repeatable)")
         parser.add_argument("--config", type=Path, help="certmon.yaml (default: $CERTMON_CONFIG)")
         parser.add_argument("--force", action="store_true", help="write a published period again (not re-announced)")
+
+
+def _dlq_parser(dlq: argparse.ArgumentParser) -> None:
+    actions = dlq.add_subparsers(dest="dlq_command", required=True, parser_class=_Parser)
+    listing = actions.add_parser("list", help="show the dead letters, why and where each failed; removes none")
+    listing.add_argument("--limit", type=int, metavar="N", help="show the first N only")
+    listing.add_argument("--json", action="store_true", help="print them as JSON")
+    replay = actions.add_parser("replay", help="send dead letters back to the queue each failed on")
+    purge = actions.add_parser("purge", help="remove dead letters (asks first unless --yes)")
+    for parser in (replay, purge):
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("--id", action="append", dest="ids", metavar="EVENT_ID", help="this event (repeatable)")
+        which.add_argument("--all", action="store_true", help="every dead letter")
+        parser.add_argument("--queue", metavar="QUEUE", help="only those that failed on this queue")
+    purge.add_argument("--yes", action="store_true", help="do not ask")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -181,7 +198,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if settings is None:
         return EXIT_UNKNOWN if args.command == "check" else 1
     # A one-shot check prints its verdict; progress logs would only clutter a monitoring plugin's output.
-    quiet = args.command in ("check", "config", "report") and "log_level" not in settings.model_fields_set
+    quiet = args.command in ("check", "config", "report", "dlq") and "log_level" not in settings.model_fields_set
     configure_logging("warning" if quiet else settings.log_level, settings.log_format)
     # `certmon check` runs in monitoring loops: each command's modules are imported only when it runs.
     if args.command == "check":
@@ -202,6 +219,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         _modules_loaded()
         return asyncio.run(report(args, settings))
+    if args.command == "dlq":
+        from services.commands.dlq import dlq
+
+        _modules_loaded()
+        return asyncio.run(dlq(args, settings))
     from services.commands.run import run
     from shared.config.secrets import secret_problems
     from shared.settings import RuntimeConfigError
