@@ -42,7 +42,8 @@ def _parse(text: str) -> Any:
     any YAML parser and builds no node tree first; anything else, or JSON that does not parse, goes to YAML,
     which also gives the error its line."""
     if text.lstrip().startswith("{"):
-        with contextlib.suppress(ValueError):
+        # Nesting deeper than the json module's recursion is YAML's to refuse too, with its line.
+        with contextlib.suppress(ValueError, RecursionError):
             return json.loads(text, parse_constant=_not_json)
     return yaml.load(text, Loader=_ConfigYamlLoader)
 
@@ -118,7 +119,8 @@ def _name_references(data: dict[str, Any]) -> list[ConfigProblem]:
     for name, entry in owners.items():
         for kind, what in (("snmp", "SNMP receiver"), ("webhook", "webhook")):
             for j, receiver in enumerate(_listing(_mapping(entry).get(kind))):
-                if receiver not in receivers[kind]:
+                # A receiver that is not a name (a list, a mapping) is the schema's to report, not a lookup's.
+                if isinstance(receiver, str) and receiver not in receivers[kind]:
                     problems.append(
                         ConfigProblem(f"owners.{name}.{kind}[{j}]", f"{what} {receiver!r} is not in channels.{kind}")
                     )
@@ -176,6 +178,11 @@ def load_config(path: Path) -> CertmonConfig:
         raise ConfigError(
             str(path), [ConfigProblem(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]
         ) from None
+    except (ValueError, TypeError, AttributeError) as exc:
+        # PyYAML's constructors convert scalars with Python's own functions and pass on what they raise: a date
+        # that does not exist (2001-13-45), `!!int many`, `!!timestamp soon`, an integer past Python's digit limit.
+        problem = ConfigProblem("(file)", f"not valid YAML: a value cannot be read: {exc}")
+        raise ConfigError(str(path), [problem]) from None
     return parse_config(data, str(path))
 
 
