@@ -69,33 +69,33 @@ async def stop_all(services: Sequence[Service], *, by: float | None = None) -> N
 class Drain:
     """When a stopping process must be done: `CERTMON_DRAIN_SECONDS` after the signal, less `EXIT_SECONDS`.
 
-    The services stop by `services_by`, halfway: their consumers run until the bus closes, so a last outbox
-    flush can chase the events that handlers go on writing, and the other half is kept for the bus to cancel its
-    consumers and let the handlers in flight finish. Every step (the services, the bus, the pool) ends by
-    `deadline`; what a step has not finished by then is cancelled, and stays safe: a message whose handler did not
-    finish is never acknowledged, so the broker puts it back in its queue when the process's connection closes, and
-    an outbox row not yet published waits for the next relay (another replica's, or this service's next start).
-    Kubernetes kills a pod that outlasts its `terminationGracePeriodSeconds`, so the drain is kept below that
-    (deploy/k8s).
+    First the bus stops consuming (`Bus.stop_consuming`): no new message arrives, and the handlers in flight get
+    until `consumers_by`, halfway, to finish and acknowledge. Then the services stop (loops, a last outbox flush,
+    which no handler chases any more) and the bus and the pool close, each by `deadline`; what a step has not
+    finished by then is cancelled, and stays safe: a message whose handler did not finish is never acknowledged, so
+    the broker puts it back in its queue, and an outbox row not yet published waits for the next relay (another
+    replica's, or this service's next start). Kubernetes kills a pod that outlasts its
+    `terminationGracePeriodSeconds`, so the drain is kept below that (deploy/k8s).
     """
 
     def __init__(self, seconds: float) -> None:
         self._seconds = seconds
         # Event loop times; None until the drain begins.
-        self.services_by: float | None = None
+        self.consumers_by: float | None = None
         self.deadline: float | None = None
 
     def begin(self) -> None:
         """Start counting (the signal came)."""
         now, seconds = asyncio.get_running_loop().time(), self._seconds - EXIT_SECONDS
-        self.services_by, self.deadline = now + seconds / 2, now + seconds
+        self.consumers_by, self.deadline = now + seconds / 2, now + seconds
         log.info("draining", within_seconds=self._seconds)
 
-    def left(self) -> float | None:
-        """Seconds until `deadline` (0 once past it; None before the drain begins)."""
-        if self.deadline is None:
+    def left(self, until: float | None = None) -> float | None:
+        """Seconds until `until` (default: `deadline`; 0 once past it; None before the drain begins)."""
+        until = self.deadline if until is None else until
+        if until is None:
             return None
-        return max(0.0, self.deadline - asyncio.get_running_loop().time())
+        return max(0.0, until - asyncio.get_running_loop().time())
 
 
 class ShutdownSignal:
@@ -272,7 +272,9 @@ async def serve(
                     finally:
                         process.started = False
                         front.mount(None)  # unready (and the dashboard held) while the services stop
-                        await stop_all(services, by=drain.services_by)
+                        if drain.consumers_by is not None:  # draining: handlers in flight finish, none starts
+                            await infra.bus.stop_consuming(within=drain.left(drain.consumers_by))
+                        await stop_all(services, by=drain.deadline)
             except StartAborted:
                 return
             except Exception as exc:

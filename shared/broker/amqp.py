@@ -137,18 +137,30 @@ class AmqpBus:
         if self._connection is None or self._connection.is_closed or not self._connection.connected.is_set():
             raise BusError("not connected to RabbitMQ")
 
-    async def close(self) -> None:
-        """Cancel consumers, wait for in-flight handlers (so their acks go out), then disconnect."""
+    async def stop_consuming(self, within: float | None) -> None:
+        """Cancel the consumers, wait up to `within` seconds for the handlers in flight (so their acks go out), then
+        cancel the rest: their messages are never acknowledged, and the broker redelivers them. In-process retries
+        end at once from here on (the message goes back instead). The publisher channel stays open."""
         self._closing.set()
-        if self._depth is not None:
-            await self._depth.stop()
-            self._depth = None
         for queue, tag in self._consumers:
-            with contextlib.suppress(Exception):  # the channel may already be gone; closing anyway
+            with contextlib.suppress(Exception):  # the channel may already be gone; stopping anyway
                 await queue.cancel(tag)
         self._consumers.clear()
         if self._in_flight:
-            await asyncio.wait(self._in_flight, timeout=30)
+            await asyncio.wait(set(self._in_flight), timeout=within)
+        late = set(self._in_flight)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=5)
+            log.warning("handlers_stopped_unfinished", count=len(late))
+
+    async def close(self) -> None:
+        """Stop consuming (handlers in flight get up to 30 s), then disconnect."""
+        await self.stop_consuming(within=30)
+        if self._depth is not None:
+            await self._depth.stop()
+            self._depth = None
         if self._connection is not None:
             await self._connection.close()
             self._connection = None

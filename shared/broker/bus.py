@@ -92,6 +92,11 @@ class Bus(Protocol):
     async def start(self) -> None:
         """Connect and declare the exchange topology."""
 
+    async def stop_consuming(self, within: float | None) -> None:
+        """Take no more messages, wait up to `within` seconds (None: no limit) for the handlers in flight (their
+        messages are acknowledged as usual), then stop those still running without acknowledging their messages,
+        which go back to their queues. Publishing goes on working (a last outbox flush, when draining)."""
+
     async def close(self) -> None:
         """Stop consuming, let in-flight handlers finish, and disconnect."""
 

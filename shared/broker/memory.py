@@ -38,11 +38,15 @@ class InMemoryBus:
         self._queues: dict[str, _Queue] = {}
         self._dispatchers: list[Dispatcher] = []
         self._closed = False
+        self._stopping = False  # stop_consuming: consumers take nothing more
+        self._busy = 0  # handlers running, across queues
+        self._idle = asyncio.Event()  # set while none is
+        self._idle.set()
         self._closing = asyncio.Event()
 
     async def start(self) -> None:
         """Nothing to connect."""
-        self._closed = False
+        self._closed = self._stopping = False
         self._closing.clear()
 
     async def ping(self) -> None:
@@ -50,10 +54,14 @@ class InMemoryBus:
         if self._closed:
             raise BusError("bus is closed")
 
-    async def close(self) -> None:
-        """Cancel the consumers."""
-        self._closed = True
+    async def stop_consuming(self, within: float | None) -> None:
+        """Take no more events, wait up to `within` seconds for the handlers running, then cancel the consumers; an
+        event whose handler was cancelled goes back to its queue."""
         self._closing.set()
+        self._stopping = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._idle.wait()
         for queue in self._queues.values():
             for task in queue.consumers:
                 task.cancel()
@@ -64,6 +72,11 @@ class InMemoryBus:
         for dispatcher in self._dispatchers:
             await dispatcher.close()
         self._dispatchers.clear()
+
+    async def close(self) -> None:
+        """Cancel the consumers (at once) and refuse publishes."""
+        await self.stop_consuming(within=0)
+        self._closed = True
 
     async def publish(self, event: CloudEvent) -> None:
         """Route to every bound queue; an event no queue takes is returned, as `mandatory` would (except broadcasts)."""
@@ -111,9 +124,17 @@ class InMemoryBus:
     async def _consume(self, q: _Queue, subscription: Subscription, dispatcher: Dispatcher) -> None:
         while True:
             event, attempts = await q.items.get()
+            if self._stopping:  # draining: leave it for the next consumer
+                q.items.put_nowait((event, attempts))
+                return
             q.in_flight += 1
+            self._busy += 1
+            self._idle.clear()
             try:
                 await dispatcher.deliver(event)
+            except asyncio.CancelledError:  # stopped unfinished: back to its queue, as the broker would redeliver it
+                q.items.put_nowait((event, attempts))
+                raise
             except PoisonMessage as exc:  # as the real adapter: dead-lettered at once
                 log.error("event_malformed", queue=q.name, event_id=event.id, error=str(exc)[:500])
                 self._dead_letter(q.name, event, exc)
@@ -134,6 +155,9 @@ class InMemoryBus:
                 consumed(q.name, event, "skipped" if skipped else "acked", redelivered=attempts > 0)
             finally:
                 q.in_flight -= 1
+                self._busy -= 1
+                if not self._busy:
+                    self._idle.set()
 
     def _dead_letter(self, queue: str, event: CloudEvent, error: Exception) -> None:
         self.dead_letters.append((queue, event))

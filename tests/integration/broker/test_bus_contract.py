@@ -343,6 +343,59 @@ class TestBusContract:
         assert max(len(b) for b in batches) > 1
         assert dead == [poison]
 
+    async def test_stop_consuming_lets_the_handler_in_flight_finish_and_takes_no_more(
+        self, under_test: BusUnderTest
+    ) -> None:
+        """While draining: the message being handled is finished and acknowledged, a message published meanwhile
+        (publishing still works) is left in its queue, and nothing is handled after the stop."""
+        started, release = asyncio.Event(), asyncio.Event()
+        handled: list[str] = []
+
+        async def handler(event: CloudEvent) -> None:
+            started.set()
+            await release.wait()
+            handled.append(event.id)
+
+        bus = under_test.bus
+        await bus.subscribe(route(f"{under_test.prefix}.work", ["scan.requested.v1"], handler, prefetch=1))
+        first, second = scan_event("first.example"), scan_event("second.example")
+        await bus.publish(first)
+        await started.wait()
+        stopping = asyncio.create_task(bus.stop_consuming(within=10))
+        await asyncio.sleep(0.2)
+        await bus.publish(second)
+        release.set()
+        await stopping
+        await asyncio.sleep(0.3)
+        assert handled == [first.id]
+
+    async def test_a_handler_past_the_drain_is_stopped_and_its_message_comes_back(
+        self, under_test: BusUnderTest
+    ) -> None:
+        """A handler still running when the drain's time is up is cancelled without acknowledging: the message is
+        delivered again to the next consumer."""
+        seen: list[str] = []
+        hang = True
+
+        async def handler(event: CloudEvent) -> None:
+            seen.append(event.id)
+            if hang:
+                await asyncio.sleep(60)
+
+        bus, queue = under_test.bus, f"{under_test.prefix}.work"
+        await bus.subscribe(route(queue, ["scan.requested.v1"], handler, prefetch=1))
+        sent = scan_event()
+        await bus.publish(sent)
+        await wait_for(lambda: len(seen) == 1)
+        async with asyncio.timeout(10):
+            await bus.stop_consuming(within=0.2)
+        hang = False
+        await bus.close()
+        await bus.start()
+        await bus.subscribe(route(queue, ["scan.requested.v1"], handler, prefetch=1))
+        await wait_for(lambda: len(seen) == 2)
+        assert seen == [sent.id, sent.id]
+
     async def test_unroutable_publish_raises(self, under_test: BusUnderTest) -> None:
         """Publishing a routing key no queue is bound to is an error, not a silent loss."""
         with pytest.raises(PublishError):
