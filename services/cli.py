@@ -2,7 +2,8 @@
 
 Exit codes: `check` follows the Nagios plugin convention (0 ok, 1 warning, 2 critical, 3 unknown; bad
 arguments are unknown too). Other commands exit 0 on success, 1 when the configuration is refused or the
-infrastructure cannot start. Bad deployment input (a setting, a secret, the config file) stops a command before it
+infrastructure cannot start; `dlq` exits 2 when part of what was asked was not done (an unknown id, a letter kept).
+Bad deployment input (a setting, a secret, the config file) stops a command before it
 connects to anything, with one line on stderr naming what is wrong and never a secret's value.
 """
 
