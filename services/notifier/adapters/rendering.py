@@ -20,7 +20,6 @@ from typing import Any, get_args
 from urllib.parse import quote
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from services.notifier.domain.deliveries import ChannelKind, Delivery, Notice
 from shared.action_links import AckLink, ActionLinkSigner
@@ -38,6 +37,7 @@ from shared.events import (
 )
 from shared.events.alarm import AlarmTransition
 from shared.settings import RuntimeConfigError
+from shared.template_checks import BoundedSandbox, TemplateFailed, render_bounded
 
 #: The most a rendered body may weigh; the sandbox bounds what a template may call, not how much it prints.
 MAX_BODY_CHARS = 512_000
@@ -215,7 +215,7 @@ class Renderer:
         loaders.append(jinja2.PackageLoader("services.notifier.adapters", "templates"))
         self._public_url = public_url
         self._templates_dir = templates_dir
-        self._env = ImmutableSandboxedEnvironment(
+        self._env = BoundedSandbox(
             loader=jinja2.ChoiceLoader(loaders),
             autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
             undefined=jinja2.StrictUndefined,
@@ -261,12 +261,14 @@ class Renderer:
 
     def _render(self, name: str, context: dict[str, Any]) -> str:
         try:
-            out = self._env.get_template(name).render(context)
+            template = self._env.get_template(name)
         except (jinja2.TemplateError, OSError) as exc:
             raise RenderError(f"{name}: {type(exc).__name__}: {exc}") from exc
-        if len(out) > MAX_BODY_CHARS:
-            raise RenderError(f"{name}: output of {len(out)} characters exceeds {MAX_BODY_CHARS}")
-        return out
+        try:
+            return render_bounded(template, context, limit=MAX_BODY_CHARS)
+        except TemplateFailed as exc:
+            # The template's own error is the cause, so that `validate` can name the template line it came from.
+            raise RenderError(f"{name}: {exc}") from (exc.__cause__ or exc)
 
 
 def _template_location(error: BaseException | None, filename: str) -> str:

@@ -40,7 +40,6 @@ from typing import Any, Final
 
 import jinja2
 import structlog
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pyasn1.codec.ber import encoder  # type: ignore[import-untyped]  # pyasn1 ships no type information
 from pyasn1.type import univ  # type: ignore[import-untyped]  # pyasn1 ships no type information
 from pysnmp.carrier.asyncio.dgram import udp
@@ -67,12 +66,15 @@ from services.notifier.ports import DeliveryError
 from shared.config import SnmpReceiver
 from shared.config.schema import DEFAULT_ENTERPRISE_OID
 from shared.events import AlarmEvent
+from shared.template_checks import BoundedSandbox, TemplateFailed, render_bounded
 
 log = structlog.get_logger(__name__)
 
 MIB_MODULE: Final = "CERTMON-MIB"
 #: USM derives keys from passphrases of at least 8 characters (RFC 3414 §11.2); net-snmp refuses shorter ones.
 MIN_USM_KEY_CHARS: Final = 8
+#: What a message template may produce before it is stopped; the trap's message keeps 1024 characters of it.
+MAX_TEMPLATE_OUTPUT = 64 * 1024
 _MIB_FILE = "CERTMON-MIB.txt"
 _SHIPPED_ARC = re.compile(r"::= \{ enterprises 32473 \}")
 _ENTERPRISES = "1.3.6.1.4.1"
@@ -353,7 +355,7 @@ class SnmpSender:
     ) -> None:
         self._receivers = dict(receivers)
         self._environ = environ
-        env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+        env = BoundedSandbox(undefined=jinja2.StrictUndefined, autoescape=False)
         # Compiled once: bootstrap has checked their syntax (shared.template_checks), so compiling cannot fail here.
         self._templates = {
             name: env.from_string(receiver.message_template)
@@ -438,11 +440,9 @@ class SnmpSender:
             default_message=default,
         )
         try:
-            rendered = template.render(context)
-        except jinja2.TemplateError as exc:
-            raise DeliveryError(
-                f"message_template of SNMP receiver {name!r}: {type(exc).__name__}: {exc}", transient=False
-            ) from exc
+            rendered = render_bounded(template, context, limit=MAX_TEMPLATE_OUTPUT)
+        except TemplateFailed as exc:
+            raise DeliveryError(f"message_template of SNMP receiver {name!r}: {exc}", transient=False) from exc
         return one_line(rendered, limit=1024)
 
     def _credentials(self, name: str, receiver: SnmpReceiver) -> _Credentials:
