@@ -74,9 +74,11 @@ def test_no_alarm_transition_is_doubled(outcome: Outcome) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="finding: the notifier sends a delivery before recording it (Deliverer.first_round, "
-    "services/notifier/service_layer/delivering.py), so a notifier killed, or a database error, between the send "
-    "and the record's commit makes the alarm event's redelivery send it again (AlarmHandler skips only recorded "
-    "keys). The run kills the notifier while the webhook sink holds a call, so this happens every run.",
+    "services/notifier/service_layer/delivering.py) and AlarmHandler (services/notifier/handlers.py) skips only "
+    "recorded keys, so whatever ends the handler between a send and its record's commit sends it again: a notifier "
+    "killed (then the event is redelivered), or a database error (then the dispatcher re-runs the whole handler in "
+    "process, or the event is redelivered). The run kills the notifier while the webhook sink holds a call, so this "
+    "happens every run.",
 )
 def test_no_delivery_is_made_twice(outcome: Outcome) -> None:
     """Each alarm event reaches each recipient of each channel once."""

@@ -8,7 +8,7 @@ against what should have happened, and each difference is named.
 - Deliveries: each alarm event, to each recipient of each channel, exactly once at the sinks: the webhook by the
   CloudEvent's id, an email by its Message-ID (derived from the delivery's idempotency key), a trap by the
   alarm id, notification and levels it carries (a trap has no event id: traps are counted against events).
-- What is left over: messages in a queue or unacknowledged, dead letters (with the reason the broker gives),
+- What is left over: messages in a queue or unacknowledged, dead letters (with the reason in their headers),
   unpublished outbox rows, deliveries not `sent`.
 """
 
@@ -25,6 +25,7 @@ import asyncpg
 
 from services.notifier.adapters.email import message_id
 from services.notifier.adapters.snmp import LEVELS, NO_LEVEL
+from shared.broker.dead_letters import list_dead_letters
 from tests.support.faults.estate import LEVELS as STATE_LEVELS
 from tests.support.faults.estate import Estate
 from tests.support.service_processes import SCHEMAS_WITH_OUTBOX
@@ -33,7 +34,6 @@ from tests.support.snmptrapd import Snmptrapd
 from tests.support.webhook_sink import WebhookSink
 
 TAP_QUEUE = "faults.tap.alarm-events"
-DEAD_LETTER_QUEUE = "certmon.dead-letters"
 DELIVERY_CHANNELS = ("email", "snmp", "webhook")
 SNMP_NOTIFICATIONS = {
     "raised": "certmonAlarmRaised",
@@ -173,23 +173,16 @@ def published_alarm_events(messages: Iterable[aio_pika.abc.AbstractIncomingMessa
     return list(events.values())
 
 
-def dead_letter_lines(messages: Iterable[aio_pika.abc.AbstractIncomingMessage]) -> list[str]:
-    """One line per dead letter: its event type and id, where it died and why (the broker's `x-death`)."""
-    lines = []
-    for message in messages:
-        headers: Mapping[str, Any] = message.headers or {}
-        deaths = headers.get("x-death")
-        death: Mapping[str, Any] = deaths[0] if isinstance(deaths, list) and deaths else {}
-        try:
-            event = json.loads(message.body)
-            what = f"{event.get('type')} {event.get('id')}"
-        except ValueError:
-            what = f"undecodable {message.message_id}"
-        lines.append(
-            f"{what}: queue {death.get('queue')!s}, reason "
-            f"{death.get('reason') or headers.get('x-first-death-reason')!s}, count {death.get('count')!s}"
-        )
-    return lines
+async def dead_letter_lines(amqp_url: str) -> list[str]:
+    """One line per dead letter, left in its queue: its event, the queue it failed on and why (as `certmon dlq
+    list` reads them: certmon's headers, else the broker's `x-death`)."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        letters = await list_dead_letters(connection)
+    return [
+        f"{letter.routing_key} {letter.event_id}: queue {letter.queue}, attempts {letter.attempts}, {letter.reason}"
+        for letter in letters
+    ]
 
 
 def history_problems(history: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import asyncpg
 
+from shared.broker.dead_letters import DEAD_LETTER_QUEUE
 from tests.support.faults.books import (
-    DEAD_LETTER_QUEUE,
     TAP_QUEUE,
     Books,
     Recipients,
@@ -329,7 +329,7 @@ class Harness:
 
     async def _keep_books(self, queued: dict[str, tuple[int, int]]) -> None:
         events = published_alarm_events(await take_messages(self.rabbit.url, TAP_QUEUE))
-        dead = dead_letter_lines(await take_messages(self.rabbit.url, DEAD_LETTER_QUEUE))
+        dead = await dead_letter_lines(self.rabbit.url)
         tables = await read_tables(self.postgres.url)
         self.outcome.books = keep_books(
             estate=self.estate,
