@@ -10,12 +10,15 @@ from tests.support.faults.books import (
     AlarmEventRecord,
     Recipients,
     Tally,
+    delivered_webhooks,
     expected_deliveries,
     final_state_problems,
     history_problems,
+    partial_webhook_calls,
 )
 from tests.support.faults.estate import Estate, Target
 from tests.support.pki import make_ca, make_leaf
+from tests.support.webhook_sink import Request, WebhookSink
 
 
 def test_a_tally_names_each_lost_doubled_and_unexpected_effect() -> None:
@@ -82,3 +85,11 @@ def test_standing_alarms_must_be_those_of_the_final_certificate(tmp_path: Path) 
     assert final_state_problems(estate, [])
     target.state = "ok"
     assert final_state_problems(estate, [{**standing, "level": "warning", "state": "resolved"}]) == []
+
+
+def test_a_webhook_call_cut_short_is_no_delivery() -> None:
+    """A body cut short (its sender killed while sending) is counted apart, not as a delivery of anything."""
+    sink = WebhookSink(port=0)
+    sink.received += [Request("/hook", {}, b'{"id": "e1", "data": {}}'), Request("/hook", {}, b'{"id": "e2", "da')]
+    assert delivered_webhooks(sink) == Counter({"e1": 1})
+    assert partial_webhook_calls(sink) == 1

@@ -31,7 +31,7 @@ from tests.support.faults.estate import Estate
 from tests.support.service_processes import SCHEMAS_WITH_OUTBOX
 from tests.support.smtp import SmtpServer
 from tests.support.snmptrapd import Snmptrapd
-from tests.support.webhook_sink import WebhookSink
+from tests.support.webhook_sink import Request, WebhookSink
 
 TAP_QUEUE = "faults.tap.alarm-events"
 DELIVERY_CHANNELS = ("email", "snmp", "webhook")
@@ -102,6 +102,7 @@ class Books:
     queued: dict[str, tuple[int, int]]  # queue → (ready, unacknowledged), only those not empty
     unpublished: int
     unsettled_deliveries: list[str]
+    partial_webhook_calls: int = 0  # cut short by a kill: attempts, not deliveries (their retry is counted)
 
     @property
     def lost(self) -> int:
@@ -274,8 +275,22 @@ def delivered_emails(smtp: SmtpServer) -> Counter[Any]:
 
 
 def delivered_webhooks(sink: WebhookSink) -> Counter[Any]:
-    """The CloudEvent ids the webhook sink was posted."""
-    return Counter(json.loads(request.body)["id"] for request in sink.received)
+    """The CloudEvent ids the webhook sink was posted (a call whose body was cut short, its sender killed while
+    sending it, is no delivery: see `partial_webhook_calls`)."""
+    return Counter(body["id"] for body in map(_json_body, sink.received) if body is not None)
+
+
+def partial_webhook_calls(sink: WebhookSink) -> int:
+    """Calls the webhook sink received without a whole body."""
+    return sum(_json_body(request) is None for request in sink.received)
+
+
+def _json_body(request: Request) -> dict[str, Any] | None:
+    try:
+        body = json.loads(request.body)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 async def read_tables(database_url: str) -> dict[str, Any]:
@@ -345,4 +360,5 @@ def keep_books(
         queued=queued,
         unpublished=tables["unpublished"],
         unsettled_deliveries=tables["unsettled"],
+        partial_webhook_calls=partial_webhook_calls(webhooks),
     )

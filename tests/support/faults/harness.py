@@ -474,7 +474,7 @@ def format_outcome(outcome: Outcome) -> str:
         lines.append(
             f"dead-lettered: {len(books.dead_letters)}; left in queues: {books.queued or 0}; "
             f"unpublished outbox rows: {books.unpublished}; deliveries not sent: "
-            f"{len(books.unsettled_deliveries)}"
+            f"{len(books.unsettled_deliveries)}; webhook calls cut short: {books.partial_webhook_calls}"
         )
     lines += ["", f"{'fault':<26} {'injected':>9} {'recovered':>9} {'ready after: median':>20} {'max':>6}"]
     for kind in outcome.options.kinds:
