@@ -7,6 +7,11 @@ delivery log owns the delivery from then on); or `failed` for good (a permanent 
 `notification.failed.v1` without `next_attempt_at`). Outcomes are counted in
 `certmon_notifications_total{channel,outcome}` (`sent`, `retrying`, `failed`: a permanent failure, `gave_up`:
 transient failures until the retry window ran out) and every failure is logged with its reason.
+
+A delivery is sent before it is recorded (a receiver cannot take part in our transaction). When recording fails
+(the database away), the dispatcher runs the handler again; a delivery sent but not yet recorded by this process is
+then recorded, not sent again (`_sent`). Only a process that dies between a send and its record sends it twice,
+with the same delivery id (`X-Certmon-Delivery`, the email's Message-ID), which receivers can drop.
 """
 
 import asyncio
@@ -46,6 +51,9 @@ class Deliverer:
     ) -> None:
         self._log, self._senders, self._retry = delivery_log, senders, retry
         self._clock, self._sleep = clock, sleep
+        #: Deliveries this process sent whose record has not committed yet: their note, attempts and first attempt
+        #: time, by idempotency key (as many as deliveries in flight).
+        self._sent: dict[str, tuple[str | None, int, datetime]] = {}
         for channel in senders:  # every series from zero, so rates exist before the first delivery
             for outcome in OUTCOMES:
                 NOTIFICATIONS.labels(channel.value, outcome)
@@ -57,6 +65,11 @@ class Deliverer:
 
     async def first_round(self, delivery: Delivery, notice: Notice) -> None:
         """Try up to `retry.attempts` times with backoff (a permanent error ends it at once) and record it."""
+        sent = self._sent.get(delivery.idempotency_key)
+        if sent is not None:  # sent before its record failed: recording is what is left
+            note, attempt, started = sent
+            await self._record_sent(delivery, notice, note, attempts=attempt, total=attempt, first_attempt_at=started)
+            return
         started = self._clock()
         sender = self._senders[delivery.channel]
         for attempt in range(1, self._retry.attempts + 1):
@@ -76,14 +89,19 @@ class Deliverer:
                 )
                 await self._sleep(delay)
             else:
-                await self._record(
-                    delivery, notice, "sent", note, attempts=attempt, total=attempt, first_attempt_at=started
+                self._sent[delivery.idempotency_key] = (note, attempt, started)
+                await self._record_sent(
+                    delivery, notice, note, attempts=attempt, total=attempt, first_attempt_at=started
                 )
                 return
 
     async def retry_round(self, pending: PendingDelivery) -> None:
         """Try a delivery from the log once more and record the outcome."""
         delivery, notice, total = pending.delivery, pending.notice, pending.attempts + 1
+        sent = self._sent.get(delivery.idempotency_key)
+        if sent is not None:  # sent by an earlier round whose record failed
+            await self._record_sent(delivery, notice, sent[0], attempts=1, total=total, first_attempt_at=sent[2])
+            return
         sender = self._senders.get(delivery.channel)
         try:
             if sender is None:
@@ -94,9 +112,26 @@ class Deliverer:
                 delivery, notice, exc, attempts=1, total=total, first_attempt_at=pending.first_attempt_at
             )
         else:
-            await self._record(
-                delivery, notice, "sent", note, attempts=1, total=total, first_attempt_at=pending.first_attempt_at
+            self._sent[delivery.idempotency_key] = (note, total, pending.first_attempt_at)
+            await self._record_sent(
+                delivery, notice, note, attempts=1, total=total, first_attempt_at=pending.first_attempt_at
             )
+
+    async def _record_sent(
+        self,
+        delivery: Delivery,
+        notice: Notice,
+        note: str | None,
+        *,
+        attempts: int,
+        total: int,
+        first_attempt_at: datetime,
+    ) -> None:
+        """Record a sent delivery; once that committed, it is no longer kept as sent-but-unrecorded."""
+        await self._record(
+            delivery, notice, "sent", note, attempts=attempts, total=total, first_attempt_at=first_attempt_at
+        )
+        self._sent.pop(delivery.idempotency_key, None)
 
     async def _failed(
         self,

@@ -339,6 +339,36 @@ async def test_outcome_that_cannot_be_recorded_fails_the_event_for_redelivery(ma
     assert not await notifier.log.is_processed(event.id, CONSUMER)
 
 
+class _LogAwayOnce(InMemoryDeliveryLog):
+    """A delivery log whose database is away for the first `away` records, then back."""
+
+    def __init__(self, away: int) -> None:
+        super().__init__()
+        self.away = away
+
+    async def record(self, record: DeliveryRecord, result: CloudEvent) -> None:
+        """Fail like a lost connection while away, then record."""
+        if self.away:
+            self.away -= 1
+            raise ConnectionError("delivery log unreachable")
+        await super().record(record, result)
+
+
+async def test_a_delivery_sent_but_not_recorded_is_recorded_not_sent_again(make_alarm: AlarmFactory) -> None:
+    """The database goes away between a send and its record: when the event is handled again (the dispatcher
+    retries it in process, or the broker redelivers it to this notifier), what was sent is recorded as sent and
+    nobody gets the message twice."""
+    delivery_log = _LogAwayOnce(away=2)
+    notifier = notifier_with(delivery_log=delivery_log)
+    event = alarm_event(make_alarm())
+    with pytest.raises(ExceptionGroup):
+        await notifier.deliver(event)
+    await notifier.deliver(event)
+    assert notifier.email.recipients() == ["alice@example.com", "bob@example.com"]
+    assert notifier.log_rows() == [("alice@example.com", "sent", 1), ("bob@example.com", "sent", 1)]
+    assert await delivery_log.is_processed(event.id, CONSUMER)
+
+
 async def test_result_event_ids_derive_from_the_delivery_and_its_outcome(make_alarm: AlarmFactory) -> None:
     """The same delivery with the same outcome yields the same event id, so a replay is dropped downstream."""
     event = alarm_event(make_alarm())
