@@ -73,12 +73,13 @@ def test_no_alarm_transition_is_doubled(outcome: Outcome) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="finding: the notifier sends a delivery before recording it (Deliverer.first_round, "
-    "services/notifier/service_layer/delivering.py) and AlarmHandler (services/notifier/handlers.py) skips only "
-    "recorded keys, so whatever ends the handler between a send and its record's commit sends it again: a notifier "
-    "killed (then the event is redelivered), or a database error (then the dispatcher re-runs the whole handler in "
-    "process, or the event is redelivered). The run kills the notifier while the webhook sink holds a call, so this "
-    "happens every run.",
+    reason="finding, half fixed: a notifier that dies between a send and its record's commit sends it again when "
+    "the event comes back (Deliverer.first_round, services/notifier/service_layer/delivering.py, sends before it "
+    "records: a receiver cannot join the transaction). A database error in that window no longer resends (5d7a4b6: "
+    "sent-but-unrecorded deliveries are recorded, not resent, in the same process); a kill -9 still does, and the "
+    "run kills the notifier while the webhook sink holds a call, so this happens every run. The resend carries the "
+    "same delivery id (X-Certmon-Delivery, the email's Message-ID), so a receiver can drop it; an SNMP trap carries "
+    "none yet.",
 )
 def test_no_delivery_is_made_twice(outcome: Outcome) -> None:
     """Each alarm event reaches each recipient of each channel once."""
